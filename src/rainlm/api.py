@@ -1,0 +1,177 @@
+"""Public entry points: generate() runs RAIN, greedy() runs the baseline.
+
+They wire a backend, an evaluator and an embedder to the search core; the CLI, the
+server and the bench harness all call these.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from rainlm.backends.base import Backend
+from rainlm.config import RainConfig
+from rainlm.core.decode import rain_decode
+from rainlm.core.greedy import greedy_continue
+from rainlm.core.model_calls import ModelCalls
+from rainlm.core.search import SearchContext
+from rainlm.core.stats import SearchStats
+from rainlm.core.stopping import truncate_at_stop
+from rainlm.errors import ConfigError
+from rainlm.judge.base import Evaluator, as_evaluator
+from rainlm.messages import PromptLike, normalize_messages
+from rainlm.result import GenerationResult
+from rainlm.similarity.base import Embedder
+
+EmbedderLike = Embedder | str | None
+
+
+def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | None = None, *,
+             evaluator: Any = None, embedder: EmbedderLike = None,
+             seed: int | np.random.Generator | None = 0, max_new_tokens: int = 128,
+             time_budget_s: float | None = None, system: str | None = None,
+             batched: bool = True) -> GenerationResult:
+    """Answer ``prompt`` with RAIN on ``backend``.
+
+    Args:
+        backend: any object with the Backend interface (``rainlm.load_backend()``).
+        prompt: a question, or chat messages ``[{"role": "user", "content": ...}]``.
+        config: a RainConfig or a preset name (default: the "harmless" preset).
+        evaluator: an Evaluator, or a callable ``(prompt_text, response_text) -> float``
+            in [-1, 1]; default: the model's self-evaluation with the config's rubric.
+        embedder: an Embedder, or "minilm" / "hashing" / "auto" / "none"; default "auto"
+            (all-MiniLM-L6-v2 when installed). "none" disables the similarity update
+            and dynamic node addition.
+        seed: an int or a numpy Generator; the same seed and inputs give the same result.
+        max_new_tokens: the answer length limit, in tokens.
+        time_budget_s: wall-clock budget for the whole answer (overrides the config's).
+        system: a system prompt placed before the messages.
+        batched: batch model calls and embeddings (same result, faster).
+    """
+    cfg = _resolve_config(config, time_budget_s)
+    _check_max_new_tokens(max_new_tokens)
+    messages = normalize_messages(prompt, system=system)
+    rng, seed_value = _resolve_rng(seed)
+    stats = SearchStats()
+    start = time.perf_counter()
+    before = _counters(backend)
+    ctx = SearchContext(
+        backend=backend, config=cfg, evaluator=_resolve_evaluator(evaluator, backend, cfg),
+        embedder=_resolve_embedder(embedder), rng=rng, messages=messages,
+        prompt_ids=list(backend.render_prompt(messages)), max_new_tokens=max_new_tokens,
+        stop_strings=cfg.stop_strings + tuple(getattr(backend, "default_stop_strings", ())),
+        stats=stats, batched=batched)
+    outcome = rain_decode(ctx)
+    text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
+    out_stats = stats.to_dict()
+    out_stats.update(wall_time_s=round(time.perf_counter() - start, 4),
+                     answer_tokens=len(ids), budget_exhausted=outcome.budget_exhausted,
+                     greedy_tail_tokens=outcome.greedy_tail_tokens,
+                     evaluator=getattr(ctx.evaluator, "name", "evaluator"),
+                     embedder=getattr(ctx.embedder, "name", None),
+                     backend=_counter_delta(before, _counters(backend)))
+    return GenerationResult(
+        text=text, token_ids=tuple(ids), finish_reason=outcome.finish_reason, stats=out_stats,
+        method="rain", model=getattr(backend, "name", "model"),
+        prompt_token_ids=tuple(ctx.prompt_ids), tree=ctx.tree, steps=tuple(outcome.steps),
+        evaluations=tuple(ctx.evaluations), config=cfg, seed=seed_value,
+        messages=tuple(dict(m) for m in messages))
+
+
+def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
+           system: str | None = None, stop_strings: tuple[str, ...] = ()) -> GenerationResult:
+    """Plain KV-cached greedy decoding: the baseline every comparison uses."""
+    _check_max_new_tokens(max_new_tokens)
+    messages = normalize_messages(prompt, system=system)
+    stats = SearchStats()
+    start = time.perf_counter()
+    before = _counters(backend)
+    prompt_ids = list(backend.render_prompt(messages))
+    stops = tuple(stop_strings) + tuple(getattr(backend, "default_stop_strings", ()))
+    answer: list[int] = []
+    eos = frozenset(backend.eos_token_ids)
+    reason = greedy_continue(ModelCalls(backend, stats), prompt_ids, answer, eos_ids=eos,
+                             max_new_tokens=max_new_tokens, stop_strings=stops,
+                             detokenize=backend.detokenize)
+    text, ids = _final_text(backend, answer, eos, stops)
+    out_stats = {"model_calls": stats.model_calls, "answer_tokens": len(ids),
+                 "wall_time_s": round(time.perf_counter() - start, 4),
+                 "backend": _counter_delta(before, _counters(backend))}
+    return GenerationResult(text=text, token_ids=tuple(ids), finish_reason=reason,
+                            stats=out_stats, method="greedy",
+                            model=getattr(backend, "name", "model"),
+                            prompt_token_ids=tuple(prompt_ids),
+                            messages=tuple(dict(m) for m in messages))
+
+
+# ------------------------------------------------------------------------- helpers
+def _resolve_config(config: RainConfig | str | None, time_budget_s: float | None) -> RainConfig:
+    if config is None:
+        cfg = RainConfig.preset("harmless")
+    elif isinstance(config, str):
+        cfg = RainConfig.preset(config)
+    elif isinstance(config, RainConfig):
+        cfg = config
+    else:
+        raise ConfigError("config", f"must be a RainConfig or a preset name, got {type(config).__name__}")
+    return cfg.replace(time_budget_s=time_budget_s) if time_budget_s is not None else cfg
+
+
+def _check_max_new_tokens(max_new_tokens: int) -> None:
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
+        raise ConfigError("max_new_tokens", f"must be an integer >= 1, got {max_new_tokens!r}")
+
+
+def _resolve_rng(seed: int | np.random.Generator | None) -> tuple[np.random.Generator, int | None]:
+    if isinstance(seed, np.random.Generator):
+        return seed, None
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**31))  # fresh, but recorded
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError("seed", f"must be a non-negative integer or a numpy Generator, got {seed!r}")
+    return np.random.default_rng(seed), seed
+
+
+def _resolve_evaluator(evaluator: Any, backend: Backend, cfg: RainConfig) -> Evaluator:
+    if evaluator is not None:
+        return as_evaluator(evaluator)
+    from rainlm.judge.self_eval import SelfEvaluator
+
+    return SelfEvaluator(backend, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)
+
+
+def _resolve_embedder(embedder: EmbedderLike) -> Embedder | None:
+    if embedder is None:
+        embedder = "auto"
+    if isinstance(embedder, str):
+        if embedder == "none":
+            return None
+        from rainlm.similarity.loading import load_embedder
+
+        return load_embedder(embedder)
+    if not hasattr(embedder, "embed"):
+        raise ConfigError("embedder", "must have an embed(texts) method, or be 'minilm', "
+                                      "'hashing', 'auto' or 'none'")
+    return embedder
+
+
+def _final_text(backend: Backend, answer: list[int], eos: frozenset[int],
+                stop_strings: tuple[str, ...]) -> tuple[str, list[int]]:
+    """Answer ids up to EOS, and their text cut at the first stop string."""
+    ids = []
+    for t in answer:
+        if t in eos:
+            break
+        ids.append(t)
+    return truncate_at_stop(backend.detokenize(ids), stop_strings), ids
+
+
+def _counters(backend: Backend) -> dict[str, Any]:
+    counters = getattr(backend, "counters", None)
+    return counters.snapshot() if counters is not None else {}
+
+
+def _counter_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if isinstance(v, (int, float))}

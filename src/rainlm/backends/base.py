@@ -1,0 +1,91 @@
+"""The backend interface that the search, the judge and the baseline talk to.
+
+A backend turns token-id contexts into next-token distributions; all sampling and
+search decisions happen in ``rainlm.core`` with a seeded generator, so the same seed
+gives the same tree on every backend that returns the same distributions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from rainlm.backends.distribution import TokenDistribution
+
+__all__ = ["Backend", "BackendCounters", "Capabilities", "TokenDistribution"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; the search raises CapabilityError when it needs more."""
+
+    full_distribution: bool
+    """next_logprobs returns the whole vocabulary (in-process backends) rather than top-k."""
+    max_top_logprobs: int | None = None
+    """Largest top-k a sparse backend can return (None: unlimited / dense)."""
+    prefix_cache: bool = False
+    """Keys/values of previously seen prefixes are reused, so extending a context is cheap."""
+    batched: bool = False
+    """Several contexts in one next_logprobs call run in one forward pass."""
+    chat_template: bool = False
+    """render_prompt uses the model's own chat template."""
+
+
+@dataclass
+class BackendCounters:
+    """Work a backend has done since it was built (read by result.stats as deltas)."""
+
+    forward_calls: int = 0
+    """Model forward passes (one batched pass counts once)."""
+    prefill_tokens: int = 0
+    """Tokens encoded in passes that processed more than one new token per sequence."""
+    decode_tokens: int = 0
+    """Tokens encoded one at a time on top of a cached prefix."""
+    cache_hits: int = 0
+    """Contexts answered entirely from the cache (no forward pass)."""
+    cache_misses: int = 0
+    """Contexts that needed a forward pass (partially cached or not at all)."""
+    cached_tokens_reused: int = 0
+    """Prefix tokens whose keys/values came from the cache instead of being re-encoded."""
+    batch_sizes: list[int] = field(default_factory=list)
+    """Batch size of each forward pass."""
+
+    def snapshot(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "batch_sizes"}
+        d["batches"] = len(self.batch_sizes)
+        d["batched_rows"] = sum(self.batch_sizes)
+        return d
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A language model as the search sees it."""
+
+    name: str
+    """Human-readable model name (recorded in results and traces)."""
+    capabilities: Capabilities
+    eos_token_ids: frozenset[int]
+    """Token ids that end the answer (end of turn, end of sequence)."""
+    counters: BackendCounters
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        ...
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids``, special tokens skipped."""
+        ...
+
+    def render_prompt(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Token ids of a conversation, ending where the assistant's answer begins."""
+        ...
+
+    def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
+                      top_k: int | None = None) -> list[TokenDistribution]:
+        """Next-token distribution after each context (one per context, same order).
+
+        ``top_k`` is a hint: a dense backend may ignore it; a sparse backend returns at
+        most that many (and raises CapabilityError above its maximum).
+        """
+        ...

@@ -1,0 +1,1 @@
+"""rainlm command line."""

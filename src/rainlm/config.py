@@ -1,0 +1,220 @@
+"""RainConfig: every knob of the search, with its paper name and default.
+
+One frozen object, validated once when built; errors name the field and the allowed
+range. Presets (``harmless``, ``adversarial``, ``truthful``) are named instances.
+Section numbers (§) refer to ``RAIN_SPEC.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rainlm.errors import ConfigError
+
+SimulateUntil = Literal["clause", "eos"]
+DepthOrigin = Literal["root", "answer"]
+BudgetFallback = Literal["truncate", "greedy"]
+Scoring = Literal["paper", "continuous"]
+Orders = Literal["both", "single"]
+
+
+@dataclass(frozen=True)
+class RainConfig:
+    """Search hyperparameters of RAIN. Defaults are the paper's (harmlessness run)."""
+
+    # --- selection (§3.1) -------------------------------------------------------------
+    c_puct: float = 2.0
+    """Exploration constant c in ``q̂ + c·p·sqrt(n_parent)/(1+n)``. Paper: 2."""
+
+    # --- expansion (§1, §3.3) ---------------------------------------------------------
+    token_set_lengths: tuple[int, ...] = (1, 2, 4, 10)
+    """Token-set length by depth: entry d for depth d, the last entry for deeper nodes.
+    Paper: 1, 2, 4, then 10."""
+    depth_origin: DepthOrigin = "root"
+    """Where depth is counted from for the length schedule: "root" (the current root,
+    as RAIN_SPEC §1 states) or "answer" (the start of the answer, as the published
+    code's ``node.step`` does). Default "root"."""
+    single_token_top_k: int = 10
+    """Candidates for 1-token sets: the top-k next tokens, renormalised. Paper: 10."""
+    num_candidates: int = 10
+    """Candidates for longer sets: one greedy plus ``num_candidates - 1`` sampled draws
+    (duplicates dropped). Paper: 10."""
+    candidate_top_k: int = 15
+    """Each sampled token of a multi-token candidate comes from the top-k filtered
+    distribution. Paper: 15."""
+    clip_greedy_prior: bool = True
+    """Clip the greedy candidate's probability to [max+min, sum] of the sampled ones,
+    as the published code does, so greedy does not swamp them."""
+    root_prior_mix: float = 0.25
+    """Weight of the uniform distribution mixed into the root's priors:
+    ``p ← (1-w)·p + w/k``. Paper: 0.25."""
+
+    # --- simulation (§3.2) ------------------------------------------------------------
+    simulate_until: SimulateUntil = "clause"
+    """"clause": imagine until the text ends a clause (``, . ? : ;`` or newline), EOS,
+    or the length limit. "eos": until end of sequence (the truthfulness run)."""
+    clause_end_chars: tuple[str, ...] = (",", ".", "?", ":", ";", "\n")
+    """Characters that end a clause for ``simulate_until="clause"``."""
+    simulation_temperature: float = 1.0
+    """Temperature of the imagined completion. Paper: 1 (full distribution)."""
+    max_simulation_tokens: int | None = None
+    """Cap on imagined tokens per evaluation (None: only the answer length limit)."""
+
+    # --- outer loop (§2) --------------------------------------------------------------
+    max_searches: int = 50
+    """Search until the root's subtree has this many real visits. Paper: 50."""
+    min_new_searches: int = 15
+    """At least this many new searches per committed step (unless stopped early).
+    Paper: 15."""
+    max_searches_per_step: int | None = None
+    """Hard cap on new searches per committed step, overriding the two above
+    (a practical budget; None = no cap)."""
+    early_stop_visits: int = 6
+    """T_m: stop searching a step once the best child has more real visits than this
+    and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
+    early_stop_value: float = 0.8
+    """V: the value threshold of the early stop. Paper: 0.8."""
+
+    # --- similarity update (§5) -------------------------------------------------------
+    similarity_threshold: float = 0.95
+    """Siblings with cosine ≥ this share evidence. Paper: 0.95."""
+    similarity_weight: float = 0.2
+    """Virtual-visit weight per unit of cosine: ``w = weight·cos``. Paper: 0.2."""
+
+    # --- dynamic node addition (§6) ---------------------------------------------------
+    widening_max_children: int = 20
+    """No node addition once a node has this many children. Paper: 20."""
+    widening_variance_scale: float = 0.03
+    """Add a child when ‖var(child embeddings)‖ < scale·len(token set). Paper: 0.03."""
+    widening_value_threshold: float = 0.0
+    """... and the best child's q is below this. Paper: 0."""
+    widening_samples: int = 2
+    """Multi-token sets: sample this many candidates, add the first new one. Paper: 2."""
+
+    # --- judging (§4) -----------------------------------------------------------------
+    rubric: str = "harmless"
+    """Self-evaluation rubric: a built-in name or a path to a TOML file."""
+    scoring: Scoring = "paper"
+    """"paper": the hard two-order vote v ∈ {-1, 0, 1}. "continuous": the mean
+    probability of the good option over the orders, mapped to [-1, 1]."""
+    judge_orders: Orders = "both"
+    """Ask the judge with both option orders ("both", paper's HH run) or once
+    ("single", paper's truthfulness run)."""
+
+    # --- budgets and stopping ---------------------------------------------------------
+    time_budget_s: float | None = None
+    """Wall-clock budget for the whole answer, in seconds. When it runs out the search
+    commits the most-visited path and finishes (anytime search). None = no budget."""
+    budget_fallback: BudgetFallback = "truncate"
+    """What happens to an unfinished answer when the time budget runs out: "truncate"
+    (stop after the most-visited path) or "greedy" (finish with plain greedy decoding,
+    which is not searched)."""
+    stop_strings: tuple[str, ...] = ()
+    """Strings that end the answer (a new dialogue turn, e.g. "\\nHuman:")."""
+
+    # --- named presets --------------------------------------------------------------
+    preset_name: str = field(default="custom", compare=False)
+    """Name of the preset this config came from (for logs; not a search knob)."""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # ------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "RainConfig":
+        """A named preset, optionally with some fields overridden."""
+        if name not in PRESETS:
+            raise ConfigError("preset", f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
+
+    def replace(self, **changes: Any) -> "RainConfig":
+        """A copy with some fields changed (validated again)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for key in changes:
+            if key not in names:
+                raise ConfigError(key, f"is not a RainConfig field; known fields: {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def token_set_length(self, depth: int) -> int:
+        """Token-set length for children of a node at ``depth`` (§1)."""
+        lengths = self.token_set_lengths
+        return lengths[min(depth, len(lengths) - 1)]
+
+
+def _check(cond: bool, field_name: str, message: str, value: Any) -> None:
+    if not cond:
+        raise ConfigError(field_name, f"{message}, got {value!r}")
+
+
+def _check_int(cfg: RainConfig, name: str, lo: int, optional: bool = False) -> None:
+    value = getattr(cfg, name)
+    if optional and value is None:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo
+    _check(ok, name, f"must be an integer >= {lo}" + (" or None" if optional else ""), value)
+
+
+def _check_float(cfg: RainConfig, name: str, lo: float, hi: float, *, lo_open: bool = False,
+                 optional: bool = False) -> None:
+    value = getattr(cfg, name)
+    if optional and value is None:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and value <= hi
+    bracket = "(" if lo_open else "["
+    _check(ok, name, f"must be a number in {bracket}{lo}, {hi}]" + (" or None" if optional else ""), value)
+
+
+def _check_choice(cfg: RainConfig, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(cfg, name)
+    _check(value in choices, name, f"must be one of {choices}", value)
+
+
+def _validate(cfg: RainConfig) -> None:
+    _check_float(cfg, "c_puct", 0.0, 1e6)
+    lengths = cfg.token_set_lengths
+    _check(isinstance(lengths, tuple) and len(lengths) > 0
+           and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in lengths),
+           "token_set_lengths", "must be a non-empty tuple of integers >= 1", lengths)
+    _check_choice(cfg, "depth_origin", ("root", "answer"))
+    _check_int(cfg, "single_token_top_k", 1)
+    _check_int(cfg, "num_candidates", 1)
+    _check_int(cfg, "candidate_top_k", 1)
+    _check_float(cfg, "root_prior_mix", 0.0, 1.0)
+    _check_choice(cfg, "simulate_until", ("clause", "eos"))
+    _check(isinstance(cfg.clause_end_chars, tuple) and all(isinstance(c, str) and c for c in cfg.clause_end_chars),
+           "clause_end_chars", "must be a tuple of non-empty strings", cfg.clause_end_chars)
+    _check_float(cfg, "simulation_temperature", 0.0, 100.0, lo_open=True)
+    _check_int(cfg, "max_simulation_tokens", 0, optional=True)
+    _check_int(cfg, "max_searches", 1)
+    _check_int(cfg, "min_new_searches", 1)
+    _check_int(cfg, "max_searches_per_step", 1, optional=True)
+    _check_int(cfg, "early_stop_visits", 0)
+    _check_float(cfg, "early_stop_value", -1.0, 1.0)
+    _check_float(cfg, "similarity_threshold", -1.0, 1.0)
+    _check_float(cfg, "similarity_weight", 0.0, 1.0)
+    _check_int(cfg, "widening_max_children", 1)
+    _check_float(cfg, "widening_variance_scale", 0.0, 1e6)
+    _check_float(cfg, "widening_value_threshold", -1.0, 1.0)
+    _check_int(cfg, "widening_samples", 1)
+    _check(isinstance(cfg.rubric, str) and bool(cfg.rubric), "rubric", "must be a rubric name or path", cfg.rubric)
+    _check_choice(cfg, "scoring", ("paper", "continuous"))
+    _check_choice(cfg, "judge_orders", ("both", "single"))
+    _check_float(cfg, "time_budget_s", 0.0, 1e9, lo_open=True, optional=True)
+    _check_choice(cfg, "budget_fallback", ("truncate", "greedy"))
+    _check(isinstance(cfg.stop_strings, tuple) and all(isinstance(s, str) and s for s in cfg.stop_strings),
+           "stop_strings", "must be a tuple of non-empty strings", cfg.stop_strings)
+
+
+PRESETS: dict[str, RainConfig] = {
+    "harmless": RainConfig(preset_name="harmless", early_stop_visits=6),
+    "adversarial": RainConfig(preset_name="adversarial", early_stop_visits=5, rubric="adversarial"),
+    "truthful": RainConfig(preset_name="truthful", early_stop_visits=16, rubric="truthful",
+                           simulate_until="eos", judge_orders="single"),
+}

@@ -1,0 +1,1 @@
+"""The RAIN search: pure Python + numpy. Nothing here imports torch, HTTP or a tokenizer."""

@@ -1,0 +1,131 @@
+"""The outer loop: search, commit the most-visited child, re-root (RAIN_SPEC §2)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rainlm.core.greedy import greedy_continue
+from rainlm.core.search import SearchContext, run_pass
+from rainlm.core.selection import mix_with_uniform, most_visited_child
+from rainlm.core.stopping import contains_eos, hits_stop_string
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One committed token set and how the search got there."""
+
+    tokens: tuple[int, ...]
+    text: str
+    visits: float  # n of the committed child (virtual visits included)
+    real_visits: int
+    value: float  # q of the committed child
+    searches: int  # new search passes run in this step
+    early_stop: bool  # ended by the T_m / V rule
+    by_budget: bool  # committed after the time budget ran out (no search)
+
+
+@dataclass(frozen=True)
+class DecodeOutcome:
+    answer_ids: list[int]  # everything committed (EOS included if committed)
+    finish_reason: str  # "eos" | "length" | "stop_string" | "time_budget"
+    steps: list[StepRecord]
+    budget_exhausted: bool
+    greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
+
+
+def rain_decode(ctx: SearchContext) -> DecodeOutcome:
+    """Run RAIN until EOS, the length limit, a stop string or the time budget."""
+    cfg, tree = ctx.config, ctx.tree
+    deadline = None if cfg.time_budget_s is None else time.perf_counter() + cfg.time_budget_s
+    steps: list[StepRecord] = []
+    while True:
+        reason = finish_reason(ctx)
+        if reason is not None:
+            return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
+        searches, early, out_of_time = search_step(ctx, deadline)
+        best = most_visited_child(tree, tree.root)
+        if best is None:  # nothing was searched: the budget ran out before this step
+            return finish_by_budget(ctx, steps)
+        steps.append(commit(ctx, best, searches, early, by_budget=False))
+        if out_of_time and finish_reason(ctx) is None:
+            return finish_by_budget(ctx, steps)
+
+
+def search_step(ctx: SearchContext, deadline: float | None) -> tuple[int, bool, bool]:
+    """Search passes for one step: at least ``min_new_searches`` and until the root's
+    subtree has ``max_searches`` real visits, ending early when the best child has
+    real_visits > T_m and q > V (checked after every pass, as the published code does).
+    Returns (passes run, ended early, ran out of time)."""
+    cfg, tree = ctx.config, ctx.tree
+    root = tree.nodes[tree.root]
+    budget = max(cfg.max_searches - root.real_visits, cfg.min_new_searches)
+    if cfg.max_searches_per_step is not None:
+        budget = min(budget, cfg.max_searches_per_step)
+    for done in range(budget):
+        if deadline is not None and time.perf_counter() >= deadline:
+            return done, False, True
+        run_pass(ctx)
+        best = most_visited_child(tree, tree.root)
+        if best is not None:
+            child = tree.nodes[best]
+            if child.real_visits > cfg.early_stop_visits and child.value > cfg.early_stop_value:
+                ctx.stats.early_stops += 1
+                return done + 1, True, False
+    out_of_time = deadline is not None and time.perf_counter() >= deadline
+    return budget, False, out_of_time
+
+
+def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
+           by_budget: bool) -> StepRecord:
+    """Append the child's tokens to the answer and make it the root (§2).
+
+    Its subtree and statistics are kept (the arena keeps rewound branches for the
+    trace); its children's priors are re-mixed: p ← 0.75·p + 0.25/len(children).
+    """
+    tree, cfg = ctx.tree, ctx.config
+    child = tree.nodes[child_id]
+    tree.committed.append(child_id)
+    tree.root = child_id
+    ids = tree.child_ids(child_id)
+    if ids:
+        mixed = mix_with_uniform([tree.nodes[c].prior for c in ids], cfg.root_prior_mix)
+        for c, p in zip(ids, mixed):
+            tree.nodes[c].prior = p
+    ctx.stats.steps += 1
+    return StepRecord(tokens=child.tokens, text=ctx.detokenize(child.tokens),
+                      visits=child.visits, real_visits=child.real_visits, value=child.value,
+                      searches=searches, early_stop=early, by_budget=by_budget)
+
+
+def finish_reason(ctx: SearchContext) -> str | None:
+    """Why the committed answer is finished, or None if it is not."""
+    answer = ctx.answer_tokens(ctx.tree.root)
+    if contains_eos(answer, ctx.eos_ids):
+        return "eos"
+    if len(answer) >= ctx.max_new_tokens:
+        return "length"
+    if ctx.stop_strings and hits_stop_string(ctx.detokenize(answer), ctx.stop_strings):
+        return "stop_string"
+    return None
+
+
+def finish_by_budget(ctx: SearchContext, steps: list[StepRecord]) -> DecodeOutcome:
+    """Anytime finish: commit the most-visited path that the search has looked at,
+    then truncate or (``budget_fallback="greedy"``) finish with plain greedy decoding."""
+    tree = ctx.tree
+    while finish_reason(ctx) is None:
+        best = most_visited_child(tree, tree.root)
+        if best is None or tree.nodes[best].real_visits == 0:
+            break
+        steps.append(commit(ctx, best, 0, False, by_budget=True))
+    answer = ctx.answer_tokens(tree.root)
+    reason = finish_reason(ctx)
+    tail = 0
+    if reason is None and ctx.config.budget_fallback == "greedy":
+        before = len(answer)
+        greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
+                        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
+                        detokenize=ctx.detokenize)
+        tail = len(answer) - before
+    return DecodeOutcome(answer, "time_budget", steps, True, tail)

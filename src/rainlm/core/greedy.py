@@ -1,0 +1,28 @@
+"""Plain greedy decoding through the same backend interface (the baseline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from rainlm.core.model_calls import ModelCalls
+from rainlm.core.stopping import hits_stop_string
+
+
+def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[int], *,
+                    eos_ids: Collection[int], max_new_tokens: int,
+                    stop_strings: Sequence[str],
+                    detokenize: Callable[[Sequence[int]], str]) -> str:
+    """Extend ``answer`` in place with argmax tokens; returns the finish reason.
+
+    Each step asks for one context that extends the previous one by a token, so a
+    backend with a prefix cache encodes one new token per step (KV-cached greedy).
+    """
+    while True:
+        if answer and answer[-1] in eos_ids:
+            return "eos"
+        if len(answer) >= max_new_tokens:
+            return "length"
+        if stop_strings and hits_stop_string(detokenize(answer), stop_strings):
+            return "stop_string"
+        dist = calls.next_dists([list(prompt_ids) + answer])[0]
+        answer.append(dist.argmax())

@@ -1,0 +1,35 @@
+"""The search's single door to the backend: counts calls and batches (or not)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rainlm.backends.base import Backend
+from rainlm.backends.distribution import TokenDistribution
+from rainlm.core.stats import SearchStats
+
+
+class ModelCalls:
+    """Asks the backend for next-token distributions on behalf of the search.
+
+    ``batched=False`` sends one context per call: the same distributions (and so the
+    same tree) as the batched mode, only slower — used to test that batching changes
+    nothing.
+    """
+
+    def __init__(self, backend: Backend, stats: SearchStats, *, batched: bool = True):
+        self.backend = backend
+        self.stats = stats
+        self.batched = batched
+
+    def next_dists(self, contexts: Sequence[Sequence[int]], *,
+                   top_k: int | None = None) -> list[TokenDistribution]:
+        """One distribution per context (each context is prompt + answer token ids)."""
+        if not contexts:
+            return []
+        self.stats.model_contexts += len(contexts)
+        if self.batched:
+            self.stats.model_calls += 1
+            return self.backend.next_logprobs([list(c) for c in contexts], top_k=top_k)
+        self.stats.model_calls += len(contexts)
+        return [self.backend.next_logprobs([list(c)], top_k=top_k)[0] for c in contexts]

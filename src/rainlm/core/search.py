@@ -1,0 +1,211 @@
+"""The inner loop: one search pass = select, simulate, judge, expand, back up (RAIN_SPEC §3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rainlm.backends.base import Backend
+from rainlm.config import RainConfig
+from rainlm.core.backup import backup
+from rainlm.core.expansion import Proposal, propose_single_tokens, propose_token_sets, sample_token_sets
+from rainlm.core.model_calls import ModelCalls
+from rainlm.core.selection import mix_with_uniform, normalize, select_child
+from rainlm.core.simulation import SimulationLimits, simulate
+from rainlm.core.stats import SearchStats
+from rainlm.core.stopping import is_terminal, truncate_at_stop
+from rainlm.core.tree import ROOT, Tree
+from rainlm.core.widening import add_child_and_renormalize, should_widen
+from rainlm.judge.base import EvalRequest, Evaluator, check_value
+from rainlm.similarity.base import Embedder
+
+MAX_EMBEDDING_CACHE = 50_000  # texts; the cache is per generation
+
+
+@dataclass
+class SearchContext:
+    """Everything one generation's search needs; built by ``rainlm.api``."""
+
+    backend: Backend
+    config: RainConfig
+    evaluator: Evaluator
+    embedder: Embedder | None  # None: no similarity update and no node addition
+    rng: np.random.Generator
+    messages: tuple[Mapping[str, str], ...]
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop_strings: tuple[str, ...]
+    stats: SearchStats = field(default_factory=SearchStats)
+    tree: Tree = field(default_factory=Tree.new)
+    batched: bool = True
+    eval_cache: dict[tuple[str, str], float] = field(default_factory=dict)
+    embedding_cache: dict[str, np.ndarray] = field(default_factory=dict)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
+
+    def __post_init__(self) -> None:
+        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
+        self.eos_ids = frozenset(self.backend.eos_token_ids)
+        cfg = self.config
+        self.sim_limits = SimulationLimits(
+            until=cfg.simulate_until, clause_end_chars=cfg.clause_end_chars,
+            temperature=cfg.simulation_temperature, max_tokens=cfg.max_simulation_tokens,
+            max_new_tokens=self.max_new_tokens, stop_strings=self.stop_strings)
+
+    # ------------------------------------------------------------------ helpers
+    def answer_tokens(self, node_id: int) -> list[int]:
+        """Answer token ids at a node: everything committed plus the path below the root."""
+        return self.tree.path_tokens(node_id, ROOT)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.backend.detokenize(list(ids))
+
+    def relative_depth(self, node_id: int) -> int:
+        depth = self.tree.nodes[node_id].depth
+        if self.config.depth_origin == "root":
+            depth -= self.tree.nodes[self.tree.root].depth
+        return depth
+
+
+def run_pass(ctx: SearchContext) -> float:
+    """One search pass from the current root; returns the value backed up."""
+    tree, cfg = ctx.tree, ctx.config
+    with ctx.stats.phase("select"):
+        path = [tree.root]
+        while tree.nodes[path[-1]].children:
+            maybe_widen(ctx, path[-1])
+            path.append(select_child(tree, path[-1], cfg.c_puct))
+    leaf_id = path[-1]
+    answer = ctx.answer_tokens(leaf_id)
+    leaf = tree.nodes[leaf_id]
+    leaf.terminal = leaf.terminal or is_terminal(
+        answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
+        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+    imagined: list[int] = []
+    if not leaf.terminal:
+        with ctx.stats.phase("simulate"):
+            imagined = simulate(ctx.calls, ctx.prompt_ids, answer, ctx.detokenize, ctx.eos_ids,
+                                ctx.sim_limits, ctx.rng)
+        ctx.stats.simulated_tokens += len(imagined)
+    value = judge(ctx, answer + imagined)
+    if not leaf.terminal and not leaf.expanded:
+        with ctx.stats.phase("expand"):
+            expand(ctx, leaf_id, answer)
+    embeddings = path_embeddings(ctx, path, answer, imagined)
+    with ctx.stats.phase("backup"):
+        backup(tree, path, value, embeddings, threshold=cfg.similarity_threshold,
+               weight=cfg.similarity_weight)
+    ctx.stats.searches += 1
+    return value
+
+
+def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
+    """Value of the answer text (cached by judged text, RAIN_SPEC §4)."""
+    text = truncate_at_stop(ctx.detokenize(response_ids), ctx.stop_strings)
+    request = EvalRequest(messages=ctx.messages, response=text)
+    ctx.stats.evaluations += 1
+    cached = request.key in ctx.eval_cache
+    if cached:
+        ctx.stats.evaluation_cache_hits += 1
+        value = ctx.eval_cache[request.key]
+    else:
+        with ctx.stats.phase("judge"):
+            value = check_value(ctx.evaluator.evaluate([request])[0], getattr(ctx.evaluator, "name", "evaluator"))
+        ctx.stats.evaluator_calls += 1
+        ctx.eval_cache[request.key] = value
+    ctx.evaluations.append({"search": ctx.stats.searches, "step": ctx.stats.steps,
+                            "response": text, "value": value, "cached": cached})
+    return value
+
+
+def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
+    """Create the children of a new leaf with normalised priors (§3.3)."""
+    cfg, tree = ctx.config, ctx.tree
+    remaining = ctx.max_new_tokens - len(answer)
+    # Deliberate: a token set never runs past the answer length limit.
+    length = min(cfg.token_set_length(ctx.relative_depth(node_id)), remaining)
+    state = ctx.prompt_ids + answer
+    if length == 1:
+        spare = max(cfg.widening_max_children - cfg.single_token_top_k, 0)
+        ids, probs = ctx.calls.next_dists([state])[0].top_k(cfg.single_token_top_k + spare)
+        proposal: Proposal = propose_single_tokens(ids, probs, cfg.single_token_top_k, spare)
+    else:
+        proposal = propose_token_sets(ctx.calls, state, length, cfg.num_candidates,
+                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids,
+                                      clip_greedy=cfg.clip_greedy_prior)
+    priors = normalize([p for _, p in proposal.candidates])
+    if node_id == tree.root:
+        priors = mix_with_uniform(priors, cfg.root_prior_mix)
+    for (tokens, prob), prior in zip(proposal.candidates, priors):
+        tree.add_child(node_id, tokens, prior, prob)
+    ctx.stats.nodes_created += len(proposal.candidates)
+    tree.nodes[node_id].pool = list(proposal.spares)
+    tree.nodes[node_id].expanded = True
+
+
+def maybe_widen(ctx: SearchContext, node_id: int) -> None:
+    """Dynamic node addition when the children all say the same bad thing (§6)."""
+    cfg, tree = ctx.config, ctx.tree
+    if ctx.embedder is None or not should_widen(
+            tree, node_id, max_children=cfg.widening_max_children,
+            variance_scale=cfg.widening_variance_scale,
+            value_threshold=cfg.widening_value_threshold):
+        return
+    with ctx.stats.phase("widen"):
+        node = tree.nodes[node_id]
+        set_length = max(len(tree.nodes[c].tokens) for c in node.children.values())
+        new = None
+        if set_length == 1:
+            while node.pool and new is None:
+                tokens, prob = node.pool.pop(0)
+                new = (tokens, prob) if tokens not in node.children else None
+        else:
+            state = ctx.prompt_ids + ctx.answer_tokens(node_id)
+            drawn = sample_token_sets(ctx.calls, state, set_length, cfg.widening_samples,
+                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False)
+            new = next(((t, p) for t, p in drawn if t not in node.children), None)
+        if new is not None:
+            add_child_and_renormalize(tree, node_id, new[0], new[1], is_root=node_id == tree.root,
+                                      root_mix=cfg.root_prior_mix)
+            ctx.stats.nodes_created += 1
+            ctx.stats.nodes_added_dynamically += 1
+
+
+def path_embeddings(ctx: SearchContext, path: list[int], answer: list[int],
+                    imagined: list[int]) -> list[np.ndarray] | None:
+    """Embeddings of the text from each path node (below the root) to the end of the
+    imagined completion, in one batch (§5). None when there is no embedder."""
+    if ctx.embedder is None or len(path) < 2:
+        return None
+    full = answer + imagined
+    offset = len(full) - len(imagined)
+    starts = []
+    for node_id in reversed(path[1:]):
+        offset -= len(ctx.tree.nodes[node_id].tokens)
+        starts.append(offset)
+    texts = [ctx.detokenize(full[s:]) for s in reversed(starts)]
+    with ctx.stats.phase("embed"):
+        return embed_cached(ctx, texts)
+
+
+def embed_cached(ctx: SearchContext, texts: list[str]) -> list[np.ndarray]:
+    """Embed texts, reusing vectors of texts embedded before in this generation."""
+    cache = ctx.embedding_cache
+    found = {t: cache[t] for t in texts if t in cache}
+    ctx.stats.embedding_cache_hits += sum(1 for t in texts if t in found)
+    missing = list(dict.fromkeys(t for t in texts if t not in found))
+    if missing:
+        if ctx.batched:
+            vectors = ctx.embedder.embed(missing)  # [len(missing), D]
+            ctx.stats.embedding_calls += 1
+        else:
+            vectors = np.concatenate([ctx.embedder.embed([t]) for t in missing])
+            ctx.stats.embedding_calls += len(missing)
+        ctx.stats.embedded_texts += len(missing)
+        if len(cache) + len(missing) > MAX_EMBEDDING_CACHE:
+            cache.clear()  # bounded: start afresh rather than grow without limit
+        for t, v in zip(missing, vectors):
+            found[t] = cache[t] = np.asarray(v, dtype=np.float64)
+    return [found[t] for t in texts]

@@ -1,0 +1,44 @@
+"""Counters and phase timers of one generation (read into ``result.stats``)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+PHASES = ("select", "expand", "simulate", "judge", "embed", "backup", "widen")
+
+
+@dataclass
+class SearchStats:
+    """What one generation did; every field is a count or seconds."""
+
+    searches: int = 0  # inner-loop passes (§3)
+    steps: int = 0  # committed token sets (§2)
+    evaluations: int = 0  # values requested from the evaluator (cache hits included)
+    evaluation_cache_hits: int = 0
+    evaluator_calls: int = 0  # calls into evaluator.evaluate (one may judge several texts)
+    embedding_calls: int = 0  # calls into embedder.embed
+    embedded_texts: int = 0
+    embedding_cache_hits: int = 0
+    model_calls: int = 0  # backend.next_logprobs calls made by the search
+    model_contexts: int = 0  # contexts asked for in those calls
+    simulated_tokens: int = 0
+    nodes_created: int = 0
+    nodes_added_dynamically: int = 0  # §6
+    early_stops: int = 0  # steps ended by the T_m/V rule
+    phase_seconds: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phase_seconds[name] = self.phase_seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["phase_seconds"] = {k: round(v, 4) for k, v in self.phase_seconds.items()}
+        return d

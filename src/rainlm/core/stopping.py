@@ -1,0 +1,36 @@
+"""When an answer (or a branch of it) is finished (RAIN_SPEC §2, §3.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+
+def contains_eos(tokens: Sequence[int], eos_ids: Collection[int]) -> bool:
+    return any(t in eos_ids for t in tokens)
+
+
+def hits_stop_string(text: str, stop_strings: Sequence[str]) -> bool:
+    """The answer starts a new dialogue turn (or any user stop string appears)."""
+    return any(s in text for s in stop_strings)
+
+
+def truncate_at_stop(text: str, stop_strings: Sequence[str]) -> str:
+    """Text up to the first stop string (the stop string itself removed)."""
+    cut = len(text)
+    for s in stop_strings:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+def ends_clause(text: str, clause_end_chars: Sequence[str]) -> bool:
+    """The text ends a clause (``, . ? : ;`` or newline by default, §3.2)."""
+    return any(text.endswith(c) for c in clause_end_chars)
+
+
+def is_terminal(answer_tokens: Sequence[int], text: str, *, eos_ids: Collection[int],
+                max_new_tokens: int, stop_strings: Sequence[str]) -> bool:
+    """A leaf that is not expanded: EOS inside, length limit, or a new turn (§3.3)."""
+    return (contains_eos(answer_tokens, eos_ids) or len(answer_tokens) >= max_new_tokens
+            or hits_stop_string(text, stop_strings))

@@ -1,0 +1,49 @@
+"""The exception tree of rainlm.
+
+Every error a user can cause says what went wrong *and what to do next*.
+Catch only at the edges (CLI main, server handler, bench runner per item).
+"""
+
+from __future__ import annotations
+
+
+class RainError(Exception):
+    """Base class of every error rainlm raises on purpose."""
+
+    #: Whether retrying the same call may succeed (network blips, busy servers).
+    retryable: bool = False
+
+
+class ConfigError(RainError, ValueError):
+    """A configuration field or argument is out of range or of the wrong type.
+
+    The message names the field, the allowed values and the value received.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class CapabilityError(RainError):
+    """The backend cannot do what the configuration asks (e.g. full distributions)."""
+
+
+class BackendError(RainError):
+    """The model backend failed (a model that will not load, an engine that died)."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ModelNotFoundError(BackendError):
+    """A model file or package is missing; the message says what to install."""
+
+
+class JudgeError(RainError):
+    """A rubric or evaluator is malformed (missing field, label not one token, ...)."""
+
+
+class EvaluatorError(RainError):
+    """A user-supplied evaluator returned something that is not a float in [-1, 1]."""

@@ -1,0 +1,84 @@
+"""The evaluator interface. The search never knows where a value comes from."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from rainlm.errors import EvaluatorError
+from rainlm.messages import last_user_text
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """One thing to judge: the conversation so far and the assistant's (partial) answer."""
+
+    messages: tuple[Mapping[str, str], ...]
+    """The conversation before the answer (system/user/assistant turns)."""
+    response: str
+    """The assistant's answer so far, including the imagined completion."""
+
+    @property
+    def prompt_text(self) -> str:
+        """The last user message: what a judge calls 'the prompt'."""
+        return last_user_text(self.messages)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Cache key: results are cached by the judged text (RAIN_SPEC §4)."""
+        return (repr([(m["role"], m["content"]) for m in self.messages]), self.response)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Scores partial answers. Values are in [-1, 1]; higher is better."""
+
+    name: str
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
+        """One value in [-1, 1] per request, same order (batched where possible)."""
+        ...
+
+
+class CallableEvaluator:
+    """Wraps a plain function ``(prompt_text, response_text) -> float in [-1, 1]``.
+
+    This is how users write rules ("never name a competitor") as the value.
+    """
+
+    def __init__(self, fn: Callable[[str, str], float], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "callable")
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
+        return [check_value(self.fn(r.prompt_text, r.response), self.name) for r in requests]
+
+
+def check_value(value: object, source: str) -> float:
+    """Validate an evaluator's output: a finite number in [-1, 1]."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise EvaluatorError(
+            f"evaluator {source!r} returned {value!r}; it must return a float in [-1, 1]"
+        ) from None
+    if not math.isfinite(v) or v < -1.0 - 1e-9 or v > 1.0 + 1e-9:
+        raise EvaluatorError(
+            f"evaluator {source!r} returned {v}; values must lie in [-1, 1] "
+            "(clip or rescale your score)"
+        )
+    return max(-1.0, min(1.0, v))
+
+
+def as_evaluator(obj: object) -> Evaluator:
+    """Accept an Evaluator or a plain callable ``(prompt, response) -> float``."""
+    if hasattr(obj, "evaluate") and callable(getattr(obj, "evaluate")):
+        return obj  # type: ignore[return-value]
+    if callable(obj):
+        return CallableEvaluator(obj)  # type: ignore[arg-type]
+    raise EvaluatorError(
+        f"evaluator must have an evaluate(requests) method or be a callable "
+        f"(prompt_text, response_text) -> float; got {type(obj).__name__}"
+    )

@@ -1,0 +1,243 @@
+"""Self-evaluation: the frozen model judges its own partial answer (RAIN_SPEC §4).
+
+The judge prompt is a rubric's instruction, its worked examples, then the dialogue and
+two options; the value comes from the model's next-token probabilities of the two
+option letters after "The answer is: (". Asking a second time with the options swapped
+cancels the model's bias towards one letter.
+
+Cost: the fixed part of the prompt (instruction + examples) is tokenized once, and
+every context is ``prefix_ids + tokenize(variable part)``, so a backend with a prefix
+cache encodes the long few-shot prefix once. All orders of all requests go to the
+backend in one ``next_logprobs`` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rainlm.backends.base import Backend
+from rainlm.errors import ConfigError, JudgeError
+from rainlm.judge.base import EvalRequest, check_value
+from rainlm.judge.rubric import Rubric, load_rubric
+
+__all__ = ["ANSWER_CUE", "JudgeDetail", "OrderProbs", "SelfEvaluator", "combine_orders"]
+
+ANSWER_CUE = "The answer is: ("
+SCORINGS = ("paper", "continuous")
+TRANSCRIPTS = ("plain", "chat")
+GOOD_FIRST, BAD_FIRST = 0, 1
+"""Order 1 puts the good option at the first label, order 2 swaps them."""
+_ORDER_SETS = {"both": (GOOD_FIRST, BAD_FIRST), "single": (GOOD_FIRST,)}
+
+
+@dataclass(frozen=True)
+class OrderProbs:
+    """The judge's answer in one option order."""
+
+    order: int
+    """GOOD_FIRST (0) or BAD_FIRST (1)."""
+    p_first: float
+    """P(first label, e.g. "A") as the next token, in [0, 1] (whole-vocabulary prob)."""
+    p_second: float
+    """P(second label, e.g. "B") as the next token."""
+
+    @property
+    def p_good(self) -> float:
+        """P(good option's label) / (P(A) + P(B)), in [0, 1]; 0.5 if both are 0."""
+        total = self.p_first + self.p_second
+        good = self.p_first if self.order == GOOD_FIRST else self.p_second
+        return good / total if total > 0 else 0.5
+
+    @property
+    def good_wins(self) -> bool:
+        """Whether the good option's label is strictly more probable than the bad one's."""
+        return self.p_good > 0.5
+
+
+@dataclass(frozen=True)
+class JudgeDetail:
+    """Per-request evidence: one OrderProbs per order asked, and the combined value."""
+
+    orders: tuple[OrderProbs, ...]
+    value: float
+    """combine_orders(orders, scoring), in [-1, 1]."""
+
+
+def combine_orders(orders: Sequence[OrderProbs], scoring: str = "paper") -> float:
+    """Combine the per-order verdicts into one value in [-1, 1].
+
+    paper:      v = 2 · mean_o 1[good wins in order o] − 1   (two orders: {−1, 0, 1})
+    continuous: v = 2 · mean_o P(good)/(P(A)+P(B)) − 1
+    Both are symmetric in the orders, so the order asked first cannot matter.
+    """
+    if not orders:
+        raise JudgeError("combine_orders needs at least one order's probabilities")
+    if scoring == "paper":
+        x = sum(1.0 for o in orders if o.good_wins) / len(orders)
+    elif scoring == "continuous":
+        x = sum(o.p_good for o in orders) / len(orders)
+    else:
+        raise ConfigError("scoring", f"must be one of {list(SCORINGS)}, got {scoring!r}")
+    return 2.0 * x - 1.0
+
+
+class SelfEvaluator:
+    """Evaluator that asks the backend's own model to judge (RAIN_SPEC §4).
+
+    ``SelfEvaluator(backend, "harmless", scoring="paper", orders=None, shots=None,
+    transcript="plain")``: ``rubric`` is a built-in name, a TOML path or a Rubric;
+    ``orders`` None takes the rubric's default; ``shots`` None uses every example;
+    ``transcript`` "plain" sends the raw Human:/Assistant: prompt, "chat" wraps it as
+    one user turn in the backend's chat template and starts the reply with the cue.
+    """
+
+    def __init__(self, backend: Backend, rubric: str | Rubric = "harmless", *,
+                 scoring: str = "continuous", orders: str | None = None,
+                 shots: int | None = None, transcript: str = "plain"):
+        self.backend = backend
+        self.rubric = load_rubric(rubric)
+        self.scoring = _choice("scoring", scoring, SCORINGS)
+        self.transcript = _choice("transcript", transcript, TRANSCRIPTS)
+        self.orders = _ORDER_SETS[_choice("orders", orders or self.rubric.orders, tuple(_ORDER_SETS))]
+        n_ex = len(self.rubric.examples)
+        if shots is not None and (not isinstance(shots, int) or not 0 <= shots <= n_ex):
+            raise ConfigError("shots", f"must be None or an int in [0, {n_ex}], got {shots!r}")
+        self.shots = n_ex if shots is None else shots
+        self.name = f"self-eval:{self.rubric.name}"
+        self.label_ids = self._resolve_label_ids()  # (id of first label, id of second)
+        self._cue_ids = backend.tokenize(ANSWER_CUE)
+        self._frame = _chat_frame(backend) if self.transcript == "chat" else None
+        self.prefix_text = self._fixed_text()
+        self.prefix_ids = self._build_prefix_ids()  # [P], tokenized once
+
+    # ----- prompt text -----------------------------------------------------------
+
+    def _options(self, order: int) -> str:
+        r = self.rubric
+        first, second = ((r.good_option, r.bad_option) if order == GOOD_FIRST
+                         else (r.bad_option, r.good_option))
+        a, b = r.labels
+        return f"Options:\n({a}) {first}\n({b}) {second}\n"
+
+    def _fixed_text(self) -> str:
+        """Instruction plus worked examples; the right letter alternates A, B, A, …"""
+        parts = [self.rubric.instruction + "\n\n"]
+        for i, ex in enumerate(self.rubric.examples[: self.shots]):
+            answer = self.rubric.labels[i % 2]
+            order = GOOD_FIRST if (ex.verdict == "good") == (i % 2 == 0) else BAD_FIRST
+            parts.append(f"Human: {ex.user}\nAssistant: {ex.assistant}\n"
+                         f"{self._options(order)}{ANSWER_CUE}{answer})\n\n")
+        return "".join(parts)
+
+    def variable_text(self, request: EvalRequest, order: int) -> str:
+        """The per-request part: dialogue, options in ``order`` (and the cue if plain)."""
+        text = _dialogue(request.messages, request.response) + self._options(order)
+        return text + ANSWER_CUE if self.transcript == "plain" else text
+
+    def prompt_text(self, request: EvalRequest, order: int = GOOD_FIRST) -> str:
+        """The whole judge prompt as text (for people; the model sees ``contexts``)."""
+        return self.prefix_text + self.variable_text(request, order)
+
+    # ----- token ids -------------------------------------------------------------
+
+    def _build_prefix_ids(self) -> list[int]:
+        ids = self.backend.tokenize(self.prefix_text)
+        if self._frame is None:
+            return ids
+        return self._frame[0] + ids  # chat: template head, then the fixed text
+
+    def contexts(self, request: EvalRequest) -> list[list[int]]:
+        """Token ids of the judge prompt for each order in ``self.orders`` ([O] lists)."""
+        out = []
+        for order in self.orders:
+            ids = self.backend.tokenize(self.variable_text(request, order))
+            if self._frame is not None:  # chat: close the user turn, open the reply
+                ids = ids + self._frame[1] + self._cue_ids
+            out.append(self.prefix_ids + ids)
+        return out
+
+    def _resolve_label_ids(self) -> tuple[int, int]:
+        """Token id of each label right after the cue; JudgeError unless exactly one token."""
+        base = self.backend.tokenize(ANSWER_CUE)
+        ids = []
+        for label in self.rubric.labels:
+            full = self.backend.tokenize(ANSWER_CUE + label)
+            if len(full) != len(base) + 1 or full[: len(base)] != base:
+                raise JudgeError(
+                    f"rubric {self.rubric.source}: field 'labels': label {label!r} is not "
+                    f"exactly one token after {ANSWER_CUE!r} for model {self.backend.name!r} "
+                    f"({len(full) - len(base)} extra tokens); use single letters such as A/B")
+            ids.append(full[-1])
+        if ids[0] == ids[1]:
+            raise JudgeError(f"rubric {self.rubric.source}: labels map to the same token")
+        return ids[0], ids[1]
+
+    # ----- scoring -----------------------------------------------------------------
+
+    def score_details(self, requests: Sequence[EvalRequest]) -> list[JudgeDetail]:
+        """Per-request, per-order P(first label), P(second label) and combined value.
+
+        All R requests × O orders go to the backend as one batch of R·O contexts.
+        """
+        if not requests:
+            return []
+        contexts = [ctx for r in requests for ctx in self.contexts(r)]  # [R*O]
+        dists = self.backend.next_logprobs(contexts, top_k=20)
+        if len(dists) != len(contexts):
+            raise JudgeError(f"backend returned {len(dists)} distributions for "
+                             f"{len(contexts)} contexts")
+        first, second = self.label_ids
+        n_o = len(self.orders)
+        details = []
+        for i in range(len(requests)):
+            per = tuple(OrderProbs(order, dists[i * n_o + j].prob_of(first),
+                                   dists[i * n_o + j].prob_of(second))
+                        for j, order in enumerate(self.orders))
+            details.append(JudgeDetail(per, combine_orders(per, self.scoring)))
+        return details
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
+        """One value in [-1, 1] per request (higher: the good option wins)."""
+        return [check_value(d.value, self.name) for d in self.score_details(requests)]
+
+
+def _choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(field, f"must be one of {list(allowed)}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _dialogue(messages: Sequence[Mapping[str, str]], response: str) -> str:
+    """Human:/Assistant: transcript of the conversation, ending with the judged answer."""
+    lines = []
+    for m in messages:
+        if m["role"] == "user":
+            lines.append(f"Human: {m['content'].strip()}")
+        elif m["role"] == "assistant":
+            lines.append(f"Assistant: {m['content'].strip()}")
+    lines.append(f"Assistant: {response.strip()}")
+    return "\n".join(lines) + "\n"
+
+
+def _chat_frame(backend: Backend) -> tuple[list[int], list[int]]:
+    """(head, tail) ids that the chat template puts around a single user message.
+
+    Found by rendering two different one-token messages and taking the common prefix
+    and suffix; JudgeError if the template does not split cleanly that way.
+    """
+    probes = ("x", "y")
+    renders = [backend.render_prompt([{"role": "user", "content": p}]) for p in probes]
+    a, b = renders
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    for probe, r in zip(probes, renders):
+        if r[head: len(r) - tail] != backend.tokenize(probe):
+            raise JudgeError(
+                f"transcript='chat': the chat template of {backend.name!r} does not wrap a "
+                "user message as head + content + tail; use transcript='plain'")
+    return a[:head], a[len(a) - tail:]
