@@ -31,7 +31,7 @@ _TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 def parse_dialogue(text: str) -> list[dict[str, str]]:
     """HH text ("\\n\\nHuman: …\\n\\nAssistant: …") -> chat messages, in order."""
-    parts = _TURN.split("\n\n" + text.lstrip("\n") if not text.startswith("\n\n") else text)
+    parts = _TURN.split("\n\n" + text.lstrip("\n"))
     # parts: ["", role1, content1, role2, content2, ...]
     roles = {"Human": "user", "Assistant": "assistant"}
     return [{"role": roles[parts[i]], "content": parts[i + 1].strip()}

@@ -16,6 +16,7 @@ from rainlm.config import RainConfig
 from rainlm.core.decode import rain_decode
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import ModelCalls
+from rainlm.core.progress import ProgressCallback
 from rainlm.core.search import SearchContext
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import truncate_at_stop
@@ -32,7 +33,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
              evaluator: Any = None, embedder: EmbedderLike = None,
              seed: int | np.random.Generator | None = 0, max_new_tokens: int = 128,
              time_budget_s: float | None = None, system: str | None = None,
-             batched: bool = True) -> GenerationResult:
+             batched: bool = True,
+             on_progress: ProgressCallback | None = None) -> GenerationResult:
     """Answer ``prompt`` with RAIN on ``backend``.
 
     Args:
@@ -49,6 +51,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         time_budget_s: wall-clock budget for the whole answer (overrides the config's).
         system: a system prompt placed before the messages.
         batched: batch model calls and embeddings (same result, faster).
+        on_progress: called with a ``rainlm.core.progress.ProgressEvent`` after every
+            search pass and every commit (for live displays; must not raise).
     """
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
@@ -63,7 +67,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         prompt_ids=list(backend.render_prompt(messages)), max_new_tokens=max_new_tokens,
         stop_strings=cfg.stop_strings + tuple(getattr(backend, "default_stop_strings", ())),
         stats=stats, batched=batched)
-    outcome = rain_decode(ctx)
+    outcome = rain_decode(ctx, on_progress=on_progress)
     text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
     out_stats = stats.to_dict()
     out_stats.update(wall_time_s=round(time.perf_counter() - start, 4),

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from rainlm.core.greedy import greedy_continue
+from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, run_pass
 from rainlm.core.selection import mix_with_uniform, most_visited_child
 from rainlm.core.stopping import contains_eos, hits_stop_string
@@ -34,25 +35,32 @@ class DecodeOutcome:
     greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
 
 
-def rain_decode(ctx: SearchContext) -> DecodeOutcome:
-    """Run RAIN until EOS, the length limit, a stop string or the time budget."""
+def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = None) -> DecodeOutcome:
+    """Run RAIN until EOS, the length limit, a stop string or the time budget.
+
+    ``on_progress`` (optional) is called with a ProgressEvent after every search pass
+    and every commit."""
     cfg, tree = ctx.config, ctx.tree
+    start = time.perf_counter()
     deadline = None if cfg.time_budget_s is None else time.perf_counter() + cfg.time_budget_s
     steps: list[StepRecord] = []
     while True:
         reason = finish_reason(ctx)
         if reason is not None:
             return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
-        searches, early, out_of_time = search_step(ctx, deadline)
+        searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
         best = most_visited_child(tree, tree.root)
         if best is None:  # nothing was searched: the budget ran out before this step
-            return finish_by_budget(ctx, steps)
+            return finish_by_budget(ctx, steps, on_progress, start)
         steps.append(commit(ctx, best, searches, early, by_budget=False))
+        emit_progress(ctx, on_progress, start)
         if out_of_time and finish_reason(ctx) is None:
-            return finish_by_budget(ctx, steps)
+            return finish_by_budget(ctx, steps, on_progress, start)
 
 
-def search_step(ctx: SearchContext, deadline: float | None) -> tuple[int, bool, bool]:
+def search_step(ctx: SearchContext, deadline: float | None,
+                on_progress: ProgressCallback | None = None,
+                start: float = 0.0) -> tuple[int, bool, bool]:
     """Search passes for one step: at least ``min_new_searches`` and until the root's
     subtree has ``max_searches`` real visits, ending early when the best child has
     real_visits > T_m and q > V (checked after every pass, as the published code does).
@@ -66,6 +74,7 @@ def search_step(ctx: SearchContext, deadline: float | None) -> tuple[int, bool, 
         if deadline is not None and time.perf_counter() >= deadline:
             return done, False, True
         run_pass(ctx)
+        emit_progress(ctx, on_progress, start)
         best = most_visited_child(tree, tree.root)
         if best is not None:
             child = tree.nodes[best]
@@ -110,7 +119,9 @@ def finish_reason(ctx: SearchContext) -> str | None:
     return None
 
 
-def finish_by_budget(ctx: SearchContext, steps: list[StepRecord]) -> DecodeOutcome:
+def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
+                     on_progress: ProgressCallback | None = None,
+                     start: float = 0.0) -> DecodeOutcome:
     """Anytime finish: commit the most-visited path that the search has looked at,
     then truncate or (``budget_fallback="greedy"``) finish with plain greedy decoding."""
     tree = ctx.tree
@@ -119,6 +130,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord]) -> DecodeOutco
         if best is None or tree.nodes[best].real_visits == 0:
             break
         steps.append(commit(ctx, best, 0, False, by_budget=True))
+        emit_progress(ctx, on_progress, start)
     answer = ctx.answer_tokens(tree.root)
     reason = finish_reason(ctx)
     tail = 0

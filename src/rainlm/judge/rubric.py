@@ -121,7 +121,7 @@ def rubric_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Rubric:
 
 def _labels(value: Any, source: str) -> tuple[str, str]:
     if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, str) and v.strip() == v and v for v in value)):
+            or not all(isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value)):
         _fail(source, "labels", f"must be a list of two non-empty strings without spaces, got {value!r}")
     if value[0] == value[1]:
         _fail(source, "labels", f"the two labels must differ, got {value!r}")

@@ -1,0 +1,447 @@
+"""In-process backend over a Hugging Face transformers causal LM, with a prefix KV cache.
+
+``next_logprobs`` is the search's hot path. Every context it has seen is remembered in
+a bounded LRU cache keyed by its token tuple:
+
+* an entry holds the last-position log-probabilities ``[V]`` and, for "KV entries",
+  the keys/values (a ``DynamicCache``, batch 1) of all its tokens;
+* a context equal to a key is answered with no forward pass (a hit);
+* otherwise the KV entry sharing the longest prefix with it is cloned (a shallow copy:
+  ``DynamicLayer.update`` concatenates into new tensors, never writes in place), cropped
+  to the common prefix with a *negative* ``crop`` if needed, and only the rest of the
+  context is forwarded;
+* a KV entry that is a strict prefix of exactly one context of the call is extended in
+  place and re-keyed (the search's simulation loop adds one token per call); its old key
+  keeps its log-probabilities as a small "logits-only" entry;
+* contexts that reuse the same entry at the same length are forwarded together: the
+  cache is ``batch_repeat_interleave``-d and suffixes are right-padded (causal attention
+  never lets a real token see the padding that follows it, so no mask is needed);
+* when several new contexts share a long prefix nobody has cached yet (a judge's
+  few-shot prompt), that prefix is forwarded once first.
+
+Memory is bounded by ``cache_budget_mb`` (bytes of key/value tensors plus log-probs).
+Caches made of anything but plain ``DynamicLayer``s (sliding windows, linear attention)
+fall back to fresh forwards with exact-hit caching only.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
+from rainlm.errors import ConfigError, ModelNotFoundError
+
+__all__ = ["TransformersBackend"]
+
+_END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+@dataclass
+class _Entry:
+    """One cached context: last-position log-probs, and maybe keys/values of all tokens."""
+
+    tokens: np.ndarray  # [T] int64, the context
+    logprobs: np.ndarray  # [V] float32, read-only, natural log
+    cache: Any | None  # DynamicCache with batch 1 and seq T, or None (logits-only)
+    nbytes: int
+
+
+@dataclass
+class _Job:
+    """Contexts forwarded together on top of one source entry cut at ``keep`` tokens."""
+
+    source: tuple | None  # key of the KV entry reused, or None (forward from scratch)
+    keep: int  # tokens of the source reused (the rest is cropped)
+    contexts: list[tuple]
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype not in _DTYPES:
+        raise ConfigError("dtype", f"must be one of {', '.join(_DTYPES)}; got {dtype!r}.")
+    if dtype == "auto":
+        cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else torch.float32
+    return getattr(torch, dtype)
+
+
+def _lcp(a: np.ndarray, b: np.ndarray) -> int:
+    """Length of the longest common prefix of two int arrays."""
+    n = min(a.shape[0], b.shape[0])
+    diff = np.flatnonzero(a[:n] != b[:n])
+    return int(diff[0]) if diff.size else n
+
+
+def _plain_layers(cache) -> bool:
+    """True when every layer is a plain DynamicLayer (safe to share, crop and slice)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _clone(cache, keep: int | None = None, row: int | None = None):
+    """A new DynamicCache sharing tensors with ``cache`` (shallow: updates rebind, never
+    write in place), optionally cut to ``keep`` tokens and to one batch ``row``."""
+    new = copy.copy(cache)
+    new.layers = [copy.copy(layer) for layer in cache.layers]
+    for layer in new.layers:
+        if layer.keys is None or layer.keys.numel() == 0:
+            continue
+        rows = slice(None) if row is None else slice(row, row + 1)
+        layer.keys = layer.keys[rows, :, :keep]  # [B|1, kv_heads, keep, head_dim]
+        layer.values = layer.values[rows, :, :keep]
+    return new
+
+
+def _cache_nbytes(cache) -> int:
+    """Bytes of the key/value tensors (views count their own elements only)."""
+    total = 0
+    for layer in getattr(cache, "layers", ()):
+        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if t is not None:
+                total += t.numel() * t.element_size()
+    return total
+
+
+class TransformersBackend:
+    """A transformers ``AutoModelForCausalLM`` + tokenizer as a rainlm ``Backend``.
+
+    Built from objects the user already has; ``from_pretrained`` loads a local folder,
+    a GGUF file or a hub id already in the local cache (never downloads by default).
+    """
+
+    def __init__(self, model, tokenizer, *, name: str | None = None, device: str = "auto",
+                 cache_budget_mb: float = 512, num_threads: int | None = None,
+                 max_batch_tokens: int = 2048, min_shared_prefix: int = 32):
+        import torch
+
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        if cache_budget_mb < 0:
+            raise ConfigError("cache_budget_mb", f"must be >= 0; got {cache_budget_mb}.")
+        current = next(model.parameters()).device
+        if device == "auto" and current.type != "cpu":
+            device = str(current)  # the user already placed it on an accelerator
+        self.device = _resolve_device(device)
+        if getattr(model, "hf_device_map", None) is None and str(current) != self.device:
+            model = model.to(self.device)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name or str(getattr(model.config, "_name_or_path", "") or "transformers")
+        has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.capabilities = Capabilities(full_distribution=True, prefix_cache=True,
+                                         batched=True, chat_template=has_template)
+        self.eos_token_ids = self._find_eos_ids()
+        self.counters = BackendCounters()
+        self.cache_budget_bytes = int(cache_budget_mb * 2**20)
+        self.max_batch_tokens = max_batch_tokens
+        self.min_shared_prefix = min_shared_prefix
+        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()  # LRU order, oldest first
+        self._kv_keys: dict[tuple, None] = {}  # keys of entries holding keys/values
+        self._bytes = 0
+        self._kv_reuse = True  # switched off if the model's cache is not plain layers
+        self._lock = threading.RLock()
+        self._pinned: set[tuple] = set()  # sources used by several jobs of this call
+        self._protect: set[tuple] = set()  # sources of this call's jobs
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, *, device: str = "auto",
+                        dtype: str = "auto", gguf_file: str | None = None,
+                        local_files_only: bool = True, name: str | None = None,
+                        **kw) -> TransformersBackend:
+        """Load tokenizer and model with transformers (offline unless told otherwise).
+
+        ``kw`` goes to the constructor (``cache_budget_mb``, ``num_threads``, ...).
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        resolved = _resolve_device(device)
+        torch_dtype = _resolve_dtype(dtype, resolved)
+        src = str(path_or_id)
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(src, local_files_only=local_files_only, **extra)
+            model = AutoModelForCausalLM.from_pretrained(
+                src, dtype=torch_dtype, local_files_only=local_files_only, **extra)
+        except OSError as exc:
+            raise ModelNotFoundError(
+                f"Could not load model {src!r}{' / ' + gguf_file if gguf_file else ''}: "
+                f"{exc}. Pass a local model folder (or a .gguf file)."
+            ) from exc
+        default_name = gguf_file or Path(src.rstrip("/")).name or src
+        return cls(model, tok, name=name or default_name, device=resolved, **kw)
+
+    # ---------------------------------------------------------------- text <-> ids
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids``, special tokens skipped."""
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=True)
+
+    def render_prompt(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Token ids of a conversation, ending where the assistant's answer begins.
+
+        Uses the tokenizer's chat template (with its own defaults, e.g. SmolLM's system
+        turn); base models without one get a plain ``Human: ...\\n\\nAssistant:`` transcript.
+        """
+        msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
+        if self.capabilities.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                msgs, add_generation_prompt=True, tokenize=False)
+            return self.tokenize(text)
+        names = {"user": "Human", "assistant": "Assistant"}
+        parts = []
+        for m in msgs:
+            if m["role"] == "system":
+                parts.append(m["content"])
+            elif m["role"] in names:
+                parts.append(f"{names[m['role']]}: {m['content']}")
+            else:
+                raise ConfigError("messages", f"role must be system, user or assistant; "
+                                              f"got {m['role']!r}.")
+        ids = self.tokenize("\n\n".join(parts + ["Assistant:"]))
+        bos = self.tokenizer.bos_token_id
+        with_special = self.tokenizer.encode("x", add_special_tokens=True)
+        if bos is not None and with_special and with_special[0] == bos:
+            ids = [bos] + ids  # base models trained with a BOS expect one
+        return ids
+
+    def _find_eos_ids(self) -> frozenset[int]:
+        """The tokenizer's eos, the generation config's eos and known end-of-turn tokens."""
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        gen = getattr(self.model, "generation_config", None)
+        gen_eos = getattr(gen, "eos_token_id", None)
+        if gen_eos is not None:
+            ids.update(int(i) for i in (gen_eos if isinstance(gen_eos, list) else [gen_eos]))
+        vocab = self.tokenizer.get_vocab()
+        ids.update(int(vocab[n]) for n in _END_OF_TURN_NAMES if n in vocab)
+        return frozenset(ids)
+
+    # ---------------------------------------------------------------- the cache
+    def clear_cache(self) -> None:
+        """Forget every cached context (counters are kept)."""
+        with self._lock:
+            self._entries.clear()
+            self._kv_keys.clear()
+            self._bytes = 0
+
+    def cache_info(self) -> dict:
+        """Entries, KV entries and approximate bytes held by the prefix cache."""
+        with self._lock:
+            return {"entries": len(self._entries), "kv_entries": len(self._kv_keys),
+                    "bytes": self._bytes, "budget_bytes": self.cache_budget_bytes}
+
+    def _store(self, key: tuple, logprobs: np.ndarray, cache) -> None:
+        """Insert (or replace) an entry as most recently used."""
+        self._drop(key)
+        nbytes = logprobs.nbytes + (_cache_nbytes(cache) if cache is not None else 0)
+        self._entries[key] = _Entry(np.asarray(key, dtype=np.int64), logprobs, cache, nbytes)
+        if cache is not None:
+            self._kv_keys[key] = None
+        self._bytes += nbytes
+
+    def _drop(self, key: tuple) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.nbytes
+            self._kv_keys.pop(key, None)
+
+    def _evict(self, protect: set[tuple] = frozenset()) -> None:
+        """Drop least recently used entries until the byte budget holds."""
+        for key in list(self._entries):
+            if self._bytes <= self.cache_budget_bytes:
+                break
+            if key not in protect:
+                self._drop(key)
+
+    def _best_source(self, ctx: np.ndarray) -> tuple[tuple | None, int]:
+        """The KV entry sharing the longest usable prefix with ``ctx``, and that length.
+
+        At least one token of ``ctx`` is always left to forward (its logits are needed).
+        Ties go to an entry needing no crop, then to the most recently used one.
+        """
+        best, best_keep, best_exact = None, 0, False
+        limit = ctx.shape[0] - 1
+        for key in self._kv_keys:
+            entry = self._entries[key]
+            keep = min(_lcp(entry.tokens, ctx), limit)
+            exact = keep == entry.tokens.shape[0]
+            if keep > best_keep or (keep == best_keep and keep > 0 and exact >= best_exact):
+                best, best_keep, best_exact = key, keep, exact
+        return best, best_keep
+
+    # ---------------------------------------------------------------- the hot path
+    def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
+                      top_k: int | None = None) -> list[TokenDistribution]:
+        """Dense next-token log-probs ``[V]`` (float32) after each context, same order.
+
+        ``top_k`` is ignored (this backend is dense). Returned arrays are read-only and
+        may be shared with the cache.
+        """
+        import torch
+
+        keys = [tuple(int(t) for t in c) for c in contexts]
+        for i, key in enumerate(keys):
+            if not key:
+                raise ConfigError("contexts", f"every context needs at least one token; "
+                                              f"context {i} is empty.")
+        with self._lock, torch.inference_mode():
+            found: dict[tuple, np.ndarray] = {}
+            misses: list[tuple] = []
+            for key in keys:
+                if key in found or key in misses:
+                    self.counters.cache_hits += 1  # a repeat within this call
+                elif key in self._entries:
+                    self._entries.move_to_end(key)
+                    found[key] = self._entries[key].logprobs
+                    self.counters.cache_hits += 1
+                else:
+                    misses.append(key)
+            if misses:
+                self._prefill_shared_prefix(misses)
+                found.update(self._run_jobs(self._plan(misses)))
+                self._evict()
+            return [TokenDistribution(found[key]) for key in keys]
+
+    def _prefill_shared_prefix(self, misses: list[tuple]) -> None:
+        """Forward once the prefix common to all ``misses`` when that saves enough work."""
+        if len(misses) < 2 or not self._kv_reuse:
+            return
+        arrays = [np.asarray(m, dtype=np.int64) for m in misses]
+        shared = min(a.shape[0] for a in arrays) - 1
+        for a in arrays[1:]:
+            shared = min(shared, _lcp(arrays[0], a))
+        if shared < 1:
+            return
+        prefix = tuple(misses[0][:shared])
+        if prefix in self._kv_keys:
+            return
+        _, keep = self._best_source(arrays[0][:shared])
+        if (len(misses) - 1) * (shared - keep) >= self.min_shared_prefix:
+            self._run_jobs(self._plan([prefix]), counted=False)
+
+    def _plan(self, misses: list[tuple]) -> list[_Job]:
+        """Group contexts by (source entry, kept length), then split each group into
+        batches of similar suffix length (padding at most ~1.5x the real tokens)."""
+        groups: dict[tuple, list[tuple]] = {}
+        for key in misses:
+            source, keep = (None, 0)
+            if self._kv_reuse:
+                source, keep = self._best_source(np.asarray(key, dtype=np.int64))
+            groups.setdefault((source, keep), []).append(key)
+        jobs = []
+        for (source, keep), ctxs in groups.items():
+            ctxs.sort(key=len)
+            batch: list[tuple] = []
+            for ctx in ctxs:
+                rows, width = len(batch) + 1, len(ctx) - keep  # sorted: widest last
+                real = sum(len(c) - keep for c in batch) + width
+                if batch and (rows * width > 1.5 * real + rows
+                              or rows * width > self.max_batch_tokens):
+                    jobs.append(_Job(source, keep, batch))
+                    batch = []
+                batch.append(ctx)
+            jobs.append(_Job(source, keep, batch))
+        return jobs
+
+    def _run_jobs(self, jobs: list[_Job], *, counted: bool = True) -> dict[tuple, np.ndarray]:
+        """Run jobs in order; a source shared by several jobs is copied, never extended."""
+        uses = Counter(job.source for job in jobs)
+        self._pinned = {s for s, n in uses.items() if n > 1}
+        self._protect = set(uses) - {None}  # sources later jobs need: never evicted
+        out: dict[tuple, np.ndarray] = {}
+        try:
+            for job in jobs:
+                out.update(self._run(job, counted=counted))
+        finally:
+            self._pinned, self._protect = set(), set()
+        return out
+
+    def _run(self, job: _Job, *, counted: bool = True) -> dict[tuple, np.ndarray]:
+        """Forward one job, store its contexts in the cache and return their log-probs."""
+        import torch
+
+        keep, ctxs = job.keep, job.contexts
+        widths = [len(c) - keep for c in ctxs]
+        width, rows = max(widths), len(ctxs)
+        pad = next(iter(self.eos_token_ids), 0)  # any valid id: padding is never attended
+        ids = torch.full((rows, width), pad, dtype=torch.long)  # [B, S]
+        for r, c in enumerate(ctxs):
+            ids[r, : widths[r]] = torch.tensor(c[keep:], dtype=torch.long)
+        cache, in_place = self._source_cache(job, rows)
+        positions = sorted(set(w - 1 for w in widths))  # logits only where needed
+        out = self.model(input_ids=ids.to(self.device), past_key_values=cache,
+                         use_cache=True,
+                         logits_to_keep=torch.tensor(positions, device=self.device))
+        logits = out.logits.float()  # [B, len(positions), V]
+        cache = out.past_key_values
+        if self._kv_reuse and not _plain_layers(cache):
+            self._kv_reuse = False  # exotic cache: keep exact hits only
+        col = {p: i for i, p in enumerate(positions)}
+        picked = torch.stack([logits[r, col[w - 1]] for r, w in enumerate(widths)])
+        lps = torch.log_softmax(picked, dim=-1).cpu().numpy()  # [B, V] float32
+        self._count(keep, widths, counted)
+        if in_place:
+            old = self._entries[job.source]
+            self._store(job.source, old.logprobs, None)  # keep its logits only
+            self._entries.move_to_end(job.source, last=False)
+        result = {}
+        for r, c in enumerate(ctxs):
+            lp = np.array(lps[r], dtype=np.float32)
+            lp.flags.writeable = False
+            row = None
+            if self._kv_reuse:
+                row = cache if rows == 1 else _clone(cache, keep + widths[r], r)
+            self._store(c, lp, row)
+            result[c] = lp
+        self._evict(protect=set(ctxs) | self._protect)
+        return result
+
+    def _source_cache(self, job: _Job, rows: int):
+        """The cache to forward on (or None) and whether it is the source, extended in place."""
+        if job.source is None:
+            return None, False
+        entry = self._entries[job.source]
+        self._entries.move_to_end(job.source)
+        no_crop = entry.tokens.shape[0] == job.keep
+        in_place = rows == 1 and no_crop and job.source not in self._pinned
+        cache = entry.cache if in_place else _clone(entry.cache, job.keep)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)  # new tensors: [B, kv_heads, keep, head_dim]
+        return cache, in_place
+
+    def _count(self, keep: int, widths: list[int], counted: bool) -> None:
+        c = self.counters
+        c.forward_calls += 1
+        c.batch_sizes.append(len(widths))
+        if max(widths) == 1 and keep > 0:
+            c.decode_tokens += len(widths)
+        else:
+            c.prefill_tokens += sum(widths)
+        c.cached_tokens_reused += keep * len(widths)
+        if counted:
+            c.cache_misses += len(widths)
+
