@@ -176,6 +176,26 @@ def test_time_budget_finishes_with_reason():
     assert tail.finish_reason == "time_budget" and tail.stats["greedy_tail_tokens"] > 0
 
 
+def test_time_budget_never_commits_an_unvisited_node():
+    import time as _time
+
+    class SlowJudge:
+        name = "slow"
+
+        def evaluate(self, requests):
+            _time.sleep(0.05)
+            return [harm_judge("", r.response) for r in requests]
+
+    exhausted = 0
+    for budget in (0.03, 0.12, 0.3):
+        result = run(trap_backend(), evaluator=SlowJudge(), time_budget_s=budget)
+        exhausted += result.stats["budget_exhausted"]
+        for node_id in result.tree.committed:
+            assert result.tree.nodes[node_id].real_visits > 0
+        assert "bomb" not in result.text
+    assert exhausted >= 2
+
+
 def test_length_limit_is_never_exceeded():
     result = run(branching_backend(), max_new_tokens=5, config=RainConfig(max_searches=6, min_new_searches=2))
     assert len(result.token_ids) <= 5

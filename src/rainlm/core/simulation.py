@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -25,12 +26,15 @@ class SimulationLimits:
 
 def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[int],
              detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
-             limits: SimulationLimits, rng: np.random.Generator) -> list[int]:
+             limits: SimulationLimits, rng: np.random.Generator, *,
+             deadline: float | None = None) -> list[int]:
     """Sample from the full distribution until the text ends a clause (or EOS, or a limit).
 
     ``answer_ids`` is the answer so far (committed + the leaf's path). Like the published
     code, the clause test runs before each draw, so a leaf whose text already ends a
-    clause gets no imagined tokens. Returns the imagined tokens (EOS included if drawn).
+    clause gets no imagined tokens. Past ``deadline`` (a ``time.perf_counter()`` value)
+    the imagination stops where it is, so a time budget is overrun by at most one
+    judgement. Returns the imagined tokens (EOS included if drawn).
     """
     imagined: list[int] = []
     while True:
@@ -40,6 +44,8 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
         if limits.max_tokens is not None and len(imagined) >= limits.max_tokens:
             break
         if imagined and imagined[-1] in eos_ids:
+            break
+        if deadline is not None and time.perf_counter() >= deadline:
             break
         text = detokenize(list(answer_ids) + imagined)
         if hits_stop_string(text, limits.stop_strings):

@@ -1,0 +1,250 @@
+"""``rain generate``: answer one prompt with RAIN (optionally next to plain greedy decoding).
+
+The command is a thin shell around :func:`run_generate`, which takes an already-built
+backend; tests call it directly with a ScriptedBackend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rainlm.cli.options import RunOptions, search_options, services_of
+from rainlm.cli.progress import ProgressLine, progress_enabled
+from rainlm.config import RainConfig
+from rainlm.core.progress import ProgressCallback
+from rainlm.result import GenerationResult
+
+__all__ = ["AnswerReport", "GenerateReport", "generate_command", "render_text", "run_generate",
+           "score_answers", "to_json_text"]
+
+
+@dataclass(frozen=True)
+class AnswerReport:
+    """One answer (RAIN or greedy) with its time and its self-evaluation."""
+
+    result: GenerationResult
+    seconds: float
+    """Wall-clock seconds of the decoding call (model loading excluded)."""
+    score: float | None = None
+    """Self-evaluation of the final answer, scoring="continuous": in [-1, 1]."""
+    paper_vote: float | None = None
+    """Self-evaluation of the final answer, the paper's vote: in {-1, 0, 1} (two orders)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.result.text, "seconds": round(self.seconds, 4),
+                "score": self.score, "paper_vote": self.paper_vote,
+                "stats": self.result.stats, "finish_reason": self.result.finish_reason}
+
+
+@dataclass(frozen=True)
+class GenerateReport:
+    """What ``rain generate`` produced: the RAIN answer and, with --compare, greedy's."""
+
+    rain: AnswerReport
+    vanilla: AnswerReport | None
+    config: RainConfig
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"rain": {...}, "vanilla": {...}}`` (``vanilla`` only with --compare)."""
+        out = {"rain": self.rain.to_json()}
+        if self.vanilla is not None:
+            out["vanilla"] = self.vanilla.to_json()
+        return out
+
+    def trace(self, detokenize: Any) -> dict[str, Any]:
+        """The RAIN search trace, plus the final answers' self-evaluations (and greedy's
+        answer with --compare)."""
+        payload = self.rain.result.trace(detokenize)
+        payload["seconds"] = round(self.rain.seconds, 4)
+        payload["final_evaluations"] = {
+            name: {"text": a.result.text, "score": a.score, "paper_vote": a.paper_vote,
+                   "scoring": {"score": "continuous", "paper_vote": "paper"},
+                   "rubric": self.config.rubric}
+            for name, a in (("rain", self.rain), ("vanilla", self.vanilla)) if a is not None}
+        if self.vanilla is not None:
+            payload["vanilla"] = self.vanilla.to_json()
+        return payload
+
+
+# ------------------------------------------------------------------------- work
+def score_answers(backend: Any, config: RainConfig, messages: Sequence[Mapping[str, str]],
+                  texts: Sequence[str]) -> list[tuple[float, float]]:
+    """(continuous score, paper vote) of each final answer, judged by the backend's own
+    model with the config's rubric and judge orders."""
+    from rainlm.judge.base import EvalRequest
+    from rainlm.judge.self_eval import SelfEvaluator
+
+    requests = [EvalRequest(messages=tuple(dict(m) for m in messages), response=t) for t in texts]
+    continuous = SelfEvaluator(backend, config.rubric, scoring="continuous",
+                               orders=config.judge_orders).evaluate(requests)
+    paper = SelfEvaluator(backend, config.rubric, scoring="paper",
+                          orders=config.judge_orders).evaluate(requests)
+    return [(float(c), float(p)) for c, p in zip(continuous, paper)]
+
+
+def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], options: RunOptions,
+                 *, compare: bool = False, score: bool = True, embedder: Any = None,
+                 on_progress: ProgressCallback | None = None,
+                 status: ProgressLine | None = None) -> GenerateReport:
+    """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily.
+
+    ``embedder``: an Embedder or "none"/"hashing"/... (default: ``options.embedder``).
+    ``score``: self-evaluate the final answers (continuous score and paper vote).
+    """
+    from rainlm.api import generate, greedy
+
+    config = options.config()
+    embedder = options.embedder if embedder is None else embedder
+    start = time.perf_counter()
+    result = generate(backend, prompt, config, embedder=embedder, seed=options.seed,
+                      max_new_tokens=options.max_new_tokens, system=options.system,
+                      on_progress=on_progress)
+    rain_s = time.perf_counter() - start
+    vanilla = None
+    vanilla_s = 0.0
+    if compare:
+        if status is not None:
+            status.status("greedy baseline…")
+        start = time.perf_counter()
+        vanilla = greedy(backend, prompt, max_new_tokens=options.max_new_tokens,
+                         system=options.system, stop_strings=config.stop_strings)
+        vanilla_s = time.perf_counter() - start
+    scores: list[tuple[float | None, float | None]] = [(None, None), (None, None)]
+    if score:
+        if status is not None:
+            status.status("scoring the final answers…")
+        texts = [result.text] + ([vanilla.text] if vanilla is not None else [])
+        scores = list(score_answers(backend, config, result.messages, texts)) + [(None, None)]
+    rain = AnswerReport(result, rain_s, *scores[0])
+    van = AnswerReport(vanilla, vanilla_s, *scores[1]) if vanilla is not None else None
+    return GenerateReport(rain=rain, vanilla=van, config=config)
+
+
+# ---------------------------------------------------------------------- output
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):  # numpy arrays
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def to_json_text(payload: Any, indent: int | None = None) -> str:
+    return json.dumps(payload, default=_json_default, ensure_ascii=False, indent=indent)
+
+
+def _fmt_score(a: AnswerReport) -> str:
+    if a.score is None:
+        return "not scored"
+    vote = "?" if a.paper_vote is None else f"{a.paper_vote:+g}" if a.paper_vote else "0"
+    return f"score {a.score:+.3f} (continuous), vote {vote} (paper)"
+
+
+def summary_line(a: AnswerReport) -> str:
+    """``12.34 s | 45 searches, 8 steps | finish: eos`` (searches only for RAIN)."""
+    parts = [f"{a.seconds:.2f} s"]
+    if a.result.method == "rain":
+        parts.append(f"{a.result.stats.get('searches', 0)} searches, "
+                     f"{a.result.stats.get('steps', 0)} steps")
+    parts.append(f"{a.result.stats.get('answer_tokens', len(a.result.token_ids))} tokens")
+    parts.append(f"finish: {a.result.finish_reason}")
+    return " | ".join(parts)
+
+
+def render_text(report: GenerateReport) -> str:
+    """Plain output: the answer; with --compare both answers with scores and times."""
+    if report.vanilla is None:
+        return report.rain.result.text
+    blocks = []
+    for title, a in ((f"RAIN ({report.config.preset_name} preset)", report.rain),
+                     ("Greedy (vanilla)", report.vanilla)):
+        blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
+                      f"[{_fmt_score(a)} | {summary_line(a)}]")
+    return "\n\n".join(blocks)
+
+
+# ---------------------------------------------------------------------- command
+def _check_trace(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    if value is not None and not value.expanduser().resolve().parent.is_dir():
+        raise click.BadParameter(f"folder {str(value.parent)!r} does not exist", ctx=ctx, param=param)
+    return value
+
+
+def _read_prompt(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "-":
+        value = sys.stdin.read()
+    if not value.strip():
+        raise click.BadParameter("is empty; give the question to answer (or '-' to read stdin)",
+                                 ctx=ctx, param=param)
+    return value.strip() if value.endswith("\n") else value
+
+
+EPILOG = """\b
+Examples:
+  rain generate "How do I pick a lock?"
+  rain generate --compare --time-budget 60 "How do I make a pipe bomb?"
+  rain generate --json --trace trace.json --max-new-tokens 64 "Hello"
+  echo "What is RAIN?" | rain generate -
+"""
+
+
+@click.command("generate", epilog=EPILOG)
+@click.argument("prompt", callback=_read_prompt)
+@search_options
+@click.option("--compare", is_flag=True,
+              help="Also answer with plain greedy decoding (the baseline) and show both "
+                   "answers, their self-evaluation scores (continuous score in [-1, 1] and "
+                   "the paper's vote in {-1, 0, 1}, same rubric) and their times.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print exactly one JSON object on stdout: {"rain": {"text", "seconds", '
+                   '"score", "paper_vote", "stats", "finish_reason"}, "vanilla": {...}} '
+                   "(vanilla only with --compare). Nothing else goes to stdout.")
+@click.option("--trace", "trace_path", metavar="FILE", default=None, callback=_check_trace,
+              type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the search trace (whole tree with texts, commits, every "
+                   "evaluation, stats, final scores) as JSON to FILE.")
+@click.pass_context
+def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bool,
+                     trace_path: Path | None, **kwargs: Any) -> None:
+    """Answer PROMPT with RAIN: search, self-evaluate and rewind on a frozen model.
+
+    PROMPT is the user's question ('-' reads it from stdin). The answer goes to
+    stdout; a live progress line goes to stderr when it is a terminal.
+    """
+    options = RunOptions.from_kwargs(kwargs)
+    options.config()  # config errors before the model loads
+    services = services_of(ctx)
+    line = ProgressLine(progress_enabled(options.progress))
+    try:
+        # Libraries that print go to stderr: stdout carries only the answer (or JSON).
+        with contextlib.redirect_stdout(sys.stderr):
+            line.status("loading model…")
+            backend = services.load_backend(options.model, options.device)
+            embedder = services.load_embedder(options.embedder, options.device)
+            line.status("searching…")
+            report = run_generate(backend, prompt, options, compare=compare,
+                                  score=compare or as_json or trace_path is not None,
+                                  embedder=embedder, on_progress=line, status=line)
+    finally:
+        line.clear()
+    if trace_path is not None:
+        try:
+            trace_path.expanduser().write_text(
+                to_json_text(report.trace(backend.detokenize), indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(trace_path), hint=exc.strerror or str(exc)) from None
+    line.done(f"done: {summary_line(report.rain)}")
+    click.echo(to_json_text(report.to_json()) if as_json else render_text(report))

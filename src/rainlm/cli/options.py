@@ -1,0 +1,193 @@
+"""Options shared by ``rain generate`` and ``rain chat``, and how they become a RainConfig.
+
+Values are validated here, at the edge: a bad value gets click's usage error naming
+the option (exit code 2) before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rainlm.config import PRESETS, RainConfig
+
+__all__ = ["RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
+           "SCORINGS"]
+
+DEVICES = ("auto", "cpu", "cuda")
+EMBEDDERS = ("auto", "minilm", "hashing", "none")
+SCORINGS = ("paper", "continuous")
+EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+
+
+# ---------------------------------------------------------------------- services
+def _quiet_transformers() -> None:
+    """The CLI draws its own progress line: no per-load "Loading weights" bars."""
+    import importlib.util
+
+    if importlib.util.find_spec("transformers") is not None:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+def _default_load_backend(model: str | None, device: str) -> Any:
+    from rainlm.backends.loading import load_backend
+
+    _quiet_transformers()
+    return load_backend(model, device=device)
+
+
+def _default_load_embedder(name: str, device: str) -> Any:
+    """An Embedder, or the string "none" (which generate() reads as: no embedder)."""
+    if name == "none":
+        return "none"
+    from rainlm.similarity.loading import load_embedder
+
+    return load_embedder(name, device=device)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the commands build models with; tests pass their own as click's ``obj``
+    (``CliRunner().invoke(cli, args, obj=Services(load_backend=...))``)."""
+
+    load_backend: Callable[[str | None, str], Any] = field(default=_default_load_backend)
+    """``(model, device) -> Backend``; model None means the embedded model."""
+    load_embedder: Callable[[str, str], Any] = field(default=_default_load_embedder)
+    """``(name, device) -> Embedder | "none"``."""
+
+
+def services_of(ctx: click.Context) -> Services:
+    found = ctx.find_object(Services)
+    return found if found is not None else Services()
+
+
+# ---------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class RunOptions:
+    """The search-related options of one command invocation."""
+
+    preset: str = "harmless"
+    model: str | None = None
+    device: str = "auto"
+    max_new_tokens: int = 128
+    seed: int = 0
+    time_budget_s: float | None = None
+    max_searches_per_step: int | None = None
+    scoring: str | None = None
+    rubric: str | None = None
+    system: str | None = None
+    embedder: str = "auto"
+    progress: bool | None = None
+
+    def config(self) -> RainConfig:
+        """The preset with the command-line overrides applied (validated)."""
+        overrides: dict[str, Any] = {}
+        if self.scoring is not None:
+            overrides["scoring"] = self.scoring
+        if self.rubric is not None:
+            overrides["rubric"] = self.rubric
+        if self.max_searches_per_step is not None:
+            overrides["max_searches_per_step"] = self.max_searches_per_step
+        if self.time_budget_s is not None:
+            overrides["time_budget_s"] = self.time_budget_s
+        return RainConfig.preset(self.preset, **overrides)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
+        """Pop this dataclass's fields out of a click command's keyword arguments."""
+        names = ("preset", "model", "device", "max_new_tokens", "seed", "time_budget_s",
+                 "max_searches_per_step", "scoring", "rubric", "system", "embedder", "progress")
+        return cls(**{n: kwargs.pop(n) for n in names})
+
+
+def _check_rubric(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A built-in rubric name or a readable, valid rubric TOML file."""
+    if value is None:
+        return None
+    from rainlm.errors import JudgeError
+    from rainlm.judge.rubric import load_rubric
+
+    try:
+        load_rubric(value)
+    except JudgeError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    # Keep paths absolute so the value means the same thing in traces.
+    return str(Path(value).expanduser().resolve()) if Path(value).expanduser().is_file() else value
+
+
+def _check_model(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a folder, a .gguf file or a hub id "
+                                 "(or leave it out for the embedded model)", ctx=ctx, param=param)
+    if value is not None and value.endswith(".gguf") and not Path(value).expanduser().is_file():
+        raise click.BadParameter(f"GGUF file {value!r} does not exist", ctx=ctx, param=param)
+    return value
+
+
+def _builtin_rubrics() -> str:
+    from rainlm.judge.rubric import list_rubrics
+
+    return ", ".join(list_rubrics())
+
+
+def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator adding the model and search options to a click command."""
+    presets = sorted(PRESETS)
+    options = [
+        click.option("--preset", type=click.Choice(presets), default="harmless", show_default=True,
+                     help="Search preset: 'harmless' (paper's HH run), 'adversarial' "
+                          "(red-teaming rubric, T_m=5) or 'truthful' (truthfulness rubric, "
+                          "simulate to end of sequence, T_m=16)."),
+        click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
+                     help=f"Model to answer with: a local model folder, a .gguf file or a hub id "
+                          f"already in the local cache (nothing is downloaded). "
+                          f"Default: the embedded {EMBEDDED_MODEL}."),
+        click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+                     help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
+                          "available, else CPU."),
+        click.option("--max-new-tokens", type=click.IntRange(min=1), default=128,
+                     show_default=True, metavar="TOKENS",
+                     help="Answer length limit, in tokens."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="INT",
+                     help="Random seed of the search; the same seed and inputs give the same "
+                          "answer."),
+        click.option("--time-budget", "time_budget_s",
+                     type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="SECONDS",
+                     help="Wall-clock budget for the RAIN search of one answer, in seconds. "
+                          "When it runs out the most-visited path is committed (anytime "
+                          "search). Default: no budget."),
+        click.option("--max-searches-per-step", type=click.IntRange(min=1), default=None,
+                     metavar="N",
+                     help="Cap on search passes per committed token set (overrides the "
+                          "preset's 50 searches / at least 15 new per step). Default: no cap."),
+        click.option("--scoring", type=click.Choice(SCORINGS), default=None,
+                     help="How the self-evaluation turns the judge's answer into a value: "
+                          "'paper' (hard two-order vote in {-1, 0, 1}) or 'continuous' "
+                          "(probability of the good option mapped to [-1, 1]). "
+                          "Default: the preset's ('paper')."),
+        click.option("--rubric", metavar="NAME|PATH", default=None, callback=_check_rubric,
+                     help="Self-evaluation rubric: a built-in name (harmless, adversarial, "
+                          "truthful, helpful) or a path to a rubric TOML file. "
+                          "Default: the preset's."),
+        click.option("--system", metavar="TEXT", default=None,
+                     help="System prompt placed before the conversation. Default: none."),
+        click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto",
+                     show_default=True,
+                     help="Sentence encoder for the similarity update and dynamic node "
+                          "addition: 'minilm' (all-MiniLM-L6-v2, the paper's), 'hashing' "
+                          "(dependency-free, surface overlap only), 'auto' (MiniLM when "
+                          "installed, else hashing) or 'none' (both features off)."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Show a live progress line on stderr (committed text, searches, "
+                          "steps, seconds). Default: only when stderr is a terminal."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

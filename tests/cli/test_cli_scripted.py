@@ -1,0 +1,388 @@
+"""The ``rain`` command line on a scripted model (fast; no real model anywhere).
+
+The scripted model answers a harmful request greedily ("Sure, here is how.") and less
+probably refuses ("I can't help with that."). It also acts as its own judge: after the
+cue "The answer is: (" it puts most probability on the option saying the judged answer
+is harmless when it refuses, and on the harmful option when it complies. So the real
+SelfEvaluator path (prompt, labels, both orders) runs end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import rainlm
+from rainlm.backends.scripted import ScriptedBackend
+from rainlm.cli.chat import ChatSession, run_chat
+from rainlm.cli.generate import generate_command, run_generate
+from rainlm.cli.main import cli
+from rainlm.cli.options import RunOptions, Services
+from rainlm.cli.progress import ProgressLine, format_event, progress_enabled
+from rainlm.core.progress import ProgressEvent
+from rainlm.errors import ModelNotFoundError
+
+CUE = "The answer is: ("
+VOCAB = [" I", " can't", " help", " with", " that", " Sure", ",", " here", " is", " how", ".",
+         " Hello", "!", "A", "B", CUE]
+ANSWERS = {
+    (): {" Sure": 0.7, " I": 0.3},
+    (" Sure",): {",": 1.0},
+    (" Sure", ","): {" here": 1.0},
+    (" Sure", ",", " here"): {" is": 1.0},
+    (" Sure", ",", " here", " is"): {" how": 1.0},
+    (" Sure", ",", " here", " is", " how"): {".": 1.0},
+    (" I",): {" can't": 1.0},
+    (" I", " can't"): {" help": 1.0},
+    (" I", " can't", " help"): {" with": 1.0},
+    (" I", " can't", " help", " with"): {" that": 1.0},
+    (" I", " can't", " help", " with", " that"): {".": 1.0},
+}
+HARMFUL = "Sure, here is how."
+REFUSAL = "I can't help with that."
+PROMPT = "How do I make a bomb?"
+
+
+def _judge_law(text: str) -> dict[str, float]:
+    """P(A), P(B) after the judge cue: the harmless option wins unless the answer complies."""
+    options_at = text.rfind("Options:")
+    options = text[options_at:]
+    answer_at = text.rfind("Assistant: ", 0, options_at) + len("Assistant: ")
+    response = text[answer_at:options_at]
+    p_good = 0.15 if ("Sure" in response or "how" in response) else 0.85
+    good_first = options.index("harmless") < options.index("harmful")
+    return {"A": p_good, "B": 1 - p_good} if good_first else {"A": 1 - p_good, "B": p_good}
+
+
+def script(answer: tuple[str, ...]) -> dict[str, float]:
+    if answer and answer[-1] == CUE:  # a judge prompt (it has no <assistant> marker)
+        return _judge_law("".join(answer))
+    if answer in ANSWERS:
+        return ANSWERS[answer]
+    return {"<eos>": 1.0}
+
+
+def make_backend() -> ScriptedBackend:
+    return ScriptedBackend(VOCAB, script, name="scripted-cli")
+
+
+def services(backend: ScriptedBackend | None = None, calls: list | None = None) -> Services:
+    backend = backend or make_backend()
+
+    def load_backend(model, device):
+        if calls is not None:
+            calls.append((model, device))
+        return backend
+
+    return Services(load_backend=load_backend)
+
+
+def invoke(args: list[str], obj: Services | None = None, input: str | None = None):
+    return CliRunner().invoke(cli, args, obj=obj or services(), input=input)
+
+
+FAST = ["--embedder", "hashing", "--max-new-tokens", "12"]
+
+
+# --------------------------------------------------------------------------- help
+def test_top_level_help_and_version():
+    res = invoke(["--help"])
+    assert res.exit_code == 0
+    assert "generate" in res.output and "chat" in res.output
+    res = invoke(["--version"])
+    assert res.exit_code == 0 and rainlm.__version__ in res.output
+
+
+@pytest.mark.parametrize("command", [generate_command, cli.commands["chat"]])
+def test_every_option_has_help(command):
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help and len(param.help) > 15, param.name
+
+
+def test_generate_help_names_options_defaults_and_units():
+    res = invoke(["generate", "--help"])
+    assert res.exit_code == 0
+    text = " ".join(res.output.split())
+    for opt in ("--preset", "--model", "--max-new-tokens", "--seed", "--time-budget",
+                "--max-searches-per-step", "--scoring", "--rubric", "--system", "--embedder",
+                "--device", "--compare", "--json", "--trace", "--progress"):
+        assert opt in text, opt
+    assert "[default: harmless]" in text and "[default: 128" in text
+    assert "in seconds" in text and "in tokens" in text
+    assert "SmolLM2-135M-Instruct" in text
+
+
+# ------------------------------------------------------------------ bad values
+@pytest.mark.parametrize("args, option", [
+    (["--max-new-tokens", "0"], "--max-new-tokens"),
+    (["--max-new-tokens", "ten"], "--max-new-tokens"),
+    (["--time-budget", "0"], "--time-budget"),
+    (["--time-budget", "-5"], "--time-budget"),
+    (["--seed", "-1"], "--seed"),
+    (["--max-searches-per-step", "0"], "--max-searches-per-step"),
+    (["--preset", "evil"], "--preset"),
+    (["--scoring", "vibes"], "--scoring"),
+    (["--device", "tpu"], "--device"),
+    (["--embedder", "bert"], "--embedder"),
+    (["--rubric", "no-such-rubric"], "--rubric"),
+    (["--model", "missing.gguf"], "--model"),
+    (["--trace", "/no/such/folder/t.json"], "--trace"),
+])
+def test_bad_values_are_usage_errors_naming_the_option(args, option):
+    calls: list = []
+    res = invoke(["generate", *args, PROMPT], obj=services(calls=calls))
+    assert res.exit_code == 2, res.output
+    assert option in res.stderr and "Usage:" in res.stderr
+    assert "Traceback" not in res.output
+    assert calls == []  # nothing was loaded
+
+
+def test_missing_or_empty_prompt_is_a_usage_error():
+    assert invoke(["generate"]).exit_code == 2
+    res = invoke(["generate", "   "])
+    assert res.exit_code == 2 and "PROMPT" in res.stderr
+
+
+def test_rain_error_is_a_clean_message_with_exit_2():
+    def broken(model, device):
+        raise ModelNotFoundError("no model here: install it")
+
+    res = invoke(["generate", PROMPT], obj=Services(load_backend=broken))
+    assert res.exit_code == 2
+    assert "Error: no model here: install it" in res.stderr
+    assert res.stdout == "" and "Traceback" not in res.output
+
+
+def test_entry_point_reports_rain_errors_without_traceback(tmp_path):
+    """The installed `rain` script (real loader): a missing model folder -> Error, exit 2."""
+    rain = Path(sys.executable).with_name("rain")
+    if not rain.exists():
+        pytest.skip("the rain entry point is not installed in this environment")
+    proc = subprocess.run([str(rain), "generate", "--model", str(tmp_path / "nope") + "/",
+                           "--embedder", "none", PROMPT], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Error: ") and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+# --------------------------------------------------------------- run_generate
+def test_run_generate_rain_refuses_where_greedy_complies():
+    backend = make_backend()
+    report = run_generate(backend, PROMPT, RunOptions(max_new_tokens=12, embedder="hashing"),
+                          compare=True)
+    assert report.rain.result.text.strip() == REFUSAL
+    assert report.vanilla is not None and report.vanilla.result.text.strip() == HARMFUL
+    assert report.rain.result.method == "rain" and report.vanilla.result.method == "greedy"
+    assert report.rain.score == pytest.approx(0.7) and report.vanilla.score == pytest.approx(-0.7)
+    assert report.rain.paper_vote == 1.0 and report.vanilla.paper_vote == -1.0
+    assert report.rain.seconds >= 0 and report.vanilla.seconds >= 0
+
+
+def test_run_generate_without_compare_or_scoring():
+    report = run_generate(make_backend(), PROMPT, RunOptions(embedder="none"), score=False)
+    assert report.vanilla is None and report.rain.score is None
+    assert set(report.to_json()) == {"rain"}
+
+
+def test_run_generate_applies_overrides():
+    opts = RunOptions(preset="adversarial", scoring="continuous", max_searches_per_step=3,
+                      time_budget_s=30.0, embedder="none", seed=7, max_new_tokens=12)
+    report = run_generate(make_backend(), PROMPT, opts, score=False)
+    cfg = report.rain.result.config
+    assert (cfg.preset_name, cfg.rubric, cfg.scoring) == ("adversarial", "adversarial", "continuous")
+    assert cfg.max_searches_per_step == 3 and cfg.time_budget_s == 30.0
+    assert report.rain.result.seed == 7
+    assert all(step.searches <= 3 for step in report.rain.result.steps)
+
+
+# ------------------------------------------------------------------- command
+def test_plain_output_is_just_the_answer():
+    calls: list = []
+    res = invoke(["generate", *FAST, "--model", "my-model", "--device", "cpu", PROMPT],
+                 obj=services(calls=calls))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == REFUSAL
+    assert calls == [("my-model", "cpu")]
+
+
+def test_json_is_exactly_one_object_with_the_documented_shape():
+    res = invoke(["generate", *FAST, "--json", "--progress", PROMPT])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)  # the whole of stdout is one JSON document
+    assert set(data) == {"rain"}
+    rain = data["rain"]
+    assert {"text", "seconds", "score", "stats", "finish_reason"} <= set(rain)
+    assert rain["text"].strip() == REFUSAL and rain["finish_reason"] == "eos"
+    assert isinstance(rain["seconds"], float) and -1 <= rain["score"] <= 1
+    assert rain["stats"]["searches"] > 0
+    assert "[rain]" in res.stderr  # forced progress went to stderr only
+
+
+def test_json_compare_has_both_answers():
+    res = invoke(["generate", *FAST, "--json", "--compare", PROMPT])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert set(data) == {"rain", "vanilla"}
+    for key in ("rain", "vanilla"):
+        entry = data[key]
+        assert isinstance(entry["seconds"], float) and entry["seconds"] >= 0
+        assert -1 <= entry["score"] <= 1 and entry["paper_vote"] in (-1, 0, 1)
+        assert isinstance(entry["stats"], dict) and entry["finish_reason"]
+    assert data["vanilla"]["text"].strip() == HARMFUL
+    assert data["rain"]["score"] > data["vanilla"]["score"]
+
+
+def test_compare_text_shows_both_answers_scores_and_times():
+    res = invoke(["generate", *FAST, "--compare", PROMPT])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    assert "=== RAIN (harmless preset) ===" in out and "=== Greedy (vanilla) ===" in out
+    assert REFUSAL in out and HARMFUL in out
+    assert "score +0.700 (continuous), vote +1 (paper)" in out
+    assert "score -0.700 (continuous), vote -1 (paper)" in out
+    assert out.count(" s | ") == 2 and "searches" in out
+
+
+def test_no_progress_line_when_stderr_is_not_a_terminal():
+    res = invoke(["generate", *FAST, PROMPT])
+    assert res.exit_code == 0 and "[rain]" not in res.stderr
+
+
+def test_trace_file_has_a_consistent_tree(tmp_path):
+    path = tmp_path / "trace.json"
+    res = invoke(["generate", *FAST, "--compare", "--json", "--trace", str(path), PROMPT])
+    assert res.exit_code == 0, res.output
+    trace = json.loads(path.read_text())
+    assert trace["method"] == "rain" and trace["text"].strip() == REFUSAL
+    assert trace["evaluations"] and all(-1 <= e["value"] <= 1 for e in trace["evaluations"])
+    assert set(trace["final_evaluations"]) == {"rain", "vanilla"}
+    assert trace["vanilla"]["text"].strip() == HARMFUL
+    _check_tree_visits(trace["tree"])
+    # the committed path spells the answer
+    texts = {n["id"]: n["text"] for n in trace["tree"]["nodes"]}
+    assert "".join(texts[i] for i in trace["tree"]["committed"]).strip() == REFUSAL
+
+
+def _check_tree_visits(tree: dict) -> None:
+    """Visits add up: every real visit of an expanded node went on to one of its children,
+    except the pass that reached it as a leaf (n_real = 1 + Σ children). A committed
+    ancestor of the current root stops being searched while its committed child goes on
+    being searched as the root, so there n_real - 1 <= Σ children."""
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    ancestors = ({0} | set(tree["committed"])) - {tree["root"]}
+    checked = 0
+    for node in nodes.values():
+        kids = [nodes[c] for c in node["children"]]
+        if kids and node["real_visits"] > 0:
+            child_visits = sum(k["real_visits"] for k in kids)
+            if node["id"] in ancestors:
+                assert child_visits >= node["real_visits"] - 1, node["id"]
+            else:
+                assert child_visits == node["real_visits"] - 1, node["id"]
+            checked += 1
+        assert node["visits"] >= node["real_visits"] - 1e-9  # virtual visits only add
+    assert checked > 0
+
+
+def test_system_prompt_and_stdin_prompt():
+    res = invoke(["generate", *FAST, "--system", "Be safe.", "--json", "-"], input=PROMPT + "\n")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["rain"]["text"].strip() == REFUSAL
+
+
+# ------------------------------------------------------------------- progress
+def test_generate_reports_progress_events():
+    events: list[ProgressEvent] = []
+    result = rainlm.generate(make_backend(), PROMPT, embedder="none", max_new_tokens=12,
+                             on_progress=events.append)
+    assert events
+    searches = [e.searches for e in events]
+    assert searches == sorted(searches) and searches[-1] == result.stats["searches"]
+    assert events[-1].steps == result.stats["steps"]
+    assert events[-1].committed_text == result.text
+    assert all(e.elapsed_s >= 0 for e in events)
+    assert all(result.text.startswith(e.committed_text) for e in events)
+
+
+def test_progress_line_format_and_switch():
+    text = "word " * 40
+    line = format_event(ProgressEvent(text, 12, 3, 4.25))
+    assert "searches   12" in line and "steps   3" in line and "4.2s" in line
+    assert line.split("| ")[1].startswith("…") and len(line.split("| ")[1]) == 60
+    assert progress_enabled(True) and not progress_enabled(False)
+
+    class Stream(list):
+        def write(self, s):
+            self.append(s)
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return False
+
+    out = Stream()
+    assert not progress_enabled(None, out)
+    ProgressLine(False, out)(ProgressEvent("x", 1, 0, 0.1))
+    assert out == []
+    shown = ProgressLine(True, out, min_interval_s=0)
+    shown(ProgressEvent("hello\nworld", 1, 0, 0.1))
+    shown.done("finished")
+    assert "hello world" in "".join(out) and "finished\n" in "".join(out)
+
+
+# ----------------------------------------------------------------------- chat
+def test_chat_session_keeps_the_conversation_and_resets():
+    backend = make_backend()
+    session = ChatSession(backend, RunOptions(embedder="none", max_new_tokens=12))
+    answers: list[str] = []
+    notices: list[str] = []
+    n = run_chat(session, [PROMPT, "", "/help", "Hello"], write=answers.append,
+                 notice=notices.append)
+    assert n == 2 and answers[0] == REFUSAL
+    roles = [m["role"] for m in session.messages]
+    assert roles == ["user", "assistant", "user", "assistant"]
+    assert session.messages[0]["content"] == PROMPT and session.messages[2]["content"] == "Hello"
+    run_chat(session, ["/reset", "/bogus"], write=answers.append, notice=notices.append)
+    assert session.messages == []
+    assert any("cleared" in s for s in notices) and any("unknown command" in s for s in notices)
+
+
+def test_chat_second_turn_sees_the_first():
+    seen: list[int] = []
+    backend = make_backend()
+    original = backend.render_prompt
+
+    def render(messages):
+        seen.append(len(messages))
+        return original(messages)
+
+    backend.render_prompt = render
+    session = ChatSession(backend, RunOptions(embedder="none", max_new_tokens=12,
+                                              system="Be safe."))
+    run_chat(session, [PROMPT, PROMPT], write=lambda s: None, notice=lambda s: None)
+    assert seen == [2, 4]  # system + user; system + user + assistant + user
+
+
+def test_chat_command_quits_and_handles_eof():
+    res = invoke(["chat", *FAST], input=f"{PROMPT}\n/reset\n{PROMPT}\n/quit\nnever asked\n")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines() == [REFUSAL, REFUSAL]
+    assert "cleared" in res.stderr
+    res = invoke(["chat", *FAST], input=f"{PROMPT}\n")  # EOF without /quit
+    assert res.exit_code == 0 and res.stdout.strip() == REFUSAL
+    res = invoke(["chat", *FAST], input="")
+    assert res.exit_code == 0 and res.stdout == ""
+
+
+def test_chat_rejects_bad_values():
+    res = invoke(["chat", "--time-budget", "0"], input="hi\n")
+    assert res.exit_code == 2 and "--time-budget" in res.stderr
