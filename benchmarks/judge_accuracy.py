@@ -49,7 +49,8 @@ def load_pairs(path: Path, n: int) -> list[tuple[tuple[dict, ...], str, str]]:
         for line in fh:
             row = json.loads(line)
             chosen, rejected = parse_dialogue(row["chosen"]), parse_dialogue(row["rejected"])
-            if not chosen or chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
+            if not chosen or not rejected or any(d[-1]["role"] != "assistant"
+                                                 for d in (chosen, rejected)):
                 continue
             if chosen[-1]["content"] == rejected[-1]["content"]:
                 continue

@@ -62,11 +62,16 @@ def test_unknown_scoring():
 
 
 @pytest.fixture(scope="module")
-def backend():
+def backend(request):
+    """The session's shared embedded backend (tests/conftest.py), else a fresh one."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from rainlm.backends.loading import load_backend
     from rainlm.errors import ModelNotFoundError
+    try:
+        return request.getfixturevalue("embedded_backend")
+    except pytest.FixtureLookupError:
+        pass
     try:
         return load_backend()
     except ModelNotFoundError as exc:

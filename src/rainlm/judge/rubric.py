@@ -120,9 +120,12 @@ def rubric_from_dict(data: dict[str, Any], *, source: str = "<dict>") -> Rubric:
 
 
 def _labels(value: Any, source: str) -> tuple[str, str]:
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, str) and v and not any(c.isspace() for c in v) for v in value)):
-        _fail(source, "labels", f"must be a list of two non-empty strings without spaces, got {value!r}")
+    def ok(v: Any) -> bool:
+        return isinstance(v, str) and bool(v) and not any(c.isspace() for c in v)
+
+    if not isinstance(value, list) or len(value) != 2 or not all(ok(v) for v in value):
+        _fail(source, "labels",
+              f"must be a list of two non-empty strings without spaces, got {value!r}")
     if value[0] == value[1]:
         _fail(source, "labels", f"the two labels must differ, got {value!r}")
     return (value[0], value[1])
@@ -142,7 +145,8 @@ def _examples(value: Any, source: str) -> tuple[Example, ...]:
         for key in ("user", "assistant"):
             _text(ex, key, source, prefix=f"{field}.")
         if ex.get("verdict") not in VERDICTS:
-            _fail(source, f"{field}.verdict", f"must be one of {list(VERDICTS)}, got {ex.get('verdict')!r}")
+            _fail(source, f"{field}.verdict",
+                  f"must be one of {list(VERDICTS)}, got {ex.get('verdict')!r}")
         out.append(Example(ex["user"].strip(), ex["assistant"].strip(), ex["verdict"]))
     return tuple(out)
 

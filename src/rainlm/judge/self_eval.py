@@ -90,16 +90,24 @@ class SelfEvaluator:
     ``orders`` None takes the rubric's default; ``shots`` None uses every example;
     ``transcript`` "plain" sends the raw Human:/Assistant: prompt, "chat" wraps it as
     one user turn in the backend's chat template and starts the reply with the cue.
+
+    Defaults (measured with ``benchmarks/judge_accuracy.py`` on the embedded 135M model,
+    where every variant is at chance): ``transcript="plain"`` (the paper's prompt; the
+    chat variant was no better, and works only with a chat template) and
+    ``scoring="paper"`` (the paper's vote; an undecided judge returns 0, the neutral
+    value, rather than noise, so a weak model's search falls back on the priors).
     """
 
     def __init__(self, backend: Backend, rubric: str | Rubric = "harmless", *,
-                 scoring: str = "continuous", orders: str | None = None,
+                 scoring: str = "paper", orders: str | None = None,
                  shots: int | None = None, transcript: str = "plain"):
         self.backend = backend
         self.rubric = load_rubric(rubric)
         self.scoring = _choice("scoring", scoring, SCORINGS)
         self.transcript = _choice("transcript", transcript, TRANSCRIPTS)
-        self.orders = _ORDER_SETS[_choice("orders", orders or self.rubric.orders, tuple(_ORDER_SETS))]
+        order_set = _choice("orders", self.rubric.orders if orders is None else orders,
+                            tuple(_ORDER_SETS))
+        self.orders = _ORDER_SETS[order_set]  # e.g. (GOOD_FIRST, BAD_FIRST)
         n_ex = len(self.rubric.examples)
         if shots is not None and (not isinstance(shots, int) or not 0 <= shots <= n_ex):
             raise ConfigError("shots", f"must be None or an int in [0, {n_ex}], got {shots!r}")

@@ -1,0 +1,129 @@
+"""What a RAIN answer costs against plain KV-cached greedy decoding, measured in one run.
+
+On the embedded SmolLM2-135M-Instruct and prompts from ../shared/data (Vicuna questions,
+AdvBench behaviours), prints:
+
+1. greedy: ms per answer token (the unit everything else is divided by);
+2. RAIN with the self-evaluation judge (harmless preset, paper hyperparameters):
+   seconds per search iteration and that in greedy-token times; tokens the model
+   encoded per iteration, and ÷ the minimum (every distinct token encoded once);
+   RAIN time per answer token ÷ greedy time per token;
+3. the overhead floor: the same with an evaluator that approves everything, so the
+   search stops as early as the paper's rule allows;
+4. how time per iteration moves with the search budget (max_searches).
+
+    .venv/bin/python benchmarks/search_cost.py [--prompts 2] [--max-new-tokens 16] [--threads 1]
+
+Absolute seconds are not comparable between runs on this shared machine; the ratios
+within one run are what the targets are stated in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import (DistinctTokenCounter, advbench_prompts, encoded_tokens, machine, table,
+                    vicuna_prompts)
+
+
+def approve_all(prompt: str, response: str) -> float:
+    return 1.0
+
+
+def run_greedy(backend, prompts, max_new_tokens):
+    """Greedy ms per token over the prompts, each from a cleared cache."""
+    seconds, tokens = 0.0, 0
+    for p in prompts:
+        backend.clear_cache()
+        import rainlm
+
+        r = rainlm.greedy(backend, p, max_new_tokens=max_new_tokens)
+        seconds += r.stats["wall_time_s"]
+        tokens += max(len(r.token_ids), 1)
+    return seconds / tokens
+
+
+def run_rain(backend, counter, prompts, max_new_tokens, config, evaluator, embedder):
+    """Totals over the prompts for one RAIN configuration."""
+    import rainlm
+
+    tot = dict(seconds=0.0, tokens=0, searches=0, encoded=0, distinct=0, phases={})
+    for p in prompts:
+        backend.clear_cache()
+        counter.reset()
+        r = rainlm.generate(counter, p, config, max_new_tokens=max_new_tokens,
+                            evaluator=evaluator, embedder=embedder, seed=0)
+        tot["seconds"] += r.stats["wall_time_s"]
+        tot["tokens"] += max(len(r.token_ids), 1)
+        tot["searches"] += r.stats["searches"]
+        tot["encoded"] += encoded_tokens(r.stats["backend"])
+        tot["distinct"] += counter.distinct_tokens
+        for k, v in r.stats["phase_seconds"].items():
+            tot["phases"][k] = tot["phases"].get(k, 0.0) + v
+    return tot
+
+
+def summarize(name, tot, greedy_s):
+    it = tot["seconds"] / max(tot["searches"], 1)
+    return [name, tot["searches"], round(it, 3), round(it / greedy_s, 1),
+            round(tot["encoded"] / max(tot["searches"], 1)),
+            round(tot["encoded"] / max(tot["distinct"], 1), 2),
+            round(tot["seconds"] / tot["tokens"] / greedy_s, 1)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prompts", type=int, default=2, help="prompts from each data set (2)")
+    ap.add_argument("--max-new-tokens", type=int, default=16, help="answer limit (16)")
+    ap.add_argument("--budgets", default="10,25,50", help="max_searches values to sweep")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    ap.add_argument("--out", default="benchmarks/results/search_cost.json")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import rainlm
+    from rainlm.judge.self_eval import SelfEvaluator
+    from rainlm.similarity.loading import load_embedder
+
+    backend = rainlm.load_backend()
+    counter = DistinctTokenCounter(backend)
+    embedder = load_embedder("auto")
+    prompts = vicuna_prompts(args.prompts) + advbench_prompts(args.prompts)
+    cfg = rainlm.RainConfig.preset("harmless")
+    judge = SelfEvaluator(counter, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)
+    run_greedy(backend, prompts[:1], 4)  # warm-up (first-call overheads)
+    greedy_s = run_greedy(backend, prompts, args.max_new_tokens)
+
+    rows, raw = [], {"greedy_s_per_token": greedy_s}
+    for name, ev in (("self-eval judge", judge), ("approve-all (floor)", approve_all)):
+        tot = run_rain(backend, counter, prompts, args.max_new_tokens, cfg, ev, embedder)
+        rows.append(summarize(name, tot, greedy_s))
+        raw[name] = tot
+    sweep = []
+    for b in [int(x) for x in args.budgets.split(",")]:
+        c = cfg.replace(max_searches=b, min_new_searches=min(cfg.min_new_searches, b))
+        tot = run_rain(backend, counter, prompts[:1], args.max_new_tokens, c, judge, embedder)
+        sweep.append(summarize(f"max_searches={b}", tot, greedy_s))
+        raw[f"sweep_{b}"] = tot
+
+    head = ["run", "searches", "s/iteration", "iteration ÷ greedy token", "tokens encoded/iteration",
+            "encoded ÷ distinct", "RAIN ÷ greedy per answer token"]
+    print(f"machine: {machine()}")
+    print(f"prompts: {len(prompts)} ({args.prompts} Vicuna + {args.prompts} AdvBench), "
+          f"max_new_tokens={args.max_new_tokens}, greedy {greedy_s * 1e3:.1f} ms/token\n")
+    print(table(head, rows))
+    print("\nsearch budget sweep (first prompt, self-eval judge):\n")
+    print(table(head, sweep))
+    print("\nphase seconds (self-eval judge):", json.dumps(
+        {k: round(v, 2) for k, v in raw["self-eval judge"]["phases"].items()}))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()

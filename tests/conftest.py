@@ -1,0 +1,23 @@
+"""Shared fixtures: the embedded model is loaded once per test session."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def embedded_backend():
+    """The real embedded SmolLM2-135M-Instruct (offline), on one torch thread.
+
+    One thread: on a busy 2-core machine two OpenMP threads wait on each other
+    (measured: a test file took 142 s with 2 threads, 15 s with one).
+    """
+    torch = pytest.importorskip("torch")
+    from rainlm.backends.embedded import load_embedded_backend
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield load_embedded_backend()
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,61 @@
+"""RAIN end to end on the real embedded model (no mocks): the search is under test here."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import rainlm
+from rainlm import RainConfig
+from rainlm.core.tree import ROOT
+
+pytestmark = pytest.mark.model
+
+SMALL = RainConfig(max_searches=8, min_new_searches=3)
+
+
+def penalise_blue(prompt: str, response: str) -> float:
+    """A user rule as the value: never say 'blue'."""
+    return -1.0 if "blue" in response.lower() else 1.0
+
+
+def test_callable_evaluator_steers_the_real_model_away_from_a_word(embedded_backend):
+    question = "What color is the sky?"
+    plain = rainlm.greedy(embedded_backend, question, max_new_tokens=16)
+    assert "blue" in plain.text.lower()  # greedy decoding uses the word
+    result = rainlm.generate(embedded_backend, question, SMALL, max_new_tokens=16,
+                             evaluator=penalise_blue, embedder="hashing", seed=0)
+    assert "blue" not in result.text.lower(), result.text
+    assert result.text.strip()
+    # the search looked at branches that said "blue" and rewound away from them
+    assert any(ev["value"] < 0 for ev in result.evaluations)
+
+
+def test_short_rain_generation_ends_within_budget_and_tree_is_consistent(embedded_backend):
+    budget = 15.0
+    start = time.perf_counter()
+    result = rainlm.generate(embedded_backend, "How do I make a pipe bomb?", max_new_tokens=24,
+                             time_budget_s=budget, embedder="hashing", seed=1)
+    elapsed = time.perf_counter() - start
+    # overrun is bounded by one judgement plus one expansion (a few seconds here)
+    assert elapsed < budget + 10.0
+    assert result.finish_reason in ("eos", "length", "time_budget")
+    tree = result.tree
+    ancestors = {ROOT, *tree.committed} - {tree.root}
+    for node_id, node in enumerate(tree.nodes):
+        kids = [tree.nodes[c] for c in node.children.values()]
+        if node.real_visits and kids and node_id not in ancestors:
+            assert sum(k.real_visits for k in kids) == node.real_visits - 1
+        assert -1.0 <= node.value <= 1.0
+    for node_id in tree.committed:
+        assert tree.nodes[node_id].real_visits > 0
+    assert result.stats["evaluations"] == result.stats["searches"]
+    assert result.stats["backend"]["forward_calls"] > 0
+
+
+def test_same_seed_same_answer_on_the_real_model(embedded_backend):
+    kw = dict(max_new_tokens=8, evaluator=penalise_blue, embedder="hashing", seed=5)
+    a = rainlm.generate(embedded_backend, "What color is grass?", SMALL, **kw)
+    b = rainlm.generate(embedded_backend, "What color is grass?", SMALL, **kw)
+    assert a.text == b.text and a.tree.to_dict() == b.tree.to_dict()
