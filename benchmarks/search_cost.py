@@ -12,7 +12,7 @@ AdvBench behaviours), prints:
    search stops as early as the paper's rule allows;
 4. how time per iteration moves with the search budget (max_searches).
 
-    .venv/bin/python benchmarks/search_cost.py [--prompts 2] [--max-new-tokens 16] [--threads 1]
+    .venv/bin/python benchmarks/search_cost.py [--vicuna 3] [--advbench 2] [--max-new-tokens 16] [--threads 1]
 
 Absolute seconds are not comparable between runs on this shared machine; the ratios
 within one run are what the targets are stated in.
@@ -33,16 +33,19 @@ def approve_all(prompt: str, response: str) -> float:
     return 1.0
 
 
-def run_greedy(backend, prompts, max_new_tokens):
-    """Greedy ms per token over the prompts, each from a cleared cache."""
+def run_greedy(backend, prompts, max_new_tokens, per_prompt=None):
+    """Greedy seconds per token over the prompts, each from a cleared cache."""
+    import rainlm
+
     seconds, tokens = 0.0, 0
     for p in prompts:
         backend.clear_cache()
-        import rainlm
-
         r = rainlm.greedy(backend, p, max_new_tokens=max_new_tokens)
         seconds += r.stats["wall_time_s"]
         tokens += max(len(r.token_ids), 1)
+        if per_prompt is not None:
+            per_prompt.append({"prompt": p[:60], "seconds": r.stats["wall_time_s"],
+                               "tokens": len(r.token_ids)})
     return seconds / tokens
 
 
@@ -50,7 +53,7 @@ def run_rain(backend, counter, prompts, max_new_tokens, config, evaluator, embed
     """Totals over the prompts for one RAIN configuration."""
     import rainlm
 
-    tot = dict(seconds=0.0, tokens=0, searches=0, encoded=0, distinct=0, phases={})
+    tot = dict(seconds=0.0, tokens=0, searches=0, encoded=0, distinct=0, phases={}, per_prompt=[])
     for p in prompts:
         backend.clear_cache()
         counter.reset()
@@ -61,6 +64,9 @@ def run_rain(backend, counter, prompts, max_new_tokens, config, evaluator, embed
         tot["searches"] += r.stats["searches"]
         tot["encoded"] += encoded_tokens(r.stats["backend"])
         tot["distinct"] += counter.distinct_tokens
+        tot["per_prompt"].append({"prompt": p[:60], "seconds": r.stats["wall_time_s"],
+                                  "tokens": len(r.token_ids), "searches": r.stats["searches"],
+                                  "finish": r.finish_reason, "text": r.text})
         for k, v in r.stats["phase_seconds"].items():
             tot["phases"][k] = tot["phases"].get(k, 0.0) + v
     return tot
@@ -76,7 +82,8 @@ def summarize(name, tot, greedy_s):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", type=int, default=2, help="prompts from each data set (2)")
+    ap.add_argument("--vicuna", type=int, default=3, help="Vicuna questions (3)")
+    ap.add_argument("--advbench", type=int, default=2, help="AdvBench behaviours (2)")
     ap.add_argument("--max-new-tokens", type=int, default=16, help="answer limit (16)")
     ap.add_argument("--budgets", default="10,25,50", help="max_searches values to sweep")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
@@ -93,13 +100,14 @@ def main() -> None:
     backend = rainlm.load_backend()
     counter = DistinctTokenCounter(backend)
     embedder = load_embedder("auto")
-    prompts = vicuna_prompts(args.prompts) + advbench_prompts(args.prompts)
+    prompts = vicuna_prompts(args.vicuna) + advbench_prompts(args.advbench)
     cfg = rainlm.RainConfig.preset("harmless")
     judge = SelfEvaluator(counter, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)
     run_greedy(backend, prompts[:1], 4)  # warm-up (first-call overheads)
-    greedy_s = run_greedy(backend, prompts, args.max_new_tokens)
+    greedy_runs: list = []
+    greedy_s = run_greedy(backend, prompts, args.max_new_tokens, greedy_runs)
 
-    rows, raw = [], {"greedy_s_per_token": greedy_s}
+    rows, raw = [], {"greedy_s_per_token": greedy_s, "greedy_per_prompt": greedy_runs}
     for name, ev in (("self-eval judge", judge), ("approve-all (floor)", approve_all)):
         tot = run_rain(backend, counter, prompts, args.max_new_tokens, cfg, ev, embedder)
         rows.append(summarize(name, tot, greedy_s))
@@ -114,11 +122,15 @@ def main() -> None:
     head = ["run", "searches", "s/iteration", "iteration ÷ greedy token", "tokens encoded/iteration",
             "encoded ÷ distinct", "RAIN ÷ greedy per answer token"]
     print(f"machine: {machine()}")
-    print(f"prompts: {len(prompts)} ({args.prompts} Vicuna + {args.prompts} AdvBench), "
+    print(f"prompts: {len(prompts)} ({args.vicuna} Vicuna + {args.advbench} AdvBench), "
           f"max_new_tokens={args.max_new_tokens}, greedy {greedy_s * 1e3:.1f} ms/token\n")
     print(table(head, rows))
     print("\nsearch budget sweep (first prompt, self-eval judge):\n")
     print(table(head, sweep))
+    print("\nper prompt (self-eval judge vs greedy):\n")
+    print(table(["prompt", "RAIN s", "greedy s", "RAIN tokens", "greedy tokens", "RAIN searches"],
+                [[g["prompt"], r["seconds"], g["seconds"], r["tokens"], g["tokens"], r["searches"]]
+                 for r, g in zip(raw["self-eval judge"]["per_prompt"], greedy_runs)]))
     print("\nphase seconds (self-eval judge):", json.dumps(
         {k: round(v, 2) for k, v in raw["self-eval judge"]["phases"].items()}))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RainConfig", "PRESETS", "generate", "greedy", "load_backend", "GenerationResult",
-    "ScriptedBackend", "EvalRequest", "Evaluator", "HashingEmbedder",
+    "ScriptedBackend", "EvalRequest", "Evaluator", "SelfEvaluator", "HashingEmbedder",
+    "load_embedder",
     "RainError", "ConfigError", "CapabilityError", "BackendError", "ModelNotFoundError",
     "JudgeError", "EvaluatorError", "__version__",
 ]
@@ -30,6 +31,8 @@ _LAZY = {
     "ScriptedBackend": "rainlm.backends.scripted",
     "EvalRequest": "rainlm.judge.base", "Evaluator": "rainlm.judge.base",
     "HashingEmbedder": "rainlm.similarity.hashing",
+    "SelfEvaluator": "rainlm.judge.self_eval",
+    "load_embedder": "rainlm.similarity.loading",
     "RainError": "rainlm.errors", "ConfigError": "rainlm.errors",
     "CapabilityError": "rainlm.errors", "BackendError": "rainlm.errors",
     "ModelNotFoundError": "rainlm.errors", "JudgeError": "rainlm.errors",

@@ -144,27 +144,26 @@ def test_batched_equals_unbatched():
     assert a.stats["model_calls"] < b.stats["model_calls"]
 
 
-def test_golden_tree():
-    """A seeded scripted run, serialised and compared with the stored JSON.
+def assert_matches_golden(result, name: str) -> None:
+    """The tree serialised and compared with the stored JSON.
 
     Regenerate (only after an intended change of the search) with RAINLM_REGEN_GOLDEN=1.
     """
-    cfg = RainConfig(max_searches=10, min_new_searches=4)
-    result = run(branching_backend(), max_new_tokens=12, config=cfg, seed=11)
     got = {"text": result.text, "tree": result.tree.to_dict()}
-    path = GOLDEN / "branching_seed11.json"
+    path = GOLDEN / name
     if os.environ.get("RAINLM_REGEN_GOLDEN"):
         path.write_text(json.dumps(got, indent=1, sort_keys=True))
     assert got == json.loads(path.read_text())
+
+
+def test_golden_tree():
+    cfg = RainConfig(max_searches=10, min_new_searches=4)
+    result = run(branching_backend(), max_new_tokens=12, config=cfg, seed=11)
+    assert_matches_golden(result, "branching_seed11.json")
 
 
 def test_golden_trap_tree():
-    result = run(trap_backend(), seed=0)
-    got = {"text": result.text, "tree": result.tree.to_dict()}
-    path = GOLDEN / "trap_seed0.json"
-    if os.environ.get("RAINLM_REGEN_GOLDEN"):
-        path.write_text(json.dumps(got, indent=1, sort_keys=True))
-    assert got == json.loads(path.read_text())
+    assert_matches_golden(run(trap_backend(), seed=0), "trap_seed0.json")
 
 
 # ---------------------------------------------------------- budgets, stops, errors

@@ -70,7 +70,7 @@ def _is_complete(folder: Path) -> bool:
     return (folder / _MARKER).is_file() and (folder / "config.json").is_file()
 
 
-def _require_model_deps() -> None:
+def require_model_deps() -> None:
     """Fail fast, with the fix, when torch/transformers/gguf are missing."""
     for mod in ("torch", "transformers"):
         if importlib.util.find_spec(mod) is None:
@@ -125,7 +125,7 @@ def _convert(gguf: Path, target: Path) -> None:
 def ensure_embedded_folder() -> Path:
     """The converted model folder, converting the GGUF first if needed."""
     gguf = embedded_model_path()
-    _require_model_deps()
+    require_model_deps()
     target = embedded_cache_dir()
     if not _is_complete(target):
         try:

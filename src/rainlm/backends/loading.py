@@ -13,7 +13,6 @@ Resolution order for ``model``:
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -53,14 +52,6 @@ def _is_embedded_gguf(path: Path) -> bool:
         return path.resolve() == embedded_model_path().resolve()
     except ModelNotFoundError:
         return False
-
-
-def _require_transformers() -> None:
-    for mod in ("torch", "transformers"):
-        if importlib.util.find_spec(mod) is None:
-            raise ModelNotFoundError(
-                f"The transformers backend needs '{mod}', which is not installed: run "
-                f"`scripts/setup` (or `pip install 'rainlm[model]'`).")
 
 
 def load_backend(model: Any = None, *, device: str = "auto", dtype: str = "auto",
@@ -106,7 +97,9 @@ def _load_transformers(spec: str, *, device: str, dtype: str, **kw) -> Backend:
             f"(with config.json) or a .gguf file.")
     if not path.exists() and _looks_like_path(spec):
         raise ModelNotFoundError(f"No model folder or .gguf file at {spec!r}.")
-    _require_transformers()
+    from rainlm.backends.embedded import require_model_deps
+
+    require_model_deps()
     from rainlm.backends.transformers import TransformersBackend
 
     if path.is_dir():
