@@ -15,6 +15,7 @@ from typing import Any, Literal
 from rainlm.errors import ConfigError
 
 SimulateUntil = Literal["clause", "eos"]
+SearchMode = Literal["sequential", "parallel"]
 DepthOrigin = Literal["root", "answer"]
 BudgetFallback = Literal["truncate", "greedy"]
 Scoring = Literal["paper", "continuous"]
@@ -77,6 +78,13 @@ class RainConfig:
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
     early_stop_value: float = 0.8
     """V: the value threshold of the early stop. Paper: 0.8."""
+
+    search_mode: SearchMode = "sequential"
+    """"sequential": one leaf per search pass, exactly as the paper (default).
+    "parallel": ``parallel_leaves`` leaves per round chosen with a virtual loss, their
+    simulations, judgements and embeddings batched (faster; not the paper's tree)."""
+    parallel_leaves: int = 4
+    """Leaves per round in the parallel search mode."""
 
     # --- similarity update (§5) -------------------------------------------------------
     similarity_threshold: float = 0.95
@@ -196,6 +204,8 @@ def _validate(cfg: RainConfig) -> None:
     _check_int(cfg, "min_new_searches", 1)
     _check_int(cfg, "max_searches_per_step", 1, optional=True)
     _check_int(cfg, "early_stop_visits", 0)
+    _check_choice(cfg, "search_mode", ("sequential", "parallel"))
+    _check_int(cfg, "parallel_leaves", 1)
     _check_float(cfg, "early_stop_value", -1.0, 1.0)
     _check_float(cfg, "similarity_threshold", -1.0, 1.0)
     _check_float(cfg, "similarity_weight", 0.0, 1.0)

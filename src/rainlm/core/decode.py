@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from rainlm.core.greedy import greedy_continue
+from rainlm.core.parallel import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, run_pass
 from rainlm.core.selection import mix_with_uniform, most_visited_child
@@ -71,19 +72,30 @@ def search_step(ctx: SearchContext, deadline: float | None,
     budget = max(cfg.max_searches - root.real_visits, cfg.min_new_searches)
     if cfg.max_searches_per_step is not None:
         budget = min(budget, cfg.max_searches_per_step)
-    for done in range(budget):
+    done = 0
+    while done < budget:
         if deadline is not None and time.perf_counter() >= deadline:
             return done, False, True
-        run_pass(ctx)
+        if cfg.search_mode == "parallel":
+            done += run_round(ctx, min(cfg.parallel_leaves, budget - done))
+        else:
+            run_pass(ctx)
+            done += 1
         emit_progress(ctx, on_progress, start)
-        best = most_visited_child(tree, tree.root)
-        if best is not None:
-            child = tree.nodes[best]
-            if child.real_visits > cfg.early_stop_visits and child.value > cfg.early_stop_value:
-                ctx.stats.early_stops += 1
-                return done + 1, True, False
+        if early_stop(ctx):
+            ctx.stats.early_stops += 1
+            return done, True, False
     out_of_time = deadline is not None and time.perf_counter() >= deadline
-    return budget, False, out_of_time
+    return done, False, out_of_time
+
+
+def early_stop(ctx: SearchContext) -> bool:
+    """The best child has real_visits > T_m and q > V (§2)."""
+    best = most_visited_child(ctx.tree, ctx.tree.root)
+    if best is None:
+        return False
+    child = ctx.tree.nodes[best]
+    return child.real_visits > ctx.config.early_stop_visits and child.value > ctx.config.early_stop_value
 
 
 def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,

@@ -104,21 +104,30 @@ def run_pass(ctx: SearchContext) -> float:
 
 def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
     """Value of the answer text (cached by judged text, RAIN_SPEC §4)."""
-    text = truncate_at_stop(ctx.detokenize(response_ids), ctx.stop_strings)
-    request = EvalRequest(messages=ctx.messages, response=text)
-    ctx.stats.evaluations += 1
-    cached = request.key in ctx.eval_cache
-    if cached:
-        ctx.stats.evaluation_cache_hits += 1
-        value = ctx.eval_cache[request.key]
-    else:
+    return judge_many(ctx, [response_ids])[0]
+
+
+def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[float]:
+    """Values of several answer texts; the uncached ones go to the evaluator in one call."""
+    requests = [EvalRequest(messages=ctx.messages,
+                            response=truncate_at_stop(ctx.detokenize(r), ctx.stop_strings))
+                for r in responses]
+    cached = [req.key in ctx.eval_cache for req in requests]
+    todo = list({req.key: req for req, hit in zip(requests, cached) if not hit}.values())
+    if todo:
+        name = getattr(ctx.evaluator, "name", "evaluator")
         with ctx.stats.phase("judge"):
-            value = check_value(ctx.evaluator.evaluate([request])[0], getattr(ctx.evaluator, "name", "evaluator"))
+            values = ctx.evaluator.evaluate(todo)
         ctx.stats.evaluator_calls += 1
-        ctx.eval_cache[request.key] = value
-    ctx.evaluations.append({"search": ctx.stats.searches, "step": ctx.stats.steps,
-                            "response": text, "value": value, "cached": cached})
-    return value
+        for req, value in zip(todo, values):
+            ctx.eval_cache[req.key] = check_value(value, name)
+    ctx.stats.evaluations += len(requests)
+    ctx.stats.evaluation_cache_hits += sum(cached)
+    out = [ctx.eval_cache[req.key] for req in requests]
+    for req, hit, value in zip(requests, cached, out):
+        ctx.evaluations.append({"search": ctx.stats.searches, "step": ctx.stats.steps,
+                                "response": req.response, "value": value, "cached": hit})
+    return out
 
 
 def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
@@ -178,17 +187,39 @@ def path_embeddings(ctx: SearchContext, path: list[int], answer: list[int],
                     imagined: list[int]) -> list[np.ndarray] | None:
     """Embeddings of the text from each path node (below the root) to the end of the
     imagined completion, in one batch (§5). None when there is no embedder."""
-    if ctx.embedder is None or len(path) < 2:
-        return None
+    return path_embeddings_many(ctx, [(path, answer, imagined)])[0]
+
+
+def path_embeddings_many(ctx: SearchContext,
+                         items: Sequence[tuple[list[int], list[int], list[int]]]
+                         ) -> list[list[np.ndarray] | None]:
+    """``path_embeddings`` for several (path, answer, imagined) triples in one embed call."""
+    if ctx.embedder is None:
+        return [None] * len(items)
+    texts_per_item = [_path_texts(ctx, *item) for item in items]
+    flat = [t for texts in texts_per_item for t in texts]
+    if not flat:
+        return [None] * len(items)
+    with ctx.stats.phase("embed"):
+        vectors = embed_cached(ctx, flat)
+    out: list[list[np.ndarray] | None] = []
+    at = 0
+    for texts in texts_per_item:
+        out.append(vectors[at:at + len(texts)] if texts else None)
+        at += len(texts)
+    return out
+
+
+def _path_texts(ctx: SearchContext, path: list[int], answer: list[int],
+                imagined: list[int]) -> list[str]:
+    """For each path node below the root: the text from it to the end of the imagination."""
     full = answer + imagined
-    offset = len(full) - len(imagined)
+    offset = len(answer)
     starts = []
     for node_id in reversed(path[1:]):
         offset -= len(ctx.tree.nodes[node_id].tokens)
         starts.append(offset)
-    texts = [ctx.detokenize(full[s:]) for s in reversed(starts)]
-    with ctx.stats.phase("embed"):
-        return embed_cached(ctx, texts)
+    return [ctx.detokenize(full[s:]) for s in reversed(starts)]
 
 
 def embed_cached(ctx: SearchContext, texts: list[str]) -> list[np.ndarray]:

@@ -36,23 +36,41 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
     the imagination stops where it is, so a time budget is overrun by at most one
     judgement. Returns the imagined tokens (EOS included if drawn).
     """
-    imagined: list[int] = []
+    return simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids, limits, rng,
+                         deadline=deadline)[0]
+
+
+def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
+                  answers: Sequence[Sequence[int]],
+                  detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
+                  limits: SimulationLimits, rng: np.random.Generator, *,
+                  deadline: float | None = None) -> list[list[int]]:
+    """``simulate`` for several leaves at once: one batched model call per step.
+
+    Draws are made in leaf order within each step, one per leaf still imagining.
+    """
+    imagined: list[list[int]] = [[] for _ in answers]
     while True:
-        total = len(answer_ids) + len(imagined)
-        if total >= limits.max_new_tokens:
-            break
-        if limits.max_tokens is not None and len(imagined) >= limits.max_tokens:
-            break
-        if imagined and imagined[-1] in eos_ids:
-            break
-        if deadline is not None and time.perf_counter() >= deadline:
-            break
-        text = detokenize(list(answer_ids) + imagined)
-        if hits_stop_string(text, limits.stop_strings):
-            break
-        if limits.until == "clause" and text and ends_clause(text, limits.clause_end_chars):
-            break
-        dist = calls.next_dists([list(prompt_ids) + list(answer_ids) + imagined])[0]
-        token, _ = dist.sample(rng, temperature=limits.temperature)
-        imagined.append(token)
-    return imagined
+        active = [i for i, a in enumerate(answers)
+                  if not _finished(list(a), imagined[i], detokenize, eos_ids, limits)]
+        if not active or (deadline is not None and time.perf_counter() >= deadline):
+            return imagined
+        dists = calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i] for i in active])
+        for i, dist in zip(active, dists):
+            token, _ = dist.sample(rng, temperature=limits.temperature)
+            imagined[i].append(token)
+
+
+def _finished(answer: list[int], imagined: list[int], detokenize: Callable[[Sequence[int]], str],
+              eos_ids: Collection[int], limits: SimulationLimits) -> bool:
+    """Whether one imagined completion is done (checked before each draw)."""
+    if len(answer) + len(imagined) >= limits.max_new_tokens:
+        return True
+    if limits.max_tokens is not None and len(imagined) >= limits.max_tokens:
+        return True
+    if imagined and imagined[-1] in eos_ids:
+        return True
+    text = detokenize(answer + imagined)
+    if hits_stop_string(text, limits.stop_strings):
+        return True
+    return limits.until == "clause" and bool(text) and ends_clause(text, limits.clause_end_chars)

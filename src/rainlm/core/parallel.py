@@ -1,0 +1,85 @@
+"""Parallel search (optional, not in the paper): several leaves per round, batched.
+
+Selection with a virtual loss picks up to ``parallel_leaves`` distinct leaves, one after
+another: each chosen path temporarily counts one extra visit of value −1, steering the
+next selection elsewhere (the usual virtual-loss scheme of parallel MCTS). The virtual
+visits are removed before anything is backed up. The leaves' imagined completions are
+sampled together (one forward per step for all of them), judged in one evaluator call
+and embedded in one embedder call; then each value is backed up exactly as in the
+sequential search. Same seed → same tree, but not the tree of the sequential mode.
+"""
+
+from __future__ import annotations
+
+from rainlm.core.backup import backup
+from rainlm.core.search import (SearchContext, expand, judge_many, maybe_widen,
+                                path_embeddings_many)
+from rainlm.core.selection import select_child
+from rainlm.core.simulation import simulate_many
+from rainlm.core.stopping import is_terminal
+from rainlm.core.tree import Tree
+
+VIRTUAL_LOSS_VALUE = -1.0
+
+
+def select_paths(ctx: SearchContext, count: int) -> list[list[int]]:
+    """Up to ``count`` root-to-leaf paths with distinct leaves (virtual loss between them)."""
+    tree, cfg = ctx.tree, ctx.config
+    saved: dict[int, tuple[float, float]] = {}  # node id -> (visits, value) before the round
+    paths: list[list[int]] = []
+    try:
+        for i in range(count):
+            path = [tree.root]
+            while tree.nodes[path[-1]].children:
+                if i == 0:  # node addition judges real statistics only, never virtual ones
+                    maybe_widen(ctx, path[-1])
+                path.append(select_child(tree, path[-1], cfg.c_puct))
+            if any(path[-1] == p[-1] for p in paths):
+                break  # the search insists on a leaf it already has: stop widening the round
+            paths.append(path)
+            _add_virtual_loss(tree, path, saved)
+    finally:
+        for node_id, (visits, value) in saved.items():
+            tree.nodes[node_id].visits, tree.nodes[node_id].value = visits, value
+    return paths
+
+
+def _add_virtual_loss(tree: Tree, path: list[int], saved: dict[int, tuple[float, float]]) -> None:
+    for node_id in path:
+        node = tree.nodes[node_id]
+        saved.setdefault(node_id, (node.visits, node.value))
+        node.value = (node.value * node.visits + VIRTUAL_LOSS_VALUE) / (node.visits + 1.0)
+        node.visits += 1.0
+
+
+def run_round(ctx: SearchContext, count: int) -> int:
+    """One parallel round of at most ``count`` search passes; returns the passes run."""
+    tree, cfg = ctx.tree, ctx.config
+    with ctx.stats.phase("select"):
+        paths = select_paths(ctx, count)
+    answers = [ctx.answer_tokens(p[-1]) for p in paths]
+    for path, answer in zip(paths, answers):
+        leaf = tree.nodes[path[-1]]
+        leaf.terminal = leaf.terminal or is_terminal(
+            answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
+            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+    live = [i for i, p in enumerate(paths) if not tree.nodes[p[-1]].terminal]
+    imagined: list[list[int]] = [[] for _ in paths]
+    with ctx.stats.phase("simulate"):
+        sims = simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live], ctx.detokenize,
+                             ctx.eos_ids, ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
+    for i, sim in zip(live, sims):
+        imagined[i] = sim
+        ctx.stats.simulated_tokens += len(sim)
+    values = judge_many(ctx, [a + s for a, s in zip(answers, imagined)])
+    with ctx.stats.phase("expand"):
+        for i in live:
+            if not tree.nodes[paths[i][-1]].expanded:
+                expand(ctx, paths[i][-1], answers[i])
+    embeddings = path_embeddings_many(ctx, list(zip(paths, answers, imagined)))
+    with ctx.stats.phase("backup"):
+        for path, value, emb in zip(paths, values, embeddings):
+            backup(tree, path, value, emb, threshold=cfg.similarity_threshold,
+                   weight=cfg.similarity_weight)
+    ctx.stats.searches += len(paths)
+    return len(paths)
