@@ -10,6 +10,7 @@ AdvBench behaviours), prints:
    RAIN time per answer token ÷ greedy time per token;
 3. the overhead floor: the same with an evaluator that approves everything, so the
    search stops as early as the paper's rule allows;
+   (both also in the optional parallel search mode, 4 leaves per round);
 4. how time per iteration moves with the search budget (max_searches).
 
     .venv/bin/python benchmarks/search_cost.py [--vicuna 3] [--advbench 2] [--max-new-tokens 16] [--threads 1]
@@ -108,8 +109,11 @@ def main() -> None:
     greedy_s = run_greedy(backend, prompts, args.max_new_tokens, greedy_runs)
 
     rows, raw = [], {"greedy_s_per_token": greedy_s, "greedy_per_prompt": greedy_runs}
-    for name, ev in (("self-eval judge", judge), ("approve-all (floor)", approve_all)):
-        tot = run_rain(backend, counter, prompts, args.max_new_tokens, cfg, ev, embedder)
+    parallel = cfg.replace(search_mode="parallel", parallel_leaves=4)
+    runs = [("self-eval judge", judge, cfg), ("approve-all (floor)", approve_all, cfg),
+            ("self-eval, parallel x4", judge, parallel), ("approve-all, parallel x4", approve_all, parallel)]
+    for name, ev, c in runs:
+        tot = run_rain(backend, counter, prompts, args.max_new_tokens, c, ev, embedder)
         rows.append(summarize(name, tot, greedy_s))
         raw[name] = tot
     sweep = []

@@ -203,6 +203,14 @@ def test_run_generate_applies_overrides():
     assert all(step.searches <= 3 for step in report.rain.result.steps)
 
 
+def test_parallel_option_selects_the_parallel_search():
+    report = run_generate(make_backend(), PROMPT, RunOptions(parallel=3, embedder="none"),
+                          score=False)
+    cfg = report.rain.result.config
+    assert (cfg.search_mode, cfg.parallel_leaves) == ("parallel", 3)
+    assert report.rain.result.stats["searches"] > 0
+
+
 # ------------------------------------------------------------------- command
 def test_plain_output_is_just_the_answer():
     calls: list = []

@@ -79,6 +79,7 @@ class RunOptions:
     seed: int = 0
     time_budget_s: float | None = None
     max_searches_per_step: int | None = None
+    parallel: int | None = None
     scoring: str | None = None
     rubric: str | None = None
     system: str | None = None
@@ -96,13 +97,16 @@ class RunOptions:
             overrides["max_searches_per_step"] = self.max_searches_per_step
         if self.time_budget_s is not None:
             overrides["time_budget_s"] = self.time_budget_s
+        if self.parallel is not None and self.parallel > 1:
+            overrides.update(search_mode="parallel", parallel_leaves=self.parallel)
         return RainConfig.preset(self.preset, **overrides)
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
         """Pop this dataclass's fields out of a click command's keyword arguments."""
         names = ("preset", "model", "device", "max_new_tokens", "seed", "time_budget_s",
-                 "max_searches_per_step", "scoring", "rubric", "system", "embedder", "progress")
+                 "max_searches_per_step", "parallel", "scoring", "rubric", "system", "embedder",
+                 "progress")
         return cls(**{n: kwargs.pop(n) for n in names})
 
 
@@ -167,6 +171,10 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      metavar="N",
                      help="Cap on search passes per committed token set (overrides the "
                           "preset's 50 searches / at least 15 new per step). Default: no cap."),
+        click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Parallel search: N leaves per round chosen with a virtual loss, "
+                          "their simulations, judgements and embeddings batched. Faster, but "
+                          "not the paper's sequential search. Default: 1 (the paper's)."),
         click.option("--scoring", type=click.Choice(SCORINGS), default=None,
                      help="How the self-evaluation turns the judge's answer into a value: "
                           "'paper' (hard two-order vote in {-1, 0, 1}) or 'continuous' "
