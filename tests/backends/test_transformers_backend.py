@@ -200,6 +200,24 @@ def test_batched_paths_equal_fresh(backend, prompt):
 
 
 @model
+def test_different_sources_extended_together_equal_fresh(backend, prompt):
+    """Expansion pattern: each candidate extends its own cached prefix by one token;
+    the sources' caches are stacked and forwarded once."""
+    top = [int(t) for t in np.argsort(-backend.next_logprobs([prompt])[0].logprobs)[:5]]
+    step1 = [list(prompt) + [t] for t in top]
+    backend.next_logprobs(step1)  # five cached entries, one per candidate
+    step2 = [c + [top[0]] for c in step1]
+    before = backend.counters.snapshot()
+    dists = backend.next_logprobs(step2)
+    dd = delta(backend, before)
+    assert dd["forward_calls"] == 1 and backend.counters.batch_sizes[-1] == 5
+    assert dd["decode_tokens"] == 5
+    assert_fresh(backend, dists, step2)
+    step3 = [c + [top[1]] for c in step2]  # and the stored rows extend correctly again
+    assert_fresh(backend, backend.next_logprobs(step3), step3)
+
+
+@model
 def test_shared_uncached_prefix_is_forwarded_once(backend):
     shared = backend.tokenize("Examples follow. " + "Q: is water wet? A: yes. " * 6)
     contexts = [shared + backend.tokenize(" Q: is fire cold?"),

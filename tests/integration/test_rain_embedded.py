@@ -55,7 +55,15 @@ def test_short_rain_generation_ends_within_budget_and_tree_is_consistent(embedde
 
 
 def test_same_seed_same_answer_on_the_real_model(embedded_backend):
+    """Same seed → same answer and tree. Priors are compared to 1e-4: a forward through
+    a different cache path (batched, stacked, cropped) moves log-probs by ~1e-5."""
     kw = dict(max_new_tokens=8, evaluator=penalise_blue, embedder="hashing", seed=5)
+    embedded_backend.clear_cache()
     a = rainlm.generate(embedded_backend, "What color is grass?", SMALL, **kw)
+    embedded_backend.clear_cache()
     b = rainlm.generate(embedded_backend, "What color is grass?", SMALL, **kw)
-    assert a.text == b.text and a.tree.to_dict() == b.tree.to_dict()
+    assert a.text == b.text
+    ta, tb = a.tree.to_dict()["nodes"], b.tree.to_dict()["nodes"]
+    assert [(n["tokens"], n["visits"], n["value"]) for n in ta] == \
+        [(n["tokens"], n["visits"], n["value"]) for n in tb]
+    assert [n["prior"] for n in ta] == pytest.approx([n["prior"] for n in tb], abs=1e-4)

@@ -62,6 +62,7 @@ class _Job:
     source: tuple | None  # key of the KV entry reused, or None (forward from scratch)
     keep: int  # tokens of the source reused (the rest is cropped)
     contexts: list[tuple]
+    sources: list[tuple] | None = None  # multi-source job: row r extends sources[r] whole
 
 
 def _resolve_device(device: str) -> str:
@@ -109,6 +110,21 @@ def _clone(cache, keep: int | None = None, row: int | None = None):
         rows = slice(None) if row is None else slice(row, row + 1)
         layer.keys = layer.keys[rows, :, :keep]  # [B|1, kv_heads, keep, head_dim]
         layer.values = layer.values[rows, :, :keep]
+    return new
+
+
+def _stack(caches: list):
+    """One DynamicCache whose batch rows are ``caches`` (each batch 1, same length).
+
+    New tensors [B, kv_heads, T, head_dim]; the sources are left untouched."""
+    import torch
+
+    new = _clone(caches[0])
+    for i, layer in enumerate(new.layers):
+        if layer.keys is None or layer.keys.numel() == 0:
+            continue
+        layer.keys = torch.cat([c.layers[i].keys for c in caches], dim=0)
+        layer.values = torch.cat([c.layers[i].values for c in caches], dim=0)
     return new
 
 
@@ -365,11 +381,37 @@ class TransformersBackend:
                     batch = []
                 batch.append(ctx)
             jobs.append(_Job(source, keep, batch))
-        return jobs
+        return self._merge_single_extensions(jobs)
+
+    def _merge_single_extensions(self, jobs: list[_Job]) -> list[_Job]:
+        """Batch one-context jobs that each extend a *different* whole source entry by the
+        same number of tokens on sources of the same length (the expansion and parallel
+        simulation patterns): their caches are stacked along the batch dimension and
+        forwarded once instead of once per context."""
+        buckets: dict[tuple[int, int], list[_Job]] = {}
+        rest: list[_Job] = []
+        for job in jobs:
+            whole = (job.source is not None and len(job.contexts) == 1
+                     and self._entries[job.source].tokens.shape[0] == job.keep)
+            if whole:
+                width = len(job.contexts[0]) - job.keep
+                buckets.setdefault((job.keep, width), []).append(job)
+            else:
+                rest.append(job)
+        for (keep, width), group in buckets.items():
+            step = max(1, self.max_batch_tokens // max(width, 1))
+            for i in range(0, len(group), step):
+                part = group[i:i + step]
+                if len(part) == 1:
+                    rest.append(part[0])
+                else:
+                    rest.append(_Job(None, keep, [j.contexts[0] for j in part],
+                                     sources=[j.source for j in part]))
+        return rest
 
     def _run_jobs(self, jobs: list[_Job], *, counted: bool = True) -> dict[tuple, np.ndarray]:
         """Run jobs in order; a source shared by several jobs is copied, never extended."""
-        uses = Counter(job.source for job in jobs)
+        uses = Counter(src for job in jobs for src in (job.sources or [job.source]))
         self._pinned = {s for s, n in uses.items() if n > 1}
         self._protect = set(uses) - {None}  # sources later jobs need: never evicted
         out: dict[tuple, np.ndarray] = {}
@@ -387,8 +429,10 @@ class TransformersBackend:
         lps, cache, in_place = self._forward(job, widths)  # lps: [B, V] float32
         self._count(keep, widths, counted)
         if in_place:  # the source now holds the new context: its old key keeps logits only
-            self._store(job.source, self._entries[job.source].logprobs, None)
-            self._entries.move_to_end(job.source, last=False)  # first to go
+            self._demote(job.source)
+        for src in job.sources or ():  # extended by one row each: the same, unless shared
+            if src not in self._pinned and src in self._entries:
+                self._demote(src)
         result = {}
         for r, c in enumerate(ctxs):
             lp = np.array(lps[r], dtype=np.float32)
@@ -400,6 +444,11 @@ class TransformersBackend:
             result[c] = lp
         self._evict(protect=set(ctxs) | self._protect)
         return result
+
+    def _demote(self, key: tuple) -> None:
+        """Keep only the log-probs of an entry whose context was extended, first to go."""
+        self._store(key, self._entries[key].logprobs, None)
+        self._entries.move_to_end(key, last=False)
 
     def _forward(self, job: _Job, widths: list[int]):
         """One model pass over the right-padded suffixes of ``job`` on its source cache.
@@ -435,6 +484,8 @@ class TransformersBackend:
 
     def _source_cache(self, job: _Job, rows: int):
         """The cache to forward on (or None) and whether it is the source, extended in place."""
+        if job.sources is not None:
+            return _stack([self._entries[k].cache for k in job.sources]), False
         if job.source is None:
             return None, False
         entry = self._entries[job.source]
