@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=16, help="answer limit (16)")
     ap.add_argument("--budgets", default="10,25,50", help="max_searches values to sweep")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    ap.add_argument("--only-floor", action="store_true",
+                    help="only greedy and the approve-all floor (sequential), no sweep")
     ap.add_argument("--out", default="benchmarks/results/search_cost.json")
     args = ap.parse_args()
 
@@ -112,12 +114,14 @@ def main() -> None:
     parallel = cfg.replace(search_mode="parallel", parallel_leaves=4)
     runs = [("self-eval judge", judge, cfg), ("approve-all (floor)", approve_all, cfg),
             ("self-eval, parallel x4", judge, parallel), ("approve-all, parallel x4", approve_all, parallel)]
+    if args.only_floor:
+        runs, args.budgets = runs[1:2], ""
     for name, ev, c in runs:
         tot = run_rain(backend, counter, prompts, args.max_new_tokens, c, ev, embedder)
         rows.append(summarize(name, tot, greedy_s))
         raw[name] = tot
     sweep = []
-    for b in [int(x) for x in args.budgets.split(",")]:
+    for b in [int(x) for x in args.budgets.split(",") if x]:
         c = cfg.replace(max_searches=b, min_new_searches=min(cfg.min_new_searches, b))
         tot = run_rain(backend, counter, prompts[:1], args.max_new_tokens, c, judge, embedder)
         sweep.append(summarize(f"max_searches={b}", tot, greedy_s))
