@@ -13,6 +13,8 @@ from typing import Any
 import click
 
 from rainlm import __version__
+from rainlm.cli.bench import bench_group
+from rainlm.cli.calibrate import calibrate_command
 from rainlm.cli.chat import chat_command
 from rainlm.cli.generate import generate_command
 from rainlm.errors import RainError
@@ -53,6 +55,8 @@ def cli() -> None:
 
 cli.add_command(generate_command)
 cli.add_command(chat_command)
+cli.add_command(bench_group)
+cli.add_command(calibrate_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,276 @@
+"""The answering methods the benchmark compares, all on the same backend and judge.
+
+- ``vanilla``: plain greedy decoding (:func:`rainlm.greedy`).
+- ``vanilla-sampled``: one answer sampled with the seeded sampling loop below.
+- ``best-of-n`` (or ``best-of-8``, …): N sampled answers, the one the judge scores
+  best is kept (ties: the first). With ``match_compute`` N is chosen as the run goes
+  so that the tokens the model encodes (sampling and judging) match what RAIN spent
+  on the same item.
+- ``rain``: :func:`rainlm.generate` with the run's RainConfig (any preset or config).
+
+Each returns a :class:`MethodOutcome`: the answer, seconds, and tokens encoded (the
+backend's prefill + decode counters over the call, judge calls included).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rainlm.config import RainConfig
+from rainlm.core.stopping import hits_stop_string, truncate_at_stop
+from rainlm.errors import ConfigError
+from rainlm.judge.base import EvalRequest, Evaluator
+
+__all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "parse_method", "run_method",
+           "sample_answers", "tokens_encoded"]
+
+METHOD_HELP = "vanilla, vanilla-sampled, best-of-n (or best-of-N, e.g. best-of-8), rain"
+_BEST_OF = re.compile(r"best-of-(n|[1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """How every method answers (shared by all items of a run)."""
+
+    config: RainConfig = field(default_factory=lambda: RainConfig.preset("harmless"))
+    """RAIN's search config; its stop strings apply to every method."""
+    max_new_tokens: int = 128
+    """Answer length limit, in tokens, for every method."""
+    system: str | None = None
+    """System prompt placed before each question (None: none)."""
+    time_budget_s: float | None = None
+    """RAIN's wall-clock budget per answer, in seconds (None: the config's)."""
+    embedder: Any = "auto"
+    """RAIN's sentence encoder: an Embedder or "minilm"/"hashing"/"auto"/"none"."""
+    best_of_n: int = 4
+    """N of ``best-of-n`` (and the first round's size when matching compute)."""
+    match_compute: bool = False
+    """Choose best-of-n's N so its tokens encoded match RAIN's on the same item."""
+    max_n: int = 64
+    """Upper bound on N when matching compute."""
+    temperature: float = 1.0
+    """Sampling temperature of vanilla-sampled and best-of-n."""
+    top_k: int | None = 50
+    """Sample from the k most probable tokens (None: the whole vocabulary)."""
+    cold_cache: bool = True
+    """Clear the backend's prefix cache (``clear_cache()``, when it has one) before each
+    answer, so no method reuses keys/values another method paid for: tokens encoded
+    are then comparable across methods and independent of their order."""
+
+    def __post_init__(self) -> None:
+        for name, lo in (("max_new_tokens", 1), ("best_of_n", 1), ("max_n", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ConfigError(name, f"must be an integer >= {lo}, got {value!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0 < self.temperature < 100):
+            raise ConfigError("temperature", f"must be in (0, 100), got {self.temperature!r}")
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ConfigError("top_k", f"must be an integer >= 1 or None, got {self.top_k!r}")
+
+    def stop_strings(self, backend: Any) -> tuple[str, ...]:
+        return self.config.stop_strings + tuple(getattr(backend, "default_stop_strings", ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (the embedder by name)."""
+        emb = self.embedder if isinstance(self.embedder, str) else \
+            getattr(self.embedder, "name", type(self.embedder).__name__)
+        return {"config": self.config.to_dict(), "max_new_tokens": self.max_new_tokens,
+                "system": self.system, "time_budget_s": self.time_budget_s, "embedder": emb,
+                "best_of_n": self.best_of_n, "match_compute": self.match_compute,
+                "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,
+                "cold_cache": self.cold_cache}
+
+
+@dataclass(frozen=True)
+class MethodOutcome:
+    """One method's answer to one item."""
+
+    text: str
+    """The answer text (cut at the first stop string)."""
+    seconds: float
+    """Wall-clock seconds of the whole method (judging included for best-of-n)."""
+    tokens_encoded: int
+    """Tokens the model encoded during the call: backend prefill + decode counters."""
+    answer_tokens: int
+    """Length of the answer, in tokens."""
+    finish_reason: str
+    """"eos", "length", "stop_string" or "time_budget"."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Method specifics: RAIN's searches/steps, best-of-n's N, scores and pick, ..."""
+    judge_value: float | None = None
+    """The judge's value of this answer when the method already computed it."""
+
+
+def parse_method(name: str) -> tuple[str, int | None]:
+    """("vanilla"|"vanilla-sampled"|"best-of-n"|"rain", N or None); ConfigError otherwise."""
+    if name in ("vanilla", "vanilla-sampled", "rain"):
+        return name, None
+    m = _BEST_OF.fullmatch(name)
+    if m:
+        return "best-of-n", None if m.group(1) == "n" else int(m.group(1))
+    raise ConfigError("methods", f"unknown method {name!r}; choose from {METHOD_HELP}")
+
+
+def tokens_encoded(backend: Any) -> int:
+    """Prefill + decode tokens the backend has encoded so far (0 without counters)."""
+    counters = getattr(backend, "counters", None)
+    if counters is None:
+        return 0
+    return int(getattr(counters, "prefill_tokens", 0)) + int(getattr(counters, "decode_tokens", 0))
+
+
+# ------------------------------------------------------------------ sampling loop
+def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int, rng: np.random.Generator,
+                   *, max_new_tokens: int, stop_strings: Sequence[str] = (),
+                   temperature: float = 1.0, top_k: int | None = None,
+                   ) -> list[tuple[list[int], str]]:
+    """``n`` answers sampled together: (answer ids without EOS, finish reason) each.
+
+    Every step sends the unfinished answers to ``backend.next_logprobs`` as one batch
+    and draws one token for each, in order, from ``rng`` — so the same seed gives the
+    same answers.
+    """
+    eos = frozenset(backend.eos_token_ids)
+    answers: list[list[int]] = [[] for _ in range(n)]
+    reasons: list[str | None] = [None] * n
+    while True:
+        for i in range(n):
+            if reasons[i] is None:
+                reasons[i] = _finished(answers[i], eos, max_new_tokens, stop_strings, backend)
+        active = [i for i in range(n) if reasons[i] is None]
+        if not active:
+            break
+        dists = backend.next_logprobs([list(prompt_ids) + answers[i] for i in active],
+                                      top_k=top_k)
+        for i, dist in zip(active, dists, strict=True):
+            token, _ = dist.sample(rng, top_k=top_k, temperature=temperature)
+            answers[i].append(token)
+    return [([t for t in a if t not in eos], str(r)) for a, r in zip(answers, reasons, strict=True)]
+
+
+def _finished(answer: list[int], eos: frozenset[int], max_new_tokens: int,
+              stop_strings: Sequence[str], backend: Any) -> str | None:
+    if answer and answer[-1] in eos:
+        return "eos"
+    if len(answer) >= max_new_tokens:
+        return "length"
+    if stop_strings and hits_stop_string(backend.detokenize(answer), stop_strings):
+        return "stop_string"
+    return None
+
+
+def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[str]) -> list[str]:
+    return [truncate_at_stop(backend.detokenize(ids), stops) for ids, _ in samples]
+
+
+# ------------------------------------------------------------------ methods
+def _vanilla(backend: Any, messages: Sequence[Mapping[str, str]],
+             s: MethodSettings) -> MethodOutcome:
+    from rainlm.api import greedy
+
+    res = greedy(backend, list(messages), max_new_tokens=s.max_new_tokens,
+                 stop_strings=s.config.stop_strings)
+    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason)
+
+
+def _vanilla_sampled(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
+                     seed: int) -> MethodOutcome:
+    stops = s.stop_strings(backend)
+    samples = sample_answers(backend, backend.render_prompt(messages), 1,
+                             np.random.default_rng(seed), max_new_tokens=s.max_new_tokens,
+                             stop_strings=stops, temperature=s.temperature, top_k=s.top_k)
+    return MethodOutcome(_texts(backend, samples, stops)[0], 0.0, 0, len(samples[0][0]),
+                         samples[0][1])
+
+
+def _best_of_n(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
+               seed: int, evaluator: Evaluator, n: int | None,
+               token_budget: int | None) -> MethodOutcome:
+    """Sample and judge in rounds; without a budget one round of N answers."""
+    stops, rng = s.stop_strings(backend), np.random.default_rng(seed)
+    prompt_ids = backend.render_prompt(messages)
+    start = tokens_encoded(backend)
+    samples: list[tuple[list[int], str]] = []
+    texts: list[str] = []
+    scores: list[float] = []
+    # With a budget, one answer first measures the cost per answer (judging included).
+    size = (n or s.best_of_n) if token_budget is None else 1
+    while size > 0:
+        new = sample_answers(backend, prompt_ids, size, rng, max_new_tokens=s.max_new_tokens,
+                             stop_strings=stops, temperature=s.temperature, top_k=s.top_k)
+        new_texts = _texts(backend, new, stops)
+        scores += evaluator.evaluate([EvalRequest(tuple(messages), t) for t in new_texts])
+        samples, texts = samples + new, texts + new_texts
+        size = 0 if token_budget is None else _next_round(
+            tokens_encoded(backend) - start, len(samples), token_budget, s.max_n)
+    best = int(np.argmax(scores))  # first of the best on ties
+    details = {"n": len(samples), "scores": [float(x) for x in scores], "chosen": best,
+               "token_budget": token_budget}
+    return MethodOutcome(texts[best], 0.0, 0, len(samples[best][0]), samples[best][1],
+                         details, judge_value=float(scores[best]))
+
+
+def _next_round(spent: int, done: int, budget: int, max_n: int) -> int:
+    """How many more answers fit the budget at the cost per answer measured so far."""
+    remaining = budget - spent
+    per_answer = spent / done if done else math.inf
+    if done >= max_n or per_answer <= 0 or remaining < per_answer / 2:
+        return 0
+    return max(1, min(max_n - done, int(round(remaining / per_answer))))
+
+
+def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings, seed: int,
+          evaluator: Evaluator | None) -> MethodOutcome:
+    from rainlm.api import generate
+
+    res = generate(backend, list(messages), s.config, evaluator=evaluator, embedder=s.embedder,
+                   seed=seed, max_new_tokens=s.max_new_tokens, time_budget_s=s.time_budget_s)
+    keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
+            "budget_exhausted", "greedy_tail_tokens")
+    details = {k: res.stats[k] for k in keys if k in res.stats}
+    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details)
+
+
+def run_method(name: str, backend: Any, prompt: str, settings: MethodSettings, *, seed: int,
+               evaluator: Evaluator | None = None,
+               rain_tokens: int | None = None) -> MethodOutcome:
+    """Answer ``prompt`` with method ``name``; seconds and tokens encoded are measured here.
+
+    ``evaluator``: the judge of best-of-n and RAIN (None: RAIN's self-evaluation; best-of-n
+    needs one). ``rain_tokens``: RAIN's tokens encoded on this item, the budget of
+    best-of-n with ``settings.match_compute``.
+    """
+    from rainlm.messages import normalize_messages
+
+    kind, n = parse_method(name)
+    messages = normalize_messages(prompt, system=settings.system)
+    budget = None
+    if kind == "best-of-n":
+        if evaluator is None:
+            raise ConfigError("evaluator", "best-of-n needs a judge to pick the best answer")
+        if settings.match_compute and n is None:
+            if rain_tokens is None:
+                raise ConfigError("match_compute", "needs RAIN's cost on the same item: "
+                                                   "list rain in the methods as well")
+            budget = int(rain_tokens)
+    if settings.cold_cache and callable(getattr(backend, "clear_cache", None)):
+        backend.clear_cache()
+    before, start = tokens_encoded(backend), time.perf_counter()
+    if kind == "vanilla":
+        out = _vanilla(backend, messages, settings)
+    elif kind == "vanilla-sampled":
+        out = _vanilla_sampled(backend, messages, settings, seed)
+    elif kind == "best-of-n":
+        out = _best_of_n(backend, messages, settings, seed, evaluator, n, budget)
+    else:
+        out = _rain(backend, messages, settings, seed, evaluator)
+    seconds = time.perf_counter() - start
+    return MethodOutcome(out.text, round(seconds, 4), tokens_encoded(backend) - before,
+                         out.answer_tokens, out.finish_reason, out.details, out.judge_value)
