@@ -26,7 +26,6 @@ fall back to fresh forwards with exact-hit caching only.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
@@ -37,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
+from rainlm.backends.kv_cache import cache_nbytes, clone_cache, lcp, plain_layers, stack_caches
 from rainlm.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["TransformersBackend"]
@@ -82,60 +82,6 @@ def _resolve_dtype(dtype: str, device: str):
         cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if cuda_bf16 else torch.float32
     return getattr(torch, dtype)
-
-
-def _lcp(a: np.ndarray, b: np.ndarray) -> int:
-    """Length of the longest common prefix of two int arrays."""
-    n = min(a.shape[0], b.shape[0])
-    diff = np.flatnonzero(a[:n] != b[:n])
-    return int(diff[0]) if diff.size else n
-
-
-def _plain_layers(cache) -> bool:
-    """True when every layer is a plain DynamicLayer (safe to share, crop and slice)."""
-    from transformers.cache_utils import DynamicLayer
-
-    layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
-
-
-def _clone(cache, keep: int | None = None, row: int | None = None):
-    """A new DynamicCache sharing tensors with ``cache`` (shallow: updates rebind, never
-    write in place), optionally cut to ``keep`` tokens and to one batch ``row``."""
-    new = copy.copy(cache)
-    new.layers = [copy.copy(layer) for layer in cache.layers]
-    for layer in new.layers:
-        if layer.keys is None or layer.keys.numel() == 0:
-            continue
-        rows = slice(None) if row is None else slice(row, row + 1)
-        layer.keys = layer.keys[rows, :, :keep]  # [B|1, kv_heads, keep, head_dim]
-        layer.values = layer.values[rows, :, :keep]
-    return new
-
-
-def _stack(caches: list):
-    """One DynamicCache whose batch rows are ``caches`` (each batch 1, same length).
-
-    New tensors [B, kv_heads, T, head_dim]; the sources are left untouched."""
-    import torch
-
-    new = _clone(caches[0])
-    for i, layer in enumerate(new.layers):
-        if layer.keys is None or layer.keys.numel() == 0:
-            continue
-        layer.keys = torch.cat([c.layers[i].keys for c in caches], dim=0)
-        layer.values = torch.cat([c.layers[i].values for c in caches], dim=0)
-    return new
-
-
-def _cache_nbytes(cache) -> int:
-    """Bytes of the key/value tensors (views count their own elements only)."""
-    total = 0
-    for layer in getattr(cache, "layers", ()):
-        for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
-            if t is not None:
-                total += t.numel() * t.element_size()
-    return total
 
 
 class TransformersBackend:
@@ -273,7 +219,7 @@ class TransformersBackend:
     def _store(self, key: tuple, logprobs: np.ndarray, cache) -> None:
         """Insert (or replace) an entry as most recently used."""
         self._drop(key)
-        nbytes = logprobs.nbytes + (_cache_nbytes(cache) if cache is not None else 0)
+        nbytes = logprobs.nbytes + (cache_nbytes(cache) if cache is not None else 0)
         self._entries[key] = _Entry(np.asarray(key, dtype=np.int64), logprobs, cache, nbytes)
         if cache is not None:
             self._kv_keys[key] = None
@@ -303,7 +249,7 @@ class TransformersBackend:
         limit = ctx.shape[0] - 1
         for key in self._kv_keys:
             entry = self._entries[key]
-            keep = min(_lcp(entry.tokens, ctx), limit)
+            keep = min(lcp(entry.tokens, ctx), limit)
             exact = keep == entry.tokens.shape[0]
             if keep > best_keep or (keep == best_keep and keep > 0 and exact >= best_exact):
                 best, best_keep, best_exact = key, keep, exact
@@ -349,7 +295,7 @@ class TransformersBackend:
         arrays = [np.asarray(m, dtype=np.int64) for m in misses]
         shared = min(a.shape[0] for a in arrays) - 1
         for a in arrays[1:]:
-            shared = min(shared, _lcp(arrays[0], a))
+            shared = min(shared, lcp(arrays[0], a))
         if shared < 1:
             return
         prefix = tuple(misses[0][:shared])
@@ -439,7 +385,7 @@ class TransformersBackend:
             lp.flags.writeable = False  # shared with the cache
             row = None
             if self._kv_reuse:  # batch rows are views: [1, kv_heads, keep + w_r, head_dim]
-                row = cache if len(ctxs) == 1 else _clone(cache, keep + widths[r], r)
+                row = cache if len(ctxs) == 1 else clone_cache(cache, keep + widths[r], r)
             self._store(c, lp, row)
             result[c] = lp
         self._evict(protect=set(ctxs) | self._protect)
@@ -474,7 +420,7 @@ class TransformersBackend:
                 self._drop(job.source)
             raise
         cache = out.past_key_values
-        if self._kv_reuse and not _plain_layers(cache):
+        if self._kv_reuse and not plain_layers(cache):
             self._kv_reuse = False  # exotic cache layout: keep exact hits only
         col = {p: i for i, p in enumerate(positions)}
         logits = out.logits  # [B, len(positions), V]
@@ -485,14 +431,14 @@ class TransformersBackend:
     def _source_cache(self, job: _Job, rows: int):
         """The cache to forward on (or None) and whether it is the source, extended in place."""
         if job.sources is not None:
-            return _stack([self._entries[k].cache for k in job.sources]), False
+            return stack_caches([self._entries[k].cache for k in job.sources]), False
         if job.source is None:
             return None, False
         entry = self._entries[job.source]
         self._entries.move_to_end(job.source)
         no_crop = entry.tokens.shape[0] == job.keep
         in_place = rows == 1 and no_crop and job.source not in self._pinned
-        cache = entry.cache if in_place else _clone(entry.cache, job.keep)
+        cache = entry.cache if in_place else clone_cache(entry.cache, job.keep)
         if rows > 1:
             cache.batch_repeat_interleave(rows)  # new tensors: [B, kv_heads, keep, head_dim]
         return cache, in_place
