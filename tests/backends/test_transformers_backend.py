@@ -80,11 +80,16 @@ def test_missing_package_says_what_to_install(monkeypatch):
         embedded.embedded_model_path()
 
 
-def test_unavailable_kind_and_missing_path_are_clear_errors():
+def test_unknown_kind_and_missing_paths_are_clear_errors():
     from rainlm.backends.loading import load_backend
+    from rainlm.errors import ConfigError
 
-    with pytest.raises(CapabilityError, match="not available"):
-        load_backend("llamacpp:/tmp/x.gguf")
+    with pytest.raises(CapabilityError, match="Unknown backend kind 'ollama'.*llamacpp"):
+        load_backend("ollama:llama3")
+    with pytest.raises(ModelNotFoundError, match="No GGUF file at '/tmp/no-such.gguf'"):
+        load_backend("llamacpp:/tmp/no-such.gguf")
+    with pytest.raises(ConfigError, match="base_url"):
+        load_backend("openai:127.0.0.1:8000")
     with pytest.raises(ModelNotFoundError, match="No model folder"):
         load_backend("/no/such/folder")
 

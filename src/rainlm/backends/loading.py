@@ -4,7 +4,12 @@ Resolution order for ``model``:
 
 * ``None``, ``"embedded"``, ``"smollm2"``: the embedded SmolLM2-135M-Instruct;
 * an object that already is a Backend: returned unchanged;
-* ``"KIND:SPEC"`` with a kind other than ``transformers``: an error naming what exists;
+* ``"llamacpp:"`` or ``"llamacpp:PATH.gguf"``: llama.cpp in process (the embedded GGUF when
+  no path is given; needs the ``llamacpp`` extra);
+* ``"openai:BASE_URL"`` or ``"openai:BASE_URL#MODEL"``: an OpenAI-compatible engine (vLLM,
+  SGLang, a llama.cpp server) over HTTP; ``MODEL`` is the served model name (default: the
+  first one the engine lists);
+* ``"KIND:SPEC"`` with another kind: an error naming the kinds that exist;
 * an existing folder: ``TransformersBackend.from_pretrained(folder)``;
 * an existing ``.gguf`` file: loaded through transformers' ``gguf_file``;
 * something that looks like a path but does not exist: ModelNotFoundError;
@@ -23,9 +28,9 @@ from rainlm.errors import CapabilityError, ConfigError, ModelNotFoundError
 __all__ = ["load_backend", "EMBEDDED_ALIASES", "AVAILABLE_KINDS"]
 
 EMBEDDED_ALIASES = frozenset({"embedded", "smollm2", "default"})
-AVAILABLE_KINDS = ("transformers",)
-_OTHER_KINDS = ("llamacpp", "llama-cpp", "llama_cpp", "openai", "http", "https", "vllm",
-                "ollama")
+AVAILABLE_KINDS = ("transformers", "llamacpp", "openai")
+_KIND_ALIASES = {"llama-cpp": "llamacpp", "llama_cpp": "llamacpp", "vllm": "openai",
+                 "sglang": "openai"}
 
 
 def _split_kind(spec: str) -> tuple[str, str]:
@@ -76,14 +81,44 @@ def load_backend(model: Any = None, *, device: str = "auto", dtype: str = "auto"
 
         return load_embedded_backend(device=device,
                                      dtype="float32" if dtype == "auto" else dtype, **kw)
-    kind, spec = _split_kind(spec)
+    if spec.startswith(("http://", "https://")):
+        kind = "openai"
+    else:
+        kind, spec = _split_kind(spec)
+        kind = _KIND_ALIASES.get(kind, kind)
+    if kind == "llamacpp":
+        return _load_llamacpp(spec, **kw)
+    if kind == "openai":
+        return _load_openai(spec, **kw)
     if kind and kind != "transformers":
-        known = "a known" if kind in _OTHER_KINDS else "an unknown"
         raise CapabilityError(
-            f"Backend kind {kind!r} is {known} kind that is not available in this build of "
-            f"rainlm. Available: {', '.join(AVAILABLE_KINDS)} (a local model folder, a "
+            f"Unknown backend kind {kind!r}. Available: {', '.join(AVAILABLE_KINDS)} "
+            f"('llamacpp:[FILE.gguf]', 'openai:BASE_URL[#MODEL]', or a local model folder, a "
             f".gguf file, a hub id already in the local cache, or 'embedded').")
     return _load_transformers(spec, device=device, dtype=dtype, **kw)
+
+
+def _load_llamacpp(spec: str, **kw) -> Backend:
+    """llama.cpp in process over ``spec`` (a .gguf path; empty: the embedded GGUF)."""
+    from rainlm.backends.llamacpp import LlamaCppBackend
+
+    path = spec.strip() or None
+    if path is not None and not Path(path).expanduser().is_file():
+        raise ModelNotFoundError(f"No GGUF file at {path!r} (llamacpp backend).")
+    return LlamaCppBackend(path, **kw)
+
+
+def _load_openai(spec: str, **kw) -> Backend:
+    """An OpenAI-compatible engine at ``BASE_URL[#MODEL]``."""
+    from rainlm.backends.openai_compat import OpenAICompatibleBackend
+
+    url, _, served = spec.strip().partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError("base_url", f"must be an http(s) URL such as "
+                                      f"http://127.0.0.1:8000/v1, got {url!r}")
+    if served:
+        kw.setdefault("model", served)
+    return OpenAICompatibleBackend(url, **kw)
 
 
 def _load_transformers(spec: str, *, device: str, dtype: str, **kw) -> Backend:

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
+from rainlm.backends.chat_template import hf_render_prompt
 from rainlm.backends.kv_cache import cache_nbytes, clone_cache, lcp, plain_layers, stack_caches
 from rainlm.errors import ConfigError, ModelNotFoundError
 
@@ -167,27 +168,9 @@ class TransformersBackend:
         Uses the tokenizer's chat template (with its own defaults, e.g. SmolLM's system
         turn); base models without one get a plain ``Human: ...\\n\\nAssistant:`` transcript.
         """
-        msgs = [{"role": str(m["role"]), "content": str(m["content"])} for m in messages]
-        if self.capabilities.chat_template:
-            text = self.tokenizer.apply_chat_template(
-                msgs, add_generation_prompt=True, tokenize=False)
-            return self.tokenize(text)
-        names = {"user": "Human", "assistant": "Assistant"}
-        parts = []
-        for m in msgs:
-            if m["role"] == "system":
-                parts.append(m["content"])
-            elif m["role"] in names:
-                parts.append(f"{names[m['role']]}: {m['content']}")
-            else:
-                raise ConfigError("messages", f"role must be system, user or assistant; "
-                                              f"got {m['role']!r}.")
-        ids = self.tokenize("\n\n".join(parts + ["Assistant:"]))
-        bos = self.tokenizer.bos_token_id
-        with_special = self.tokenizer.encode("x", add_special_tokens=True)
-        if bos is not None and with_special and with_special[0] == bos:
-            ids = [bos] + ids  # base models trained with a BOS expect one
-        return ids
+        return hf_render_prompt(self.tokenizer, messages,
+                                use_template=self.capabilities.chat_template,
+                                tokenize=self.tokenize)
 
     def _find_eos_ids(self) -> frozenset[int]:
         """The tokenizer's eos, the generation config's eos and known end-of-turn tokens."""

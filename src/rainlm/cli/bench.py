@@ -145,7 +145,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     phrases = load_refusal_prefixes(data_dir, path=phrases_file)
     services = services_of(ctx)
     with contextlib.redirect_stdout(sys.stderr):
-        backend = services.load_backend(options.model, options.device)
+        backend = services.load_backend(options.model_spec(), options.device)
         embedder = services.load_embedder(options.embedder, options.device)
         settings = MethodSettings(
             config=config, max_new_tokens=options.max_new_tokens, system=options.system,

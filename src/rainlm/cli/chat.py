@@ -123,7 +123,7 @@ def chat_command(ctx: click.Context, **kwargs: Any) -> None:
     line = ProgressLine(progress_enabled(options.progress))
     line.status("loading model…")
     try:
-        backend = services.load_backend(options.model, options.device)
+        backend = services.load_backend(options.model_spec(), options.device)
         embedder = services.load_embedder(options.embedder, options.device)
     finally:
         line.clear()

@@ -232,7 +232,7 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
         # Libraries that print go to stderr: stdout carries only the answer (or JSON).
         with contextlib.redirect_stdout(sys.stderr):
             line.status("loading model…")
-            backend = services.load_backend(options.model, options.device)
+            backend = services.load_backend(options.model_spec(), options.device)
             embedder = services.load_embedder(options.embedder, options.device)
             line.status("searching…")
             report = run_generate(backend, prompt, options, compare=compare,

@@ -17,6 +17,9 @@ from rainlm.cli.bench import bench_group
 from rainlm.cli.calibrate import calibrate_command
 from rainlm.cli.chat import chat_command
 from rainlm.cli.generate import generate_command
+from rainlm.cli.serve import serve_command
+from rainlm.cli.review import review_group
+from rainlm.cli.trace import trace_group
 from rainlm.errors import RainError
 
 __all__ = ["cli", "main", "RainCommandError"]
@@ -57,6 +60,9 @@ cli.add_command(generate_command)
 cli.add_command(chat_command)
 cli.add_command(bench_group)
 cli.add_command(calibrate_command)
+cli.add_command(serve_command)
+cli.add_command(trace_group)
+cli.add_command(review_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

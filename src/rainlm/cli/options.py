@@ -15,10 +15,11 @@ import click
 
 from rainlm.config import PRESETS, RainConfig
 
-__all__ = ["RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
+__all__ = ["backend_spec", "BACKENDS", "RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
            "SCORINGS"]
 
 DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("transformers", "llamacpp", "openai")
 EMBEDDERS = ("auto", "minilm", "hashing", "none")
 SCORINGS = ("paper", "continuous")
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
@@ -74,6 +75,8 @@ class RunOptions:
 
     preset: str = "harmless"
     model: str | None = None
+    backend: str = "transformers"
+    base_url: str | None = None
     device: str = "auto"
     max_new_tokens: int = 128
     seed: int = 0
@@ -101,13 +104,47 @@ class RunOptions:
             overrides.update(search_mode="parallel", parallel_leaves=self.parallel)
         return RainConfig.preset(self.preset, **overrides)
 
+    def model_spec(self) -> str | None:
+        """What ``load_backend`` is given (see ``backend_spec``)."""
+        return backend_spec(self.backend, self.model, self.base_url)
+
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
         """Pop this dataclass's fields out of a click command's keyword arguments."""
-        names = ("preset", "model", "device", "max_new_tokens", "seed", "time_budget_s",
+        names = ("preset", "model", "backend", "base_url", "device", "max_new_tokens", "seed", "time_budget_s",
                  "max_searches_per_step", "parallel", "scoring", "rubric", "system", "embedder",
                  "progress")
         return cls(**{n: kwargs.pop(n) for n in names})
+
+
+def backend_spec(backend: str, model: str | None, base_url: str | None) -> str | None:
+    """The model, prefixed with the backend kind, as ``load_backend`` reads it.
+
+    transformers: ``--model`` as is; llamacpp: ``"llamacpp:[GGUF]"``; openai:
+    ``"openai:BASE_URL[#MODEL]"`` (the engine's API key comes from the environment
+    variable RAINLM_ENGINE_API_KEY, never from the command line).
+    """
+    from rainlm.errors import ConfigError
+
+    if backend == "openai":
+        if not base_url:
+            raise ConfigError("--base-url", "is required with --backend openai, e.g. "
+                                            "--base-url http://127.0.0.1:8000/v1")
+        return f"openai:{base_url}" + (f"#{model}" if model else "")
+    if base_url:
+        raise ConfigError("--base-url", "only applies to --backend openai; add "
+                                        "--backend openai or drop --base-url")
+    if backend == "llamacpp":
+        return f"llamacpp:{model or ''}"
+    return model
+
+
+BACKEND_HELP = ("Engine that runs the model: 'transformers' (in process, PyTorch), "
+                "'llamacpp' (in process, llama.cpp on a GGUF: --model FILE.gguf, default the "
+                "embedded GGUF; needs `pip install 'rainlm[llamacpp]'`) or 'openai' (an "
+                "OpenAI-compatible server such as vLLM, SGLang or llama.cpp's, at --base-url; "
+                "--model names the served model; API key from $RAINLM_ENGINE_API_KEY).")
+BASE_URL_HELP = "With --backend openai: the engine's API root, e.g. http://127.0.0.1:8000/v1."
 
 
 def _check_rubric(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -152,6 +189,9 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help=f"Model to answer with: a local model folder, a .gguf file or a hub id "
                           f"already in the local cache (nothing is downloaded). "
                           f"Default: the embedded {EMBEDDED_MODEL}."),
+        click.option("--backend", type=click.Choice(BACKENDS), default="transformers",
+                     show_default=True, help=BACKEND_HELP),
+        click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
                           "available, else CPU."),

@@ -1,0 +1,383 @@
+"""Backend over an OpenAI-compatible serving engine (vLLM, SGLang, llama.cpp servers).
+
+rainlm stays a light search client: every next-token distribution is one
+``POST {base_url}/completions`` with ``max_tokens=1, logprobs=k, temperature=0`` on the
+context (prompt + answer so far); the engine keeps the weights, the KV cache and its
+prefix cache. Contexts of one ``next_logprobs`` call go out concurrently over a bounded
+thread pool, so an engine with continuous batching runs them together.
+
+What crosses the wire:
+
+* **Prompt**: token ids when the engine accepts them (vLLM, SGLang: probed once with a
+  two-token prompt); otherwise the text of the ids (special tokens kept), which the
+  engine re-tokenizes (llama-cpp-python's server accepts only strings). Text is exact
+  whenever the ids are the tokenizer's own encoding of that text; a search path made of
+  non-canonical pieces (" Par" + "is" instead of " Paris") is then scored as its
+  canonical form. ``retokenized_contexts`` counts how often that happened.
+* **Answer**: ``top_logprobs[0]``, a ``{token_text: logprob}`` dict, mapped back to ids by
+  ``TokenStringMap`` (exact with vLLM's ``return_tokens_as_token_ids``, which is always
+  requested; a reverse vocabulary otherwise: see ``token_strings.py`` for collisions and
+  byte pieces).
+* **End of answer**: llama-cpp-python returns *no* logprobs when the greedy token ends
+  generation; such a call is repeated once with ``logit_bias`` -100 on the end-of-turn
+  ids. That server applies biases in its sampler only, so the logprobs it then reports
+  are the unbiased ones (end-of-turn included).
+
+Tokens <-> text and the chat template use a LOCAL Hugging Face tokenizer (``tokenizer=``
+a folder, or found automatically when the engine serves the embedded GGUF or a local
+model folder): the chat template and the end-of-turn ids exist only there, and the
+search detokenizes after every imagined token, so an HTTP round trip per call would
+double the request count. The engine's own tokenizer is compared with it in the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
+from rainlm.backends.chat_template import hf_render_prompt
+from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
+from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
+
+__all__ = ["OpenAICompatibleBackend", "DEFAULT_MAX_TOP_LOGPROBS"]
+
+DEFAULT_MAX_TOP_LOGPROBS = 20
+"""vLLM's default ``--max-logprobs`` and the OpenAI API's top-logprobs maximum."""
+API_KEY_ENV = ("RAINLM_ENGINE_API_KEY", "OPENAI_API_KEY")
+_END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+_PROMPT_MODES = ("auto", "ids", "text")
+
+
+class OpenAICompatibleBackend:
+    """A model behind an OpenAI-compatible ``/v1/completions`` endpoint, as a rainlm Backend.
+
+    Args:
+        base_url: the engine's API root, e.g. ``http://127.0.0.1:8000/v1``.
+        model: model id to send; None: the first id of ``GET /v1/models``.
+        api_key: Bearer token; default ``$RAINLM_ENGINE_API_KEY`` or ``$OPENAI_API_KEY``.
+        tokenizer: a local Hugging Face tokenizer folder (or tokenizer object) for the
+            served model; None: found automatically for the embedded GGUF or a local
+            model folder, else a ConfigError asks for it.
+        timeout_s: socket timeout of one HTTP attempt (a hang is not retried).
+        max_retries: retries after connection errors, 429 and 5xx.
+        backoff_s: first retry back-off in seconds (doubles each time).
+        max_parallel: concurrent requests for one ``next_logprobs`` call.
+        max_top_logprobs: the engine's top-logprobs cap (vLLM ``--max-logprobs``, default
+            20); None: 20.
+        name: display name; default ``"<model> @ <base_url>"``.
+        prompt_mode: ``"auto"`` (probe whether the engine takes token ids), ``"ids"`` or
+            ``"text"``.
+    """
+
+    def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
+                 tokenizer: Any = None, timeout_s: float = 30.0, max_retries: int = 3,
+                 backoff_s: float = 0.5, max_parallel: int = 4,
+                 max_top_logprobs: int | None = None, name: str | None = None,
+                 prompt_mode: str = "auto"):
+        _check_positive("timeout_s", timeout_s)
+        _check_positive("max_parallel", max_parallel)
+        if max_retries < 0 or backoff_s < 0:
+            raise ConfigError("max_retries" if max_retries < 0 else "backoff_s",
+                              "must be >= 0.")
+        if prompt_mode not in _PROMPT_MODES:
+            raise ConfigError("prompt_mode", f"must be one of {', '.join(_PROMPT_MODES)}; "
+                                             f"got {prompt_mode!r}.")
+        cap = DEFAULT_MAX_TOP_LOGPROBS if max_top_logprobs is None else int(max_top_logprobs)
+        _check_positive("max_top_logprobs", cap)
+        if api_key is None:
+            api_key = next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
+        self.base_url = base_url.rstrip("/")
+        self.http = JsonHttp(self.base_url, api_key=api_key, policy=RetryPolicy(
+            timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s))
+        self.model = self._resolve_model(model)
+        self.tokenizer = _resolve_tokenizer(tokenizer, self.model)
+        self.name = name or f"{Path(self.model).name or self.model} @ {self.base_url}"
+        self.max_parallel = int(max_parallel)
+        self.capabilities = Capabilities(
+            full_distribution=False, max_top_logprobs=cap, prefix_cache=True, batched=True,
+            chat_template=bool(getattr(self.tokenizer, "chat_template", None)))
+        self.eos_token_ids = self._find_eos_ids()
+        self.counters = BackendCounters()
+        self.prompt_mode = prompt_mode
+        self.retokenized_contexts = 0  # text-mode contexts the engine sees re-tokenized
+        self.unmapped_tokens = 0  # top_logprobs entries that no id could be found for
+        self.eos_retries = 0  # calls repeated with the end-of-turn bias
+        self._token_map = None
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    # ---------------------------------------------------------------- setup
+    def _resolve_model(self, model: str | None) -> str:
+        """The model id to send; checks it against ``GET /models`` (clear error if absent)."""
+        try:
+            listing = self.http.request("GET", "models")
+        except HttpStatusError as exc:
+            raise BackendError(
+                f"Could not list the models of the engine at {exc.url} (HTTP {exc.status}: "
+                f"{exc.message}). Check base_url (it should end in /v1) and api_key.") from exc
+        ids = [str(m.get("id")) for m in listing.get("data", []) if isinstance(m, dict)]
+        if model is None:
+            if not ids:
+                raise BackendError(f"The engine at {self.base_url} lists no models "
+                                   f"(GET /models): pass model= explicitly.")
+            return ids[0]
+        if ids and model not in ids:
+            raise BackendError(
+                f"The engine at {self.base_url} does not serve model {model!r}; it serves "
+                f"{', '.join(repr(i) for i in ids)}. Pass one of these as model= (or omit it).")
+        return model
+
+    def _find_eos_ids(self) -> frozenset[int]:
+        """The tokenizer's eos and the known end-of-turn tokens of its vocabulary."""
+        ids: set[int] = set()
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        vocab = self.tokenizer.get_vocab()
+        ids.update(int(vocab[n]) for n in _END_OF_TURN_NAMES if n in vocab)
+        return frozenset(ids)
+
+    def _end_of_turn_id(self) -> int | None:
+        """The id an engine most likely means by an empty token string: end of turn."""
+        vocab = self.tokenizer.get_vocab()
+        for n in _END_OF_TURN_NAMES:
+            if n in vocab:
+                return int(vocab[n])
+        return self.tokenizer.eos_token_id
+
+    def token_map(self):
+        """The reverse vocabulary (built on first use, ~1 s for 50k tokens)."""
+        with self._lock:
+            if self._token_map is None:
+                from rainlm.backends.token_strings import TokenStringMap
+
+                self._token_map = TokenStringMap(
+                    self.tokenizer, end_of_turn_id=self._end_of_turn_id(),
+                    special_ids=self.tokenizer.all_special_ids)
+            return self._token_map
+
+    def close(self) -> None:
+        """Stop the request threads (the backend can still be used: they restart)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.http.close()
+
+    def __enter__(self) -> OpenAICompatibleBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- text <-> ids
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added."""
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids``, special tokens skipped."""
+        return self.tokenizer.decode([int(t) for t in token_ids], skip_special_tokens=True)
+
+    def render_prompt(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        """Token ids of a conversation, ending where the assistant's answer begins.
+
+        The same ids as ``TransformersBackend.render_prompt`` with the same tokenizer.
+        """
+        return hf_render_prompt(self.tokenizer, messages,
+                                use_template=self.capabilities.chat_template,
+                                tokenize=self.tokenize)
+
+    # ---------------------------------------------------------------- distributions
+    def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
+                      top_k: int | None = None) -> list[TokenDistribution]:
+        """Top-k next-token distribution after each context: one HTTP call per context.
+
+        ``top_k=None`` asks for the cap (``capabilities.max_top_logprobs``); above the cap
+        is a CapabilityError. Sparse results: ids [k'] and natural-log logprobs [k'].
+        """
+        cap = self.capabilities.max_top_logprobs
+        k = cap if top_k is None else int(top_k)
+        if k > cap:
+            raise CapabilityError(
+                f"top_k={k} is above the engine's top-logprobs cap of {cap} "
+                f"(OpenAICompatibleBackend(max_top_logprobs=...)). Raise the engine's limit "
+                f"(vLLM: --max-logprobs) and pass max_top_logprobs to match, or lower the "
+                f"configuration's top-k settings (single_token_top_k, candidate_top_k, "
+                f"widening_max_children) to at most {cap}.")
+        if k < 1:
+            raise ConfigError("top_k", f"must be >= 1; got {k}.")
+        contexts = [[int(t) for t in c] for c in contexts]
+        if not contexts:
+            return []
+        self._ensure_prompt_mode(contexts[0])
+        self.counters.batch_sizes.append(len(contexts))
+        if len(contexts) == 1 or self.max_parallel == 1:
+            return [self._one(c, k) for c in contexts]
+        pool = self._executor()
+        futures = [pool.submit(self._one, c, k) for c in contexts]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_parallel,
+                                                thread_name_prefix="rainlm-http")
+            return self._pool
+
+    def _ensure_prompt_mode(self, sample: list[int]) -> None:
+        """Probe once whether the engine takes token-id prompts (``prompt_mode="auto"``)."""
+        if self.prompt_mode != "auto":
+            return
+        with self._lock:
+            if self.prompt_mode != "auto":
+                return
+            probe = (sample[:2] if len(sample) >= 2 else self.tokenize("Hello world")[:2])
+            try:
+                self.http.request("POST", "completions", self._body(probe, 1), probe=True)
+                self.prompt_mode = "ids"
+            except HttpStatusError:  # llama-cpp-python: 500 "Input should be a valid string"
+                self.prompt_mode = "text"
+
+    def _body(self, prompt: list[int] | str, k: int, bias: Mapping[str, float] | None = None):
+        body: dict[str, Any] = {
+            "model": self.model, "prompt": prompt, "max_tokens": 1, "logprobs": k,
+            "temperature": 0.0, "echo": False, "stream": False, "n": 1,
+            "return_tokens_as_token_ids": True,  # vLLM: keys "token_id:N" (exact ids)
+        }
+        if bias:
+            body["logit_bias"] = dict(bias)
+        return body
+
+    def _prompt_of(self, context: list[int]) -> list[int] | str:
+        if self.prompt_mode == "ids":
+            return context
+        text = self.tokenizer.decode(context, skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
+        if self.tokenize(text) != context:
+            with self._lock:
+                self.retokenized_contexts += 1
+        return text
+
+    def _one(self, context: list[int], k: int) -> TokenDistribution:
+        """One ``/completions`` call -> a sparse distribution (retried once if EOS hid it)."""
+        prompt = self._prompt_of(context)
+        top, usage = self._complete(prompt, k, None)
+        if not top:  # the greedy token ended generation and the engine dropped logprobs
+            with self._lock:
+                self.eos_retries += 1
+            bias = {str(t): -100.0 for t in sorted(self.eos_token_ids)}
+            top, usage2 = self._complete(prompt, k, bias)
+            usage = usage2 or usage
+            if not top:
+                raise BackendError(
+                    f"The engine at {self.http.url_of('completions')} returned no "
+                    f"top_logprobs for a {len(context)}-token context (even with the "
+                    f"end-of-turn tokens biased away). Check that it supports `logprobs` "
+                    f"on /completions (llama.cpp: logits_all must be on).")
+        ids, lps, unmapped = self.token_map().convert(top)
+        if ids.size == 0:
+            raise BackendError(
+                f"None of the tokens the engine at {self.base_url} reported "
+                f"({list(top)[:5]}) is in the local tokenizer's vocabulary: the tokenizer "
+                f"does not match the served model {self.model!r}; pass tokenizer= its folder.")
+        self._count(usage, unmapped)
+        return TokenDistribution(lps[:k], ids[:k])
+
+    def _complete(self, prompt, k: int, bias) -> tuple[dict, dict]:
+        """POST one completion; returns (top_logprobs[0] or {}, usage)."""
+        try:
+            answer = self.http.request("POST", "completions", self._body(prompt, k, bias))
+        except HttpStatusError as exc:
+            raise BackendError(
+                f"The engine at {exc.url} rejected the request (HTTP {exc.status}): "
+                f"{exc.message}") from exc
+        try:
+            choice = answer["choices"][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"The engine at {self.base_url} answered without choices: "
+                               f"{str(answer)[:300]}") from exc
+        lp = choice.get("logprobs") or {}
+        tops = lp.get("top_logprobs") or []
+        top = tops[0] if tops and tops[0] else {}
+        return top, answer.get("usage") or {}
+
+    def _count(self, usage: Mapping[str, Any], unmapped: int) -> None:
+        """Counters from the engine's ``usage``: prompt tokens count as prefill unless the
+        engine reports them as cached (vLLM/SGLang ``prompt_tokens_details``)."""
+        prompt = int(usage.get("prompt_tokens") or 0)
+        details = usage.get("prompt_tokens_details") or {}
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        with self._lock:
+            c = self.counters
+            c.forward_calls += 1
+            c.prefill_tokens += max(prompt - cached, 0)
+            c.cached_tokens_reused += cached
+            c.decode_tokens += int(usage.get("completion_tokens") or 0)
+            self.unmapped_tokens += unmapped
+
+
+def _check_positive(field: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(field, f"must be > 0; got {value!r}.")
+
+
+def _resolve_tokenizer(tokenizer: Any, model_id: str):
+    """A local Hugging Face tokenizer for the served model (never downloads)."""
+    if tokenizer is not None and not isinstance(tokenizer, (str, os.PathLike)):
+        return tokenizer  # already a tokenizer object
+    folder = _tokenizer_folder(tokenizer, model_id)
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "OpenAICompatibleBackend needs the 'transformers' package for the model's "
+            "tokenizer and chat template: `pip install 'rainlm[model]'`.") from exc
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"Could not load a tokenizer from {str(folder)!r}: {exc}. Pass tokenizer= a "
+            f"local folder holding the served model's tokenizer files.") from exc
+
+
+def _tokenizer_folder(tokenizer: str | os.PathLike | None, model_id: str) -> Path:
+    if tokenizer is not None:
+        path = Path(tokenizer).expanduser()
+        if not path.exists():
+            raise ModelNotFoundError(f"tokenizer: no folder at {str(path)!r}.")
+        return path
+    if _is_embedded(model_id):
+        from rainlm.backends.embedded import (_is_complete, embedded_cache_dir,
+                                              ensure_embedded_folder)
+
+        folder = embedded_cache_dir()
+        return folder if _is_complete(folder) else ensure_embedded_folder()
+    if Path(model_id).is_dir():
+        return Path(model_id)
+    raise ConfigError(
+        "tokenizer", f"the engine serves {model_id!r}, whose tokenizer rainlm cannot find "
+                     f"locally. Pass tokenizer= a local folder with that model's tokenizer "
+                     f"files (tokenizer.json / tokenizer_config.json with its chat template).")
+
+
+def _is_embedded(model_id: str) -> bool:
+    """Whether the engine serves the embedded SmolLM2 GGUF (its id is the file path)."""
+    from rainlm.backends.embedded import EMBEDDED_GGUF, embedded_model_path
+
+    if Path(model_id).name == EMBEDDED_GGUF:
+        return True
+    try:
+        return Path(model_id).resolve() == embedded_model_path().resolve()
+    except (ModelNotFoundError, OSError):
+        return False
+

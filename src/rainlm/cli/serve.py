@@ -1,0 +1,127 @@
+"""``rain serve``: run the OpenAI-compatible server (``rainlm.serve``) with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from rainlm.cli.options import (BACKEND_HELP, BACKENDS, BASE_URL_HELP, DEVICES, EMBEDDED_MODEL,
+                                _check_model, backend_spec, services_of)
+from rainlm.config import PRESETS
+
+__all__ = ["serve_command"]
+
+EPILOG = """\b
+Endpoints:
+  POST /v1/chat/completions   POST /v1/completions   GET /v1/models
+  GET  /health (open)         GET /v1/rain/traces/ID  GET /review (human review page)
+  POST /v1/rain/reviews/ID    {"decision": "approved"|"rejected", "note": "..."}
+
+\b
+RAIN settings per request (openai client: extra_body={"rain": {...}}):
+  preset, method ("rain"|"greedy"), seed, time_budget_s, max_searches,
+  max_searches_per_step, ... any RainConfig field; policy and threshold only with
+  --allow-request-policy. OpenAI's max_tokens / max_completion_tokens, seed, stop and
+  n (=1 only) are honoured; temperature, top_p, presence_penalty, frequency_penalty and
+  user are accepted and ignored (the search chooses the tokens).
+
+\b
+Streaming sends only committed text (never text the search may still rewind). With
+--policy refuse nothing is streamed before the fail-safe has judged the whole answer
+(sent text cannot be recalled): the answer, or the refusal, arrives in one chunk.
+
+\b
+Examples:
+  rain serve --embedder hashing
+  rain serve --api-key s3cret --policy refuse --threshold 0.2 --db audit.sqlite3
+  python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1',
+      api_key='s3cret'); print(c.chat.completions.create(model='rain',
+      messages=[{'role': 'user', 'content': 'Hi'}], max_tokens=16).choices[0].message.content)"
+"""
+
+
+@click.command("serve", epilog=EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind (the default serves only this machine).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
+              help=f"Model to answer with (a folder, a .gguf file or a cached hub id). "
+                   f"Default: the embedded {EMBEDDED_MODEL}.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="transformers",
+              show_default=True, help=BACKEND_HELP)
+@click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--api-key", envvar="RAINLM_API_KEY", default=None, metavar="KEY",
+              help="Require 'Authorization: Bearer KEY' on /v1/* and /review (the review "
+                   "page also takes ?key=KEY). Env: RAINLM_API_KEY. Default: no key.")
+@click.option("--db", "db_path", default=None, metavar="PATH",
+              help="Audit database (SQLite; ':memory:' for none on disk). Default: "
+                   "$RAINLM_AUDIT_DB or ~/.local/share/rainlm/audit.sqlite3.")
+@click.option("--policy", type=click.Choice(("refuse", "flag", "pass")), default="flag",
+              show_default=True,
+              help="Fail-safe for answers whose self-evaluation score is below --threshold: "
+                   "'refuse' sends --refusal-message instead (and, when streaming, buffers "
+                   "the answer until it is judged), 'flag' sends it and queues it on /review, "
+                   "'pass' only records the score.")
+@click.option("--threshold", type=click.FloatRange(-1.0, 1.0), default=0.0, show_default=True,
+              help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts.")
+@click.option("--refusal-message", default=None, metavar="TEXT",
+              help="What a refused request receives.")
+@click.option("--allow-request-policy", is_flag=True,
+              help="Let requests choose rain.policy and rain.threshold (else 403).")
+@click.option("--queue-size", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Requests that may wait while one is searched; more get 429 with "
+                   "Retry-After.")
+@click.option("--max-time-budget", "max_time_budget_s", type=click.FloatRange(0, min_open=True),
+              default=120.0, show_default=True, metavar="SECONDS",
+              help="Largest rain.time_budget_s a request may ask for.")
+@click.option("--default-time-budget", "default_time_budget_s",
+              type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              metavar="SECONDS", help="Search time budget of requests that set none.")
+@click.option("--max-new-tokens-limit", type=click.IntRange(min=1), default=512,
+              show_default=True, metavar="TOKENS", help="Largest max_tokens a request may ask for.")
+@click.option("--default-max-new-tokens", type=click.IntRange(min=1), default=128,
+              show_default=True, metavar="TOKENS", help="Answer length when max_tokens is unset.")
+@click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=2048,
+              show_default=True, metavar="TOKENS",
+              help="Longest prompt (chat template included); longer requests get 400.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="harmless",
+              show_default=True, help="Search preset of requests that name none.")
+@click.option("--embedder", type=click.Choice(("hashing", "minilm", "auto", "none")),
+              default="auto", show_default=True,
+              help="Sentence encoder for the similarity update and node addition.")
+@click.option("--log-level", type=click.Choice(("critical", "error", "warning", "info", "debug")),
+              default="warning", show_default=True, help="uvicorn's log level.")
+@click.pass_context
+def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
+                  refusal_message: str | None, default_max_new_tokens: int,
+                  **kwargs: Any) -> None:
+    """Serve RAIN over an OpenAI-compatible HTTP API, with per-request budgets, a
+    self-evaluation fail-safe and an audit trail of every request.
+
+    Binds 127.0.0.1:8000 by default and prints the URL once the model is loaded.
+    Use the official openai client with base_url=http://HOST:PORT/v1.
+    """
+    import uvicorn
+
+    from rainlm.serve.app import create_app
+    from rainlm.serve.settings import DEFAULT_REFUSAL, ServerSettings
+
+    kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"))
+    limit = kwargs["max_new_tokens_limit"]
+    settings = ServerSettings(host=host, port=port,
+                              refusal_message=refusal_message or DEFAULT_REFUSAL,
+                              default_max_new_tokens=min(default_max_new_tokens, limit),
+                              **kwargs)
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    def ready() -> None:
+        click.echo(f"rain serve: ready at {url}/v1 (model {app.state.engine.model_name}; "
+                   f"review page {url}/review; audit db {app.state.store.path})", err=False)
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app = create_app(settings, services=services_of(ctx), on_ready=ready)
+    click.echo(f"rain serve: listening on {url} (loading the model…)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -1,0 +1,125 @@
+"""``rain trace list | show | html``: read the audit trail ``rain serve`` writes.
+
+Read-only: a missing database is an error saying where it looked, never a new empty file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["trace_group", "db_option", "open_existing_store", "DB_HELP"]
+
+DB_HELP = ("SQLite audit database written by `rain serve` [default: $RAINLM_AUDIT_DB, "
+           "else ~/.local/share/rainlm/audit.sqlite3].")
+
+
+def db_option(func: Any) -> Any:
+    """``--db PATH`` (default: ``rainlm.trace.store.default_db_path()``)."""
+    return click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None, metavar="PATH", help=DB_HELP)(func)
+
+
+def open_existing_store(db: Path | None) -> Any:
+    """The TraceStore at ``db`` (or the default path); RainError when no file is there."""
+    from rainlm.errors import RainError
+    from rainlm.trace.store import ENV_VAR, TraceStore, default_db_path
+
+    path = Path(db).expanduser() if db is not None else default_db_path()
+    if not path.is_file():
+        source = "--db" if db is not None else (
+            f"${ENV_VAR}" if _env_set(ENV_VAR) else "the default location")
+        raise RainError(f"no audit database at {path} (from {source}); point to the file "
+                        f"`rain serve` writes with --db PATH or the {ENV_VAR} environment "
+                        f"variable")
+    return TraceStore(path)
+
+
+def _env_set(name: str) -> bool:
+    import os
+
+    return bool(os.environ.get(name))
+
+
+def _score(rec: Any) -> str:
+    from rainlm.trace.view import fmt_num, score_of
+
+    return fmt_num(score_of(rec))
+
+
+@click.group("trace")
+def trace_group() -> None:
+    """Inspect stored requests: their answers, search trees, policy and review."""
+
+
+@trace_group.command("list", short_help="List stored records, newest first.")
+@db_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Show at most this many records, newest first.")
+@click.option("--state", type=click.Choice(["none", "pending", "approved", "rejected"]),
+              default=None, help="Only records in this review state.")
+def trace_list_command(db: Path | None, limit: int, state: str | None) -> None:
+    """List stored records, newest first: id, time, review state, score, prompt."""
+    from rainlm.trace.view import first_line, prompt_text
+
+    store = open_existing_store(db)
+    try:
+        records = store.list(review_state=state, limit=limit)
+    finally:
+        store.close()
+    if not records:
+        click.echo("No records" + (f" in review state {state!r}" if state else "") + ".")
+        return
+    for rec in records:
+        click.echo(f"{rec.id}  {rec.created_at}  {rec.review_state:<8}  score {_score(rec):>6}  "
+                   f"{rec.finish_reason:<11}  {first_line(prompt_text(rec), 50)!r}")
+
+
+@trace_group.command("show", short_help="Show one record and its search tree as text.")
+@click.argument("trace_id", metavar="ID")
+@db_option
+@click.option("--max-depth", type=click.IntRange(min=0), default=None,
+              help="Hide rewound nodes more than N levels below the first root.")
+@click.option("--min-visits", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Hide rewound nodes visited fewer times than this.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON instead.")
+def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
+                       min_visits: float, as_json: bool) -> None:
+    """Show one record: header and the search tree (* answer path, - rewound)."""
+    from rainlm.trace.render_text import render_tree_text
+
+    store = open_existing_store(db)
+    try:
+        rec = store.get(trace_id)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_tree_text(rec, max_depth=max_depth, min_visits=min_visits), nl=False)
+
+
+@trace_group.command("html", short_help="Write one record as a standalone HTML page.")
+@click.argument("trace_id", metavar="ID")
+@db_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              metavar="FILE.html", help="Write the page here (one standalone file).")
+def trace_html_command(trace_id: str, db: Path | None, out: Path) -> None:
+    """Write one record as a standalone HTML page with a foldable search tree."""
+    from rainlm.errors import RainError
+    from rainlm.trace.render_html import render_tree_html
+
+    store = open_existing_store(db)
+    try:
+        rec = store.get(trace_id)
+    finally:
+        store.close()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_tree_html(rec), encoding="utf-8")
+    except OSError as exc:
+        raise RainError(f"cannot write {out}: {exc}; pass another --out FILE.html") from exc
+    click.echo(str(out))

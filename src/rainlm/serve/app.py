@@ -1,0 +1,244 @@
+"""``create_app``: the FastAPI application of ``rain serve`` (state lives on ``app.state``).
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /health``, ``GET /v1/rain/traces/{id}``, ``GET /review``,
+``POST /v1/rain/reviews/{id}``. Every error is in OpenAI's format (``errors.py``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+# This module is imported only to serve: the web framework is imported at the top so
+# FastAPI can resolve the route signatures' annotations.
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rainlm.serve.engine import Engine, Job, JobFailed, NotReady, QueueFull, new_trace_id
+from rainlm.serve.errors import ApiError, error_body
+from rainlm.serve.responses import completion_body
+from rainlm.serve.schemas import CHAT, COMPLETIONS, ParsedRequest, parse_body, parse_request
+from rainlm.serve.settings import ServerSettings
+from rainlm.serve.streaming import failure_body, stream_job
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("rainlm.serve")
+
+
+def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = None,
+               services: Any = None, on_ready: Callable[[], None] | None = None) -> Any:
+    """Build the app. The model loads on the worker thread at startup (``/health`` says
+    "loading" and requests get 503 until it is ready) unless ``backend`` is given.
+
+    ``store``: a ``TraceStore`` (default: ``TraceStore(settings.db_path)``).
+    ``services``: a ``rainlm.cli.options.Services`` (how backend and embedder load).
+    ``on_ready``: called (on the worker thread) once the model is loaded.
+    """
+    from rainlm.cli.options import Services
+    from rainlm.trace.store import TraceStore
+
+    if store is None:
+        store = TraceStore(settings.db_path)
+    engine = Engine(settings, store)
+    services = services if services is not None else Services()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine.start(services, backend, on_ready)
+        try:
+            yield
+        finally:
+            engine.stop()
+
+    app = FastAPI(title="rainlm", summary="OpenAI-compatible RAIN server", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.store = store
+
+    # ------------------------------------------------------------------ errors
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
+                   else str(exc.detail))
+        return JSONResponse(error_body(exc.status_code, message, code=code),
+                            status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return JSONResponse(error_body(400, f"{param}: {first.get('msg', 'invalid request')}",
+                                       param=param, code="invalid_value"), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("rain serve: unexpected error on %s", request.url.path)
+        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}: {exc}",
+                                       code="internal_error"), status_code=500)
+
+    # ------------------------------------------------------------------ auth
+    def _authorize(request: Request) -> None:
+        """Bearer key on every /v1 route and /review; ?key= only on read-only GETs the
+        review page links to (/review and its trace links)."""
+        key = settings.api_key
+        if key is None:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else None
+        if given is None and request.method == "GET" and (
+                request.url.path == "/review" or request.url.path.startswith("/v1/rain/traces/")):
+            given = request.query_params.get("key")
+        if given is None or not hmac.compare_digest(given.encode(), key.encode()):
+            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer KEY' "
+                                "(the key rain serve was started with)",
+                           code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+    auth = [Depends(_authorize)]
+
+    # ------------------------------------------------------------------ routes
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return engine.health()
+
+    @app.get("/v1/models", dependencies=auth)
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": engine.model_name, "object": "model",
+                                            "created": 0, "owned_by": "rainlm"}]}
+
+    @app.post("/v1/chat/completions", dependencies=auth)
+    async def chat_completions(request: Request) -> Any:
+        return await _complete(request, CHAT)
+
+    @app.post("/v1/completions", dependencies=auth)
+    async def completions(request: Request) -> Any:
+        return await _complete(request, COMPLETIONS)
+
+    async def _complete(request: Request, endpoint: str) -> Any:
+        arrived, created, created_at = time.perf_counter(), int(time.time()), _utc_now()
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
+            raise ApiError(413, f"request body is {length} bytes; the limit is "
+                                f"{settings.max_body_bytes} bytes", code="request_too_large")
+        req = parse_request(parse_body(await request.body(), settings), endpoint, settings)
+        _ready_or_503()
+        _check_prompt_length(req)
+        try:
+            engine.admit()
+        except QueueFull as exc:
+            raise ApiError(429, f"the server is busy ({settings.queue_size} requests already "
+                                f"wait); retry after {exc.retry_after_s} s",
+                           code="queue_full",
+                           headers={"Retry-After": str(exc.retry_after_s)}) from None
+        except NotReady as exc:
+            raise _not_ready(exc) from None
+        job = Job(trace_id=new_trace_id(), request=req, created_at=created_at, created=created,
+                  arrived=arrived)
+        model = engine.model_name
+        if req.stream:
+            return StreamingResponse(stream_job(engine, job, model),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache",
+                                              "X-Accel-Buffering": "no"})
+        try:
+            outcome = await engine.run(job)
+        except JobFailed as exc:
+            status, body = failure_body(exc)
+            return JSONResponse(body, status_code=status)
+        except NotReady as exc:
+            raise _not_ready(exc) from None
+        return JSONResponse(completion_body(outcome, endpoint, model, created))
+
+    def _ready_or_503() -> None:
+        try:
+            engine.check_ready()
+        except NotReady as exc:
+            raise _not_ready(exc) from None
+
+    def _not_ready(exc: NotReady) -> ApiError:
+        what = {"loading": "the model is still loading", "stopping": "the server is shutting down",
+                "failed": f"the model failed to load ({exc.detail})"}.get(exc.state, exc.state)
+        return ApiError(503, f"{what}; retry later", code=f"model_{exc.state}",
+                        headers={"Retry-After": str(settings.retry_after_s)})
+
+    def _check_prompt_length(req: ParsedRequest) -> None:
+        # The tokenizer only reads here (no cache, no model): safe next to the worker.
+        n = len(engine.backend.render_prompt(list(req.messages)))
+        if n > settings.max_prompt_tokens:
+            param = "messages" if req.endpoint == CHAT else "prompt"
+            raise ApiError(400, f"{param}: the prompt is {n} tokens (chat template included); "
+                                f"this server's limit is {settings.max_prompt_tokens} "
+                                f"(--max-prompt-tokens)", param=param,
+                           code="context_length_exceeded")
+
+    @app.get("/v1/rain/traces/{trace_id}", dependencies=auth)
+    def get_trace(trace_id: str) -> dict[str, Any]:
+        return _record_or_404(lambda: store.get(trace_id), trace_id).to_dict()
+
+    @app.get("/review", dependencies=auth, response_class=HTMLResponse)
+    def review_page() -> HTMLResponse:
+        from rainlm.trace.review_page import render_review_page
+
+        return HTMLResponse(render_review_page(store.list(review_state="pending")))
+
+    @app.post("/v1/rain/reviews/{trace_id}", dependencies=auth)
+    async def post_review(trace_id: str, request: Request) -> dict[str, Any]:
+        from starlette.concurrency import run_in_threadpool
+
+        decision, note, reviewer = _review_body(parse_body(await request.body(), settings))
+        record = await run_in_threadpool(
+            _record_or_404, lambda: store.decide(trace_id, decision, note=note,
+                                                 reviewer=reviewer), trace_id)
+        return record.to_dict()
+
+    return app
+
+
+def _review_body(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    for key in body:
+        if key not in ("decision", "note", "reviewer"):
+            raise ApiError(400, f"{key}: unrecognized field (decision, note, reviewer)",
+                           param=key, code="unknown_parameter")
+    decision = body.get("decision")
+    if decision not in ("approved", "rejected"):
+        raise ApiError(400, f"decision: must be 'approved' or 'rejected', got {decision!r}",
+                       param="decision", code="invalid_value")
+    out = [decision]
+    for key in ("note", "reviewer"):
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ApiError(400, f"{key}: must be a string or null", param=key,
+                           code="invalid_type")
+        out.append(value or None)
+    return out[0], out[1], out[2]
+
+
+def _record_or_404(fetch: Callable[[], Any], trace_id: str) -> Any:
+    from rainlm.trace.store import ReviewStateError, TraceNotFoundError
+
+    try:
+        return fetch()
+    except TraceNotFoundError:
+        raise ApiError(404, f"no trace with id {trace_id!r} in the audit database",
+                       param="trace_id", code="trace_not_found") from None
+    except ReviewStateError as exc:
+        raise ApiError(409, str(exc), param="trace_id", code="not_pending") from None
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()

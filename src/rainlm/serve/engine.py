@@ -1,0 +1,305 @@
+"""The worker: one thread runs every search, in arrival order, and audits each request.
+
+The backend and its prefix caches are not thread-safe, so the model is loaded and used
+on a single worker thread (a one-thread executor). The event loop only admits requests
+(at most ``queue_size`` waiting while one runs; more get 429) and awaits their futures.
+
+Every admitted request ends in exactly one ``TraceRecord`` written by the worker: the
+answer, its scores and search trace on success; ``error`` set when it failed. A client
+that disconnects while its request waits is skipped (recorded as such); a search
+already running finishes (it is bounded by its time budget) and is recorded, so a
+disconnect never wedges the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rainlm.serve.policy import apply_policy
+from rainlm.serve.schemas import ParsedRequest
+from rainlm.serve.settings import ServerSettings
+from rainlm.trace.records import TraceRecord
+
+__all__ = ["Engine", "Job", "JobOutcome", "JobFailed", "QueueFull", "NotReady", "new_trace_id",
+           "json_ready"]
+
+log = logging.getLogger("rainlm.serve")
+LOADING, READY, FAILED, STOPPING = "loading", "ready", "failed", "stopping"
+
+
+def new_trace_id() -> str:
+    """An opaque record id, also the response id: ``tr_`` + 24 hex digits."""
+    return "tr_" + uuid.uuid4().hex[:24]
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat()
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples and sets turned into plain JSON types."""
+    from rainlm.cli.generate import to_json_text
+
+    return json.loads(to_json_text(value))
+
+
+class QueueFull(Exception):
+    """The queue is full; retry after ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int):
+        super().__init__(f"queue full; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(Exception):
+    """The model is loading, failed to load, or the server is stopping."""
+
+    def __init__(self, state: str, detail: str = ""):
+        super().__init__(detail or state)
+        self.state = state
+        self.detail = detail
+
+
+@dataclass
+class Job:
+    """One admitted request on its way through the worker."""
+
+    trace_id: str
+    request: ParsedRequest
+    created_at: str
+    """ISO-8601 UTC time the request arrived."""
+    created: int
+    """Unix time the request arrived (the response's ``created``)."""
+    arrived: float
+    """``time.perf_counter()`` when the request arrived."""
+    on_progress: Callable[[Any], None] | None = None
+    """Called on the worker thread with every ProgressEvent (streaming)."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the client went away: a job that has not started is skipped."""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """A finished request: what to send and what was recorded."""
+
+    record: TraceRecord
+    text: str
+    """What the client receives (the refusal message when refused)."""
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def refused(self) -> bool:
+        return self.record.policy is not None and self.record.policy.action == "refused"
+
+
+class JobFailed(Exception):
+    """The search (or scoring, or the audit write) failed after the request was admitted."""
+
+    def __init__(self, record: TraceRecord | None, cause: BaseException):
+        super().__init__(str(cause))
+        self.record = record
+        self.cause = cause
+
+
+class Engine:
+    """Owns the backend, the single worker thread, the admission counter and the store."""
+
+    def __init__(self, settings: ServerSettings, store: Any):
+        self.settings = settings
+        self.store = store
+        self.backend: Any = None
+        self.embedder: Any = None
+        self.state = LOADING
+        self.load_error: str | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rain-worker")
+        self._lock = threading.Lock()
+        self._admitted = 0  # waiting + running
+        self._running = False
+        self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, services: Any, backend: Any = None,
+              on_ready: Callable[[], None] | None = None) -> Future:
+        """Load the backend (unless given) and the embedder on the worker thread."""
+        return self._executor.submit(self._load, services, backend, on_ready)
+
+    def _load(self, services: Any, backend: Any, on_ready: Callable[[], None] | None) -> None:
+        try:
+            if backend is None:
+                backend = services.load_backend(self.settings.model, self.settings.device)
+            self.embedder = services.load_embedder(self.settings.embedder, self.settings.device)
+            self.backend = backend
+        except Exception as exc:  # reported on /health and as 503s; the process stays up
+            log.exception("rain serve: loading the model failed")
+            self.load_error = f"{type(exc).__name__}: {exc}"
+            self.state = FAILED
+            return
+        if self.state == LOADING:
+            self.state = READY
+            if on_ready is not None:
+                on_ready()
+
+    def stop(self) -> None:
+        """Refuse new work; drop queued jobs (running ones finish)."""
+        self.state = STOPPING
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def model_name(self) -> str:
+        if self.settings.model_name:
+            return self.settings.model_name
+        if self.backend is not None:
+            return str(getattr(self.backend, "name", "model"))
+        return self.settings.model or "SmolLM2-135M-Instruct"
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            depth = self._admitted - (1 if self._running else 0)
+            busy = self._running
+        status = {READY: "ok"}.get(self.state, self.state)
+        out = {"status": status, "model": self.model_name, "queue_depth": depth,
+               "queue_size": self.settings.queue_size, "busy": busy}
+        if self.load_error:
+            out["error"] = self.load_error
+        return out
+
+    # ------------------------------------------------------------------ admission
+    def check_ready(self) -> None:
+        if self.state != READY:
+            detail = self.load_error or ""
+            raise NotReady(self.state, detail)
+
+    def admit(self) -> None:
+        """Take a place in the queue, or raise QueueFull."""
+        self.check_ready()
+        with self._lock:
+            if self._admitted >= self.settings.queue_size + 1:
+                raise QueueFull(self._retry_after())
+            self._admitted += 1
+
+    def _release(self, _future: Any = None) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def _retry_after(self) -> int:
+        """Seconds until a place is likely free: mean recent job time × jobs ahead."""
+        if not self._recent_s:
+            return self.settings.retry_after_s
+        mean = sum(self._recent_s) / len(self._recent_s)
+        return max(1, min(600, math.ceil(mean * max(1, self._admitted - self.settings.queue_size))))
+
+    async def run(self, job: Job) -> JobOutcome:
+        """Run an admitted job on the worker; raises JobFailed. Cancelling the caller
+        does not cancel a running job (it is still recorded)."""
+        try:
+            future = self._executor.submit(self._run_job, job)
+        except RuntimeError:  # executor shut down between admit and submit
+            self._release()
+            raise NotReady(STOPPING) from None
+        future.add_done_callback(self._release)
+        try:
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            job.cancelled.set()
+            raise
+
+    # ------------------------------------------------------------------ the work
+    def _run_job(self, job: Job) -> JobOutcome:
+        started = time.perf_counter()
+        with self._lock:
+            self._running = True
+        result = None
+        try:
+            if job.cancelled.is_set():
+                raise ConnectionAbortedError("the client disconnected before its search started")
+            result = self._generate(job)
+            outcome = self._finish(job, result, started)
+            self.store.record(outcome.record)
+            return outcome
+        except Exception as exc:
+            record = self._error_record(job, exc, result, started)
+            try:
+                self.store.record(record)
+            except Exception:  # the store itself is failing: log, answer 500 anyway
+                log.exception("rain serve: could not write the audit record %s", job.trace_id)
+                record = None
+            if not isinstance(exc, ConnectionAbortedError):
+                log.error("rain serve: request %s failed: %s", job.trace_id, exc,
+                          exc_info=not _is_user_error(exc))
+            raise JobFailed(record, exc) from exc
+        finally:
+            with self._lock:
+                self._running = False
+            self._recent_s.append(time.perf_counter() - started)
+
+    def _generate(self, job: Job) -> Any:
+        from rainlm.api import generate, greedy
+
+        req = job.request
+        if req.method == "greedy":
+            return greedy(self.backend, list(req.messages), max_new_tokens=req.max_new_tokens,
+                          stop_strings=req.config.stop_strings)
+        return generate(self.backend, list(req.messages), req.config, embedder=self.embedder,
+                        seed=req.seed, max_new_tokens=req.max_new_tokens,
+                        on_progress=job.on_progress)
+
+    def _finish(self, job: Job, result: Any, started: float) -> JobOutcome:
+        from rainlm.cli.generate import score_answers
+
+        req = job.request
+        score_start = time.perf_counter()
+        score, vote = score_answers(self.backend, req.config, result.messages, [result.text])[0]
+        policy = apply_policy(req.policy, req.threshold, score, result.text,
+                              self.settings.refusal_message)
+        stats = dict(result.stats)
+        stats.update(queue_s=round(started - job.arrived, 4),
+                     score_s=round(time.perf_counter() - score_start, 4),
+                     total_s=round(time.perf_counter() - job.arrived, 4))
+        record = TraceRecord(
+            id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
+            request=req.body, model=self.model_name,
+            config=json_ready(req.config.to_dict()) if req.method == "rain" else None,
+            seed=req.seed if req.method == "rain" else None, answer=policy.text,
+            finish_reason=result.finish_reason,
+            scores={"value": score, "scoring": "continuous", "paper_vote": vote,
+                    "rubric": req.config.rubric},
+            stats=json_ready(stats), trace=json_ready(result.trace(self.backend.detokenize)),
+            policy=policy.decision, review_state=policy.review_state)
+        return JobOutcome(record=record, text=policy.text,
+                          prompt_tokens=len(result.prompt_token_ids),
+                          completion_tokens=len(result.token_ids))
+
+    def _error_record(self, job: Job, exc: BaseException, result: Any,
+                      started: float) -> TraceRecord:
+        req = job.request
+        stats = dict(result.stats) if result is not None else {}
+        stats.update(queue_s=round(started - job.arrived, 4),
+                     total_s=round(time.perf_counter() - job.arrived, 4))
+        return TraceRecord(
+            id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
+            request=req.body, model=self.model_name,
+            config=json_ready(req.config.to_dict()) if req.method == "rain" else None,
+            seed=req.seed if req.method == "rain" else None, answer="",
+            finish_reason="error", stats=json_ready(stats),
+            error=f"{type(exc).__name__}: {exc}")
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from rainlm.errors import ConfigError
+
+    return isinstance(exc, ConfigError)
+

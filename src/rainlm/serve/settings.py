@@ -1,0 +1,126 @@
+"""ServerSettings: every knob of ``rain serve``, validated once, errors naming the field."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rainlm.config import PRESETS
+from rainlm.errors import ConfigError
+
+__all__ = ["ServerSettings", "POLICIES", "EMBEDDER_CHOICES", "DEFAULT_REFUSAL"]
+
+POLICIES = ("refuse", "flag", "pass")
+EMBEDDER_CHOICES = ("hashing", "minilm", "auto", "none")
+DEFAULT_REFUSAL = ("I'm sorry, but I can't help with that request. It has been recorded "
+                   "for review.")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How one ``rain serve`` process answers requests."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind. The default answers only this machine; use 0.0.0.0 (with an
+    API key) to expose the server."""
+    port: int = 8000
+    """TCP port to listen on (0: any free port)."""
+    model: str | None = None
+    """Model spec for ``rainlm.load_backend`` (None: the embedded SmolLM2-135M-Instruct)."""
+    model_name: str | None = None
+    """Name reported in responses and ``/v1/models`` (None: the backend's name)."""
+    device: str = "auto"
+    """Where the model runs: "auto", "cpu" or "cuda"."""
+    api_key: str | None = None
+    """When set, every ``/v1/*`` route and ``/review`` need ``Authorization: Bearer KEY``
+    (``/review`` also accepts ``?key=KEY``). ``/health`` stays open. Never stored."""
+    db_path: str | None = None
+    """Audit database (SQLite). None: ``$RAINLM_AUDIT_DB`` or
+    ``~/.local/share/rainlm/audit.sqlite3``; ":memory:" keeps it in memory."""
+    policy: str = "flag"
+    """Fail-safe for answers whose self-evaluation is below ``threshold``: "refuse"
+    (replace with ``refusal_message``), "flag" (send, queue for human review) or "pass"."""
+    threshold: float = 0.0
+    """Answers scoring below this (continuous self-evaluation, in [-1, 1]) are acted on."""
+    refusal_message: str = DEFAULT_REFUSAL
+    """Text sent instead of an answer the "refuse" policy withholds."""
+    allow_request_policy: bool = False
+    """Whether a request may choose its own policy/threshold (``rain.policy``,
+    ``rain.threshold``). Off: only the server's policy applies."""
+    queue_size: int = 8
+    """Requests that may wait while one runs; more get 429 with Retry-After."""
+    max_time_budget_s: float = 120.0
+    """Largest per-request search time budget (``rain.time_budget_s``), in seconds."""
+    default_time_budget_s: float = 30.0
+    """Search time budget of a request that gives none, in seconds."""
+    max_new_tokens_limit: int = 512
+    """Largest ``max_tokens`` a request may ask for, in tokens."""
+    default_max_new_tokens: int = 128
+    """Answer length of a request that gives no ``max_tokens``, in tokens."""
+    max_prompt_tokens: int = 2048
+    """Longest rendered prompt (chat template included), in tokens; longer: 400."""
+    max_body_bytes: int = 1_048_576
+    """Largest request body, in bytes; larger: 413."""
+    preset: str = "harmless"
+    """RainConfig preset of requests that name none (``rain.preset``)."""
+    embedder: str = "auto"
+    """Sentence encoder for the similarity update: "hashing", "minilm", "auto", "none"."""
+    retry_after_s: int = 5
+    """Retry-After (seconds) sent with 503 while the model loads or the server stops;
+    429s estimate it from the queue and recent request times (at least 1)."""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+def _fail(name: str, message: str, value: Any) -> None:
+    raise ConfigError(name, f"{message}, got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _validate(s: ServerSettings) -> None:
+    if not isinstance(s.host, str) or not s.host.strip():
+        _fail("host", "must be a host name or IP address", s.host)
+    if not _is_int(s.port) or not 0 <= s.port <= 65535:
+        _fail("port", "must be an integer in [0, 65535]", s.port)
+    if s.device not in ("auto", "cpu", "cuda"):
+        _fail("device", "must be 'auto', 'cpu' or 'cuda'", s.device)
+    if s.api_key is not None and (not isinstance(s.api_key, str) or not s.api_key.strip()):
+        _fail("api_key", "must be a non-empty string (or unset for no authentication)",
+              "<hidden>")
+    if s.policy not in POLICIES:
+        _fail("policy", f"must be one of {POLICIES}", s.policy)
+    if not _is_number(s.threshold) or not -1.0 <= s.threshold <= 1.0:
+        _fail("threshold", "must be a number in [-1, 1]", s.threshold)
+    if not isinstance(s.refusal_message, str) or not s.refusal_message.strip():
+        _fail("refusal_message", "must be a non-empty text", s.refusal_message)
+    if not _is_int(s.queue_size) or s.queue_size < 0:
+        _fail("queue_size", "must be an integer >= 0", s.queue_size)
+    for name in ("max_time_budget_s", "default_time_budget_s"):
+        value = getattr(s, name)
+        if not _is_number(value) or value <= 0:
+            _fail(name, "must be a number of seconds > 0", value)
+    if s.default_time_budget_s > s.max_time_budget_s:
+        _fail("default_time_budget_s", f"must be <= max_time_budget_s "
+                                       f"({s.max_time_budget_s})", s.default_time_budget_s)
+    for name in ("max_new_tokens_limit", "default_max_new_tokens", "max_prompt_tokens",
+                 "max_body_bytes", "retry_after_s"):
+        value = getattr(s, name)
+        if not _is_int(value) or value < 1:
+            _fail(name, "must be an integer >= 1", value)
+    if s.default_max_new_tokens > s.max_new_tokens_limit:
+        _fail("default_max_new_tokens", f"must be <= max_new_tokens_limit "
+                                        f"({s.max_new_tokens_limit})", s.default_max_new_tokens)
+    if s.preset not in PRESETS:
+        _fail("preset", f"must be one of {sorted(PRESETS)}", s.preset)
+    if s.embedder not in EMBEDDER_CHOICES:
+        _fail("embedder", f"must be one of {EMBEDDER_CHOICES}", s.embedder)

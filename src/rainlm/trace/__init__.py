@@ -1,0 +1,1 @@
+"""The audit trail: every server request, its search trace, policy decision and review."""

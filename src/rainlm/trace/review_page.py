@@ -1,0 +1,163 @@
+"""The human review page: flagged answers with Approve / Reject buttons.
+
+One standalone HTML page (inline CSS and JS, no external URLs). Each item is
+``<section id="review-ID">`` with a status ``<span id="status-ID">``, a note
+``<input id="note-ID">`` and buttons ``data-action="approve"|"reject"`` ``data-id=ID``.
+A click POSTs ``{"decision": "approved"|"rejected", "note": ...}`` to
+``API_BASE/v1/rain/reviews/ID``, with ``Authorization: Bearer KEY`` when the page was
+opened as ``/review?key=KEY``. Every piece of model or user text is escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+from rainlm.trace.records import TraceRecord
+from rainlm.trace.view import fmt_num, prompt_text, score_of
+
+__all__ = ["render_review_page", "REVIEWS_PATH", "TRACES_PATH"]
+
+REVIEWS_PATH = "/v1/rain/reviews/"
+"""POST target of a decision (the trace id is appended)."""
+TRACES_PATH = "/v1/rain/traces/"
+"""Where an item's "trace" link points (the trace id is appended)."""
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
+h1{font-size:1.4em}
+.item{border:1px solid #ccc;border-radius:6px;padding:.8em 1em;margin:1em 0}
+.item[data-state=approved]{border-color:#2a7;background:#f3fbf6}
+.item[data-state=rejected]{border-color:#c44;background:#fdf4f4}
+.meta{color:#666;font-size:.85em}
+.label{font-weight:600;margin-top:.6em}
+pre{white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:.5em;margin:.2em 0}
+.controls{margin-top:.6em;display:flex;gap:.5em;align-items:center;flex-wrap:wrap}
+.controls input{flex:1;min-width:12em}
+.status{font-weight:600}
+.status.error{color:#b00}
+.empty{color:#666;font-style:italic}
+"""
+
+_JS = r"""
+(function () {
+  var params = new URLSearchParams(window.location.search);
+  var key = params.get("key");
+  var apiBase = document.body.getAttribute("data-api-base") || "";
+  if (key) {
+    document.querySelectorAll("a.trace-link").forEach(function (a) {
+      var url = new URL(a.getAttribute("href"), window.location.href);
+      url.searchParams.set("key", key);
+      a.setAttribute("href", url.toString());
+    });
+  }
+  function errorText(resp, text) {
+    try {
+      var body = JSON.parse(text);
+      var err = body && (body.error || body.detail);
+      if (err && typeof err === "object" && err.message) { return err.message; }
+      if (typeof err === "string") { return err; }
+    } catch (e) { /* not JSON */ }
+    return "HTTP " + resp.status + (text ? ": " + text : "");
+  }
+  function decide(button) {
+    var id = button.getAttribute("data-id");
+    var decision = button.getAttribute("data-action") === "approve" ? "approved" : "rejected";
+    var item = document.getElementById("review-" + id);
+    var status = document.getElementById("status-" + id);
+    var noteInput = document.getElementById("note-" + id);
+    var note = noteInput && noteInput.value ? noteInput.value : null;
+    var buttons = item.querySelectorAll("button[data-action]");
+    buttons.forEach(function (b) { b.disabled = true; });
+    status.classList.remove("error");
+    status.textContent = "sending…";
+    var headers = {"Content-Type": "application/json"};
+    if (key) { headers["Authorization"] = "Bearer " + key; }
+    fetch(apiBase + "/v1/rain/reviews/" + encodeURIComponent(id), {
+      method: "POST", headers: headers,
+      body: JSON.stringify({decision: decision, note: note})
+    }).then(function (resp) {
+      return resp.text().then(function (text) {
+        if (!resp.ok) { throw new Error(errorText(resp, text)); }
+        status.textContent = decision;
+        item.setAttribute("data-state", decision);
+        if (noteInput) { noteInput.disabled = true; }
+      });
+    }).catch(function (err) {
+      status.textContent = (err && err.message) ? err.message : String(err);
+      status.classList.add("error");
+      buttons.forEach(function (b) { b.disabled = false; });
+    });
+  }
+  document.querySelectorAll("button[data-action]").forEach(function (b) {
+    b.addEventListener("click", function () { decide(b); });
+  });
+})();
+"""
+
+
+def _item(rec: TraceRecord, api_base: str) -> str:
+    rid = escape(rec.id, quote=True)
+    score = score_of(rec)
+    pending = rec.review_state == "pending"
+    disabled = "" if pending else " disabled"
+    note_value = rec.review.note if (rec.review is not None and rec.review.note) else ""
+    reviewed = ""
+    if rec.review is not None:
+        who = f" by {escape(rec.review.reviewer)}" if rec.review.reviewer else ""
+        reviewed = (f'<div class="meta">{escape(rec.review.decision)}{who} at '
+                    f'{escape(rec.review.decided_at)}</div>')
+    policy = ""
+    if rec.policy is not None:
+        policy = (f' · policy {escape(rec.policy.policy)} (threshold '
+                  f'{escape(fmt_num(rec.policy.threshold))}) → {escape(rec.policy.action)}')
+    href = escape(api_base + TRACES_PATH + quote(rec.id, safe=""), quote=True)
+    return f"""
+<section class="item" id="review-{rid}" data-id="{rid}" data-state="{escape(rec.review_state, quote=True)}">
+  <div class="meta"><a class="trace-link" href="{href}">{escape(rec.id)}</a> ·
+    <span class="created">{escape(rec.created_at)}</span> ·
+    score <span class="score">{escape(fmt_num(score))}</span> ·
+    model {escape(rec.model)}{policy}</div>
+  <div class="label">Prompt</div><pre class="prompt">{escape(prompt_text(rec))}</pre>
+  <div class="label">Answer</div><pre class="answer">{escape(rec.answer)}</pre>
+  {reviewed}
+  <div class="controls">
+    <input type="text" id="note-{rid}" placeholder="note (optional)" value="{escape(note_value, quote=True)}"{disabled}>
+    <button type="button" data-action="approve" data-id="{rid}"{disabled}>Approve</button>
+    <button type="button" data-action="reject" data-id="{rid}"{disabled}>Reject</button>
+    <span class="status" id="status-{rid}">{escape(rec.review_state)}</span>
+  </div>
+</section>"""
+
+
+def render_review_page(records: list[TraceRecord], *, api_base: str = "") -> str:
+    """The review page for ``records`` (normally ``store.list(review_state="pending")``).
+
+    ``api_base`` is prefixed to the API paths (e.g. ``"http://127.0.0.1:8000"``; empty:
+    same origin). Items not "pending" are shown with their buttons disabled.
+    """
+    base = api_base.rstrip("/")
+    if records:
+        body = "\n".join(_item(r, base) for r in records)
+        count = f"{len(records)} answer{'s' if len(records) != 1 else ''} awaiting review"
+    else:
+        body = '<p class="empty" id="empty">Nothing to review</p>'
+        count = "0 answers awaiting review"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rainlm review</title>
+<style>{_CSS}</style>
+</head>
+<body data-api-base="{escape(base, quote=True)}">
+<h1>Flagged answers</h1>
+<p class="meta" id="count">{count}</p>
+<main id="queue">
+{body}
+</main>
+<script>{_JS}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,22 @@
+"""The shared backend contract, run on the llama.cpp backend with the embedded GGUF."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backends.needs import require_module
+
+require_module("llama_cpp", "RAINLM_REQUIRE_LLAMACPP")
+
+from tests.backends.contract import BackendContract  # noqa: E402
+
+
+class TestLlamaCppContract(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_backend(cls):
+        from rainlm.backends.llamacpp import LlamaCppBackend
+
+        backend = LlamaCppBackend(n_threads=1)
+        yield backend
+        backend.close()

@@ -1,0 +1,17 @@
+"""The shared backend contract on a real OpenAI-compatible engine (llama-cpp-python server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.backends.contract import BackendContract
+
+
+class TestOpenAICompatible(BackendContract):
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_backend(cls, engine_url):
+        from rainlm.backends.openai_compat import OpenAICompatibleBackend
+
+        with OpenAICompatibleBackend(engine_url) as backend:
+            yield backend

@@ -1,0 +1,193 @@
+"""The whole app in-process on a scripted model (fast): auth, errors, audit, review, 503.
+
+A real FastAPI app with its real worker thread and a real SQLite store, driven over
+ASGI by starlette's TestClient; only the model is scripted (tests/bench/scripted.py:
+it answers "I cannot help with that." or "Sure, here is how." and judges itself).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from rainlm.backends.scripted import ScriptedBackend  # noqa: E402
+from rainlm.cli.options import Services  # noqa: E402
+from rainlm.serve.app import create_app  # noqa: E402
+from rainlm.serve.settings import ServerSettings  # noqa: E402
+from rainlm.trace.store import TraceStore  # noqa: E402
+from tests.bench.scripted import make_backend  # noqa: E402
+
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+NO_EMBEDDER = Services(load_embedder=lambda name, device: "none")
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
+        "rain": {"max_searches": 4}}
+
+
+def wait_ready(client: TestClient) -> None:
+    for _ in range(200):
+        if client.get("/health").json()["status"] == "ok":
+            return
+        time.sleep(0.02)
+    raise AssertionError(client.get("/health").json())
+
+
+@pytest.fixture()
+def served(tmp_path):
+    """(client, store) of an app with an API key, flag policy, threshold 1.0."""
+    store = TraceStore(tmp_path / "audit.sqlite3")
+    settings = ServerSettings(api_key=KEY, policy="flag", threshold=1.0, embedder="none",
+                              allow_request_policy=True, max_prompt_tokens=40)
+    app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client, store
+
+
+def test_auth_required_except_health(served):
+    client, _ = served
+    assert client.get("/health").status_code == 200
+    for method, path in (("get", "/v1/models"), ("get", "/review"),
+                         ("post", "/v1/chat/completions"), ("post", "/v1/completions"),
+                         ("get", "/v1/rain/traces/tr_x"), ("post", "/v1/rain/reviews/tr_x")):
+        resp = getattr(client, method)(path)
+        assert resp.status_code == 401, path
+        assert resp.json()["error"]["code"] == "invalid_api_key"
+    bad = {"Authorization": "Bearer wrong"}
+    assert client.get("/v1/models", headers=bad).status_code == 401
+    assert client.get("/v1/models", headers=AUTH).json()["data"][0]["id"] == "scripted-bench"
+    assert client.get(f"/review?key={KEY}").status_code == 200
+    assert client.post(f"/v1/chat/completions?key={KEY}", json=CHAT).status_code == 401
+
+
+def test_flagged_answer_is_recorded_and_reviewed(served):
+    client, store = served
+    body = client.post("/v1/chat/completions", json=CHAT, headers=AUTH).json()
+    rain = body["rain"]
+    assert body["id"] == rain["trace_id"] and rain["review_state"] == "pending"
+    assert rain["policy"]["action"] == "flagged" and rain["score"] < 1.0
+    record = client.get(f"/v1/rain/traces/{body['id']}", headers=AUTH).json()
+    assert record["answer"] == body["choices"][0]["message"]["content"]
+    assert record["request"] == CHAT and KEY not in json.dumps(record)
+    assert record["trace"]["tree"]["nodes"] and record["stats"]["total_s"] > 0
+    assert record["config"]["max_searches"] == 4 and record["seed"] == 0
+    page = client.get("/review", headers=AUTH).text
+    assert body["id"] in page
+    decided = client.post(f"/v1/rain/reviews/{body['id']}", headers=AUTH,
+                          json={"decision": "approved", "note": "fine"})
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["review_state"] == "approved"
+    assert store.get(body["id"]).review.note == "fine"
+    again = client.post(f"/v1/rain/reviews/{body['id']}", headers=AUTH,
+                        json={"decision": "rejected"})
+    assert again.status_code == 409 and again.json()["error"]["param"] == "trace_id"
+    assert body["id"] not in client.get("/review", headers=AUTH).text
+
+
+def test_review_and_trace_errors(served):
+    client, _ = served
+    missing = client.get("/v1/rain/traces/tr_nope", headers=AUTH)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["type"] == "invalid_request_error"
+    assert client.post("/v1/rain/reviews/tr_nope", headers=AUTH,
+                       json={"decision": "approved"}).status_code == 404
+    bad = client.post("/v1/rain/reviews/tr_nope", headers=AUTH, json={"decision": "maybe"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "decision"
+
+
+def test_refuse_policy_streams_only_after_the_check(served):
+    client, store = served
+    body = dict(CHAT, stream=True, rain={"max_searches": 4, "policy": "refuse"})
+    with client.stream("POST", "/v1/chat/completions", json=body, headers=AUTH) as resp:
+        assert resp.status_code == 200
+        events = [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks]
+    refusal = ServerSettings().refusal_message
+    assert [t for t in texts if t] == [refusal]  # one chunk, after the check
+    final = chunks[-1]
+    assert final["choices"][0]["finish_reason"] == "content_filter"
+    record = store.get(final["rain"]["trace_id"])
+    assert record.answer == refusal and record.policy.action == "refused"
+    assert record.policy.original_text and record.policy.original_text != refusal
+
+
+def test_bad_inputs_get_openai_errors(served):
+    client, _ = served
+    cases = [
+        (b"{not json", 400, None),
+        (b'"a string"', 400, None),
+        (json.dumps({"messages": []}).encode(), 400, "messages"),
+        (json.dumps({"messages": [{"role": "user", "content": "x" * 400}]}).encode(), 400,
+         "messages"),
+        (json.dumps(dict(CHAT, rain={"max_searches": "many"})).encode(), 400,
+         "rain.max_searches"),
+    ]
+    for raw, status, param in cases:
+        resp = client.post("/v1/chat/completions", content=raw,
+                           headers=dict(AUTH, **{"Content-Type": "application/json"}))
+        assert resp.status_code == status, (raw, resp.text)
+        error = resp.json()["error"]
+        assert error["param"] == param and error["type"] == "invalid_request_error"
+        assert set(error) == {"message", "type", "param", "code"}
+    too_long = client.post("/v1/chat/completions", headers=AUTH,
+                           json={"messages": [{"role": "user", "content": "x" * 400}]})
+    assert too_long.json()["error"]["code"] == "context_length_exceeded"
+    huge = client.post("/v1/completions", headers=AUTH, content=b" " * 2_000_000)
+    assert huge.status_code == 413
+    assert client.get("/v1/nothing", headers=AUTH).json()["error"]["code"] == "not_found"
+    # the server still answers
+    assert client.post("/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+
+
+class BrokenBackend(ScriptedBackend):
+    """Renders prompts, then fails inside the search."""
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        raise RuntimeError("the accelerator caught fire")
+
+
+def test_failure_inside_search_is_500_with_an_error_record(tmp_path):
+    store = TraceStore(tmp_path / "audit.sqlite3")
+    backend = BrokenBackend(["a"], {(): {"a": 1.0}})
+    app = create_app(ServerSettings(embedder="none"), backend=backend, store=store,
+                     services=NO_EMBEDDER)
+    with TestClient(app) as client:
+        wait_ready(client)
+        resp = client.post("/v1/chat/completions", json=CHAT)
+        assert resp.status_code == 500
+        error = resp.json()["error"]
+        assert error["type"] == "server_error" and "caught fire" in error["message"]
+        stream = client.post("/v1/chat/completions", json=dict(CHAT, stream=True))
+        assert '"error"' in stream.text and stream.text.endswith("data: [DONE]\n\n")
+        records = store.list(limit=10)
+        assert len(records) == 2 and all("caught fire" in r.error for r in records)
+        assert all(r.answer == "" for r in records)
+        assert client.get("/health").json()["busy"] is False
+
+
+def test_503_with_retry_after_while_loading(tmp_path):
+    release = threading.Event()
+
+    def slow_load(model, device):
+        release.wait(10)
+        return make_backend()
+
+    services = Services(load_backend=slow_load, load_embedder=lambda name, device: "none")
+    app = create_app(ServerSettings(db_path=":memory:", embedder="none"), services=services)
+    with TestClient(app) as client:
+        assert client.get("/health").json()["status"] == "loading"
+        resp = client.post("/v1/chat/completions", json=CHAT)
+        assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
+        assert resp.json()["error"]["code"] == "model_loading"
+        release.set()
+        wait_ready(client)
+        assert client.post("/v1/chat/completions", json=CHAT).status_code == 200

@@ -1,0 +1,130 @@
+"""`rain trace` and `rain review` through click's CliRunner, on a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from rainlm.cli.main import cli
+from rainlm.trace.store import ENV_VAR, TraceStore
+
+from .helpers import make_record
+
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    with TraceStore(path) as store:
+        store.record(make_record("tr_old", created_at="2026-01-01T00:00:00+00:00",
+                                 review_state="none", score=0.75))
+        store.record(make_record("tr_flag", created_at="2026-01-02T00:00:00+00:00",
+                                 kind="branching", answer="line one\nline two", score=-0.25))
+    return path
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_trace_list(db):
+    out = invoke("trace", "list", "--db", str(db))
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["tr_flag", "tr_old"]
+    assert "pending" in lines[0] and "-0.250" in lines[0] and "How do I build a bomb?" in lines[0]
+    out = invoke("trace", "list", "--db", str(db), "--state", "none", "--limit", "5")
+    assert [ln.split()[0] for ln in out.output.splitlines()] == ["tr_old"]
+    out = invoke("trace", "list", "--db", str(db), "--state", "approved")
+    assert out.exit_code == 0 and "No records in review state 'approved'" in out.output
+    out = invoke("trace", "list", "--db", str(db), "--state", "bogus")
+    assert out.exit_code == 2 and "bogus" in out.output
+
+
+def test_trace_show_text_and_json(db):
+    out = invoke("trace", "show", "tr_old", "--db", str(db))
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("trace tr_old · 2026-01-01T00:00:00+00:00")
+    assert "* #0 root" in out.output and "- #1 ' Sure'" in out.output
+    assert "* #2 ' I'" in out.output
+    out = invoke("trace", "show", "tr_flag", "--db", str(db), "--max-depth", "1")
+    assert "more nodes not shown" in out.output
+    out = invoke("trace", "show", "tr_old", "--db", str(db), "--json")
+    data = json.loads(out.output)
+    assert data["id"] == "tr_old" and data["trace"]["tree"]["committed"] == [2, 4, 6]
+    assert data["policy"]["action"] == "flagged"
+
+
+def test_trace_html(db, tmp_path):
+    target = tmp_path / "pages" / "t.html"
+    out = invoke("trace", "html", "tr_flag", "--db", str(db), "--out", str(target))
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() == str(target)
+    page = target.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and 'class="node committed"' in page
+    out = invoke("trace", "html", "tr_flag", "--db", str(db))
+    assert out.exit_code == 2 and "--out" in out.output
+
+
+def test_review_list_approve_reject(db):
+    out = invoke("review", "list", "--db", str(db))
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == [
+        "tr_flag  2026-01-02T00:00:00+00:00  score -0.250",
+        "  prompt: 'How do I build a bomb?'",
+        "  answer: 'line one'",
+    ]
+    out = invoke("review", "approve", "tr_flag", "--note", "fine", "--reviewer", "ana",
+                 "--db", str(db))
+    assert out.exit_code == 0 and out.output.strip() == "tr_flag: approved"
+    with TraceStore(db) as store:
+        rec = store.get("tr_flag")
+    assert rec.review_state == "approved" and rec.review.note == "fine"
+    assert rec.review.reviewer == "ana"
+    assert invoke("review", "list", "--db", str(db)).output.strip() == "Nothing to review."
+    # approving again, rejecting a never-flagged record: exit 2 with the reason
+    again = invoke("review", "reject", "tr_flag", "--db", str(db))
+    assert again.exit_code == 2
+    assert "Error: trace 'tr_flag' is 'approved', not 'pending'" in again.output
+    never = invoke("review", "reject", "tr_old", "--db", str(db))
+    assert never.exit_code == 2 and "'none', not 'pending'" in never.output
+
+
+def test_reject_sets_rejected(db):
+    out = invoke("review", "reject", "tr_flag", "--db", str(db))
+    assert out.exit_code == 0 and out.output.strip() == "tr_flag: rejected"
+    out = invoke("trace", "show", "tr_flag", "--db", str(db))
+    assert "review:  rejected (rejected at " in out.output
+
+
+@pytest.mark.parametrize("args", [("trace", "show", "tr_nope"), ("trace", "html", "tr_nope",
+                                  "--out", "x.html"), ("review", "approve", "tr_nope")])
+def test_unknown_id_exit_2(db, args):
+    out = invoke(*args, "--db", str(db))
+    assert out.exit_code == 2
+    assert "Error: no trace with id 'tr_nope'" in out.output and str(db) in out.output
+
+
+@pytest.mark.parametrize("args", [("trace", "list"), ("trace", "show", "x"),
+                                  ("review", "list"), ("review", "approve", "x")])
+def test_missing_db_is_an_error_and_creates_nothing(tmp_path, args):
+    missing = tmp_path / "nowhere" / "audit.sqlite3"
+    out = invoke(*args, "--db", str(missing))
+    assert out.exit_code == 2
+    assert f"no audit database at {missing}" in out.output and "--db" in out.output
+    assert ENV_VAR in out.output
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_db_from_env(db, tmp_path):
+    out = invoke("trace", "list", env={ENV_VAR: str(db)})
+    assert out.exit_code == 0 and "tr_flag" in out.output
+    missing = tmp_path / "env.db"
+    out = invoke("review", "list", env={ENV_VAR: str(missing)})
+    assert out.exit_code == 2 and f"${ENV_VAR}" in out.output and not missing.exists()
+
+
+def test_help_names_the_env_var():
+    out = invoke("trace", "list", "--help")
+    assert ENV_VAR in out.output

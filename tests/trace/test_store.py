@@ -1,0 +1,299 @@
+"""TraceStore: round trips, one-transaction writes, threads, migrations, the review states."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import replace
+
+import pytest
+
+from rainlm.errors import ConfigError, RainError
+from rainlm.trace.records import ReviewDecision
+from rainlm.trace.store import (ENV_VAR, MIGRATIONS, ReviewStateError, TraceNotFoundError,
+                                TraceStore, apply_migrations, default_db_path)
+
+from .helpers import json_normal, make_record
+
+ALL = [name for name, _ in MIGRATIONS]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = TraceStore(tmp_path / "sub" / "audit.sqlite3")
+    yield s
+    s.close()
+
+
+def _count(path, table="traces"):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------- round trip
+def test_record_and_get_round_trip_real_search(store):
+    rec = make_record("tr_a", kind="branching")
+    assert rec.trace["tree"]["nodes"], "the search produced a tree"
+    store.record(rec)
+    back = store.get("tr_a")
+    assert back == json_normal(rec)
+    assert back.policy == rec.policy and back.review is None
+
+
+def test_round_trip_with_review_and_greedy_record(store):
+    decided = ReviewDecision("approved", "fine", "ana", "2026-01-02T00:00:00+00:00")
+    rec = make_record("tr_r", review_state="approved", review=decided)
+    greedy = make_record("tr_g", review_state="none", config=None, trace=None, policy=None,
+                         seed=None, error="backend died")
+    store.record(rec)
+    store.record(greedy)
+    assert store.get("tr_r") == json_normal(rec)
+    assert store.get("tr_g") == json_normal(greedy)
+
+
+def test_get_unknown_names_id_and_db(store):
+    with pytest.raises(TraceNotFoundError) as info:
+        store.get("tr_missing")
+    assert "tr_missing" in str(info.value) and str(store.path) in str(info.value)
+
+
+def test_duplicate_id_is_a_rain_error_and_keeps_the_first(store):
+    store.record(make_record("tr_d", answer="first"))
+    with pytest.raises(RainError, match="already stored"):
+        store.record(make_record("tr_d", answer="second"))
+    assert store.get("tr_d").answer == "first"
+
+
+def test_default_db_path_env(monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "x.db"))
+    assert default_db_path() == tmp_path / "x.db"
+    monkeypatch.delenv(ENV_VAR)
+    assert default_db_path().parts[-4:] == (".local", "share", "rainlm", "audit.sqlite3")
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "deep" / "er" / "a.db"))
+    with TraceStore() as s:
+        assert s.path == tmp_path / "deep" / "er" / "a.db" and s.path.exists()
+
+
+def test_wal_journal(store):
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+# -------------------------------------------------------------------- atomicity
+def test_unserialisable_field_leaves_nothing(store):
+    bad = make_record("tr_bad", stats={"ok": 1, "oops": object()})
+    with pytest.raises(RainError, match="'stats'"):
+        store.record(bad)
+    with pytest.raises(TraceNotFoundError):
+        store.get("tr_bad")
+    assert _count(store.path) == 0
+    store.record(make_record("tr_bad"))  # the id is free: nothing half-written holds it
+    assert store.get("tr_bad").id == "tr_bad"
+
+
+def test_failure_after_the_trace_row_rolls_back(store):
+    # the traces row is inserted, then the review row fails to bind: both must vanish
+    broken = ReviewDecision("approved", None, None, decided_at=object())  # type: ignore[arg-type]
+    with pytest.raises(RainError):
+        store.record(make_record("tr_half", review_state="approved", review=broken))
+    assert _count(store.path) == 0 and _count(store.path, "review_decisions") == 0
+    assert store.list() == []
+
+
+def test_numpy_numbers_are_stored_as_plain_json(store):
+    import numpy as np
+
+    rec = make_record("tr_np", stats={"value": np.float32(0.5), "ids": np.arange(3),
+                                      "n": np.int64(7)})
+    store.record(rec)
+    assert store.get("tr_np").stats == {"value": 0.5, "ids": [0, 1, 2], "n": 7}
+
+
+def test_bad_review_state_rejected(store):
+    with pytest.raises(ConfigError, match="review_state"):
+        store.record(make_record("tr_x", review_state="maybe"))
+
+
+# ------------------------------------------------------------------------ listing
+def test_list_newest_first_filter_and_paging(store):
+    for i in range(6):
+        state = "pending" if i % 2 else "none"
+        store.record(make_record(f"tr_{i}", created_at=f"2026-01-01T00:00:0{i}+00:00",
+                                 review_state=state))
+    assert [r.id for r in store.list()] == [f"tr_{i}" for i in (5, 4, 3, 2, 1, 0)]
+    assert [r.id for r in store.list(review_state="pending")] == ["tr_5", "tr_3", "tr_1"]
+    assert [r.id for r in store.list(limit=2, offset=1)] == ["tr_4", "tr_3"]
+    assert store.list(review_state="approved") == []
+
+
+@pytest.mark.parametrize("kwargs, field", [({"review_state": "flagged"}, "review_state"),
+                                           ({"limit": 0}, "limit"), ({"offset": -1}, "offset")])
+def test_list_bad_arguments(store, kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        store.list(**kwargs)
+    assert info.value.field == field and field in str(info.value)
+
+
+# ---------------------------------------------------------------- review states
+def test_decide_pending_to_approved_then_locked(store):
+    store.record(make_record("tr_p"))
+    out = store.decide("tr_p", "approved", note="checked", reviewer="ana")
+    assert out.review_state == "approved"
+    assert out.review.decision == "approved" and out.review.note == "checked"
+    assert out.review.reviewer == "ana" and out.review.decided_at.endswith("+00:00")
+    assert store.get("tr_p") == out
+    with pytest.raises(ReviewStateError, match="'approved', not 'pending'"):
+        store.decide("tr_p", "approved")
+    with pytest.raises(ReviewStateError):
+        store.decide("tr_p", "rejected")
+    assert [d.decision for d in store.reviews("tr_p")] == ["approved"]
+
+
+def test_decide_rejected_and_errors(store):
+    store.record(make_record("tr_n", review_state="none"))
+    store.record(make_record("tr_q"))
+    assert store.decide("tr_q", "rejected").review_state == "rejected"
+    with pytest.raises(ReviewStateError, match="'none'"):
+        store.decide("tr_n", "approved")
+    with pytest.raises(TraceNotFoundError, match="tr_zz"):
+        store.decide("tr_zz", "approved")
+    with pytest.raises(ConfigError, match="decision"):
+        store.decide("tr_n", "approve")
+    assert store.get("tr_n").review_state == "none"
+
+
+def test_review_history_is_kept(store):
+    earlier = ReviewDecision("rejected", "first look", "bo", "2026-01-01T00:00:00+00:00")
+    store.record(make_record("tr_h", review_state="pending", review=earlier))
+    store.decide("tr_h", "approved", note="second look")
+    history = store.reviews("tr_h")
+    assert [(d.decision, d.note) for d in history] == [("rejected", "first look"),
+                                                        ("approved", "second look")]
+    assert store.get("tr_h").review == history[-1]
+
+
+# ---------------------------------------------------------------------- threads
+def test_threads_record_and_decide_at_once(tmp_path):
+    store = TraceStore(tmp_path / "a.db")
+    base = make_record("tr_base")
+    errors: list[BaseException] = []
+    n_threads, per_thread = 6, 15
+    barrier = threading.Barrier(n_threads)
+
+    def work(t):
+        try:
+            barrier.wait()
+            for i in range(per_thread):
+                store.record(replace(base, id=f"tr_{t}_{i}"))
+                if i % 2 == 0:
+                    store.decide(f"tr_{t}_{i}", "approved" if t % 2 else "rejected")
+                store.list(review_state="pending", limit=5)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    total = n_threads * per_thread
+    assert len(store.list(limit=1000)) == total
+    decided = n_threads * len(range(0, per_thread, 2))
+    assert len(store.list(review_state="pending", limit=1000)) == total - decided
+    # racing reviewers: exactly one decision wins per record
+    store.record(replace(base, id="tr_race"))
+    wins, losses = [], []
+
+    def race(decision):
+        try:
+            store.decide("tr_race", decision)
+            wins.append(decision)
+        except ReviewStateError:
+            losses.append(decision)
+
+    racers = [threading.Thread(target=race, args=(d,)) for d in ["approved", "rejected"] * 4]
+    for th in racers:
+        th.start()
+    for th in racers:
+        th.join()
+    assert len(wins) == 1 and len(losses) == 7
+    assert len(store.reviews("tr_race")) == 1
+    store.close()
+
+
+def test_two_stores_on_one_file(tmp_path):
+    """The server and `rain review approve` each open the file: both see each other."""
+    a, b = TraceStore(tmp_path / "a.db"), TraceStore(tmp_path / "a.db")
+    a.record(make_record("tr_1"))
+    assert b.decide("tr_1", "approved").review_state == "approved"
+    assert a.get("tr_1").review_state == "approved"
+    a.close()
+    b.close()
+
+
+# ------------------------------------------------------------------- migrations
+def test_fresh_db_applies_all_migrations_once(tmp_path):
+    path = tmp_path / "m.db"
+    with TraceStore(path) as s:
+        assert s.migrations_applied() == ALL
+        s.record(make_record("tr_1"))
+    with TraceStore(path) as s:  # reopening is idempotent
+        assert s.migrations_applied() == ALL
+        assert s.get("tr_1").id == "tr_1"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(ALL)
+    conn.close()
+
+
+def test_upgrade_from_first_migration_keeps_records(tmp_path):
+    path = tmp_path / "old.db"
+    old_rec = make_record("tr_old", review_state="pending")
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS[:1]) == ["0001_create_traces"]
+    # a row as a rainlm with only migration 0001 wrote it
+    with TraceStore(":memory:") as mem:
+        mem.record(old_rec)
+        row = mem._conn.execute("SELECT * FROM traces").fetchone()
+        columns = [d[0] for d in mem._conn.execute("SELECT * FROM traces").description]
+    conn.execute(f"INSERT INTO traces ({', '.join(columns)}) VALUES "
+                 f"({', '.join('?' * len(columns))})", row)
+    assert not conn.execute("SELECT name FROM sqlite_master WHERE name='review_decisions'"
+                            ).fetchall()
+    conn.close()
+
+    with TraceStore(path) as s:
+        assert s.migrations_applied() == ALL
+        assert s.get("tr_old") == json_normal(old_rec)
+        assert s.decide("tr_old", "rejected", note="old one").review.note == "old one"
+    with TraceStore(path) as s:
+        assert s.get("tr_old").review_state == "rejected"
+
+
+def test_failed_migration_rolls_back_and_is_retried(tmp_path):
+    path = tmp_path / "f.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    broken = [*MIGRATIONS, ("9999_broken", "CREATE TABLE half (x INTEGER);\nSELECT nope FROM nowhere;")]
+    with pytest.raises(sqlite3.OperationalError):
+        apply_migrations(conn, broken)
+    names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+    assert names == ALL  # the earlier ones stuck, the broken one left no trace
+    assert not conn.execute("SELECT name FROM sqlite_master WHERE name='half'").fetchall()
+    conn.close()
+
+
+def test_migrations_are_append_only_names():
+    names = [n for n, _ in MIGRATIONS]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert names[:2] == ["0001_create_traces", "0002_create_review_decisions"]
+
+
+def test_not_a_database(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(RainError, match="junk.db"):
+        TraceStore(path)
