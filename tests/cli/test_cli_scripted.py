@@ -385,3 +385,38 @@ def test_chat_command_quits_and_handles_eof():
 def test_chat_rejects_bad_values():
     res = invoke(["chat", "--time-budget", "0"], input="hi\n")
     assert res.exit_code == 2 and "--time-budget" in res.stderr
+
+
+# ------------------------------------------------------------------ --backend / --base-url
+@pytest.mark.parametrize("args, spec", [
+    ([], None),
+    (["--model", "some/folder"], "some/folder"),
+    (["--backend", "llamacpp"], "llamacpp:"),
+    (["--backend", "openai", "--base-url", "http://127.0.0.1:9/v1"], "openai:http://127.0.0.1:9/v1"),
+    (["--backend", "openai", "--base-url", "http://h:1/v1", "--model", "m"], "openai:http://h:1/v1#m"),
+])
+def test_backend_options_become_one_load_backend_spec(args, spec):
+    seen = []
+
+    def load_backend(model, device):
+        seen.append(model)
+        return make_backend()
+
+    res = invoke(["generate", "--embedder", "none", "--max-new-tokens", "4", *args, PROMPT],
+                 obj=Services(load_backend=load_backend))
+    assert res.exit_code == 0, res.output
+    assert seen == [spec]
+
+
+@pytest.mark.parametrize("command", [["generate"], ["calibrate", "--limit", "1"],
+                                     ["bench", "run", "--dataset", "vicuna", "--out", "x.jsonl"]])
+def test_base_url_mistakes_are_named_before_any_model_loads(command):
+    def load_backend(model, device):
+        raise AssertionError("no model should load")
+
+    res = invoke([*command, "--backend", "openai", *(["hi"] if command == ["generate"] else [])],
+                 obj=Services(load_backend=load_backend))
+    assert res.exit_code == 2 and "--base-url: is required with --backend openai" in res.output
+    res = invoke([*command, "--base-url", "http://h/v1", *(["hi"] if command == ["generate"] else [])],
+                 obj=Services(load_backend=load_backend))
+    assert res.exit_code == 2 and "only applies to --backend openai" in res.output

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from rainlm.cli.bench import data_options
-from rainlm.cli.options import DEVICES, _check_model, _check_rubric, services_of
+from rainlm.cli.options import (BACKEND_HELP, BACKENDS, BASE_URL_HELP, DEVICES, _check_model,
+                                _check_rubric, backend_spec, services_of)
 
 __all__ = ["calibrate_command"]
 
@@ -36,6 +37,9 @@ Examples:
 @click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
               help="Model to judge with (a local folder, a .gguf file or a cached hub id). "
                    "Default: the embedded SmolLM2-135M-Instruct.")
+@click.option("--backend", "backend_kind", type=click.Choice(BACKENDS), default="transformers",
+              show_default=True, help=BACKEND_HELP)
+@click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the model runs: 'auto' picks CUDA when available, else CPU.")
 @click.option("--transcript", type=click.Choice(("plain", "chat", "both")), default="plain",
@@ -57,7 +61,8 @@ Examples:
 @data_options
 @click.pass_context
 def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, rubric: str,
-                      model: str | None, device: str, transcript: str, shots: int | None,
+                      model: str | None, backend_kind: str, base_url: str | None, device: str,
+                      transcript: str, shots: int | None,
                       scoring: str, batch_pairs: int, as_json: bool, progress: bool | None,
                       data_dir: Path | None, data_file: Path | None) -> None:
     """Pairwise accuracy of the model's self-evaluation on HH harmless-base pairs.
@@ -76,7 +81,8 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
     n_batches = -(-len(pairs) // batch_pairs) * len(transcripts)
     bar = ProgressBar(n_batches, enabled=progress_enabled(progress), label="calibrate")
     with contextlib.redirect_stdout(sys.stderr):
-        backend = services_of(ctx).load_backend(model, device)
+        backend = services_of(ctx).load_backend(backend_spec(backend_kind, model, base_url),
+                                                   device)
         rows = calibrate(backend, pairs, rubric=rubric, shots=shots, transcripts=transcripts,
                          batch_pairs=batch_pairs, on_batch=lambda k: bar.update(f"{k} pairs"))
         bar.close()
