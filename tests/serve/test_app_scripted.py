@@ -191,3 +191,68 @@ def test_503_with_retry_after_while_loading(tmp_path):
         release.set()
         wait_ready(client)
         assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
+
+
+class TemplateRejects:
+    """A backend whose chat template refuses the conversation (like a strict template)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def render_prompt(self, messages):
+        from rainlm.errors import ConfigError
+
+        raise ConfigError("messages", "the model's chat template rejects this conversation")
+
+
+def test_a_conversation_the_template_rejects_is_a_400_not_a_500(tmp_path):
+    app = create_app(ServerSettings(embedder="none"), backend=TemplateRejects(make_backend()),
+                     store=TraceStore(tmp_path / "a.sqlite3"), services=NO_EMBEDDER)
+    with TestClient(app) as client:
+        wait_ready(client)
+        resp = client.post("/v1/chat/completions", json=CHAT)
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["param"] == "messages"
+
+
+def test_a_backend_config_error_inside_the_search_is_the_servers_fault():
+    from rainlm.errors import ConfigError
+    from rainlm.serve.engine import JobFailed
+    from rainlm.serve.streaming import failure_body
+
+    status, body = failure_body(JobFailed(None, ConfigError("n_ctx", "context too long")))
+    assert status == 500 and body["error"]["code"] == "search_failed"
+    status, body = failure_body(JobFailed(None, ConfigError("max_searches", "must be >= 1")))
+    assert status == 400 and body["error"]["param"] == "rain.max_searches"
+
+
+def test_a_stream_whose_client_never_reads_still_frees_its_queue_place(tmp_path):
+    """The job is submitted before the response starts: even if the body is never
+    iterated, the search runs, is recorded, and its queue place comes back."""
+    import asyncio
+
+    from rainlm.serve.engine import Engine, Job
+    from rainlm.serve.schemas import parse_request
+    from rainlm.serve.streaming import start_stream
+
+    settings = ServerSettings(embedder="none", queue_size=0)
+    store = TraceStore(tmp_path / "s.sqlite3")
+    engine = Engine(settings, store)
+    engine.start(NO_EMBEDDER, make_backend()).result(timeout=30)
+    req = parse_request({**CHAT, "stream": True}, "/v1/chat/completions", settings)
+
+    async def leave_before_reading():
+        engine.admit()
+        job = Job(trace_id="tr_stream", request=req, created_at="t", created=0,
+                  arrived=time.perf_counter())
+        started = start_stream(engine, job)  # the client goes away: nothing iterates
+        await asyncio.wait_for(asyncio.shield(started.task), timeout=30)
+
+    asyncio.run(leave_before_reading())
+    assert engine.health()["queue_depth"] == 0
+    engine.admit()  # queue_size 0: this succeeds only if the place was released
+    assert store.get("tr_stream").answer
+    engine.stop()

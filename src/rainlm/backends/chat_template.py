@@ -17,7 +17,13 @@ from typing import Any
 
 from rainlm.errors import ConfigError
 
-__all__ = ["render_chat_template", "plain_messages", "plain_transcript", "hf_render_prompt"]
+__all__ = ["END_OF_TURN_NAMES", "render_chat_template", "plain_messages", "plain_transcript",
+           "hf_render_prompt"]
+
+
+END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
+"""Special tokens that end an assistant turn in common chat templates (ChatML, Llama 3,
+Gemma, Phi); every backend counts the ones its vocabulary has as end-of-answer."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -92,8 +98,15 @@ def hf_render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *,
     else the plain transcript (with a BOS first for base models trained with one).
     ``tokenize(text) -> ids`` is the backend's own (no special tokens added)."""
     if use_template:
-        return tokenize(tokenizer.apply_chat_template(
-            plain_messages(messages), add_generation_prompt=True, tokenize=False))
+        from jinja2 import TemplateError
+
+        try:
+            text = tokenizer.apply_chat_template(plain_messages(messages),
+                                                 add_generation_prompt=True, tokenize=False)
+        except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
+            raise ConfigError("messages", f"the model's chat template rejects this "
+                                          f"conversation: {exc}") from None
+        return tokenize(text)
     ids = tokenize(plain_transcript(messages))
     bos = tokenizer.bos_token_id
     with_special = tokenizer.encode("x", add_special_tokens=True)

@@ -41,13 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import plain_messages, plain_transcript, render_chat_template
+from rainlm.backends.chat_template import (END_OF_TURN_NAMES, plain_messages, plain_transcript,
+                                          render_chat_template)
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
 __all__ = ["LlamaCppBackend", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'rainlm[llamacpp]'"
-_END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 # Exactness. The embedded model's weights are Q4_1 and llama.cpp quantises activations
 # to 8 bits per block, so a float-rounding difference can flip a quantisation step and
 # move log-probs by up to ~0.4 (measured). Two llama.cpp defaults make results depend on
@@ -314,7 +314,7 @@ class LlamaCppBackend:
         eos = int(self._lc.llama_vocab_eos(self._vocab))
         if 0 <= eos < self.vocab_size:
             ids.add(eos)
-        for name in _END_OF_TURN_NAMES:
+        for name in END_OF_TURN_NAMES:
             found = self._tokenize(name, special=True)
             if len(found) == 1 and self._token_text(found[0]) == name:
                 ids.add(found[0])

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import hf_render_prompt
+from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_render_prompt
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
@@ -49,7 +49,6 @@ __all__ = ["OpenAICompatibleBackend", "DEFAULT_MAX_TOP_LOGPROBS"]
 DEFAULT_MAX_TOP_LOGPROBS = 20
 """vLLM's default ``--max-logprobs`` and the OpenAI API's top-logprobs maximum."""
 API_KEY_ENV = ("RAINLM_ENGINE_API_KEY", "OPENAI_API_KEY")
-_END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 _PROMPT_MODES = ("auto", "ids", "text")
 
 
@@ -138,13 +137,13 @@ class OpenAICompatibleBackend:
         if self.tokenizer.eos_token_id is not None:
             ids.add(int(self.tokenizer.eos_token_id))
         vocab = self.tokenizer.get_vocab()
-        ids.update(int(vocab[n]) for n in _END_OF_TURN_NAMES if n in vocab)
+        ids.update(int(vocab[n]) for n in END_OF_TURN_NAMES if n in vocab)
         return frozenset(ids)
 
     def _end_of_turn_id(self) -> int | None:
         """The id an engine most likely means by an empty token string: end of turn."""
         vocab = self.tokenizer.get_vocab()
-        for n in _END_OF_TURN_NAMES:
+        for n in END_OF_TURN_NAMES:
             if n in vocab:
                 return int(vocab[n])
         return self.tokenizer.eos_token_id
@@ -245,7 +244,13 @@ class OpenAICompatibleBackend:
             try:
                 self.http.request("POST", "completions", self._body(probe, 1), probe=True)
                 self.prompt_mode = "ids"
-            except HttpStatusError:  # llama-cpp-python: 500 "Input should be a valid string"
+            except HttpStatusError as exc:
+                if exc.status not in (400, 422, 500):  # busy or starting: probe again later
+                    raise BackendError(f"The engine at {exc.url} is not ready (HTTP "
+                                       f"{exc.status}): {exc.message}",
+                                       retryable=True) from exc
+                # A rejection of the prompt's type (llama-cpp-python: 500 "Input should
+                # be a valid string"): this engine wants text.
                 self.prompt_mode = "text"
 
     def _body(self, prompt: list[int] | str, k: int, bias: Mapping[str, float] | None = None):

@@ -36,13 +36,12 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import hf_render_prompt
+from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_render_prompt
 from rainlm.backends.kv_cache import cache_nbytes, clone_cache, lcp, plain_layers, stack_caches
 from rainlm.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["TransformersBackend"]
 
-_END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -182,7 +181,7 @@ class TransformersBackend:
         if gen_eos is not None:
             ids.update(int(i) for i in (gen_eos if isinstance(gen_eos, list) else [gen_eos]))
         vocab = self.tokenizer.get_vocab()
-        ids.update(int(vocab[n]) for n in _END_OF_TURN_NAMES if n in vocab)
+        ids.update(int(vocab[n]) for n in END_OF_TURN_NAMES if n in vocab)
         return frozenset(ids)
 
     # ---------------------------------------------------------------- the cache

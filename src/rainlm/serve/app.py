@@ -26,7 +26,8 @@ from rainlm.serve.errors import ApiError, error_body
 from rainlm.serve.responses import completion_body
 from rainlm.serve.schemas import CHAT, COMPLETIONS, ParsedRequest, parse_body, parse_request
 from rainlm.serve.settings import ServerSettings
-from rainlm.serve.streaming import failure_body, stream_job
+from rainlm.serve.streaming import failure_body, start_stream, stream_job
+from rainlm.trace.store import utc_now
 
 __all__ = ["create_app"]
 
@@ -45,6 +46,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     from rainlm.cli.options import Services
     from rainlm.trace.store import TraceStore
 
+    owns_store = store is None
     if store is None:
         store = TraceStore(settings.db_path)
     engine = Engine(settings, store)
@@ -57,6 +59,8 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
             yield
         finally:
             engine.stop()
+            if owns_store:
+                store.close()
 
     app = FastAPI(title="rainlm", summary="OpenAI-compatible RAIN server", lifespan=lifespan,
                   docs_url=None, redoc_url=None, openapi_url=None)
@@ -128,7 +132,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         return await _complete(request, COMPLETIONS)
 
     async def _complete(request: Request, endpoint: str) -> Any:
-        arrived, created, created_at = time.perf_counter(), int(time.time()), _utc_now()
+        arrived, created, created_at = time.perf_counter(), int(time.time()), utc_now()
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
             raise ApiError(413, f"request body is {length} bytes; the limit is "
@@ -149,7 +153,8 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
                   arrived=arrived)
         model = engine.model_name
         if req.stream:
-            return StreamingResponse(stream_job(engine, job, model),
+            started = start_stream(engine, job)  # submitted now: the place is always released
+            return StreamingResponse(stream_job(engine, job, model, started),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache",
                                               "X-Accel-Buffering": "no"})
@@ -176,9 +181,14 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
 
     def _check_prompt_length(req: ParsedRequest) -> None:
         # The tokenizer only reads here (no cache, no model): safe next to the worker.
-        n = len(engine.backend.render_prompt(list(req.messages)))
+        from rainlm.errors import ConfigError
+
+        param = "messages" if req.endpoint == CHAT else "prompt"
+        try:
+            n = len(engine.backend.render_prompt(list(req.messages)))
+        except ConfigError as exc:  # e.g. the chat template rejects the conversation
+            raise ApiError(400, f"{param}: {exc}", param=param, code="invalid_value") from None
         if n > settings.max_prompt_tokens:
-            param = "messages" if req.endpoint == CHAT else "prompt"
             raise ApiError(400, f"{param}: the prompt is {n} tokens (chat template included); "
                                 f"this server's limit is {settings.max_prompt_tokens} "
                                 f"(--max-prompt-tokens)", param=param,
@@ -237,8 +247,3 @@ def _record_or_404(fetch: Callable[[], Any], trace_id: str) -> Any:
     except ReviewStateError as exc:
         raise ApiError(409, str(exc), param="trace_id", code="not_pending") from None
 
-
-def _utc_now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat()

@@ -43,12 +43,6 @@ def new_trace_id() -> str:
     return "tr_" + uuid.uuid4().hex[:24]
 
 
-def _utc_now() -> str:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).isoformat()
-
-
 def json_ready(value: Any) -> Any:
     """``value`` with numpy scalars/arrays, tuples and sets turned into plain JSON types."""
     from rainlm.cli.generate import to_json_text
@@ -215,6 +209,8 @@ class Engine:
             return await asyncio.shield(asyncio.wrap_future(future))
         except asyncio.CancelledError:
             job.cancelled.set()
+            if future.cancelled():  # dropped from the queue by stop(): never started
+                raise NotReady(STOPPING) from None
             raise
 
     # ------------------------------------------------------------------ the work
@@ -244,7 +240,7 @@ class Engine:
         finally:
             with self._lock:
                 self._running = False
-            self._recent_s.append(time.perf_counter() - started)
+                self._recent_s.append(time.perf_counter() - started)
 
     def _generate(self, job: Job) -> Any:
         from rainlm.api import generate, greedy
@@ -299,7 +295,7 @@ class Engine:
 
 
 def _is_user_error(exc: BaseException) -> bool:
-    from rainlm.errors import ConfigError
+    from rainlm.serve.streaming import is_request_error
 
-    return isinstance(exc, ConfigError)
+    return is_request_error(exc)
 

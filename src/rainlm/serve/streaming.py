@@ -19,15 +19,16 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from rainlm.serve.engine import Engine, Job, JobFailed
+from rainlm.serve.engine import Engine, Job, JobFailed, NotReady
 from rainlm.serve.errors import error_body
 from rainlm.serve.responses import openai_finish_reason, rain_object, usage_of
 from rainlm.serve.schemas import CHAT
 
 __all__ = ["sse", "DONE_EVENT", "StreamText", "content_chunk", "final_chunk", "usage_chunk",
-           "stream_job"]
+           "StartedStream", "start_stream", "stream_job"]
 
 log = logging.getLogger("rainlm.serve")
 DONE_EVENT = "data: [DONE]\n\n"
@@ -127,10 +128,19 @@ def usage_chunk(endpoint: str, outcome: Any, created: int, model: str) -> dict[s
 
 
 # ------------------------------------------------------------------------- the stream
-async def stream_job(engine: Engine, job: Job, model: str) -> AsyncIterator[str]:
-    """Run ``job`` and yield its SSE events; commits are handed over from the worker
-    thread with ``loop.call_soon_threadsafe``."""
-    req = job.request
+@dataclass
+class StartedStream:
+    """A streaming job already submitted to the worker, and its progress events."""
+
+    task: asyncio.Future
+    """Resolves to the JobOutcome (or raises JobFailed)."""
+    events: asyncio.Queue
+    """ProgressEvents from the worker thread, then ``_FINISHED``."""
+
+
+def start_stream(engine: Engine, job: Job) -> StartedStream:
+    """Submit ``job`` now (before the response starts), so that its queue place is
+    released and its record written even if the client leaves before the first byte."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -141,12 +151,20 @@ async def stream_job(engine: Engine, job: Job, model: str) -> AsyncIterator[str]
             pass
 
     # refuse policy: buffer everything until the fail-safe has judged the final answer
-    buffered = req.policy == "refuse"
-    if not buffered:
+    if job.request.policy != "refuse":
         job.on_progress = on_progress
     task = asyncio.ensure_future(engine.run(job))
     task.add_done_callback(lambda t: events.put_nowait(_FINISHED))
     task.add_done_callback(_retrieve)
+    return StartedStream(task, events)
+
+
+async def stream_job(engine: Engine, job: Job, model: str,
+                     started: StartedStream) -> AsyncIterator[str]:
+    """Yield the SSE events of a job started with ``start_stream``; commits are handed
+    over from the worker thread with ``loop.call_soon_threadsafe``."""
+    req = job.request
+    task, events = started.task, started.events
     sender = StreamText(req.config.stop_strings
                         + tuple(getattr(engine.backend, "default_stop_strings", ())))
     try:
@@ -169,6 +187,11 @@ async def stream_job(engine: Engine, job: Job, model: str) -> AsyncIterator[str]
             yield sse(body)
             yield DONE_EVENT
             return
+        except NotReady:  # dropped from the queue because the server is stopping
+            yield sse(error_body(503, "the server is shutting down; retry later",
+                                 code="model_stopping"))
+            yield DONE_EVENT
+            return
         rest = sender.finish(outcome.text)
         if rest:
             yield sse(content_chunk(req.endpoint, job.trace_id, job.created, model, rest))
@@ -187,14 +210,27 @@ def _retrieve(task: asyncio.Future) -> None:
         task.exception()
 
 
-def failure_body(exc: JobFailed) -> tuple[int, dict[str, Any]]:
-    """HTTP status and OpenAI error body of a failed job."""
+def is_request_error(exc: BaseException) -> bool:
+    """A ConfigError about something the request chose (a RainConfig field, the
+    messages or prompt): the client's fault (400). Other ConfigErrors (a backend's
+    n_ctx, a missing tokenizer) are the server's (500)."""
+    from dataclasses import fields
+
+    from rainlm.config import RainConfig
     from rainlm.errors import ConfigError
 
+    if not isinstance(exc, ConfigError):
+        return False
+    return (exc.field in {f.name for f in fields(RainConfig)}
+            or exc.field.startswith(("messages", "prompt")))
+
+
+def failure_body(exc: JobFailed) -> tuple[int, dict[str, Any]]:
+    """HTTP status and OpenAI error body of a failed job."""
     trace_id = exc.record.id if exc.record is not None else None
     where = f" (trace {trace_id})" if trace_id else ""
     cause = exc.cause
-    if isinstance(cause, ConfigError):
+    if is_request_error(cause):
         param = cause.field if cause.field.startswith(("messages", "prompt")) else f"rain.{cause.field}"
         return 400, error_body(400, f"{cause}{where}", param=param, code="invalid_value")
     return 500, error_body(500, f"the search failed: {type(cause).__name__}: {cause}{where}",
