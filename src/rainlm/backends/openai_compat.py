@@ -155,8 +155,7 @@ class OpenAICompatibleBackend:
                 from rainlm.backends.token_strings import TokenStringMap
 
                 self._token_map = TokenStringMap(
-                    self.tokenizer, end_of_turn_id=self._end_of_turn_id(),
-                    special_ids=self.tokenizer.all_special_ids)
+                    self.tokenizer, end_of_turn_id=self._end_of_turn_id())
             return self._token_map
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ search works on ids, so each key must become an id again:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -38,8 +38,7 @@ _ID_PREFIX = "token_id:"
 class TokenStringMap:
     """Reverse vocabulary of a Hugging Face tokenizer: token text -> id."""
 
-    def __init__(self, tokenizer, *, end_of_turn_id: int | None,
-                 special_ids: Iterable[int] = ()):
+    def __init__(self, tokenizer, *, end_of_turn_id: int | None):
         n = len(tokenizer)
         texts = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False,
                                        clean_up_tokenization_spaces=False)
@@ -58,7 +57,6 @@ class TokenStringMap:
             self._ids[s] = ids[0]
         if end_of_turn_id is not None:
             self._ids[""] = int(end_of_turn_id)
-        self.special_ids = frozenset(int(i) for i in special_ids)
 
     def id_of(self, text: str) -> int | None:
         """The id of one reported token string (None if it cannot be mapped)."""

@@ -4,6 +4,7 @@ say in plain words whether RAIN can be expected to help with it."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from typing import Any
 import click
 
 from rainlm.cli.bench import data_options
-from rainlm.cli.options import (BACKEND_HELP, BACKENDS, BASE_URL_HELP, DEVICES, _check_model,
-                                _check_rubric, backend_spec, services_of)
+from rainlm.cli.options import (DEVICES, _check_model, _check_rubric, backend_options,
+                                backend_spec, services_of)
 
 __all__ = ["calibrate_command"]
 
@@ -37,9 +38,7 @@ Examples:
 @click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
               help="Model to judge with (a local folder, a .gguf file or a cached hub id). "
                    "Default: the embedded SmolLM2-135M-Instruct.")
-@click.option("--backend", "backend_kind", type=click.Choice(BACKENDS), default="transformers",
-              show_default=True, help=BACKEND_HELP)
-@click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)
+@functools.partial(backend_options, dest="backend_kind")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="Where the model runs: 'auto' picks CUDA when available, else CPU.")
 @click.option("--transcript", type=click.Choice(("plain", "chat", "both")), default="plain",

@@ -15,7 +15,7 @@ import click
 
 from rainlm.config import PRESETS, RainConfig
 
-__all__ = ["backend_spec", "BACKENDS", "RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
+__all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
            "SCORINGS"]
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -177,6 +177,13 @@ def _builtin_rubrics() -> str:
     return ", ".join(list_rubrics())
 
 
+def backend_options(func: Callable[..., Any], *, dest: str = "backend") -> Callable[..., Any]:
+    """Decorator adding ``--backend`` (stored as ``dest``) and ``--base-url``."""
+    func = click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)(func)
+    return click.option("--backend", dest, type=click.Choice(BACKENDS), default="transformers",
+                        show_default=True, help=BACKEND_HELP)(func)
+
+
 def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator adding the model and search options to a click command."""
     presets = sorted(PRESETS)
@@ -189,9 +196,6 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help=f"Model to answer with: a local model folder, a .gguf file or a hub id "
                           f"already in the local cache (nothing is downloaded). "
                           f"Default: the embedded {EMBEDDED_MODEL}."),
-        click.option("--backend", type=click.Choice(BACKENDS), default="transformers",
-                     show_default=True, help=BACKEND_HELP),
-        click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP),
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
                           "available, else CPU."),
@@ -238,4 +242,4 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return backend_options(func)

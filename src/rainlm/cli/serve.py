@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from rainlm.cli.options import (BACKEND_HELP, BACKENDS, BASE_URL_HELP, DEVICES, EMBEDDED_MODEL,
-                                _check_model, backend_spec, services_of)
+from rainlm.cli.options import (DEVICES, EMBEDDED_MODEL, _check_model, backend_options,
+                                backend_spec, services_of)
 from rainlm.config import PRESETS
 
 __all__ = ["serve_command"]
@@ -49,9 +49,7 @@ Examples:
 @click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
               help=f"Model to answer with (a folder, a .gguf file or a cached hub id). "
                    f"Default: the embedded {EMBEDDED_MODEL}.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="transformers",
-              show_default=True, help=BACKEND_HELP)
-@click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)
+@backend_options
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--api-key", envvar="RAINLM_API_KEY", default=None, metavar="KEY",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /review (the review "

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from rainlm.config import PRESETS, RainConfig
 from rainlm.errors import ConfigError
 from rainlm.serve.errors import ApiError, bad_request
-from rainlm.serve.settings import POLICIES, ServerSettings
+from rainlm.serve.settings import POLICIES, ServerSettings, is_int, is_number
 
 __all__ = ["ParsedRequest", "parse_body", "parse_request", "CHAT", "COMPLETIONS",
            "RAIN_CONFIG_FIELDS", "METHODS"]
@@ -70,14 +69,6 @@ class ParsedRequest:
 
 
 # --------------------------------------------------------------------------- helpers
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _type_error(param: str, expected: str, value: Any) -> ApiError:
     return bad_request(param, f"must be {expected}, got {type(value).__name__} {value!r:.80}",
                        code="invalid_type")
@@ -88,7 +79,7 @@ def _int_in(body: dict[str, Any], key: str, lo: int, hi: int, param: str | None 
     if value is None:
         return None
     param = param or key
-    if not _is_int(value):
+    if not is_int(value):
         raise _type_error(param, "an integer", value)
     if not lo <= value <= hi:
         raise bad_request(param, f"must be in [{lo}, {hi}], got {value}")
@@ -101,7 +92,7 @@ def _number_in(body: dict[str, Any], key: str, lo: float, hi: float,
     if value is None:
         return None
     param = param or key
-    if not _is_number(value):
+    if not is_number(value):
         raise _type_error(param, "a finite number", value)
     if not lo <= value <= hi:
         raise bad_request(param, f"must be in [{lo}, {hi}], got {value}")
@@ -214,7 +205,7 @@ def _max_tokens(body: dict[str, Any], settings: ServerSettings) -> int:
     for key in ("max_tokens", "max_completion_tokens"):  # the newer name wins
         if body.get(key) is not None:
             value = body[key]
-            if not _is_int(value):
+            if not is_int(value):
                 raise _type_error(key, "an integer", value)
             if not 1 <= value <= limit:
                 raise bad_request(key, f"must be in [1, {limit}] (this server's "
@@ -359,7 +350,7 @@ def _rain_config(rain: dict[str, Any], preset: str, stops: tuple[str, ...],
     budget = overrides.get("time_budget_s")
     if budget is None:
         overrides["time_budget_s"] = settings.default_time_budget_s
-    elif not _is_number(budget) or budget <= 0:
+    elif not is_number(budget) or budget <= 0:
         raise bad_request("rain.time_budget_s", f"must be a number of seconds > 0, got {budget!r}")
     elif budget > settings.max_time_budget_s:
         raise bad_request("rain.time_budget_s", f"must be <= {settings.max_time_budget_s} "

@@ -78,11 +78,13 @@ def _fail(name: str, message: str, value: Any) -> None:
     raise ConfigError(name, f"{message}, got {value!r}")
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value))
 
@@ -90,7 +92,7 @@ def _is_number(value: Any) -> bool:
 def _validate(s: ServerSettings) -> None:
     if not isinstance(s.host, str) or not s.host.strip():
         _fail("host", "must be a host name or IP address", s.host)
-    if not _is_int(s.port) or not 0 <= s.port <= 65535:
+    if not is_int(s.port) or not 0 <= s.port <= 65535:
         _fail("port", "must be an integer in [0, 65535]", s.port)
     if s.device not in ("auto", "cpu", "cuda"):
         _fail("device", "must be 'auto', 'cpu' or 'cuda'", s.device)
@@ -99,15 +101,15 @@ def _validate(s: ServerSettings) -> None:
               "<hidden>")
     if s.policy not in POLICIES:
         _fail("policy", f"must be one of {POLICIES}", s.policy)
-    if not _is_number(s.threshold) or not -1.0 <= s.threshold <= 1.0:
+    if not is_number(s.threshold) or not -1.0 <= s.threshold <= 1.0:
         _fail("threshold", "must be a number in [-1, 1]", s.threshold)
     if not isinstance(s.refusal_message, str) or not s.refusal_message.strip():
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
-    if not _is_int(s.queue_size) or s.queue_size < 0:
+    if not is_int(s.queue_size) or s.queue_size < 0:
         _fail("queue_size", "must be an integer >= 0", s.queue_size)
     for name in ("max_time_budget_s", "default_time_budget_s"):
         value = getattr(s, name)
-        if not _is_number(value) or value <= 0:
+        if not is_number(value) or value <= 0:
             _fail(name, "must be a number of seconds > 0", value)
     if s.default_time_budget_s > s.max_time_budget_s:
         _fail("default_time_budget_s", f"must be <= max_time_budget_s "
@@ -115,7 +117,7 @@ def _validate(s: ServerSettings) -> None:
     for name in ("max_new_tokens_limit", "default_max_new_tokens", "max_prompt_tokens",
                  "max_body_bytes", "retry_after_s"):
         value = getattr(s, name)
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             _fail(name, "must be an integer >= 1", value)
     if s.default_max_new_tokens > s.max_new_tokens_limit:
         _fail("default_max_new_tokens", f"must be <= max_new_tokens_limit "

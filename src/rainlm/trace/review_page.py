@@ -16,10 +16,8 @@ from urllib.parse import quote
 from rainlm.trace.records import TraceRecord
 from rainlm.trace.view import fmt_num, prompt_text, score_of
 
-__all__ = ["render_review_page", "REVIEWS_PATH", "TRACES_PATH"]
+__all__ = ["render_review_page", "TRACES_PATH"]
 
-REVIEWS_PATH = "/v1/rain/reviews/"
-"""POST target of a decision (the trace id is appended)."""
 TRACES_PATH = "/v1/rain/traces/"
 """Where an item's "trace" link points (the trace id is appended)."""
 
