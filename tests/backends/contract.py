@@ -12,7 +12,8 @@ under test, loaded with the embedded SmolLM2-135M-Instruct (or the same GGUF)::
 All checks run on the real model; none is mocked. Tolerances allow for engines that
 compute in a different precision (llama.cpp runs the Q4_1 weights, transformers their
 fp32 de-quantisation), so cross-backend checks compare rankings, not exact numbers;
-checks within one backend (cached equals fresh, batch equals single) are tight.
+checks within one backend (cached equals fresh, batch equals single) are tight where
+the backend controls its cache, and measured bounds where an engine does (HTTP).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from rainlm.backends.base import Backend, BackendCounters, Capabilities
 from rainlm.errors import CapabilityError
 
 SELF_TOL = 2e-3  # max abs log-prob difference, same backend, same context (top tokens)
+ENGINE_CACHE_TOL = 0.5
+"""Max |Δ log p| over the shared top-5 when the ENGINE decides what it re-encodes (HTTP).
+
+``benchmarks/engine_agreement.py`` (48 contexts, llama-cpp-python server, AMD EPYC with
+AVX2 and no AVX-512): the same context asked fresh and again after two others kept its
+top-1 token every time, its top-5 set 96% of the time, and moved by at most 0.167 nats
+(p95 0.141, median 0). llama.cpp's rounding depends on how a prompt is split into
+batches and on the CPU's kernels, which the client cannot control; 0.5 is 3× the worst
+case measured, far below what changes a search decision (top-1 and the top-k set)."""
 QUESTION = "What is the capital of France?"
 
 
@@ -41,11 +51,39 @@ def _close_on_top(a, b, k=5, tol=SELF_TOL) -> None:
     assert np.abs(np.log(p_a) - np.log(p_b)).max() < tol
 
 
+def _same_decision_on_top(a, b, k=5, tol=ENGINE_CACHE_TOL) -> None:
+    """Same best token; the top-k tokens both list within ``tol`` in log-prob.
+
+    What the search needs from an engine whose cache it does not control (see
+    ENGINE_CACHE_TOL): the greedy choice never moves, probabilities barely do.
+    """
+    ids_a, p_a = a.top_k(k)
+    ids_b, p_b = b.top_k(k)
+    assert int(ids_a[0]) == int(ids_b[0])
+    shared = [t for t in ids_a.tolist() if t in ids_b.tolist()]
+    assert len(shared) >= k - 1  # measured: the set changed in 2 of 48 contexts, by one token
+    la = dict(zip(ids_a.tolist(), np.log(p_a)))
+    lb = dict(zip(ids_b.tolist(), np.log(p_b)))
+    assert max(abs(la[t] - lb[t]) for t in shared) < tol
+
+
 @pytest.mark.model
 class BackendContract:
     """What the search, the judge and the baseline rely on from any backend."""
 
     # ------------------------------------------------------------ fixtures
+    engine_controls_cache = False
+    """True for backends whose prefix reuse happens in a server the client does not
+    control (HTTP engines): "cached equals fresh" is then checked as the same decision
+    within ENGINE_CACHE_TOL instead of bit-for-bit (see ``_same_decision_on_top``)."""
+
+    def assert_same(self, a, b) -> None:
+        """Two answers for one context agree: exactly, or as an engine can (see above)."""
+        if self.engine_controls_cache:
+            _same_decision_on_top(a, b)
+        else:
+            _close_on_top(a, b)
+
     @pytest.fixture
     def b(self, contract_backend) -> Backend:
         return contract_backend
@@ -85,8 +123,8 @@ class BackendContract:
         d1, d2 = b.next_logprobs([prompt_ids, other], top_k=10)
         s1, = b.next_logprobs([prompt_ids], top_k=10)
         s2, = b.next_logprobs([other], top_k=10)
-        _close_on_top(d1, s1)
-        _close_on_top(d2, s2)
+        self.assert_same(d1, s1)
+        self.assert_same(d2, s2)
         assert _top(d1, 3) != _top(d2, 3)
 
     def test_probabilities_are_a_distribution(self, b, prompt_ids):
@@ -127,7 +165,7 @@ class BackendContract:
         b.next_logprobs([ext], top_k=10)
         b.next_logprobs([branch], top_k=10)
         again, = b.next_logprobs([prompt_ids], top_k=10)
-        _close_on_top(first, again)
+        self.assert_same(first, again)
         paris, = b.next_logprobs([ext], top_k=5)
         assert b.detokenize([paris.argmax()]).strip() == "Paris"
 
@@ -140,7 +178,7 @@ class BackendContract:
         if hasattr(b, "clear_cache"):
             b.clear_cache()
         whole, = b.next_logprobs([prompt_ids + words], top_k=10)
-        _close_on_top(step, whole)
+        self.assert_same(step, whole)
 
     # ------------------------------------------------------------ end to end
     def test_greedy_answers_and_respects_the_length_limit(self, b):

@@ -20,6 +20,15 @@ from tests.backends.engine import EngineServer, free_port, llama_server_importab
 model = pytest.mark.model
 QUESTION = "What is the capital of France?"
 PROMPTS = ["What is the capital of France?", "Count to three.", "Name a colour."]
+CROSS_TOL = 0.75
+"""Max |Δ log p| between the engine and the transformers backend for one token.
+
+Same weights, different precision (Q4_1 with 8-bit activations vs fp32) and CPU-dependent
+kernels. ``benchmarks/engine_agreement.py`` on an AVX2-only AMD EPYC, 48 contexts: top-1
+equal in all, shared top-5 tokens within 0.46 nats (p95 0.32), KL(transformers ‖ engine)
+over the engine's top-10 at most 0.012 (median 0.002). 0.75 is 1.6× the worst case."""
+CROSS_KL = 0.05
+"""Bound on that KL over the engine's top-10: 4× the worst case measured."""
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +76,12 @@ def test_top_tokens_agree_with_the_transformers_backend(backend, embedded_backen
         assert len(set(ids_t.tolist()) & set(ids_e.tolist())) >= 4, q
         assert int(ids_e[0]) in ids_t[:3].tolist(), q  # the engine's best is a top-3 token
         for tid, pe in zip(ids_e.tolist(), p_e):
-            if tid in ids_t.tolist():  # same weights, different precision: within 0.3 nats
-                assert abs(np.log(pe) - np.log(dense.prob_of(tid))) < 0.3, (q, tid)
+            if tid in ids_t.tolist():
+                assert abs(np.log(pe) - np.log(dense.prob_of(tid))) < CROSS_TOL, (q, tid)
+        ids10, p10 = sparse.top_k(10)
+        p_t = np.array([dense.prob_of(int(i)) for i in ids10])
+        p_e10, p_t = p10 / p10.sum(), p_t / p_t.sum()
+        assert float(np.sum(p_t * (np.log(p_t) - np.log(p_e10)))) < CROSS_KL, q
 
 
 @model
@@ -82,7 +95,7 @@ def test_end_of_turn_probability_is_reported(backend, embedded_backend):
     eot = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert d.argmax() == eot and backend.eos_retries == retries + 1
     ref, = embedded_backend.next_logprobs([ctx])
-    assert abs(np.log(d.prob_of(eot)) - np.log(ref.prob_of(eot))) < 0.3
+    assert abs(np.log(d.prob_of(eot)) - np.log(ref.prob_of(eot))) < CROSS_TOL
 
 
 @model
