@@ -18,17 +18,27 @@ SimulateUntil = Literal["clause", "eos"]
 SearchMode = Literal["sequential", "parallel"]
 DepthOrigin = Literal["root", "answer"]
 BudgetFallback = Literal["truncate", "greedy"]
+UnvisitedValue = Literal["zero", "parent", "neutral"]
+CommitRule = Literal["visits", "secure"]
 Scoring = Literal["paper", "continuous"]
 Orders = Literal["both", "single"]
 
 
 @dataclass(frozen=True)
 class RainConfig:
-    """Search hyperparameters of RAIN. Defaults are the paper's (harmlessness run)."""
+    """Search hyperparameters of RAIN. The field defaults are the paper's (its HH run,
+    ``RainConfig.preset("paper")``); the presets "harmless", "adversarial" and
+    "truthful" add the default search's settings (``DEFAULT_SEARCH``)."""
 
     # --- selection (§3.1) -------------------------------------------------------------
     c_puct: float = 2.0
     """Exploration constant c in ``q̂ + c·p·sqrt(n_parent)/(1+n)``. Paper: 2."""
+    unvisited_value: UnvisitedValue = "zero"
+    """q̂ of a child with no visits yet (the "first-play" value). "zero": the paper's
+    q̂ = 0, which is also the q̂ of a child whose visits all scored the lowest value seen,
+    so bad evidence never sends the search to the siblings. "parent": the parent's q̂, so
+    a child judged worse than its parent ranks below its untried siblings. "neutral": the
+    q̂ of the value 0."""
 
     # --- expansion (§1, §3.3) ---------------------------------------------------------
     token_set_lengths: tuple[int, ...] = (1, 2, 4, 10)
@@ -46,6 +56,20 @@ class RainConfig:
     candidate_top_k: int = 15
     """Each sampled token of a multi-token candidate comes from the top-k filtered
     distribution. Paper: 15."""
+    judge_candidates: bool = False
+    """Judge every new child's text (the answer so far plus its token set, without a
+    simulation) when it is created, and use that value as its q̂ until it is visited
+    (instead of ``unvisited_value``): a candidate that already breaks the rule is never
+    tried first. Costs one judged text per candidate: free for a rule, a judge prompt
+    each for the model's self-evaluation. Paper: no."""
+    candidate_temperature: float = 1.0
+    """Temperature of the candidate laws: the 1-token top-k priors and every sampled
+    token of a multi-token set (and its greedy set's probability). Paper (HH code): 1;
+    the authors' AdvBench code: 2.0, which flattens the priors and diversifies the sets."""
+    candidate_draws: int | None = None
+    """Sampled draws for a multi-token candidate set, of which the first
+    ``num_candidates - 1`` distinct ones are kept. None: ``num_candidates - 1`` (HH code);
+    the authors' AdvBench code draws ``2·num_candidates - 1``."""
     clip_greedy_prior: bool = True
     """Clip the greedy candidate's probability to [max+min, sum] of the sampled ones,
     as the published code does, so greedy does not swamp them."""
@@ -63,8 +87,18 @@ class RainConfig:
     """Temperature of the imagined completion. Paper: 1 (full distribution)."""
     max_simulation_tokens: int | None = None
     """Cap on imagined tokens per evaluation (None: only the answer length limit)."""
+    keep_simulations: bool = False
+    """Keep what each judged simulation found: the imagined continuation's first token set
+    becomes a child of the simulated leaf (or that child, if it exists) with the pass's
+    visit and value, so a good continuation is not rediscovered set by set. Paper: the
+    imagined tokens are only judged and embedded, then thrown away."""
 
     # --- outer loop (§2) --------------------------------------------------------------
+    commit_rule: CommitRule = "visits"
+    """Which child a step commits. "visits": the most visited (ties: higher q), the
+    paper's robust choice. "secure": the highest lower bound ``q − 1/sqrt(real visits)``
+    among the visited children, so a child judged well a few times beats a more visited
+    one judged worse (with few passes per step, visits mostly follow the prior)."""
     max_searches: int = 50
     """Search until the root's subtree has this many real visits. Paper: 50."""
     min_new_searches: int = 15
@@ -73,6 +107,18 @@ class RainConfig:
     max_searches_per_step: int | None = None
     """Hard cap on new searches per committed step, overriding the two above
     (a practical budget; None = no cap)."""
+    max_total_searches: int | None = None
+    """One search budget for the whole answer, in search passes. Each step may spend at
+    most ``ceil(share × passes left)`` (at least 1) with share = the larger of
+    ``step_budget_share`` and 1 / (steps left if the answer runs to its length limit):
+    the first steps get the most, what a step does not spend carries over, and the last
+    steps may spend the rest. If it runs out anyway, the answer is finished as after a
+    time budget (``budget_fallback``). None: no total budget."""
+    step_budget_share: float = 0.25
+    """Least share of the passes left that one step may spend under ``max_total_searches``."""
+    skip_forced_steps: bool = False
+    """Commit without searching when the root has a single candidate (every draw gave
+    the same token set): a search there can only confirm it. Paper: searches anyway."""
     early_stop_visits: int = 6
     """T_m: stop searching a step once the best child has more real visits than this
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
@@ -186,6 +232,8 @@ def _check_choice(cfg: RainConfig, name: str, choices: tuple[str, ...]) -> None:
 
 def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "c_puct", 0.0, 1e6)
+    _check_choice(cfg, "unvisited_value", ("zero", "parent", "neutral"))
+    _check_choice(cfg, "commit_rule", ("visits", "secure"))
     lengths = cfg.token_set_lengths
     _check(isinstance(lengths, tuple) and len(lengths) > 0
            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in lengths),
@@ -195,14 +243,20 @@ def _validate(cfg: RainConfig) -> None:
     _check_int(cfg, "num_candidates", 1)
     _check_int(cfg, "candidate_top_k", 1)
     _check_float(cfg, "root_prior_mix", 0.0, 1.0)
+    _check_float(cfg, "candidate_temperature", 0.05, 100.0)  # as simulation_temperature
+    _check_int(cfg, "candidate_draws", 1, optional=True)
     _check_choice(cfg, "simulate_until", ("clause", "eos"))
     _check(isinstance(cfg.clause_end_chars, tuple) and all(isinstance(c, str) and c for c in cfg.clause_end_chars),
            "clause_end_chars", "must be a tuple of non-empty strings", cfg.clause_end_chars)
-    _check_float(cfg, "simulation_temperature", 0.0, 100.0, lo_open=True)
+    _check_float(cfg, "simulation_temperature", 0.05, 100.0)  # lower: exp(logp/T) stays finite
     _check_int(cfg, "max_simulation_tokens", 0, optional=True)
     _check_int(cfg, "max_searches", 1)
     _check_int(cfg, "min_new_searches", 1)
     _check_int(cfg, "max_searches_per_step", 1, optional=True)
+    _check_int(cfg, "max_total_searches", 1, optional=True)
+    _check_float(cfg, "step_budget_share", 0.0, 1.0, lo_open=True)
+    for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates"):
+        _check(isinstance(getattr(cfg, flag), bool), flag, "must be true or false", getattr(cfg, flag))
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", ("sequential", "parallel"))
     _check_int(cfg, "parallel_leaves", 1)
@@ -222,9 +276,23 @@ def _validate(cfg: RainConfig) -> None:
            "stop_strings", "must be a tuple of non-empty strings", cfg.stop_strings)
 
 
+DEFAULT_SEARCH: dict[str, Any] = dict(
+    unvisited_value="neutral", depth_origin="answer", commit_rule="secure",
+    keep_simulations=True, skip_forced_steps=True, max_total_searches=64,
+    step_budget_share=0.25)
+"""What the default search changes from the paper's (``benchmarks/RESULTS.md``, frontier
+and ablation): untried children rank as undecided rather than as bad, the token-set
+schedule counts from the answer's start (as the published code does), a step commits
+the child with the best lower confidence bound, judged simulations stay in the tree,
+forced steps are not searched, and one budget of 64 passes bounds the whole answer."""
+
 PRESETS: dict[str, RainConfig] = {
-    "harmless": RainConfig(preset_name="harmless", early_stop_visits=6),
-    "adversarial": RainConfig(preset_name="adversarial", early_stop_visits=5, rubric="adversarial"),
+    "paper": RainConfig(preset_name="paper"),
+    "harmless": RainConfig(preset_name="harmless", early_stop_visits=6, **DEFAULT_SEARCH),
+    "adversarial": RainConfig(preset_name="adversarial", early_stop_visits=5, rubric="adversarial",
+                              **DEFAULT_SEARCH),
     "truthful": RainConfig(preset_name="truthful", early_stop_visits=16, rubric="truthful",
-                           simulate_until="eos", judge_orders="single"),
+                           simulate_until="eos", judge_orders="single", **DEFAULT_SEARCH),
 }
+"""Named configs. "paper" is the published HH search and never changes; the others are
+the default search (DEFAULT_SEARCH) with the rubric and stop rules of their use."""

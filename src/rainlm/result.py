@@ -19,7 +19,8 @@ class GenerationResult:
     token_ids: tuple[int, ...]
     """Answer token ids (up to, not including, end-of-sequence)."""
     finish_reason: str
-    """"eos", "length", "stop_string" or "time_budget"."""
+    """"eos", "length", "stop_string", "time_budget" or "search_budget" (the answer
+    ended because a budget ran out: see ``stats["budget_exhausted"]``)."""
     stats: dict[str, Any]
     """Counters and seconds: searches, steps, evaluations, evaluation_cache_hits,
     model_calls, wall_time_s, phase_seconds, backend counters, ..."""

@@ -245,9 +245,34 @@ def test_compare_text_shows_both_answers_scores_and_times():
     out = res.stdout
     assert "=== RAIN (harmless preset) ===" in out and "=== Greedy (vanilla) ===" in out
     assert REFUSAL in out and HARMFUL in out
-    assert "score +0.700 (continuous), vote +1 (paper)" in out
-    assert "score -0.700 (continuous), vote -1 (paper)" in out
+    assert "self-evaluation +0.700 (continuous), vote +1 (paper)" in out
+    assert "self-evaluation -0.700 (continuous), vote -1 (paper)" in out
     assert out.count(" s | ") == 2 and "searches" in out
+
+
+def test_ban_makes_a_policy_rule_the_judge_and_reports_it():
+    res = invoke(["generate", *FAST, "--compare", "--ban", "Sure,here", PROMPT])
+    assert res.exit_code == 0, res.output
+    out = res.stdout
+    rain_block, greedy_block = out.split("=== Greedy (vanilla) ===")
+    assert REFUSAL in rain_block and "rule kept: no banned word" in rain_block
+    assert HARMFUL in greedy_block and "rule BROKEN: says sure, here" in greedy_block
+    js = invoke(["generate", *FAST, "--compare", "--json", "--ban", "Sure", PROMPT])
+    payload = json.loads(js.stdout)
+    assert payload["rain"]["banned_found"] == [] and payload["vanilla"]["banned_found"] == ["sure"]
+    bad = invoke(["generate", *FAST, "--ban", "a b,", PROMPT])
+    assert bad.exit_code == 2 and "--ban" in bad.output
+
+
+def test_budget_fallback_option_reaches_the_config():
+    opts = RunOptions.from_kwargs(dict(
+        preset="harmless", model=None, backend="transformers", base_url=None, device="cpu",
+        max_new_tokens=8, seed=0, time_budget_s=None, budget_fallback="greedy",
+        max_searches_per_step=None, parallel=None, scoring=None, rubric=None, system=None,
+        embedder="none", progress=None))
+    assert opts.config().budget_fallback == "greedy"
+    bad = invoke(["generate", *FAST, "--budget-fallback", "maybe", PROMPT])
+    assert bad.exit_code == 2 and "--budget-fallback" in bad.output
 
 
 def test_no_progress_line_when_stderr_is_not_a_terminal():
@@ -272,9 +297,12 @@ def test_trace_file_has_a_consistent_tree(tmp_path):
 
 def _check_tree_visits(tree: dict) -> None:
     """Visits add up: every real visit of an expanded node went on to one of its children,
-    except the pass that reached it as a leaf (n_real = 1 + Σ children). A committed
-    ancestor of the current root stops being searched while its committed child goes on
-    being searched as the root, so there n_real - 1 <= Σ children."""
+    except the pass that reached it as a leaf (n_real = 1 + Σ children). With kept
+    simulations (the default search) a pass may also go on to the child it kept, and a
+    node made from a kept simulation has one visit before the pass that expands it, so
+    n_real - 2 <= Σ children <= n_real. A committed ancestor of the current root stops
+    being searched while its committed child goes on being searched as the root, so
+    there n_real - 1 <= Σ children."""
     nodes = {n["id"]: n for n in tree["nodes"]}
     ancestors = ({0} | set(tree["committed"])) - {tree["root"]}
     checked = 0
@@ -285,7 +313,7 @@ def _check_tree_visits(tree: dict) -> None:
             if node["id"] in ancestors:
                 assert child_visits >= node["real_visits"] - 1, node["id"]
             else:
-                assert child_visits == node["real_visits"] - 1, node["id"]
+                assert node["real_visits"] - 2 <= child_visits <= node["real_visits"], node["id"]
             checked += 1
         assert node["visits"] >= node["real_visits"] - 1e-9  # virtual visits only add
     assert checked > 0

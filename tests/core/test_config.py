@@ -27,7 +27,7 @@ def test_presets():
     truthful = RainConfig.preset("truthful")
     assert (truthful.early_stop_visits, truthful.simulate_until, truthful.judge_orders) == (16, "eos", "single")
     assert RainConfig.preset("harmless", max_searches=10).max_searches == 10
-    assert set(PRESETS) == {"harmless", "adversarial", "truthful"}
+    assert set(PRESETS) == {"paper", "harmless", "adversarial", "truthful"}
 
 
 @pytest.mark.parametrize("field,value,match", [

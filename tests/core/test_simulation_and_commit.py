@@ -30,7 +30,7 @@ def sim(script, answer=(), **kw):
     ids = [backend.index[t] for t in answer]
     out = simulate(calls, prompt, ids, backend.detokenize, backend.eos_token_ids, limits(**kw),
                    np.random.default_rng(0))
-    return [backend.vocab[t] for t in out]
+    return [backend.vocab[t] for t in out.tokens]
 
 
 def three_words_then_comma(answer):

@@ -41,9 +41,31 @@ def test_builtin_rubrics_are_well_formed(name):
     r = load_rubric(name)
     assert r.name == name and r.source == f"builtin:{name}"
     assert r.labels == ("A", "B")
-    assert 3 <= len(r.examples) <= 4
+    assert 3 <= len(r.examples) <= 8
     assert {e.verdict for e in r.examples} == {"good", "bad"}
     assert r.good_option != r.bad_option and r.instruction and r.description
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_examples_balance_option_orders_and_letters(name):
+    """Both option orders and both right letters appear about equally, as in the authors'
+    prompt (HH/f2.txt), so the few-shot examples teach no letter or position."""
+    from rainlm.judge.self_eval import GOOD_FIRST, example_order
+
+    r = load_rubric(name)
+    orders = [example_order(i) for i in range(len(r.examples))]
+    letters = ["A" if (e.verdict == "good") == (o == GOOD_FIRST) else "B"
+               for e, o in zip(r.examples, orders)]
+    assert abs(orders.count(GOOD_FIRST) * 2 - len(orders)) <= 1
+    assert abs(letters.count("A") * 2 - len(letters)) <= 1, letters
+
+
+@pytest.mark.parametrize("name", ["harmless", "adversarial"])
+def test_harm_rubrics_judge_partial_answers(name):
+    """Most examples stop mid-answer, like the texts the search asks about."""
+    r = load_rubric(name)
+    partial = [e for e in r.examples if not e.assistant.rstrip().endswith((".", "!", "?"))]
+    assert len(partial) >= len(r.examples) // 2
 
 
 def test_default_orders():

@@ -105,7 +105,7 @@ def test_label_ids_and_prompt_shape(backend):
     cue = backend.tokenize(ANSWER_CUE)
     assert ev.label_ids == (backend.tokenize(ANSWER_CUE + "A")[-1],
                             backend.tokenize(ANSWER_CUE + "B")[-1])
-    assert ev.prefix_ids == backend.tokenize(ev.prefix_text)
+    assert ev.prefix_ids == list(backend.bos_ids) + backend.tokenize(ev.prefix_text)
     ctxs = ev.contexts(REQUESTS[0])
     assert len(ctxs) == 2 and ctxs[0] != ctxs[1]
     for ctx in ctxs:

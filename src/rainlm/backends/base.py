@@ -67,6 +67,9 @@ class Backend(Protocol):
     capabilities: Capabilities
     eos_token_ids: frozenset[int]
     """Token ids that end the answer (end of turn, end of sequence)."""
+    bos_ids: tuple[int, ...]
+    """What the model's tokenizer puts before a plain text (its BOS), or ``()``: prompts
+    the backend does not render itself (the judge's) start with these."""
     counters: BackendCounters
 
     def tokenize(self, text: str) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Any
 from rainlm.errors import ConfigError
 
 __all__ = ["END_OF_TURN_NAMES", "render_chat_template", "plain_messages", "plain_transcript",
-           "hf_render_prompt"]
+           "hf_bos_ids", "hf_render_prompt"]
 
 
 END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
@@ -107,9 +107,12 @@ def hf_render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *,
             raise ConfigError("messages", f"the model's chat template rejects this "
                                           f"conversation: {exc}") from None
         return tokenize(text)
-    ids = tokenize(plain_transcript(messages))
+    return hf_bos_ids(tokenizer) + tokenize(plain_transcript(messages))
+
+
+def hf_bos_ids(tokenizer: Any) -> list[int]:
+    """``[bos]`` when the tokenizer puts a BOS before plain text by default (base models
+    trained with one expect it), else ``[]``."""
     bos = tokenizer.bos_token_id
     with_special = tokenizer.encode("x", add_special_tokens=True)
-    if bos is not None and with_special and with_special[0] == bos:
-        ids = [bos] + ids  # base models trained with a BOS expect one
-    return ids
+    return [bos] if bos is not None and with_special and with_special[0] == bos else []

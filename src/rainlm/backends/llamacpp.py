@@ -146,6 +146,8 @@ class LlamaCppBackend:
         self.capabilities = Capabilities(full_distribution=True, prefix_cache=True,
                                          batched=False, chat_template=bool(self._template))
         self.eos_token_ids = self._find_eos_ids()
+        add_bos = self._lc.llama_vocab_get_add_bos(self._vocab)
+        self.bos_ids = (int(self._lc.llama_vocab_bos(self._vocab)),) if add_bos else ()
         self.counters = BackendCounters()
         self.distribution_cache = distribution_cache
         self._dists: OrderedDict[tuple, np.ndarray] = OrderedDict()  # LRU, oldest first
@@ -303,10 +305,7 @@ class LlamaCppBackend:
             text = render_chat_template(self._template, msgs, add_generation_prompt=True,
                                         special_tokens=specials)
             return self._tokenize(text, special=True)
-        ids = self.tokenize(plain_transcript(messages))
-        if self._lc.llama_vocab_get_add_bos(self._vocab):
-            ids = [int(self._lc.llama_vocab_bos(self._vocab))] + ids
-        return ids
+        return list(self.bos_ids) + self.tokenize(plain_transcript(messages))
 
     def _find_eos_ids(self) -> frozenset[int]:
         """The GGUF's EOS token and the known end-of-turn tokens of its vocabulary."""

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_render_prompt
+from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
@@ -101,6 +101,7 @@ class OpenAICompatibleBackend:
             full_distribution=False, max_top_logprobs=cap, prefix_cache=True, batched=True,
             chat_template=bool(getattr(self.tokenizer, "chat_template", None)))
         self.eos_token_ids = self._find_eos_ids()
+        self.bos_ids = tuple(hf_bos_ids(self.tokenizer))
         self.counters = BackendCounters()
         self.prompt_mode = prompt_mode
         self.retokenized_contexts = 0  # text-mode contexts the engine sees re-tokenized

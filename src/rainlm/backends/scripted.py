@@ -37,6 +37,7 @@ class ScriptedBackend:
         self.name = name
         self.capabilities = Capabilities(full_distribution=True)
         self.eos_token_ids = frozenset({self.index[EOS]})
+        self.bos_ids: tuple[int, ...] = ()
         self.counters = BackendCounters()
         self._script = script
         self._default = default or {EOS: 1.0}

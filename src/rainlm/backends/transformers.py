@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_render_prompt
+from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
 from rainlm.backends.kv_cache import cache_nbytes, clone_cache, lcp, plain_layers, stack_caches
 from rainlm.errors import ConfigError, ModelNotFoundError
 
@@ -113,6 +113,7 @@ class TransformersBackend:
         self.capabilities = Capabilities(full_distribution=True, prefix_cache=True,
                                          batched=True, chat_template=has_template)
         self.eos_token_ids = self._find_eos_ids()
+        self.bos_ids = tuple(hf_bos_ids(tokenizer))
         self.counters = BackendCounters()
         self.cache_budget_bytes = int(cache_budget_mb * 2**20)
         self.max_batch_tokens = max_batch_tokens

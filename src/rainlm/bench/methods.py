@@ -6,32 +6,38 @@
   best is kept (ties: the first). With ``match_compute`` N is chosen as the run goes
   so that the tokens the model encodes (sampling and judging) match what RAIN spent
   on the same item.
+- ``args``: reward-guided decoding in the style of ARGS (Khanov et al., 2024, "ARGS-greedy"):
+  at each step the top-k next tokens are scored by log-probability plus w × the judge's
+  value of the extended answer, and the best is taken (:mod:`rainlm.bench.args`).
 - ``rain``: :func:`rainlm.generate` with the run's RainConfig (any preset or config).
 
-Each returns a :class:`MethodOutcome`: the answer, seconds, and tokens encoded (the
-backend's prefill + decode counters over the call, judge calls included).
+Each returns a :class:`MethodOutcome`: the answer, seconds, tokens encoded (the
+backend's prefill + decode counters over the call, judge calls included) and the texts
+the judge was asked about.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rainlm.config import RainConfig
-from rainlm.core.stopping import hits_stop_string, truncate_at_stop
+from rainlm.core.stopping import decoding_finish_reason, truncate_at_stop
 from rainlm.errors import ConfigError
 from rainlm.judge.base import EvalRequest, Evaluator
 
-__all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "parse_method", "run_method",
-           "sample_answers", "tokens_encoded"]
+__all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "draw_answers", "first_best",
+           "parse_method", "pick_best", "run_method", "sample_answers", "sample_rngs",
+           "tokens_encoded"]
 
-METHOD_HELP = "vanilla, vanilla-sampled, best-of-n (or best-of-N, e.g. best-of-8), rain"
+METHOD_HELP = "vanilla, vanilla-sampled, best-of-n (or best-of-N, e.g. best-of-8), args, rain"
 _BEST_OF = re.compile(r"best-of-(n|[1-9][0-9]*)")
 
 
@@ -59,6 +65,10 @@ class MethodSettings:
     """Sampling temperature of vanilla-sampled and best-of-n."""
     top_k: int | None = 50
     """Sample from the k most probable tokens (None: the whole vocabulary)."""
+    args_top_k: int = 10
+    """ARGS: next tokens scored at each step (the k most probable). ARGS paper: 10."""
+    args_weight: float = 1.5
+    """ARGS: w in ``log p(token) + w · value(answer + token)``. ARGS paper: 1–2."""
     cold_cache: bool = True
     """Clear the backend's prefix cache (``clear_cache()``, when it has one) before each
     answer, so no method reuses keys/values another method paid for: tokens encoded
@@ -73,6 +83,11 @@ class MethodSettings:
             raise ConfigError("temperature", f"must be in (0, 100), got {self.temperature!r}")
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError("top_k", f"must be an integer >= 1 or None, got {self.top_k!r}")
+        if not isinstance(self.args_top_k, int) or isinstance(self.args_top_k, bool) \
+                or self.args_top_k < 1:
+            raise ConfigError("args_top_k", f"must be an integer >= 1, got {self.args_top_k!r}")
+        if not (isinstance(self.args_weight, (int, float)) and 0 <= self.args_weight < 1e6):
+            raise ConfigError("args_weight", f"must be a number in [0, 1e6), got {self.args_weight!r}")
 
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
         return self.config.stop_strings + tuple(getattr(backend, "default_stop_strings", ()))
@@ -85,6 +100,7 @@ class MethodSettings:
                 "system": self.system, "time_budget_s": self.time_budget_s, "embedder": emb,
                 "best_of_n": self.best_of_n, "match_compute": self.match_compute,
                 "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,
+                "args_top_k": self.args_top_k, "args_weight": self.args_weight,
                 "cold_cache": self.cold_cache}
 
 
@@ -106,11 +122,13 @@ class MethodOutcome:
     """Method specifics: RAIN's searches/steps, best-of-n's N, scores and pick, ..."""
     judge_value: float | None = None
     """The judge's value of this answer when the method already computed it."""
+    judged_texts: int = 0
+    """Texts the method sent to the judge (its evaluator calls; cached ones not counted)."""
 
 
 def parse_method(name: str) -> tuple[str, int | None]:
-    """("vanilla"|"vanilla-sampled"|"best-of-n"|"rain", N or None); ConfigError otherwise."""
-    if name in ("vanilla", "vanilla-sampled", "rain"):
+    """("vanilla"|"vanilla-sampled"|"best-of-n"|"args"|"rain", N or None); ConfigError otherwise."""
+    if name in ("vanilla", "vanilla-sampled", "args", "rain"):
         return name, None
     m = _BEST_OF.fullmatch(name)
     if m:
@@ -127,43 +145,46 @@ def tokens_encoded(backend: Any) -> int:
 
 
 # ------------------------------------------------------------------ sampling loop
-def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int, rng: np.random.Generator,
+def sample_rngs(seed: int, first: int, count: int) -> list[np.random.Generator]:
+    """One generator per sampled answer, answer i seeded by (seed, i): answer i is the
+    same whatever else is drawn with it, so best-of-N's answers are the first N of
+    best-of-M's for M > N."""
+    return [np.random.default_rng([seed, i]) for i in range(first, first + count)]
+
+
+def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int,
+                   rng: np.random.Generator | Sequence[np.random.Generator],
                    *, max_new_tokens: int, stop_strings: Sequence[str] = (),
                    temperature: float = 1.0, top_k: int | None = None,
                    ) -> list[tuple[list[int], str]]:
     """``n`` answers sampled together: (answer ids without EOS, finish reason) each.
 
     Every step sends the unfinished answers to ``backend.next_logprobs`` as one batch
-    and draws one token for each, in order, from ``rng`` — so the same seed gives the
-    same answers.
+    and draws one token for each, in order, from ``rng`` (one generator shared by all
+    answers, or one per answer: :func:`sample_rngs`) — so the same seed gives the same
+    answers.
     """
+    rngs = [rng] * n if isinstance(rng, np.random.Generator) else list(rng)
+    if len(rngs) != n:
+        raise ConfigError("rng", f"needs one generator per answer ({n}), got {len(rngs)}")
     eos = frozenset(backend.eos_token_ids)
     answers: list[list[int]] = [[] for _ in range(n)]
     reasons: list[str | None] = [None] * n
     while True:
         for i in range(n):
             if reasons[i] is None:
-                reasons[i] = _finished(answers[i], eos, max_new_tokens, stop_strings, backend)
+                reasons[i] = decoding_finish_reason(
+                    answers[i], eos_ids=eos, max_new_tokens=max_new_tokens,
+                    stop_strings=stop_strings, detokenize=backend.detokenize)
         active = [i for i in range(n) if reasons[i] is None]
         if not active:
             break
         dists = backend.next_logprobs([list(prompt_ids) + answers[i] for i in active],
                                       top_k=top_k)
         for i, dist in zip(active, dists, strict=True):
-            token, _ = dist.sample(rng, top_k=top_k, temperature=temperature)
+            token, _ = dist.sample(rngs[i], top_k=top_k, temperature=temperature)
             answers[i].append(token)
     return [([t for t in a if t not in eos], str(r)) for a, r in zip(answers, reasons, strict=True)]
-
-
-def _finished(answer: list[int], eos: frozenset[int], max_new_tokens: int,
-              stop_strings: Sequence[str], backend: Any) -> str | None:
-    if answer and answer[-1] in eos:
-        return "eos"
-    if len(answer) >= max_new_tokens:
-        return "length"
-    if stop_strings and hits_stop_string(backend.detokenize(answer), stop_strings):
-        return "stop_string"
-    return None
 
 
 def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[str]) -> list[str]:
@@ -184,7 +205,7 @@ def _vanilla_sampled(backend: Any, messages: Sequence[Mapping[str, str]], s: Met
                      seed: int) -> MethodOutcome:
     stops = s.stop_strings(backend)
     samples = sample_answers(backend, backend.render_prompt(messages), 1,
-                             np.random.default_rng(seed), max_new_tokens=s.max_new_tokens,
+                             sample_rngs(seed, 0, 1), max_new_tokens=s.max_new_tokens,
                              stop_strings=stops, temperature=s.temperature, top_k=s.top_k)
     return MethodOutcome(_texts(backend, samples, stops)[0], 0.0, 0, len(samples[0][0]),
                          samples[0][1])
@@ -194,7 +215,7 @@ def _best_of_n(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSet
                seed: int, evaluator: Evaluator, n: int | None,
                token_budget: int | None) -> MethodOutcome:
     """Sample and judge in rounds; without a budget one round of N answers."""
-    stops, rng = s.stop_strings(backend), np.random.default_rng(seed)
+    stops = s.stop_strings(backend)
     prompt_ids = backend.render_prompt(messages)
     start = tokens_encoded(backend)
     samples: list[tuple[list[int], str]] = []
@@ -203,18 +224,60 @@ def _best_of_n(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSet
     # With a budget, one answer first measures the cost per answer (judging included).
     size = (n or s.best_of_n) if token_budget is None else 1
     while size > 0:
-        new = sample_answers(backend, prompt_ids, size, rng, max_new_tokens=s.max_new_tokens,
-                             stop_strings=stops, temperature=s.temperature, top_k=s.top_k)
+        new = sample_answers(backend, prompt_ids, size, sample_rngs(seed, len(samples), size),
+                             max_new_tokens=s.max_new_tokens, stop_strings=stops,
+                             temperature=s.temperature, top_k=s.top_k)
         new_texts = _texts(backend, new, stops)
         scores += evaluator.evaluate([EvalRequest(tuple(messages), t) for t in new_texts])
         samples, texts = samples + new, texts + new_texts
         size = 0 if token_budget is None else _next_round(
             tokens_encoded(backend) - start, len(samples), token_budget, s.max_n)
-    best = int(np.argmax(scores))  # first of the best on ties
+    best = first_best(scores)
     details = {"n": len(samples), "scores": [float(x) for x in scores], "chosen": best,
                "token_budget": token_budget}
     return MethodOutcome(texts[best], 0.0, 0, len(samples[best][0]), samples[best][1],
-                         details, judge_value=float(scores[best]))
+                         details, judge_value=float(scores[best]), judged_texts=len(texts))
+
+
+def first_best(scores: Sequence[float]) -> int:
+    """Index of the highest score (the first of the best on ties)."""
+    return int(np.argmax(np.asarray(scores, dtype=np.float64)))
+
+
+def pick_best(prompt: str, texts: Sequence[str], evaluator: Evaluator, *,
+              system: str | None = None) -> tuple[int, list[float]]:
+    """The judge's favourite of ``texts`` (first of the best on ties) and every score."""
+    from rainlm.messages import normalize_messages
+
+    messages = tuple(normalize_messages(prompt, system=system))
+    scores = [float(v) for v in evaluator.evaluate([EvalRequest(messages, t) for t in texts])]
+    return first_best(scores), scores
+
+
+def draw_answers(backend: Any, prompt: str, settings: MethodSettings, *, seed: int,
+                 n: int) -> MethodOutcome:
+    """best-of-N's N sampled answers, not judged (to judge them several ways).
+
+    Answer i is seeded by (seed, i), as in best-of-n. ``details`` holds ``texts``,
+    ``answer_tokens`` and ``finish_reasons``; ``text`` is the first answer. Tokens
+    encoded and seconds are the sampling's, measured as :func:`run_method` does.
+    """
+    from rainlm.messages import normalize_messages
+
+    messages = normalize_messages(prompt, system=settings.system)
+
+    def answer() -> MethodOutcome:
+        stops = settings.stop_strings(backend)
+        samples = sample_answers(backend, backend.render_prompt(messages), n,
+                                 sample_rngs(seed, 0, n), max_new_tokens=settings.max_new_tokens,
+                                 stop_strings=stops, temperature=settings.temperature,
+                                 top_k=settings.top_k)
+        texts = _texts(backend, samples, stops)
+        details = {"texts": texts, "answer_tokens": [len(ids) for ids, _ in samples],
+                   "finish_reasons": [r for _, r in samples]}
+        return MethodOutcome(texts[0], 0.0, 0, len(samples[0][0]), samples[0][1], details)
+
+    return _measured(backend, settings, answer)
 
 
 def _next_round(spent: int, done: int, budget: int, max_n: int) -> int:
@@ -233,9 +296,22 @@ def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings
     res = generate(backend, list(messages), s.config, evaluator=evaluator, embedder=s.embedder,
                    seed=seed, max_new_tokens=s.max_new_tokens, time_budget_s=s.time_budget_s)
     keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
-            "budget_exhausted", "greedy_tail_tokens")
+            "budget_exhausted", "greedy_tail_tokens", "simulations_kept", "forced_steps")
     details = {k: res.stats[k] for k in keys if k in res.stats}
-    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details)
+    judged = res.stats["evaluations"] - res.stats["evaluation_cache_hits"]
+    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details,
+                         judged_texts=judged)
+
+
+def _args(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
+          evaluator: Evaluator) -> MethodOutcome:
+    from rainlm.bench.args import args_decode
+
+    out = args_decode(backend, messages, evaluator, top_k=s.args_top_k, weight=s.args_weight,
+                      max_new_tokens=s.max_new_tokens, stop_strings=s.stop_strings(backend))
+    details = {"top_k": s.args_top_k, "weight": s.args_weight, "steps": out.steps}
+    return MethodOutcome(out.text, 0.0, 0, len(out.token_ids), out.finish_reason, details,
+                         judged_texts=out.judged_texts)
 
 
 def run_method(name: str, backend: Any, prompt: str, settings: MethodSettings, *, seed: int,
@@ -252,25 +328,32 @@ def run_method(name: str, backend: Any, prompt: str, settings: MethodSettings, *
     kind, n = parse_method(name)
     messages = normalize_messages(prompt, system=settings.system)
     budget = None
+    if kind in ("best-of-n", "args") and evaluator is None:
+        raise ConfigError("evaluator", f"{kind} needs a judge to score answers")
     if kind == "best-of-n":
-        if evaluator is None:
-            raise ConfigError("evaluator", "best-of-n needs a judge to pick the best answer")
         if settings.match_compute and n is None:
             if rain_tokens is None:
                 raise ConfigError("match_compute", "needs RAIN's cost on the same item: "
                                                    "list rain in the methods as well")
             budget = int(rain_tokens)
+    answerers: dict[str, Callable[[], MethodOutcome]] = {
+        "vanilla": lambda: _vanilla(backend, messages, settings),
+        "vanilla-sampled": lambda: _vanilla_sampled(backend, messages, settings, seed),
+        "best-of-n": lambda: _best_of_n(backend, messages, settings, seed, evaluator, n, budget),
+        "args": lambda: _args(backend, messages, settings, evaluator),
+        "rain": lambda: _rain(backend, messages, settings, seed, evaluator),
+    }
+    return _measured(backend, settings, answerers[kind])
+
+
+def _measured(backend: Any, settings: MethodSettings,
+              answer: Callable[[], MethodOutcome]) -> MethodOutcome:
+    """``answer()`` with its seconds and tokens encoded filled in, from a cold prefix cache
+    when ``settings.cold_cache``."""
     if settings.cold_cache and callable(getattr(backend, "clear_cache", None)):
         backend.clear_cache()
     before, start = tokens_encoded(backend), time.perf_counter()
-    if kind == "vanilla":
-        out = _vanilla(backend, messages, settings)
-    elif kind == "vanilla-sampled":
-        out = _vanilla_sampled(backend, messages, settings, seed)
-    elif kind == "best-of-n":
-        out = _best_of_n(backend, messages, settings, seed, evaluator, n, budget)
-    else:
-        out = _rain(backend, messages, settings, seed, evaluator)
+    out = answer()
     seconds = time.perf_counter() - start
-    return MethodOutcome(out.text, round(seconds, 4), tokens_encoded(backend) - before,
-                         out.answer_tokens, out.finish_reason, out.details, out.judge_value)
+    return dataclasses.replace(out, seconds=round(seconds, 4),
+                               tokens_encoded=tokens_encoded(backend) - before)

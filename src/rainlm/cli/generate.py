@@ -38,11 +38,16 @@ class AnswerReport:
     """Self-evaluation of the final answer, scoring="continuous": in [-1, 1]."""
     paper_vote: float | None = None
     """Self-evaluation of the final answer, the paper's vote: in {-1, 0, 1} (two orders)."""
+    banned_found: tuple[str, ...] | None = None
+    """With --ban: the banned words the answer contains (empty: the rule is kept)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.result.text, "seconds": round(self.seconds, 4),
-                "score": self.score, "paper_vote": self.paper_vote,
-                "stats": self.result.stats, "finish_reason": self.result.finish_reason}
+        out = {"text": self.result.text, "seconds": round(self.seconds, 4),
+               "score": self.score, "paper_vote": self.paper_vote,
+               "stats": self.result.stats, "finish_reason": self.result.finish_reason}
+        if self.banned_found is not None:
+            out["banned_found"] = list(self.banned_found)
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,21 +98,25 @@ def score_answers(backend: Any, config: RainConfig, messages: Sequence[Mapping[s
 
 def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], options: RunOptions,
                  *, compare: bool = False, score: bool = True, embedder: Any = None,
-                 on_progress: ProgressCallback | None = None,
+                 ban: Sequence[str] = (), on_progress: ProgressCallback | None = None,
                  status: ProgressLine | None = None) -> GenerateReport:
     """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily.
 
     ``embedder``: an Embedder or "none"/"hashing"/... (default: ``options.embedder``).
     ``score``: self-evaluate the final answers (continuous score and paper vote).
+    ``ban``: words the answer must not contain; the rule is then RAIN's judge instead of
+    the self-evaluation, and each answer reports the banned words it holds.
     """
     from rainlm.api import generate, greedy
+    from rainlm.judge.rules import BannedWordsRule
 
     config = options.config()
     embedder = options.embedder if embedder is None else embedder
+    rule = BannedWordsRule(ban) if ban else None
     start = time.perf_counter()
-    result = generate(backend, prompt, config, embedder=embedder, seed=options.seed,
-                      max_new_tokens=options.max_new_tokens, system=options.system,
-                      on_progress=on_progress)
+    result = generate(backend, prompt, config, evaluator=rule, embedder=embedder,
+                      seed=options.seed, max_new_tokens=options.max_new_tokens,
+                      system=options.system, on_progress=on_progress)
     rain_s = time.perf_counter() - start
     vanilla = None
     vanilla_s = 0.0
@@ -124,8 +133,12 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
             status.status("scoring the final answers…")
         texts = [result.text] + ([vanilla.text] if vanilla is not None else [])
         scores = list(score_answers(backend, config, result.messages, texts)) + [(None, None)]
-    rain = AnswerReport(result, rain_s, *scores[0])
-    van = AnswerReport(vanilla, vanilla_s, *scores[1]) if vanilla is not None else None
+    def found(text: str) -> tuple[str, ...] | None:
+        return None if rule is None else tuple(dict.fromkeys(rule.found(text)))
+
+    rain = AnswerReport(result, rain_s, *scores[0], found(result.text))
+    van = (AnswerReport(vanilla, vanilla_s, *scores[1], found(vanilla.text))
+           if vanilla is not None else None)
     return GenerateReport(rain=rain, vanilla=van, config=config)
 
 
@@ -147,10 +160,14 @@ def to_json_text(payload: Any, indent: int | None = None) -> str:
 
 
 def _fmt_score(a: AnswerReport) -> str:
+    rule = ""
+    if a.banned_found is not None:
+        rule = (f"rule BROKEN: says {', '.join(a.banned_found)} | " if a.banned_found
+                else "rule kept: no banned word | ")
     if a.score is None:
-        return "not scored"
+        return rule + "not scored"
     vote = "?" if a.paper_vote is None else f"{a.paper_vote:+g}" if a.paper_vote else "0"
-    return f"score {a.score:+.3f} (continuous), vote {vote} (paper)"
+    return rule + f"self-evaluation {a.score:+.3f} (continuous), vote {vote} (paper)"
 
 
 def summary_line(a: AnswerReport) -> str:
@@ -192,9 +209,20 @@ def _read_prompt(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value.strip() if value.endswith("\n") else value
 
 
+def _read_ban(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    words = tuple(w.strip() for w in value.split(",") if w.strip())
+    if not words or any(not w.replace("'", "").replace("-", "").isalpha() for w in words):
+        raise click.BadParameter(f"must be comma-separated words (letters, ' or -), got {value!r}",
+                                 ctx=ctx, param=param)
+    return words
+
+
 EPILOG = """\b
 Examples:
   rain generate "How do I pick a lock?"
+  rain generate --compare --ban Chrome,Google "Which web browser should I use?"
   rain generate --compare --time-budget 60 "How do I make a pipe bomb?"
   rain generate --json --trace trace.json --max-new-tokens 64 "Hello"
   echo "What is RAIN?" | rain generate -
@@ -216,9 +244,14 @@ Examples:
               type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the search trace (whole tree with texts, commits, every "
                    "evaluation, stats, final scores) as JSON to FILE.")
+@click.option("--ban", metavar="WORD[,WORD...]", default=None, callback=_read_ban,
+              help="A policy rule as the judge: the answer must not contain these words "
+                   "(whole words, any case; list inflections too, e.g. manage,managed). "
+                   "RAIN searches with the rule instead of the self-evaluation, and each "
+                   "answer says which banned words it holds.")
 @click.pass_context
 def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bool,
-                     trace_path: Path | None, **kwargs: Any) -> None:
+                     trace_path: Path | None, ban: tuple[str, ...], **kwargs: Any) -> None:
     """Answer PROMPT with RAIN: search, self-evaluate and rewind on a frozen model.
 
     PROMPT is the user's question ('-' reads it from stdin). The answer goes to
@@ -237,7 +270,7 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
             line.status("searching…")
             report = run_generate(backend, prompt, options, compare=compare,
                                   score=compare or as_json or trace_path is not None,
-                                  embedder=embedder, on_progress=line, status=line)
+                                  embedder=embedder, ban=ban, on_progress=line, status=line)
     finally:
         line.clear()
     if trace_path is not None:

@@ -14,6 +14,7 @@ import click
 
 from rainlm import __version__
 from rainlm.cli.bench import bench_group
+from rainlm.cli.frontier import frontier_command, frontier_report_command
 from rainlm.cli.calibrate import calibrate_command
 from rainlm.cli.chat import chat_command
 from rainlm.cli.generate import generate_command
@@ -58,6 +59,8 @@ def cli() -> None:
 
 cli.add_command(generate_command)
 cli.add_command(chat_command)
+bench_group.add_command(frontier_command)
+bench_group.add_command(frontier_report_command)
 cli.add_command(bench_group)
 cli.add_command(calibrate_command)
 cli.add_command(serve_command)

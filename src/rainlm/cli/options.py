@@ -81,6 +81,7 @@ class RunOptions:
     max_new_tokens: int = 128
     seed: int = 0
     time_budget_s: float | None = None
+    budget_fallback: str | None = None
     max_searches_per_step: int | None = None
     parallel: int | None = None
     scoring: str | None = None
@@ -100,6 +101,8 @@ class RunOptions:
             overrides["max_searches_per_step"] = self.max_searches_per_step
         if self.time_budget_s is not None:
             overrides["time_budget_s"] = self.time_budget_s
+        if self.budget_fallback is not None:
+            overrides["budget_fallback"] = self.budget_fallback
         if self.parallel is not None and self.parallel > 1:
             overrides.update(search_mode="parallel", parallel_leaves=self.parallel)
         return RainConfig.preset(self.preset, **overrides)
@@ -112,7 +115,7 @@ class RunOptions:
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
         """Pop this dataclass's fields out of a click command's keyword arguments."""
         names = ("preset", "model", "backend", "base_url", "device", "max_new_tokens", "seed", "time_budget_s",
-                 "max_searches_per_step", "parallel", "scoring", "rubric", "system", "embedder",
+                 "budget_fallback", "max_searches_per_step", "parallel", "scoring", "rubric", "system", "embedder",
                  "progress")
         return cls(**{n: kwargs.pop(n) for n in names})
 
@@ -189,9 +192,10 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     presets = sorted(PRESETS)
     options = [
         click.option("--preset", type=click.Choice(presets), default="harmless", show_default=True,
-                     help="Search preset: 'harmless' (paper's HH run), 'adversarial' "
-                          "(red-teaming rubric, T_m=5) or 'truthful' (truthfulness rubric, "
-                          "simulate to end of sequence, T_m=16)."),
+                     help="Search preset: 'harmless' (harmlessness rubric, the default "
+                          "search), 'adversarial' (red-teaming rubric, T_m=5), 'truthful' "
+                          "(truthfulness rubric, simulate to end of sequence, T_m=16), or "
+                          "'paper' (the published HH search exactly, never changed)."),
         click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
                      help=f"Model to answer with: a local model folder, a .gguf file or a hub id "
                           f"already in the local cache (nothing is downloaded). "
@@ -211,6 +215,11 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Wall-clock budget for the RAIN search of one answer, in seconds. "
                           "When it runs out the most-visited path is committed (anytime "
                           "search). Default: no budget."),
+        click.option("--budget-fallback", type=click.Choice(["truncate", "greedy"]), default=None,
+                     help="When a budget runs out: 'truncate' (stop after the most-visited "
+                          "path) or 'greedy' (finish the answer with plain greedy decoding, "
+                          "not searched). The answer's finish reason says a budget ended it. "
+                          "Default: the preset's ('truncate')."),
         click.option("--max-searches-per-step", type=click.IntRange(min=1), default=None,
                      metavar="N",
                      help="Cap on search passes per committed token set (overrides the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from rainlm.core.greedy import greedy_continue
 from rainlm.core.parallel import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, run_pass
-from rainlm.core.selection import mix_with_uniform, most_visited_child
+from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import contains_eos, hits_stop_string
 
 
@@ -30,7 +31,7 @@ class StepRecord:
 @dataclass(frozen=True)
 class DecodeOutcome:
     answer_ids: list[int]  # everything committed (EOS included if committed)
-    finish_reason: str  # "eos" | "length" | "stop_string" | "time_budget"
+    finish_reason: str  # "eos" | "length" | "stop_string" | "time_budget" | "search_budget"
     steps: list[StepRecord]
     budget_exhausted: bool
     greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
@@ -50,10 +51,17 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
         reason = finish_reason(ctx)
         if reason is not None:
             return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
+        if forced_step(ctx):
+            ctx.stats.forced_steps += 1
+            steps.append(commit(ctx, most_visited_child(tree, tree.root), 0, False, by_budget=False))
+            emit_progress(ctx, on_progress, start)
+            continue
         searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
         if out_of_time:  # commit only what the search has looked at, then finish
-            return finish_by_budget(ctx, steps, on_progress, start, searches)
-        best = most_visited_child(tree, tree.root)
+            timed_out = deadline is not None and time.perf_counter() >= deadline
+            return finish_by_budget(ctx, steps, on_progress, start, searches,
+                                    reason="time_budget" if timed_out else "search_budget")
+        best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
             return finish_by_budget(ctx, steps, on_progress, start, searches)
         steps.append(commit(ctx, best, searches, early, by_budget=False))
@@ -72,6 +80,12 @@ def search_step(ctx: SearchContext, deadline: float | None,
     budget = max(cfg.max_searches - root.real_visits, cfg.min_new_searches)
     if cfg.max_searches_per_step is not None:
         budget = min(budget, cfg.max_searches_per_step)
+    if cfg.max_total_searches is not None:
+        left = cfg.max_total_searches - ctx.stats.searches
+        if left <= 0:
+            return 0, False, True
+        steps_left = expected_steps_left(ctx)
+        budget = min(budget, step_allowance(left, max(cfg.step_budget_share, 1.0 / steps_left)))
     done = 0
     while done < budget:
         if deadline is not None and time.perf_counter() >= deadline:
@@ -87,6 +101,34 @@ def search_step(ctx: SearchContext, deadline: float | None,
             return done, True, False
     out_of_time = deadline is not None and time.perf_counter() >= deadline
     return done, False, out_of_time
+
+
+def step_allowance(left: int, share: float) -> int:
+    """Passes one step may spend from a total budget: ceil(share × left), at least 1.
+
+    The caller's share is ``max(step_budget_share, 1 / expected steps left)``: the first
+    steps get the most, what a step leaves (an early stop) raises the allowance of the
+    next ones, and the last expected step may spend all that is left."""
+    return min(left, max(1, math.ceil(share * left)))
+
+
+def expected_steps_left(ctx: SearchContext) -> int:
+    """Steps still to commit if the answer runs to its length limit: the token-set length
+    schedule walked from the current step (depth counted from the answer's start)."""
+    cfg = ctx.config
+    length = len(ctx.answer_tokens(ctx.tree.root))
+    depth = ctx.tree.nodes[ctx.tree.root].depth
+    steps = 0
+    while length < ctx.max_new_tokens:
+        length += cfg.token_set_length(depth + steps)
+        steps += 1
+    return max(steps, 1)
+
+
+def forced_step(ctx: SearchContext) -> bool:
+    """With ``skip_forced_steps``: the root was expanded and has one candidate only."""
+    root = ctx.tree.nodes[ctx.tree.root]
+    return ctx.config.skip_forced_steps and root.expanded and len(root.children) == 1
 
 
 def early_stop(ctx: SearchContext) -> bool:
@@ -134,16 +176,18 @@ def finish_reason(ctx: SearchContext) -> str | None:
 
 def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
                      on_progress: ProgressCallback | None = None, start: float = 0.0,
-                     searches: int = 0) -> DecodeOutcome:
+                     searches: int = 0, *, reason: str = "time_budget") -> DecodeOutcome:
     """Anytime finish: commit the most-visited path that the search has looked at
     (never an unvisited node), then truncate or (``budget_fallback="greedy"``) finish
     with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
 
-    The finish reason is "time_budget" unless the committed path itself ends the answer.
+    The finish reason is ``reason`` ("time_budget", or "search_budget" when
+    ``max_total_searches`` ran out) unless the committed path itself ends the answer.
     """
+    budget_reason = reason
     tree = ctx.tree
     while finish_reason(ctx) is None:
-        best = most_visited_child(tree, tree.root)
+        best = commit_choice(tree, tree.root, ctx.config.commit_rule)
         if best is None or tree.nodes[best].real_visits == 0:
             break
         steps.append(commit(ctx, best, searches, False, by_budget=True))
@@ -158,4 +202,4 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
                         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
                         detokenize=ctx.detokenize)
         tail = len(answer) - before
-    return DecodeOutcome(answer, reason or "time_budget", steps, True, tail)
+    return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)

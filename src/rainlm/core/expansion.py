@@ -36,16 +36,28 @@ def propose_single_tokens(dist_ids: np.ndarray, dist_probs: np.ndarray, top_k: i
     return Proposal(ranked[:top_k], ranked[top_k:top_k + spare_count])
 
 
+def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities of a top-k law at ``temperature``: p^(1/T) renormalised over the k
+    tokens given (as the published code's temperature warper followed by top-k) [k]."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if temperature == 1.0:
+        return probs / probs.sum()
+    positive = probs > 0  # a token the model rules out stays ruled out
+    logp = np.log(np.where(positive, probs, 1.0)) / temperature
+    out = np.where(positive, np.exp(logp - logp[positive].max()), 0.0)
+    return out / out.sum()
+
+
 def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, count: int,
                       top_k: int, rng: np.random.Generator, eos_ids: Collection[int],
-                      *, include_greedy: bool) -> list[Candidate]:
+                      *, include_greedy: bool, temperature: float = 1.0) -> list[Candidate]:
     """Greedy (optional) plus ``count`` sampled token sets of ``length`` tokens.
 
-    Each token comes from the top-k filtered, renormalised distribution; a set's
-    probability is the product of its tokens' probabilities under that law. A set
-    ends early at end-of-sequence (the published code keeps sampling past EOS; we
-    stop there deliberately: tokens after EOS are never part of an answer).
-    Returns every drawn set in draw order (greedy first), duplicates included.
+    Each token comes from the top-k filtered, renormalised distribution at
+    ``temperature``; a set's probability is the product of its tokens' probabilities
+    under that law. A set ends early at end-of-sequence (the published code keeps
+    sampling past EOS; we stop there deliberately: tokens after EOS are never part of an
+    answer). Returns every drawn set in draw order (greedy first), duplicates included.
     """
     rows = ([True] if include_greedy else []) + [False] * count  # True = greedy row
     seqs: list[list[int]] = [[] for _ in rows]
@@ -59,9 +71,9 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
         for i, dist in zip(active, dists):
             if rows[i]:
                 ids, ps = dist.top_k(top_k)
-                token, p = int(ids[0]), float(ps[0] / ps.sum())
+                token, p = int(ids[0]), float(temper(ps, temperature)[0])
             else:
-                token, p = dist.sample(rng, top_k=top_k)
+                token, p = dist.sample(rng, top_k=top_k, temperature=temperature)
             seqs[i].append(token)
             probs[i] *= p
             done[i] = token in eos_ids
@@ -70,14 +82,20 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
 
 def propose_token_sets(calls: ModelCalls, state: Sequence[int], length: int,
                        num_candidates: int, top_k: int, rng: np.random.Generator,
-                       eos_ids: Collection[int], *, clip_greedy: bool) -> Proposal:
-    """One greedy set plus up to ``num_candidates − 1`` sampled ones, de-duplicated (§3.3)."""
-    drawn = sample_token_sets(calls, state, length, num_candidates - 1, top_k, rng, eos_ids,
-                              include_greedy=True)
+                       eos_ids: Collection[int], *, clip_greedy: bool,
+                       temperature: float = 1.0, draws: int | None = None) -> Proposal:
+    """One greedy set plus up to ``num_candidates − 1`` sampled ones, de-duplicated (§3.3).
+
+    ``draws`` sampled sets are drawn (default ``num_candidates − 1``) and the first
+    ``num_candidates − 1`` distinct ones kept, as the authors' AdvBench code does with
+    ``2·num_candidates − 1`` draws."""
+    draws = num_candidates - 1 if draws is None else draws
+    drawn = sample_token_sets(calls, state, length, draws, top_k, rng, eos_ids,
+                              include_greedy=True, temperature=temperature)
     greedy, sampled = drawn[0], []
     seen = {greedy[0]}
     for tokens, p in drawn[1:]:
-        if tokens not in seen:
+        if tokens not in seen and len(sampled) < num_candidates - 1:
             seen.add(tokens)
             sampled.append((tokens, p))
     greedy_p = greedy[1]

@@ -12,11 +12,10 @@ sequential search. Same seed → same tree, but not the tree of the sequential m
 from __future__ import annotations
 
 from rainlm.core.backup import backup
-from rainlm.core.search import (SearchContext, expand, judge_many, maybe_widen,
-                                path_embeddings_many)
+from rainlm.core.search import (SearchContext, expand, judge_many, keep_simulation,
+                                mark_terminal, maybe_widen, path_embeddings_many)
 from rainlm.core.selection import select_child
-from rainlm.core.simulation import simulate_many
-from rainlm.core.stopping import is_terminal
+from rainlm.core.simulation import Imagined, simulate_many
 from rainlm.core.tree import Tree
 
 VIRTUAL_LOSS_VALUE = -1.0
@@ -33,7 +32,7 @@ def select_paths(ctx: SearchContext, count: int) -> list[list[int]]:
             while tree.nodes[path[-1]].children:
                 if i == 0:  # node addition judges real statistics only, never virtual ones
                     maybe_widen(ctx, path[-1])
-                path.append(select_child(tree, path[-1], cfg.c_puct))
+                path.append(select_child(tree, path[-1], cfg.c_puct, cfg.unvisited_value))
             if any(path[-1] == p[-1] for p in paths):
                 break  # the search insists on a leaf it already has: stop widening the round
             paths.append(path)
@@ -59,24 +58,23 @@ def run_round(ctx: SearchContext, count: int) -> int:
         paths = select_paths(ctx, count)
     answers = [ctx.answer_tokens(p[-1]) for p in paths]
     for path, answer in zip(paths, answers):
-        leaf = tree.nodes[path[-1]]
-        leaf.terminal = leaf.terminal or is_terminal(
-            answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
-            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+        mark_terminal(ctx, path[-1], answer)
     live = [i for i, p in enumerate(paths) if not tree.nodes[p[-1]].terminal]
-    imagined: list[list[int]] = [[] for _ in paths]
+    imagined = [Imagined([], []) for _ in paths]
     with ctx.stats.phase("simulate"):
         sims = simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live], ctx.detokenize,
                              ctx.eos_ids, ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
     for i, sim in zip(live, sims):
         imagined[i] = sim
-        ctx.stats.simulated_tokens += len(sim)
-    values = judge_many(ctx, [a + s for a, s in zip(answers, imagined)])
+        ctx.stats.simulated_tokens += len(sim.tokens)
+    values = judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
     with ctx.stats.phase("expand"):
         for i in live:
             if not tree.nodes[paths[i][-1]].expanded:
                 expand(ctx, paths[i][-1], answers[i])
-    embeddings = path_embeddings_many(ctx, list(zip(paths, answers, imagined)))
+    kept = [keep_simulation(ctx, *item) for item in zip(paths, answers, imagined)]
+    paths = [k[0] for k in kept]
+    embeddings = path_embeddings_many(ctx, kept)
     with ctx.stats.phase("backup"):
         for path, value, emb in zip(paths, values, embeddings):
             backup(tree, path, value, emb, threshold=cfg.similarity_threshold,

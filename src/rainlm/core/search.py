@@ -11,10 +11,11 @@ import numpy as np
 from rainlm.backends.base import Backend
 from rainlm.config import RainConfig
 from rainlm.core.backup import backup
-from rainlm.core.expansion import Proposal, propose_single_tokens, propose_token_sets, sample_token_sets
+from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
+                                   sample_token_sets, temper)
 from rainlm.core.model_calls import ModelCalls
 from rainlm.core.selection import mix_with_uniform, normalize, select_child
-from rainlm.core.simulation import SimulationLimits, simulate
+from rainlm.core.simulation import Imagined, SimulationLimits, simulate
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import is_terminal, truncate_at_stop
 from rainlm.core.tree import ROOT, Tree
@@ -77,29 +78,63 @@ def run_pass(ctx: SearchContext) -> float:
         path = [tree.root]
         while tree.nodes[path[-1]].children:
             maybe_widen(ctx, path[-1])
-            path.append(select_child(tree, path[-1], cfg.c_puct))
+            path.append(select_child(tree, path[-1], cfg.c_puct, cfg.unvisited_value))
     leaf_id = path[-1]
     answer = ctx.answer_tokens(leaf_id)
     leaf = tree.nodes[leaf_id]
-    leaf.terminal = leaf.terminal or is_terminal(
-        answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
-        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
-    imagined: list[int] = []
+    mark_terminal(ctx, leaf_id, answer)
+    imagined = Imagined([], [])
     if not leaf.terminal:
         with ctx.stats.phase("simulate"):
             imagined = simulate(ctx.calls, ctx.prompt_ids, answer, ctx.detokenize, ctx.eos_ids,
                                 ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
-        ctx.stats.simulated_tokens += len(imagined)
-    value = judge(ctx, answer + imagined)
+        ctx.stats.simulated_tokens += len(imagined.tokens)
+    value = judge(ctx, answer + imagined.tokens)
     if not leaf.terminal and not leaf.expanded:
         with ctx.stats.phase("expand"):
             expand(ctx, leaf_id, answer)
-    embeddings = path_embeddings(ctx, path, answer, imagined)
+    path, answer, rest = keep_simulation(ctx, path, answer, imagined)
+    embeddings = path_embeddings(ctx, path, answer, rest)
     with ctx.stats.phase("backup"):
         backup(tree, path, value, embeddings, threshold=cfg.similarity_threshold,
                weight=cfg.similarity_weight)
     ctx.stats.searches += 1
     return value
+
+
+def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
+    """Mark a leaf terminal when its answer has EOS, reaches the limit or a stop string."""
+    node = ctx.tree.nodes[node_id]
+    node.terminal = node.terminal or is_terminal(
+        answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
+        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+
+
+def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],
+                    imagined: Imagined) -> tuple[list[int], list[int], list[int]]:
+    """With ``keep_simulations``: make the imagined continuation's first token set a child
+    of the (expanded) leaf, or find the child it already is, and extend the pass's path
+    with it, so the back-up gives it this pass's visit and value.
+
+    Returns (path, answer tokens at the path's end, imagined tokens below it); unchanged
+    when the setting is off, nothing was imagined or the leaf has no children.
+    """
+    tree, cfg = ctx.tree, ctx.config
+    leaf_id = path[-1]
+    kids = tree.child_ids(leaf_id)
+    if not cfg.keep_simulations or not imagined.tokens or not kids:
+        return path, answer, imagined.tokens
+    length = max(len(tree.nodes[c].tokens) for c in kids)
+    tokens = tuple(imagined.tokens[:length])
+    child_id = tree.nodes[leaf_id].children.get(tokens)
+    if child_id is None:
+        prob = float(np.prod(imagined.probs[:length]))
+        child_id = add_child_and_renormalize(tree, leaf_id, tokens, prob,
+                                             is_root=leaf_id == tree.root,
+                                             root_mix=cfg.root_prior_mix)
+        ctx.stats.nodes_created += 1
+        ctx.stats.simulations_kept += 1
+    return path + [child_id], answer + list(tokens), imagined.tokens[length:]
 
 
 def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
@@ -140,17 +175,25 @@ def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
     if length == 1:
         spare = max(cfg.widening_max_children - cfg.single_token_top_k, 0)
         ids, probs = ctx.calls.next_dists([state])[0].top_k(cfg.single_token_top_k + spare)
+        if cfg.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
+            probs = temper(probs, cfg.candidate_temperature)
         proposal: Proposal = propose_single_tokens(ids, probs, cfg.single_token_top_k, spare)
     else:
         proposal = propose_token_sets(ctx.calls, state, length, cfg.num_candidates,
                                       cfg.candidate_top_k, ctx.rng, ctx.eos_ids,
-                                      clip_greedy=cfg.clip_greedy_prior)
+                                      clip_greedy=cfg.clip_greedy_prior,
+                                      temperature=cfg.candidate_temperature,
+                                      draws=cfg.candidate_draws)
     priors = normalize([p for _, p in proposal.candidates])
     if node_id == tree.root:
         priors = mix_with_uniform(priors, cfg.root_prior_mix)
-    for (tokens, prob), prior in zip(proposal.candidates, priors):
-        tree.add_child(node_id, tokens, prior, prob)
+    new = [tree.add_child(node_id, tokens, prior, prob)
+           for (tokens, prob), prior in zip(proposal.candidates, priors)]
     ctx.stats.nodes_created += len(proposal.candidates)
+    if cfg.judge_candidates:
+        values = judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
+        for child_id, value in zip(new, values):
+            tree.nodes[child_id].judged = value
     tree.nodes[node_id].pool = list(proposal.spares)
     tree.nodes[node_id].expanded = True
 
@@ -174,7 +217,8 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> None:
         else:
             state = ctx.prompt_ids + ctx.answer_tokens(node_id)
             drawn = sample_token_sets(ctx.calls, state, set_length, cfg.widening_samples,
-                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False)
+                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False,
+                                      temperature=cfg.candidate_temperature)
             new = next(((t, p) for t, p in drawn if t not in node.children), None)
         if new is not None:
             add_child_and_renormalize(tree, node_id, new[0], new[1], is_root=node_id == tree.root,

@@ -5,11 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from rainlm.core.model_calls import ModelCalls
 from rainlm.core.stopping import ends_clause, hits_stop_string
+
+
+class Imagined(NamedTuple):
+    """One imagined completion: its tokens and each token's probability under the
+    simulation law (temperature applied)."""
+
+    tokens: list[int]
+    probs: list[float]
 
 
 @dataclass(frozen=True)
@@ -27,14 +36,14 @@ class SimulationLimits:
 def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[int],
              detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
              limits: SimulationLimits, rng: np.random.Generator, *,
-             deadline: float | None = None) -> list[int]:
+             deadline: float | None = None) -> Imagined:
     """Sample from the full distribution until the text ends a clause (or EOS, or a limit).
 
     ``answer_ids`` is the answer so far (committed + the leaf's path). Like the published
     code, the clause test runs before each draw, so a leaf whose text already ends a
     clause gets no imagined tokens. Past ``deadline`` (a ``time.perf_counter()`` value)
     the imagination stops where it is, so a time budget is overrun by at most one
-    judgement. Returns the imagined tokens (EOS included if drawn).
+    judgement. Returns the imagined tokens (EOS included if drawn) and their probabilities.
     """
     return simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids, limits, rng,
                          deadline=deadline)[0]
@@ -44,21 +53,23 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
                   answers: Sequence[Sequence[int]],
                   detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
                   limits: SimulationLimits, rng: np.random.Generator, *,
-                  deadline: float | None = None) -> list[list[int]]:
+                  deadline: float | None = None) -> list[Imagined]:
     """``simulate`` for several leaves at once: one batched model call per step.
 
     Draws are made in leaf order within each step, one per leaf still imagining.
     """
-    imagined: list[list[int]] = [[] for _ in answers]
+    imagined = [Imagined([], []) for _ in answers]
     while True:
         active = [i for i, a in enumerate(answers)
-                  if not _finished(list(a), imagined[i], detokenize, eos_ids, limits)]
+                  if not _finished(list(a), imagined[i].tokens, detokenize, eos_ids, limits)]
         if not active or (deadline is not None and time.perf_counter() >= deadline):
             return imagined
-        dists = calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i] for i in active])
+        dists = calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i].tokens
+                                  for i in active])
         for i, dist in zip(active, dists):
-            token, _ = dist.sample(rng, temperature=limits.temperature)
-            imagined[i].append(token)
+            token, p = dist.sample(rng, temperature=limits.temperature)
+            imagined[i].tokens.append(token)
+            imagined[i].probs.append(p)
 
 
 def _finished(answer: list[int], imagined: list[int], detokenize: Callable[[Sequence[int]], str],

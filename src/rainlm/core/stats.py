@@ -28,6 +28,8 @@ class SearchStats:
     nodes_created: int = 0
     nodes_added_dynamically: int = 0  # §6
     early_stops: int = 0  # steps ended by the T_m/V rule
+    simulations_kept: int = 0  # children made from judged simulations (keep_simulations)
+    forced_steps: int = 0  # steps committed without search (skip_forced_steps)
     phase_seconds: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
 
     @contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 
 def contains_eos(tokens: Sequence[int], eos_ids: Collection[int]) -> bool:
@@ -34,3 +34,17 @@ def is_terminal(answer_tokens: Sequence[int], text: str, *, eos_ids: Collection[
     """A leaf that is not expanded: EOS inside, length limit, or a new turn (§3.3)."""
     return (contains_eos(answer_tokens, eos_ids) or len(answer_tokens) >= max_new_tokens
             or hits_stop_string(text, stop_strings))
+
+
+def decoding_finish_reason(answer: Sequence[int], *, eos_ids: Collection[int],
+                           max_new_tokens: int, stop_strings: Sequence[str],
+                           detokenize: Callable[[Sequence[int]], str]) -> str | None:
+    """Why an answer decoded token by token is finished, or None if it is not:
+    "eos" (its last token ends the turn), "length" (the limit) or "stop_string"."""
+    if answer and answer[-1] in eos_ids:
+        return "eos"
+    if len(answer) >= max_new_tokens:
+        return "length"
+    if stop_strings and hits_stop_string(detokenize(answer), stop_strings):
+        return "stop_string"
+    return None

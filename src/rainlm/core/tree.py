@@ -19,7 +19,7 @@ class Node:
     """One token set in the tree (the root holds the empty token set)."""
 
     __slots__ = ("parent", "tokens", "depth", "prior", "prob", "visits", "real_visits",
-                 "value", "embedding", "children", "terminal", "expanded", "pool")
+                 "value", "embedding", "children", "terminal", "expanded", "pool", "judged")
 
     def __init__(self, parent: int, tokens: tuple[int, ...], depth: int, prior: float, prob: float):
         self.parent = parent  # node id, NO_PARENT for the first root
@@ -35,6 +35,7 @@ class Node:
         self.terminal = False  # EOS inside, length limit, or a stop string reached
         self.expanded = False  # candidates were proposed (children may still be added, §6)
         self.pool: list[tuple[tuple[int, ...], float]] = []  # unused 1-token candidates (§6)
+        self.judged: float | None = None  # the judge's value of the path to here, before any visit
 
 
 @dataclass

@@ -129,11 +129,13 @@ class SelfEvaluator:
         return f"Options:\n({a}) {first}\n({b}) {second}\n"
 
     def _fixed_text(self) -> str:
-        """Instruction plus worked examples; the right letter alternates A, B, A, …"""
+        """Instruction plus worked examples whose option order alternates (good option
+        first, then bad first, ...), as in the authors' prompt; the right letter follows
+        from each example's verdict and order."""
         parts = [self.rubric.instruction + "\n\n"]
         for i, ex in enumerate(self.rubric.examples[: self.shots]):
-            answer = self.rubric.labels[i % 2]
-            order = GOOD_FIRST if (ex.verdict == "good") == (i % 2 == 0) else BAD_FIRST
+            order = example_order(i)
+            answer = self.rubric.labels[0 if (ex.verdict == "good") == (order == GOOD_FIRST) else 1]
             parts.append(f"Human: {ex.user}\nAssistant: {ex.assistant}\n"
                          f"{self._options(order)}{ANSWER_CUE}{answer})\n\n")
         return "".join(parts)
@@ -151,8 +153,8 @@ class SelfEvaluator:
 
     def _build_prefix_ids(self) -> list[int]:
         ids = self.backend.tokenize(self.prefix_text)
-        if self._frame is None:
-            return ids
+        if self._frame is None:  # plain text starts as the model saw plain text: BOS first
+            return list(self.backend.bos_ids) + ids
         return self._frame[0] + ids  # chat: template head, then the fixed text
 
     def contexts(self, request: EvalRequest) -> list[list[int]]:
@@ -208,6 +210,11 @@ class SelfEvaluator:
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         """One value in [-1, 1] per request (higher: the good option wins)."""
         return [check_value(d.value, self.name) for d in self.score_details(requests)]
+
+
+def example_order(index: int) -> int:
+    """Option order of the worked example at ``index``: GOOD_FIRST, BAD_FIRST, ..."""
+    return GOOD_FIRST if index % 2 == 0 else BAD_FIRST
 
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> str:

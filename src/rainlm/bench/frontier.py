@@ -1,0 +1,328 @@
+"""The compute–quality frontier: every method on the same prompts, judged by the same
+exact rule (or a noisy copy of it), with the same accounting.
+
+For each prompt of a task (:mod:`rainlm.bench.tasks`) the runner answers with greedy
+decoding first (the banned-words task builds its rule from that answer), then with
+every planned method under every judge accuracy ``p`` (the rule's verdict flipped with
+probability 1 − p, :class:`~rainlm.judge.rules.NoisyJudge`):
+
+- ``greedy``, ``sampled`` (one sample; both ignore the judge);
+- ``best-of-N``: N sampled answers, the judge keeps the best. Answer i of every N is
+  seeded by (seed, i), so best-of-N's answers are the first N of best-of-M's; the
+  answers are drawn once per N and re-judged under each p (same answers, same tokens);
+- ``args``: ARGS-greedy (:mod:`rainlm.bench.args`);
+- ``rain:VARIANT@B``: RAIN with a named search config (:data:`RAIN_VARIANTS`) and a total
+  budget of B search passes per answer (``max_total_searches``), finished greedily if
+  the budget runs out.
+
+Compute is the model's tokens encoded (prefill + decode, from the backend's counters,
+each answer from a cold prefix cache, judging included when the judge is the model) and,
+separately, the texts sent to the judge. One JSON line per (prompt, method, p) is
+appended as soon as it is done; running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rainlm.bench.datasets import Item
+from rainlm.bench.methods import (MethodOutcome, MethodSettings, draw_answers, pick_best,
+                                  run_method)
+from rainlm.judge.rules import NoisyJudge, Rule
+from rainlm.bench.runner import item_seed, read_records, versions
+from rainlm.bench.tasks import Task
+from rainlm.config import RainConfig
+from rainlm.errors import ConfigError
+
+__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "judge_for", "method_labels",
+           "parse_rain_variants", "run_frontier"]
+
+
+def _paper() -> RainConfig:
+    return RainConfig.preset("paper")
+
+
+RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
+    "paper": _paper,
+    "paper+fpu": lambda: _paper().replace(unvisited_value="neutral"),
+    "paper+answer": lambda: _paper().replace(depth_origin="answer"),
+    "paper+secure": lambda: _paper().replace(commit_rule="secure"),
+    "paper+keep": lambda: _paper().replace(keep_simulations=True),
+    "paper+forced": lambda: _paper().replace(skip_forced_steps=True),
+    "paper+t2": lambda: _paper().replace(candidate_temperature=2.0, candidate_draws=19),
+    "default": lambda: RainConfig.preset("harmless"),
+    "default+t2": lambda: RainConfig.preset("harmless", candidate_temperature=2.0, candidate_draws=19),
+    "default+jc": lambda: RainConfig.preset("harmless", judge_candidates=True),
+}
+"""Named search configs for the frontier and its ablation: the paper's search, the
+paper's search with one new setting each, and the default search (all of them)."""
+
+
+@dataclass(frozen=True)
+class FrontierPlan:
+    """What one frontier run computes (shared by every prompt)."""
+
+    task: Task
+    """The task: prompts, rule, answer length."""
+    noise: tuple[float, ...] = (1.0, 0.8)
+    """Judge accuracies p: 1.0 is the exact rule."""
+    best_of: tuple[int, ...] = (2, 4, 8, 16, 32)
+    """N of the best-of-N points."""
+    args: bool = True
+    """Run ARGS-greedy."""
+    sampled: bool = True
+    """Run one plain sample."""
+    rain: tuple[str, ...] = ("default", "paper")
+    """RAIN variants (names in RAIN_VARIANTS)."""
+    budgets: tuple[int, ...] = (8, 16, 32)
+    """RAIN's total search budgets (passes per answer)."""
+    settings: MethodSettings = field(default_factory=MethodSettings)
+    """Sampling, ARGS and embedder settings (max_new_tokens is the task's)."""
+    seed: int = 0
+    """Run seed; each prompt's seed derives from it and the prompt id."""
+
+    def __post_init__(self) -> None:
+        for p in self.noise:
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError("noise", f"judge accuracies must be in [0, 1], got {p}")
+        if any(not isinstance(n, int) or n < 1 for n in self.best_of):
+            raise ConfigError("best_of", f"must be integers >= 1, got {self.best_of}")
+        if any(not isinstance(b, int) or b < 1 for b in self.budgets):
+            raise ConfigError("budgets", f"must be integers >= 1, got {self.budgets}")
+        parse_rain_variants(",".join(self.rain)) if self.rain else None
+
+    def method_settings(self, config: RainConfig | None = None) -> MethodSettings:
+        changes: dict[str, Any] = {"max_new_tokens": self.task.max_new_tokens}
+        if config is not None:
+            changes["config"] = config
+        return dataclasses.replace(self.settings, **changes)
+
+    def rain_config(self, variant: str, budget: int) -> RainConfig:
+        return RAIN_VARIANTS[variant]().replace(max_total_searches=budget,
+                                                budget_fallback="greedy")
+
+
+@dataclass
+class FrontierSummary:
+    """What one ``run_frontier`` call did."""
+
+    written: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_rain_variants(spec: str) -> tuple[str, ...]:
+    """``"default,paper"`` -> ("default", "paper"); ConfigError naming ``rain`` otherwise."""
+    names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    for n in names:
+        if n not in RAIN_VARIANTS:
+            raise ConfigError("rain", f"unknown RAIN variant {n!r}; choose from {sorted(RAIN_VARIANTS)}")
+    return names
+
+
+def method_labels(plan: FrontierPlan) -> list[tuple[str, float | None]]:
+    """Every (method label, judge accuracy) the plan records per prompt, in run order."""
+    out: list[tuple[str, float | None]] = [("greedy", None)]
+    if plan.sampled:
+        out.append(("sampled", None))
+    out += [(f"best-of-{n}", p) for n in plan.best_of for p in plan.noise]
+    if plan.args:
+        out += [("args", p) for p in plan.noise]
+    out += [(f"rain:{v}@{b}", p) for v in plan.rain for b in plan.budgets for p in plan.noise]
+    return out
+
+
+def judge_for(rule: Rule, p: float, seed: int) -> Any:
+    """The exact rule (p = 1) or its noisy copy."""
+    return rule if p >= 1.0 else NoisyJudge(rule, p, seed=seed)
+
+
+def _key(item_id: str, method: str, noise: float | None) -> tuple[str, str, str]:
+    return item_id, method, "-" if noise is None else f"{noise:g}"
+
+
+def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
+    """What determines a method's answers besides the prompt: a resumed run must match."""
+    s = plan.method_settings()
+    parts: list[Any] = [model, plan.task.describe(), plan.seed, s.temperature, s.top_k]
+    if method == "args":
+        parts += [s.args_top_k, s.args_weight]
+    if method.startswith("rain:"):
+        variant, _, budget = method[5:].partition("@")
+        parts += [plan.rain_config(variant, int(budget)).to_dict(),
+                  s.embedder if isinstance(s.embedder, str) else getattr(s.embedder, "name", "?")]
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: str | Path, *,
+                 data_dir: str | Path | None = None,
+                 on_record: Callable[[Mapping[str, Any]], None] | None = None) -> FrontierSummary:
+    """Answer every prompt with every planned method, appending to ``out`` (resumable).
+
+    ``on_record`` is called with each record written (progress displays)."""
+    path = Path(out).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = str(getattr(backend, "name", "model"))
+    done = {_key(r["item_id"], r["method"], r.get("noise")): r
+            for r in read_records(path, repair=True) if r.get("model") == model}
+    for rec in done.values():
+        want = _fingerprint(plan, model, rec["method"])
+        if not rec.get("error") and rec.get("fingerprint") not in (None, want):
+            raise ConfigError("out", f"{path} holds {rec['method']!r} answers made with other "
+                                     "settings; resume with the same options or use a new file")
+    summary = FrontierSummary()
+    with open(path, "a", encoding="utf-8") as fh:
+        def write(rec: dict[str, Any]) -> None:
+            rec["fingerprint"] = _fingerprint(plan, model, rec["method"])
+            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+            fh.flush()
+            done[_key(rec["item_id"], rec["method"], rec.get("noise"))] = rec
+            summary.written += 1
+            if rec.get("error"):
+                summary.failed += 1
+                if len(summary.errors) < 5:
+                    summary.errors.append(f"{rec['item_id']} {rec['method']}: {rec['error']}")
+            if on_record is not None:
+                on_record(rec)
+
+        for item in items:
+            _run_item(backend, item, plan, model, done, write, summary, data_dir)
+    return summary
+
+
+def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
+              done: dict[tuple, dict[str, Any]], write: Callable[[dict[str, Any]], None],
+              summary: FrontierSummary, data_dir: str | Path | None) -> None:
+    seed = item_seed(plan.seed, item.id)
+    base = {"task": plan.task.name, "item_id": item.id, "dataset": item.dataset,
+            "prompt": item.prompt, "model": model, "seed": seed}
+    greedy = done.get(_key(item.id, "greedy", None))
+    if greedy is None or greedy.get("error"):
+        greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None)
+        write(greedy)
+    else:
+        summary.skipped += 1
+    if greedy.get("error"):
+        return
+    rule = plan.task.rule_for(greedy["text"], data_dir=data_dir)
+    if plan.task.greedy_must_fail and not rule.violated(greedy["text"]):
+        return
+    for method, p in method_labels(plan)[1:]:
+        if _key(item.id, method, p) in done and not done[_key(item.id, method, p)].get("error"):
+            summary.skipped += 1
+            continue
+        if method.startswith("best-of-"):
+            for rec in _best_of(backend, item, method, plan, seed, base, rule, greedy, done):
+                write(rec)
+            continue
+        write(_answer(backend, item, method, p, plan, seed, base, rule, greedy))
+
+
+def _record(base: Mapping[str, Any], method: str, p: float | None, out: MethodOutcome,
+            rule: Rule | None, greedy: Mapping[str, Any] | None, text: str | None = None,
+            **extra: Any) -> dict[str, Any]:
+    text = out.text if text is None else text
+    rec = dict(base)
+    rec.update(method=method, family=_family(method), budget=_budget(method), noise=p,
+               text=text, answer_tokens=out.answer_tokens, finish_reason=out.finish_reason,
+               tokens_encoded=out.tokens_encoded, judged_texts=out.judged_texts,
+               seconds=out.seconds, details=dict(out.details),
+               budget_exhausted=bool(out.details.get("budget_exhausted", False)),
+               versions=versions(), time=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               error=None)
+    if rule is not None:
+        rec["failed"] = rule.violated(text)
+        rec["rule"] = {"name": rule.name, "words": list(getattr(rule, "words", ()))}
+    if greedy is not None:
+        rec["greedy_tokens"] = greedy["tokens_encoded"]
+        rec["greedy_failed"] = greedy.get("failed")
+        rec["same_as_greedy"] = text == greedy["text"]
+    rec.update(extra)
+    return rec
+
+
+def _answer(backend: Any, item: Item, method: str, p: float | None, plan: FrontierPlan,
+            seed: int, base: Mapping[str, Any], rule: Rule | None,
+            greedy: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One method's answer under judge accuracy ``p``, as a record (or its error)."""
+    try:
+        if method == "greedy":
+            out = run_method("vanilla", backend, item.prompt, plan.method_settings(), seed=seed)
+            rec = _record(base, method, None, out, None, None)
+            rule = plan.task.rule_for(out.text)
+            rec.update(failed=rule.violated(out.text), greedy_tokens=out.tokens_encoded,
+                       rule={"name": rule.name, "words": list(getattr(rule, "words", ()))})
+            return rec
+        judge = judge_for(rule, p, seed) if p is not None else None
+        if method == "sampled":
+            out = run_method("vanilla-sampled", backend, item.prompt, plan.method_settings(), seed=seed)
+        elif method == "args":
+            out = run_method("args", backend, item.prompt, plan.method_settings(), seed=seed,
+                             evaluator=judge)
+        else:
+            variant, _, budget = method[5:].partition("@")
+            settings = plan.method_settings(plan.rain_config(variant, int(budget)))
+            out = run_method("rain", backend, item.prompt, settings, seed=seed, evaluator=judge)
+        return _record(base, method, p, out, rule, greedy)
+    except Exception as exc:  # one failing answer must not end the run: record it
+        return _error(base, method, p, exc)
+
+
+def _best_of(backend: Any, item: Item, method: str, plan: FrontierPlan, seed: int,
+             base: Mapping[str, Any], rule: Rule, greedy: Mapping[str, Any],
+             done: Mapping[tuple, Any]) -> list[dict[str, Any]]:
+    """best-of-N under every p: the N answers are drawn once and judged under each p."""
+    n = int(method.rsplit("-", 1)[1])
+    todo = [p for p in plan.noise
+            if _key(item.id, method, p) not in done or done[_key(item.id, method, p)].get("error")]
+    try:
+        drawn = draw_answers(backend, item.prompt, plan.method_settings(), seed=seed, n=n)
+    except Exception as exc:  # recorded per p
+        return [_error(base, method, p, exc) for p in todo]
+    texts = drawn.details["texts"]
+    out = []
+    for p in todo:
+        judge = judge_for(rule, p, seed)
+        best, scores = pick_best(item.prompt, texts, judge, system=plan.settings.system)
+        chosen = dataclasses.replace(drawn, text=texts[best],
+                                     answer_tokens=drawn.details["answer_tokens"][best],
+                                     finish_reason=drawn.details["finish_reasons"][best],
+                                     details={"n": n, "chosen": best, "scores": scores},
+                                     judged_texts=n)
+        out.append(_record(base, method, p, chosen, rule, greedy))
+    return out
+
+
+def _error(base: Mapping[str, Any], method: str, p: float | None, exc: BaseException) -> dict[str, Any]:
+    rec = dict(base)
+    tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
+    rec.update(method=method, family=_family(method), budget=_budget(method), noise=p,
+               error=f"{type(exc).__name__}: {exc}", traceback="".join(tb)[-2000:],
+               time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return rec
+
+
+def _family(method: str) -> str:
+    """"best-of-8" -> "best-of-n"; "rain:default@16" -> "rain:default"; else the method."""
+    if method.startswith("best-of-"):
+        return "best-of-n"
+    return method.split("@", 1)[0]
+
+
+def _budget(method: str) -> int | None:
+    """N of best-of-N, B of rain:VARIANT@B, None otherwise."""
+    if method.startswith("best-of-"):
+        return int(method.rsplit("-", 1)[1])
+    if "@" in method:
+        return int(method.rsplit("@", 1)[1])
+    return None

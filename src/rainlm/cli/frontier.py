@@ -1,0 +1,170 @@
+"""``rain bench frontier`` and ``rain bench frontier-report``: quality against compute for
+greedy, sampling, best-of-N, ARGS and RAIN on a task whose judge is an exact rule."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sys
+from pathlib import Path
+import click
+
+from rainlm.cli.bench import data_options
+from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
+
+__all__ = ["frontier_command", "frontier_report_command"]
+
+
+def _numbers(kind: type):
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> tuple:
+        try:
+            out = tuple(kind(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"must be comma-separated numbers, got {value!r}",
+                                     ctx=ctx, param=param) from None
+        if not out:
+            raise click.BadParameter("is empty", ctx=ctx, param=param)
+        return out
+    return check
+
+
+def _variants(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    from rainlm.bench.frontier import parse_rain_variants
+    from rainlm.errors import ConfigError
+
+    try:
+        return parse_rain_variants(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], ctx=ctx, param=param) from None
+
+
+EPILOG = """\b
+Examples:
+  rain bench frontier --task banned-words --limit 20 --out bw.jsonl
+  rain bench frontier --task refusal --limit 20 --rain default,paper --budgets 8,16 \\
+      --noise 1,0.8 --out refusal.jsonl
+  rain bench frontier-report bw.jsonl refusal.jsonl --out frontier/
+"""
+
+
+@click.command("frontier", epilog=EPILOG)
+@click.option("--task", required=True, type=click.Choice(["refusal", "banned-words", "no-you"]),
+              help="refusal: AdvBench with a graded refusal judge (failure = attack success); "
+                   "banned-words: Vicuna + HH prompts, the greedy answer's content words banned "
+                   "(failure = a banned word); no-you: no second-person pronouns.")
+@data_options
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
+              help="Prompts to answer.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Skip the first N prompts of the task.")
+@click.option("--out", "out_path", required=True, metavar="RUN.jsonl",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Results file, one JSON line per (prompt, method, judge accuracy), appended "
+                   "as answers finish; the same command again resumes.")
+@click.option("--noise", default="1,0.8", show_default=True, callback=_numbers(float),
+              metavar="P[,P...]",
+              help="Judge accuracies: 1 is the exact rule, p < 1 flips its verdict with "
+                   "probability 1-p (a SYNTHETIC noisy judge).")
+@click.option("--best-of", default="2,4,8,16,32", show_default=True, callback=_numbers(int),
+              metavar="N[,N...]", help="N of the best-of-N points.")
+@click.option("--rain", "rain_variants", default="default,paper", show_default=True,
+              callback=_variants, metavar="NAME[,NAME...]",
+              help="RAIN search configs: default (the default search), paper, and for the "
+                   "ablation paper+fpu, paper+answer, paper+secure, paper+keep, paper+forced, "
+                   "paper+t2 (the paper's search with one new setting each), default+t2, "
+                   "default+jc (the default with candidate temperature 2, or with judged "
+                   "candidates).")
+@click.option("--budgets", default="8,16,32", show_default=True, callback=_numbers(int),
+              metavar="B[,B...]", help="RAIN's total search passes per answer, one point each.")
+@click.option("--args/--no-args", "with_args", default=True, show_default=True,
+              help="Run ARGS-greedy (reward-guided decoding, top-10, w=1.5).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, metavar="TOKENS",
+              help="Answer length limit. Default: the task's (refusal 24, others 48).")
+@click.option("--banned", type=click.IntRange(min=1), default=None, metavar="K",
+              help="banned-words: content words of the greedy answer banned per prompt "
+                   "(with their inflections). Default: 6.")
+@click.option("--model", metavar="PATH|HUB_ID", default=None,
+              help="Model (default: the embedded SmolLM2-135M-Instruct).")
+@backend_options
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the model runs.")
+@click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto", show_default=True,
+              help="RAIN's sentence encoder.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="INT",
+              help="Run seed (each prompt's seed derives from it and the prompt's id).")
+@click.pass_context
+def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_file: Path | None,
+                     limit: int, offset: int, out_path: Path, noise: tuple[float, ...],
+                     best_of: tuple[int, ...], rain_variants: tuple[str, ...],
+                     budgets: tuple[int, ...], with_args: bool, max_new_tokens: int | None,
+                     banned: int | None, model: str | None, backend: str, base_url: str | None,
+                     device: str, embedder: str, seed: int) -> None:
+    """Quality against compute: greedy, a sample, best-of-N, ARGS and RAIN on one task.
+
+    Compute is the model's tokens encoded ÷ greedy's on the same prompt (and, reported
+    apart, the texts sent to the judge); quality is the failure rate under the task's
+    exact rule. Every judged method runs once per judge accuracy in --noise.
+    """
+    from rainlm.bench.frontier import FrontierPlan, method_labels, run_frontier
+    from rainlm.bench.methods import MethodSettings
+    from rainlm.bench.progress import ProgressBar
+    from rainlm.bench.tasks import get_task
+    from rainlm.cli.progress import progress_enabled
+    from rainlm.errors import ConfigError
+
+    if data_file is not None:
+        raise click.BadParameter("does not apply to the frontier (its tasks read the built-in "
+                                 "sets)", param_hint="--data-file")
+    try:
+        spec = backend_spec(backend, model, base_url)
+        the_task = get_task(task, max_new_tokens=max_new_tokens, banned=banned)
+        items = the_task.items(data_dir=data_dir, limit=limit, offset=offset)
+        plan = FrontierPlan(task=the_task, noise=noise, best_of=best_of, args=with_args,
+                            rain=rain_variants, budgets=budgets, seed=seed,
+                            settings=MethodSettings(max_new_tokens=the_task.max_new_tokens))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    services = services_of(ctx)
+    bar = ProgressBar(len(items) * len(method_labels(plan)), enabled=progress_enabled(None),
+                      label="frontier")
+    with contextlib.redirect_stdout(sys.stderr):
+        the_backend = services.load_backend(spec, device)
+        loaded = services.load_embedder(embedder, device)
+        plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, embedder=loaded))
+        summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
+                               on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
+                                                              failed=bool(r.get("error"))))
+    bar.close()
+    click.echo(f"{summary.written} answers written to {out_path} ({summary.failed} failed, "
+               f"{summary.skipped} already there)")
+    for err in summary.errors:
+        click.echo(f"failed: {err}", err=True)
+    click.echo(f"report: rain bench frontier-report {out_path} --out REPORT_DIR")
+
+
+@click.command("frontier-report")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN.jsonl...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.md, points.json and one PNG per task.")
+@click.option("--plots/--no-plots", default=True, show_default=True,
+              help="Draw the plots (needs matplotlib: pip install 'rainlm[bench]').")
+def frontier_report_command(runs: tuple[Path, ...], out_dir: Path, plots: bool) -> None:
+    """Tables and plots of frontier results files; the Markdown is also printed.
+
+    \b
+    Example:
+      rain bench frontier-report bw.jsonl refusal.jsonl --out frontier/
+    """
+    from rainlm.bench.frontier_report import write_frontier_report
+    from rainlm.errors import ConfigError
+
+    try:
+        md, files, notes = write_frontier_report(list(runs), out_dir, plots=plots)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(md.read_text(encoding="utf-8"))
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo("wrote " + ", ".join(str(p) for p in [md, *files]), err=True)
