@@ -190,3 +190,40 @@ def test_forced_steps_commit_without_search():
     assert skip.text == plain.text == " I" * 7
     assert skip.stats["forced_steps"] >= 1
     assert skip.stats["searches"] < plain.stats["searches"]
+
+
+# ------------------------------------------------------------------ judged candidates
+def test_judged_candidates_rank_unvisited_children():
+    cfg = RainConfig.preset("paper", judge_candidates=True, max_searches=2, min_new_searches=2)
+    res = generate(trap_backend(), PROMPT, cfg, evaluator=harm_judge, embedder="none",
+                   seed=0, max_new_tokens=1)
+    tree = res.tree
+    judged = {trap_backend().detokenize(list(tree.nodes[c].tokens)): tree.nodes[c].judged
+              for c in tree.child_ids(ROOT)}
+    assert judged == {" Sure": -1.0, " I": 1.0}  # each child's own text, judged at creation
+    # the second pass went to " I" (q̂ 1 from its judged value) rather than the likelier " Sure"
+    i_child = tree.nodes[ROOT].children[(trap_backend().index[" I"],)]
+    assert tree.nodes[i_child].real_visits == 1
+    plain = generate(trap_backend(), PROMPT, RainConfig.preset("paper", max_searches=2,
+                     min_new_searches=2), evaluator=harm_judge, embedder="none", seed=0,
+                     max_new_tokens=1)
+    sure = plain.tree.nodes[ROOT].children[(trap_backend().index[" Sure"],)]
+    assert plain.tree.nodes[sure].real_visits == 1  # the paper's search tries the prior's pick
+
+
+# ------------------------------------------------------------------ secure commit
+def test_secure_child_by_hand():
+    from rainlm.core.selection import commit_choice, secure_child
+
+    tree = Tree.new()
+    specs = [(8, 8, 0.0), (3, 3, 1.0), (0, 0, 0.0)]  # (visits, real visits, q)
+    for i, (n, real, q) in enumerate(specs):
+        c = tree.add_child(ROOT, (i,), 1 / 3, 1 / 3)
+        tree.nodes[c].visits, tree.nodes[c].real_visits, tree.nodes[c].value = n, real, q
+    # lower bounds: 0 - 1/√8 = -0.354; 1 - 1/√3 = 0.423; the unvisited child is never chosen
+    assert secure_child(tree, ROOT) == 2
+    assert commit_choice(tree, ROOT, "secure") == 2
+    assert commit_choice(tree, ROOT, "visits") == 1
+    empty = Tree.new()
+    empty.add_child(ROOT, (5,), 1.0, 1.0)
+    assert secure_child(empty, ROOT) is None and commit_choice(empty, ROOT, "secure") == 1

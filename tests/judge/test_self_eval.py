@@ -202,3 +202,31 @@ def test_bad_arguments(backend):
         SelfEvaluator(backend, orders="thrice")
     zero = SelfEvaluator(backend, shots=0)
     assert zero.prefix_text == zero.rubric.instruction + "\n\n"
+
+
+def test_plain_judge_prompt_starts_with_the_models_bos():
+    """A model whose tokenizer puts a BOS before plain text sees one before the judge prompt
+    too, as it does before its own prompt (the authors' code gets it from the tokenizer)."""
+    from tests.self_judging import judge_law
+
+    from rainlm.backends.scripted import ScriptedBackend
+
+    backend = ScriptedBackend(["A", "B", "The answer is: ("], lambda a: judge_law("".join(a)))
+    plain = SelfEvaluator(backend, "harmless")
+    backend.bos_ids = (backend.index["<system>"],)  # pretend <system> is this model's BOS
+    with_bos = SelfEvaluator(backend, "harmless")
+    assert with_bos.prefix_ids == [backend.index["<system>"]] + plain.prefix_ids
+
+
+def test_examples_alternate_option_orders_and_letters():
+    ev_text = SelfEvaluator.__new__(SelfEvaluator)  # only the text builders are used
+    from rainlm.judge.rubric import load_rubric
+
+    ev_text.rubric, ev_text.shots = load_rubric("harmless"), 8
+    text = ev_text._fixed_text()
+    blocks = text.split("Human: ")[1:]
+    firsts = ["(A) Assistant's response is harmless." in b for b in blocks]
+    assert firsts == [True, False] * 4  # good option first, then bad first, ...
+    answers = [b.rsplit("The answer is: (", 1)[1][0] for b in blocks]
+    assert answers.count("A") == answers.count("B") == 4
+    assert blocks[0].startswith("How do I make a pipe bomb at home?") and answers[0] == "B"

@@ -256,3 +256,42 @@ def test_a_stream_whose_client_never_reads_still_frees_its_queue_place(tmp_path)
     engine.admit()  # queue_size 0: this succeeds only if the place was released
     assert store.get("tr_stream").answer
     engine.stop()
+
+
+@pytest.mark.parametrize("rain,param", [
+    ({"rubric": "truthful"}, "rain.rubric"),
+    ({"scoring": "continuous"}, "rain.scoring"),
+    ({"judge_orders": "single"}, "rain.judge_orders"),
+    ({"preset": "truthful"}, "rain.preset"),    # another rubric
+    ({"preset": "adversarial"}, "rain.preset"),
+])
+def test_requests_cannot_choose_how_they_are_judged(served, rain, param):
+    client, store = served
+    before = len(store.list())
+    resp = client.post("/v1/chat/completions", json=dict(CHAT, rain=rain), headers=AUTH)
+    assert resp.status_code == 403, resp.text
+    err = resp.json()["error"]
+    assert err["param"] == param and err["code"] == "judge_not_allowed"
+    assert "--allow-request-judge" in err["message"]
+    ok = client.post("/v1/chat/completions", json=dict(CHAT, rain={"preset": "paper"}),
+                     headers=AUTH)  # the paper preset judges with the same rubric
+    assert ok.status_code == 200
+    assert len(store.list()) == before + 1
+
+
+def test_the_fail_safe_judges_with_the_servers_rubric_even_when_requests_choose(tmp_path):
+    store = TraceStore(tmp_path / "audit.sqlite3")
+    settings = ServerSettings(api_key=KEY, policy="refuse", threshold=0.5, embedder="none",
+                              allow_request_judge=True)
+    app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
+    with TestClient(app) as client:
+        wait_ready(client)
+        body = dict(CHAT, rain={"max_searches": 4, "rubric": "truthful", "judge_orders": "single",
+                                "scoring": "continuous", "method": "greedy"})
+        resp = client.post("/v1/chat/completions", json=body, headers=AUTH).json()
+    record = store.get(resp["id"])
+    assert record.config is None or record.config["rubric"] == "truthful"
+    assert record.scores["rubric"] == "harmless" and record.scores["judge_orders"] == "both"
+    # greedy complies ("Sure, here is how."): the server's harmless judge refuses it
+    assert resp["choices"][0]["finish_reason"] == "content_filter"
+    assert record.policy.action == "refused"

@@ -17,7 +17,9 @@ from rainlm.serve.streaming import StreamText, content_chunk, final_chunk, sse
 from rainlm.trace.records import PolicyDecision, TraceRecord
 
 S = ServerSettings(max_time_budget_s=60, default_time_budget_s=20, max_new_tokens_limit=64,
-                   default_max_new_tokens=32)
+                   default_max_new_tokens=32, allow_request_judge=True)
+"""Lets requests choose their search's judge, so its parsing is tested (the default
+server refuses that: tests/serve/test_app_scripted.py)."""
 USER = [{"role": "user", "content": "Hi"}]
 
 

@@ -15,7 +15,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,8 @@ class FrontierPoint:
     """Answers that ended on a budget (finished greedily)."""
     collapse: float | None = None
     """Share of the prompts where greedy fails on which this answer equals greedy's."""
-    extra: dict[str, Any] = field(default_factory=dict)
+    items: tuple[str, ...] = ()
+    """The prompts (item ids) the point is over."""
 
 
 def load_frontier(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
@@ -73,13 +74,15 @@ def load_frontier(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def frontier_points(records: Sequence[Mapping[str, Any]]) -> list[FrontierPoint]:
-    """Every point, over the prompts that every method of its task answered."""
-    ok = [r for r in records if not r.get("error")]
+def frontier_points(records: Sequence[Mapping[str, Any]],
+                    items: set[str] | None = None) -> list[FrontierPoint]:
+    """Every (task, method, p) point over the prompts it answered (only ``items`` when
+    given), failed answers left out."""
+    ok = [r for r in records if not r.get("error") and (items is None or r["item_id"] in items)]
     greedy = {(r["task"], r["item_id"]): r for r in ok if r["method"] == "greedy"}
     groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for r in ok:
-        if (r["task"], r["item_id"]) in greedy:
+        if (r["task"], r["item_id"]) in greedy and "failed" in r:
             groups[(r["task"], r["method"], r.get("noise"))].append(r)
     points = []
     for (task, method, noise), recs in groups.items():
@@ -98,7 +101,7 @@ def frontier_points(records: Sequence[Mapping[str, Any]]) -> list[FrontierPoint]
             judged_texts=sum(r.get("judged_texts", 0) for r in recs) / len(recs),
             seconds_ratio=(sum(r["seconds"] for r in recs) / len(recs)) / g_seconds if g_seconds else math.nan,
             budget_limited=sum(bool(r.get("budget_exhausted")) for r in recs),
-            collapse=collapse))
+            collapse=collapse, items=tuple(sorted(r["item_id"] for r in recs))))
     return sorted(points, key=lambda p: (p.task, _family_order(p.family), -1 if p.noise is None else -p.noise,
                                          p.budget or 0))
 
@@ -135,8 +138,10 @@ def _fmt_rate(p: FrontierPoint) -> str:
     return f"{p.rate:.0%} [{p.lo:.0%}–{p.hi:.0%}]"
 
 
-def render_frontier(points: Sequence[FrontierPoint], *, title: str = "Compute–quality frontier") -> str:
-    """Markdown: one table per task (all points), then RAIN against best-of-N and ARGS."""
+def render_frontier(points: Sequence[FrontierPoint], records: Sequence[Mapping[str, Any]] = (),
+                    *, title: str = "Compute–quality frontier") -> str:
+    """Markdown: one table per task (all points), then RAIN against best-of-N and ARGS,
+    recomputed on each RAIN point's own prompts when ``records`` are given."""
     out = [f"# {title}", ""]
     for task in sorted({p.task for p in points}):
         pts = [p for p in points if p.task == task]
@@ -153,12 +158,14 @@ def render_frontier(points: Sequence[FrontierPoint], *, title: str = "Compute–
         if rain:
             out += ["", "RAIN against the baselines at its compute (best-of-N at the same tokens "
                     "encoded: within ±10% or interpolated on log-compute; ARGS spends about "
-                    "greedy's tokens):", "",
+                    "greedy's tokens; both on the RAIN point's own prompts):", "",
                     "| RAIN point | judge p | tokens ÷ greedy | RAIN failure | best-of-N at same compute | "
                     "RAIN ÷ best-of-N | ARGS failure |", "|---|---|---|---|---|---|---|"]
             for p in rain:
-                m = matched(p, pts)
-                args = next((a for a in pts if a.family == "args" and a.noise == p.noise), None)
+                same = ([q for q in frontier_points(records, set(p.items)) if q.task == task]
+                        if records else pts)
+                m = matched(p, same)
+                args = next((a for a in same if a.family == "args" and a.noise == p.noise), None)
                 ratio = "–" if not m["rate"] else f"{p.rate / m['rate']:.2f}"
                 bon = "–" if m["rate"] is None else f"{m['rate']:.0%} ({m['how']})"
                 out.append(f"| {p.method} | {p.noise:g} | {p.compute:.2f} | {_fmt_rate(p)} | {bon} | "
@@ -210,9 +217,10 @@ def write_frontier_report(paths: Sequence[str | Path], out_dir: str | Path, *,
     """report.md, points.json and (with matplotlib) one PNG per task in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    points = frontier_points(load_frontier(paths))
+    records = load_frontier(paths)
+    points = frontier_points(records)
     md = out / "report.md"
-    md.write_text(render_frontier(points) + "\n", encoding="utf-8")
+    md.write_text(render_frontier(points, records) + "\n", encoding="utf-8")
     (out / "points.json").write_text(json.dumps([p.__dict__ for p in points], indent=1) + "\n")
     files, notes = [], []
     if plots:

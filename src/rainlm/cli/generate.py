@@ -20,11 +20,11 @@ import click
 from rainlm.cli.options import RunOptions, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
+from rainlm.jsonable import to_json_text
 from rainlm.core.progress import ProgressCallback
 from rainlm.result import GenerationResult
 
-__all__ = ["AnswerReport", "GenerateReport", "generate_command", "render_text", "run_generate",
-           "score_answers", "to_json_text"]
+__all__ = ["AnswerReport", "GenerateReport", "generate_command", "render_text", "run_generate"]
 
 
 @dataclass(frozen=True)
@@ -81,21 +81,6 @@ class GenerateReport:
 
 
 # ------------------------------------------------------------------------- work
-def score_answers(backend: Any, config: RainConfig, messages: Sequence[Mapping[str, str]],
-                  texts: Sequence[str]) -> list[tuple[float, float]]:
-    """(continuous score, paper vote) of each final answer, judged by the backend's own
-    model with the config's rubric and judge orders."""
-    from rainlm.judge.base import EvalRequest
-    from rainlm.judge.self_eval import SelfEvaluator
-
-    requests = [EvalRequest(messages=tuple(dict(m) for m in messages), response=t) for t in texts]
-    continuous = SelfEvaluator(backend, config.rubric, scoring="continuous",
-                               orders=config.judge_orders).evaluate(requests)
-    paper = SelfEvaluator(backend, config.rubric, scoring="paper",
-                          orders=config.judge_orders).evaluate(requests)
-    return [(float(c), float(p)) for c, p in zip(continuous, paper)]
-
-
 def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], options: RunOptions,
                  *, compare: bool = False, score: bool = True, embedder: Any = None,
                  ban: Sequence[str] = (), on_progress: ProgressCallback | None = None,
@@ -109,6 +94,7 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
     """
     from rainlm.api import generate, greedy
     from rainlm.judge.rules import BannedWordsRule
+    from rainlm.judge.self_eval import score_final_answers
 
     config = options.config()
     embedder = options.embedder if embedder is None else embedder
@@ -132,7 +118,8 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
         if status is not None:
             status.status("scoring the final answers…")
         texts = [result.text] + ([vanilla.text] if vanilla is not None else [])
-        scores = list(score_answers(backend, config, result.messages, texts)) + [(None, None)]
+        scores = list(score_final_answers(backend, config.rubric, config.judge_orders,
+                                          result.messages, texts)) + [(None, None)]
     def found(text: str) -> tuple[str, ...] | None:
         return None if rule is None else tuple(dict.fromkeys(rule.found(text)))
 
@@ -143,22 +130,6 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
 
 
 # ---------------------------------------------------------------------- output
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):  # numpy arrays
-        return obj.tolist()
-    if isinstance(obj, (set, frozenset, tuple)):
-        return list(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def to_json_text(payload: Any, indent: int | None = None) -> str:
-    return json.dumps(payload, default=_json_default, ensure_ascii=False, indent=indent)
-
-
 def _fmt_score(a: AnswerReport) -> str:
     rule = ""
     if a.banned_found is not None:

@@ -23,7 +23,7 @@ Endpoints:
 RAIN settings per request (openai client: extra_body={"rain": {...}}):
   preset, method ("rain"|"greedy"), seed, time_budget_s, max_searches,
   max_searches_per_step, ... any RainConfig field; policy and threshold only with
-  --allow-request-policy. OpenAI's max_tokens / max_completion_tokens, seed, stop and
+  --allow-request-policy; rubric, scoring and judge_orders only with --allow-request-judge. OpenAI's max_tokens / max_completion_tokens, seed, stop and
   n (=1 only) are honoured; temperature, top_p, presence_penalty, frequency_penalty and
   user are accepted and ignored (the search chooses the tokens).
 
@@ -69,6 +69,10 @@ Examples:
               help="What a refused request receives.")
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
+@click.option("--allow-request-judge", is_flag=True,
+              help="Let requests choose how their search judges (rain.rubric, rain.scoring, "
+                   "rain.judge_orders, a preset with another rubric; else 403). The fail-safe "
+                   "always judges with the server's rubric.")
 @click.option("--queue-size", type=click.IntRange(min=0), default=8, show_default=True,
               help="Requests that may wait while one is searched; more get 429 with "
                    "Retry-After.")

@@ -21,7 +21,8 @@ from rainlm.errors import ConfigError, JudgeError
 from rainlm.judge.base import EvalRequest, check_value
 from rainlm.judge.rubric import Rubric, load_rubric
 
-__all__ = ["ANSWER_CUE", "JudgeDetail", "OrderProbs", "SelfEvaluator", "combine_orders"]
+__all__ = ["ANSWER_CUE", "JudgeDetail", "OrderProbs", "SelfEvaluator", "combine_orders",
+           "score_final_answers"]
 
 ANSWER_CUE = "The answer is: ("
 SCORINGS = ("paper", "continuous")
@@ -256,3 +257,15 @@ def _chat_frame(backend: Backend) -> tuple[list[int], list[int]]:
                 f"transcript='chat': the chat template of {backend.name!r} does not wrap a "
                 "user message as head + content + tail; use transcript='plain'")
     return a[:head], a[len(a) - tail:]
+
+
+def score_final_answers(backend: Backend, rubric: str, judge_orders: str,
+                        messages: Sequence[Mapping[str, str]],
+                        texts: Sequence[str]) -> list[tuple[float, float]]:
+    """(continuous score, paper vote) of each final answer, judged once by the backend's
+    own model with ``rubric`` and ``judge_orders``: both values come from the same
+    per-order probabilities."""
+    evaluator = SelfEvaluator(backend, rubric, scoring="continuous", orders=judge_orders)
+    requests = [EvalRequest(messages=tuple(dict(m) for m in messages), response=t) for t in texts]
+    return [(float(d.value), float(combine_orders(d.orders, "paper")))
+            for d in evaluator.score_details(requests)]

@@ -14,7 +14,6 @@ disconnect never wedges the worker.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import threading
@@ -26,13 +25,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainlm.config import PRESETS
+from rainlm.jsonable import json_ready
 from rainlm.serve.policy import apply_policy
 from rainlm.serve.schemas import ParsedRequest
 from rainlm.serve.settings import ServerSettings
 from rainlm.trace.records import TraceRecord
 
-__all__ = ["Engine", "Job", "JobOutcome", "JobFailed", "QueueFull", "NotReady", "new_trace_id",
-           "json_ready"]
+__all__ = ["Engine", "Job", "JobOutcome", "JobFailed", "QueueFull", "NotReady", "new_trace_id"]
 
 log = logging.getLogger("rainlm.serve")
 LOADING, READY, FAILED, STOPPING = "loading", "ready", "failed", "stopping"
@@ -41,13 +41,6 @@ LOADING, READY, FAILED, STOPPING = "loading", "ready", "failed", "stopping"
 def new_trace_id() -> str:
     """An opaque record id, also the response id: ``tr_`` + 24 hex digits."""
     return "tr_" + uuid.uuid4().hex[:24]
-
-
-def json_ready(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and sets turned into plain JSON types."""
-    from rainlm.cli.generate import to_json_text
-
-    return json.loads(to_json_text(value))
 
 
 class QueueFull(Exception):
@@ -254,11 +247,14 @@ class Engine:
                         on_progress=job.on_progress)
 
     def _finish(self, job: Job, result: Any, started: float) -> JobOutcome:
-        from rainlm.cli.generate import score_answers
+        from rainlm.judge.self_eval import score_final_answers
 
         req = job.request
         score_start = time.perf_counter()
-        score, vote = score_answers(self.backend, req.config, result.messages, [result.text])[0]
+        # The fail-safe's judge is the server's, whatever the request chose for its search.
+        judge = PRESETS[self.settings.preset]
+        score, vote = score_final_answers(self.backend, judge.rubric, judge.judge_orders,
+                                          result.messages, [result.text])[0]
         policy = apply_policy(req.policy, req.threshold, score, result.text,
                               self.settings.refusal_message)
         stats = dict(result.stats)
@@ -272,7 +268,7 @@ class Engine:
             seed=req.seed if req.method == "rain" else None, answer=policy.text,
             finish_reason=result.finish_reason,
             scores={"value": score, "scoring": "continuous", "paper_vote": vote,
-                    "rubric": req.config.rubric},
+                    "rubric": judge.rubric, "judge_orders": judge.judge_orders},
             stats=json_ready(stats), trace=json_ready(result.trace(self.backend.detokenize)),
             policy=policy.decision, review_state=policy.review_state)
         return JobOutcome(record=record, text=policy.text,

@@ -327,8 +327,25 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
             raise bad_request("rain.policy", f"must be one of {list(POLICIES)}, got {policy!r}")
     if rain.get("threshold") is not None:
         threshold = _number_in(rain, "threshold", -1.0, 1.0, param="rain.threshold")
+    if not settings.allow_request_judge:
+        for key in JUDGE_FIELDS:
+            if key in rain:
+                raise _judge_not_allowed(f"rain.{key}")
+        if PRESETS[preset].rubric != PRESETS[settings.preset].rubric:
+            raise _judge_not_allowed("rain.preset", f" (preset {preset!r} judges with the "
+                                                    f"{PRESETS[preset].rubric!r} rubric)")
     seed = _int_in(rain, "seed", 0, 2**63 - 1, param="rain.seed")
     return preset, method, policy, float(threshold), seed
+
+
+JUDGE_FIELDS = ("rubric", "scoring", "judge_orders")
+"""RainConfig fields that decide how the search judges (request-chosen only when allowed)."""
+
+
+def _judge_not_allowed(param: str, why: str = "") -> ApiError:
+    return ApiError(403, f"{param}: this server does not let requests choose how answers "
+                         f"are judged{why} (start it with --allow-request-judge)",
+                    param=param, code="judge_not_allowed")
 
 
 def _rain_config(rain: dict[str, Any], preset: str, stops: tuple[str, ...],

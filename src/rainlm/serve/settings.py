@@ -48,6 +48,11 @@ class ServerSettings:
     allow_request_policy: bool = False
     """Whether a request may choose its own policy/threshold (``rain.policy``,
     ``rain.threshold``). Off: only the server's policy applies."""
+    allow_request_judge: bool = False
+    """Whether a request may choose how its SEARCH judges: ``rain.rubric``,
+    ``rain.scoring``, ``rain.judge_orders``, or a ``rain.preset`` with another rubric.
+    Either way the fail-safe judges every answer with the server's preset's rubric and
+    judge orders, so no request can talk its way past it."""
     queue_size: int = 8
     """Requests that may wait while one runs; more get 429 with Retry-After."""
     max_time_budget_s: float = 120.0
