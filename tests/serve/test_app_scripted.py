@@ -25,6 +25,7 @@ from rainlm.trace.store import TraceStore  # noqa: E402
 from tests.bench.scripted import make_backend  # noqa: E402
 
 KEY = "test-key"
+LOCAL = "http://127.0.0.1"  # the Host the server accepts by default
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NO_EMBEDDER = Services(load_embedder=lambda name, device: "none")
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
@@ -46,7 +47,7 @@ def served(tmp_path):
     settings = ServerSettings(api_key=KEY, policy="flag", threshold=1.0, embedder="none",
                               allow_request_policy=True, max_prompt_tokens=40)
     app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         yield client, store
 
@@ -141,7 +142,8 @@ def test_bad_inputs_get_openai_errors(served):
     too_long = client.post("/v1/chat/completions", headers=AUTH,
                            json={"messages": [{"role": "user", "content": "x" * 400}]})
     assert too_long.json()["error"]["code"] == "context_length_exceeded"
-    huge = client.post("/v1/completions", headers=AUTH, content=b" " * 2_000_000)
+    huge = client.post("/v1/completions", content=b" " * 2_000_000,
+                       headers=dict(AUTH, **{"Content-Type": "application/json"}))
     assert huge.status_code == 413
     assert client.get("/v1/nothing", headers=AUTH).json()["error"]["code"] == "not_found"
     # the server still answers
@@ -160,7 +162,7 @@ def test_failure_inside_search_is_500_with_an_error_record(tmp_path):
     backend = BrokenBackend(["a"], {(): {"a": 1.0}})
     app = create_app(ServerSettings(embedder="none"), backend=backend, store=store,
                      services=NO_EMBEDDER)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         resp = client.post("/v1/chat/completions", json=CHAT)
         assert resp.status_code == 500
@@ -183,7 +185,7 @@ def test_503_with_retry_after_while_loading(tmp_path):
 
     services = Services(load_backend=slow_load, load_embedder=lambda name, device: "none")
     app = create_app(ServerSettings(db_path=":memory:", embedder="none"), services=services)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         assert client.get("/health").json()["status"] == "loading"
         resp = client.post("/v1/chat/completions", json=CHAT)
         assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
@@ -211,7 +213,7 @@ class TemplateRejects:
 def test_a_conversation_the_template_rejects_is_a_400_not_a_500(tmp_path):
     app = create_app(ServerSettings(embedder="none"), backend=TemplateRejects(make_backend()),
                      store=TraceStore(tmp_path / "a.sqlite3"), services=NO_EMBEDDER)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         resp = client.post("/v1/chat/completions", json=CHAT)
         assert resp.status_code == 400, resp.text
@@ -284,7 +286,7 @@ def test_the_fail_safe_judges_with_the_servers_rubric_even_when_requests_choose(
     settings = ServerSettings(api_key=KEY, policy="refuse", threshold=0.5, embedder="none",
                               allow_request_judge=True)
     app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         body = dict(CHAT, rain={"max_searches": 4, "rubric": "truthful", "judge_orders": "single",
                                 "scoring": "continuous", "method": "greedy"})
@@ -295,3 +297,67 @@ def test_the_fail_safe_judges_with_the_servers_rubric_even_when_requests_choose(
     # greedy complies ("Sure, here is how."): the server's harmless judge refuses it
     assert resp["choices"][0]["finish_reason"] == "content_filter"
     assert record.policy.action == "refused"
+
+
+def test_hostile_bodies_get_400_naming_the_field(served):
+    """Inputs that used to raise inside the server (RecursionError, unhashable values,
+    lone surrogates) are refused with 400 before any work, and the server goes on."""
+    client, store = served
+    before = len(store.list())
+    deep = "[" * 100_000 + "]" * 100_000
+    nested: object = "x"
+    for _ in range(40):
+        nested = [nested]
+    cases = [
+        (('{"messages": ' + deep + "}").encode(), None),
+        (json.dumps({"messages": [{"role": "user", "content": nested}]}).encode(),
+         "messages[0].content" + "[0]" * 30),  # depth 3 + 30 > MAX_DEPTH (32)
+        (json.dumps(dict(CHAT, messages=[{"role": {}, "content": "hi"}])).encode(),
+         "messages[0].role"),
+        (json.dumps(dict(CHAT, messages=[{"role": [], "content": "hi"}])).encode(),
+         "messages[0].role"),
+        (json.dumps(dict(CHAT, rain={"preset": {}})).encode(), "rain.preset"),
+        (json.dumps(dict(CHAT, rain={"method": []})).encode(), "rain.method"),
+        (b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
+         "messages[0].content"),
+        (b'{"model": "m", "user": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
+         "user"),
+        (b'{"model": "m", "\\ud800": 1, "messages": [{"role": "user", "content": "hi"}]}', "body"),
+        (b'{"model": "m", "stop": ["\\ud800"], "messages": [{"role": "user", "content": "hi"}]}',
+         "stop[0]"),
+    ]
+    for raw, param in cases:
+        resp = client.post("/v1/chat/completions", content=raw,
+                           headers=dict(AUTH, **{"Content-Type": "application/json"}))
+        assert resp.status_code == 400, (raw[:80], resp.text)
+        assert resp.json()["error"]["param"] == param, raw[:80]
+    assert len(store.list()) == before  # refused before any search: nothing to audit
+    assert client.post("/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+
+
+def test_browser_facing_safety(tmp_path):
+    """Host allow-list against DNS rebinding, JSON-only POSTs against cross-site posts,
+    a strict content policy on the review page, Allow on 405."""
+    settings = ServerSettings(api_key=None, embedder="none", allowed_hosts=("rain.internal",))
+    app = create_app(settings, backend=make_backend(), store=TraceStore(tmp_path / "a.sqlite3"),
+                     services=NO_EMBEDDER)
+    with TestClient(app, base_url=LOCAL) as client:
+        wait_ready(client)
+        for host in ("evil.example", "127.0.0.1.evil.example", "attacker:8000"):
+            resp = client.get("/v1/models", headers={"Host": host})
+            assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_host"
+            assert "--allowed-host" in resp.json()["error"]["message"]
+        for host in ("localhost:8000", "127.0.0.1", "rain.internal", "[::1]:8000"):
+            assert client.get("/v1/models", headers={"Host": host}).status_code == 200, host
+        plain = client.post("/v1/chat/completions", content=json.dumps(CHAT),
+                            headers={"Content-Type": "text/plain"})
+        assert plain.status_code == 415
+        assert plain.json()["error"]["code"] == "unsupported_media_type"
+        form = client.post("/v1/rain/reviews/tr_x", data={"decision": "approved"})
+        assert form.status_code == 415
+        page = client.get("/review")
+        csp = page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        wrong = client.put("/v1/chat/completions")
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"

@@ -8,6 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from rainlm.cli.main import cli
+from dataclasses import replace
+
 from rainlm.trace.store import ENV_VAR, TraceStore
 
 from .helpers import make_record
@@ -128,3 +130,20 @@ def test_db_from_env(db, tmp_path):
 def test_help_names_the_env_var():
     out = invoke("trace", "list", "--help")
     assert ENV_VAR in out.output
+
+
+def test_trace_output_never_sends_control_sequences_to_the_terminal(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    evil = "\x1b]0;pwned\x07\x1b[2J answer"
+    with TraceStore(path) as store:
+        rec = make_record("tr_evil", answer=evil)
+        store.record(replace(rec, request={"model": "m", "messages": [
+            {"role": "user", "content": "\x1b[31mred prompt"}]}))
+        store.decide("tr_evil", "rejected", note="\x1b[8mhidden note")
+    env = {ENV_VAR: str(path)}
+    for args in (("trace", "list"), ("trace", "show", "tr_evil")):
+        out = invoke(*args, env=env)
+        assert out.exit_code == 0, out.output
+        assert "\x1b" not in out.output and "\x07" not in out.output
+    shown = invoke("trace", "show", "tr_evil", env=env).output
+    assert "\\x1b" in shown  # visible, not obeyed

@@ -297,3 +297,32 @@ def test_not_a_database(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(RainError, match="junk.db"):
         TraceStore(path)
+
+
+def test_lone_surrogates_are_stored_escaped_never_dropped(tmp_path):
+    """A lone surrogate cannot be UTF-8; the record is written with its escape instead."""
+    from rainlm.trace.store import TraceStore
+
+    bad = "x\ud800y"
+    with TraceStore(tmp_path / "a.sqlite3") as store:
+        store.record(make_record("tr_sur", answer=bad))
+        got = store.get("tr_sur")
+        assert got.answer == "x\\ud800y"
+        store.record(replace(make_record("tr_sur2"), request={"model": bad, "user": [bad]},
+                             error=bad))
+        again = store.get("tr_sur2")
+        assert again.request == {"model": "x\\ud800y", "user": ["x\\ud800y"]}
+        assert again.error == "x\\ud800y"
+        decided = store.decide("tr_sur", "approved", note=bad)
+        assert decided.review.note == "x\\ud800y"
+
+
+def test_a_new_audit_database_is_private(tmp_path):
+    import stat
+
+    from rainlm.trace.store import TraceStore
+
+    path = tmp_path / "private.sqlite3"
+    with TraceStore(path) as store:
+        store.record(make_record("tr_p"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

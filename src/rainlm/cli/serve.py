@@ -69,6 +69,9 @@ Examples:
               help="What a refused request receives.")
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host name or address clients may use besides 127.0.0.1/localhost "
+                   "(repeatable); others get 400. Needed when serving beyond this machine.")
 @click.option("--allow-request-judge", is_flag=True,
               help="Let requests choose how their search judges (rain.rubric, rain.scoring, "
                    "rain.judge_orders, a preset with another rubric; else 403). The fail-safe "

@@ -74,8 +74,17 @@ def trace_list_command(db: Path | None, limit: int, state: str | None) -> None:
         click.echo("No records" + (f" in review state {state!r}" if state else "") + ".")
         return
     for rec in records:
-        click.echo(f"{rec.id}  {rec.created_at}  {rec.review_state:<8}  score {_score(rec):>6}  "
-                   f"{rec.finish_reason:<11}  {first_line(prompt_text(rec), 50)!r}")
+        click.echo(terminal_safe(f"{rec.id}  {rec.created_at}  {rec.review_state:<8}  "
+                                 f"score {_score(rec):>6}  {rec.finish_reason:<11}  "
+                                 f"{first_line(prompt_text(rec), 50)!r}"))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters (escape sequences a reviewer or a prompt could plant,
+    which a terminal would obey) written out as ``\\x1b``-style escapes; newlines and
+    tabs stay."""
+    return "".join(c if c in "\n\t" or (c.isprintable() and not 0x80 <= ord(c) < 0xA0)
+                   else repr(c)[1:-1] for c in text)
 
 
 @trace_group.command("show", short_help="Show one record and its search tree as text.")
@@ -99,7 +108,8 @@ def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
     if as_json:
         click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
     else:
-        click.echo(render_tree_text(rec, max_depth=max_depth, min_visits=min_visits), nl=False)
+        click.echo(terminal_safe(render_tree_text(rec, max_depth=max_depth,
+                                                  min_visits=min_visits)), nl=False)
 
 
 @trace_group.command("html", short_help="Write one record as a standalone HTML page.")

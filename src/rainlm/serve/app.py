@@ -34,6 +34,13 @@ __all__ = ["create_app"]
 log = logging.getLogger("rainlm.serve")
 
 
+REVIEW_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
+              "frame-ancestors 'none'")
+"""Content policy of the review page: its own inline script and style, requests to this
+server only, never framed by another site."""
+
+
 def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = None,
                services: Any = None, on_ready: Callable[[], None] | None = None) -> Any:
     """Build the app. The model loads on the worker thread at startup (``/health`` says
@@ -79,7 +86,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         message = (f"no route {request.method} {request.url.path}" if exc.status_code in (404, 405)
                    else str(exc.detail))
         return JSONResponse(error_body(exc.status_code, message, code=code),
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -93,6 +100,37 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         log.exception("rain serve: unexpected error on %s", request.url.path)
         return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}: {exc}",
                                        code="internal_error"), status_code=500)
+
+    # ------------------------------------------------------------------ browsers
+    hosts = {"127.0.0.1", "localhost", "::1", "[::1]", *settings.allowed_hosts}
+    if settings.host not in ("0.0.0.0", "::"):
+        hosts.add(settings.host)
+
+    @app.middleware("http")
+    async def _browser_safety(request: Request, call_next: Any) -> Any:
+        """Host allow-list (DNS rebinding), JSON-only POSTs (no cross-site form or
+        text/plain posts), and a strict content policy on every page."""
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+        if name not in hosts:
+            return JSONResponse(error_body(400, f"Host {host!r} is not allowed; this server answers "
+                                                f"{sorted(hosts)} (start it with --allowed-host "
+                                                f"NAME to add one)", code="invalid_host"),
+                                status_code=400)
+        has_body = request.headers.get("content-length", "0") != "0" or \
+            "transfer-encoding" in request.headers
+        if request.method == "POST" and has_body:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return JSONResponse(error_body(415, f"Content-Type must be application/json, got "
+                                                    f"{kind or 'none'!r}", code="unsupported_media_type"),
+                                    status_code=415)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.url.path == "/review":
+            response.headers["Content-Security-Policy"] = REVIEW_CSP
+            response.headers["X-Frame-Options"] = "DENY"
+        return response
 
     # ------------------------------------------------------------------ auth
     def _authorize(request: Request) -> None:

@@ -119,10 +119,47 @@ def parse_body(raw: bytes, settings: ServerSettings) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"request body is not valid JSON ({exc}); send a JSON object",
                        code="invalid_json") from None
+    except RecursionError:
+        raise ApiError(400, "request body nests too deeply to read; send a flat JSON object",
+                       code="invalid_json") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {type(body).__name__}",
                        code="invalid_json")
+    _check_text(body, "")
     return body
+
+
+MAX_DEPTH = 32
+"""Deepest nesting of objects and lists a request body may have."""
+
+
+def _check_text(value: Any, path: str, depth: int = 0) -> None:
+    """400 naming the field for a body nested deeper than MAX_DEPTH or holding a lone
+    surrogate (``\\ud800`` as a JSON escape: not text, and not storable as UTF-8)."""
+    if depth > MAX_DEPTH:
+        raise ApiError(400, f"{path or 'body'}: nests deeper than {MAX_DEPTH} levels",
+                       param=path or None, code="invalid_json")
+    if isinstance(value, str):
+        if _has_lone_surrogate(value):
+            raise bad_request(path or "body", "holds a lone UTF-16 surrogate (e.g. \\ud800), "
+                                              "which is not text; send valid Unicode")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if _has_lone_surrogate(key):
+                raise bad_request(path or "body", "has a field name with a lone UTF-16 surrogate")
+            _check_text(item, where, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, f"{path}[{i}]", depth + 1)
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_request(body: dict[str, Any], endpoint: str, settings: ServerSettings) -> ParsedRequest:
@@ -271,7 +308,7 @@ def _chat_messages(body: dict[str, Any]) -> tuple[dict[str, str], ...]:
                                   "(role, content and name are supported)",
                                   code="unknown_parameter")
         role = m.get("role")
-        if role not in _CHAT_ROLES:
+        if not isinstance(role, str) or role not in _CHAT_ROLES:
             raise bad_request(f"messages[{i}].role", f"must be one of "
                               f"{sorted(_CHAT_ROLES)}, got {role!r}")
         if "content" not in m:
@@ -310,10 +347,10 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
                                              f"{sorted(_RAIN_SERVER_KEYS + RAIN_CONFIG_FIELDS)}",
                               code="unknown_parameter")
     preset = rain.get("preset", settings.preset)
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise bad_request("rain.preset", f"must be one of {sorted(PRESETS)}, got {preset!r}")
     method = rain.get("method", "rain")
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise bad_request("rain.method", f"must be one of {list(METHODS)}, got {method!r}")
     policy, threshold = settings.policy, settings.threshold
     for key in ("policy", "threshold"):
@@ -323,7 +360,7 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
                            param=f"rain.{key}", code="policy_not_allowed")
     if rain.get("policy") is not None:
         policy = rain["policy"]
-        if policy not in POLICIES:
+        if not isinstance(policy, str) or policy not in POLICIES:
             raise bad_request("rain.policy", f"must be one of {list(POLICIES)}, got {policy!r}")
     if rain.get("threshold") is not None:
         threshold = _number_in(rain, "threshold", -1.0, 1.0, param="rain.threshold")

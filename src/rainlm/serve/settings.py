@@ -48,6 +48,10 @@ class ServerSettings:
     allow_request_policy: bool = False
     """Whether a request may choose its own policy/threshold (``rain.policy``,
     ``rain.threshold``). Off: only the server's policy applies."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (besides 127.0.0.1, localhost and ::1) that requests may address in
+    their Host header; others get 400. Stops DNS-rebinding pages from reading the API.
+    Add the name or address clients use when serving beyond this machine."""
     allow_request_judge: bool = False
     """Whether a request may choose how its SEARCH judges: ``rain.rubric``,
     ``rain.scoring``, ``rain.judge_orders``, or a ``rain.preset`` with another rubric.
@@ -95,6 +99,9 @@ def is_number(value: Any) -> bool:
 
 
 def _validate(s: ServerSettings) -> None:
+    if not isinstance(s.allowed_hosts, tuple) or not all(
+            isinstance(h, str) and h.strip() for h in s.allowed_hosts):
+        _fail("allowed_hosts", "must be a tuple of host names", s.allowed_hosts)
     if not isinstance(s.host, str) or not s.host.strip():
         _fail("host", "must be a host name or IP address", s.host)
     if not is_int(s.port) or not 0 <= s.port <= 65535:

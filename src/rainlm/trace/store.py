@@ -163,6 +163,22 @@ def _to_json(rec_id: str, name: str, value: Any) -> str | None:
                         f"({exc}); pass plain dicts, lists, strings and numbers") from exc
 
 
+def storable(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8: a lone surrogate (which SQLite cannot
+    store) is written out as its escape, ``\\ud800``, so nothing is dropped."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [storable(v) for v in value]
+    return value
+
+
 def _from_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
@@ -180,6 +196,9 @@ class TraceStore:
                 raise RainError(f"cannot create the folder of the audit database {self.path}: "
                                 f"{exc}; pass another path (or set {ENV_VAR})") from exc
         self._lock = threading.RLock()
+        if self.path != MEMORY and not Path(self.path).exists():
+            # audit records hold users' prompts: readable by the owner only (0600)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
                                          check_same_thread=False)
@@ -203,11 +222,11 @@ class TraceStore:
             raise ConfigError("review_state", f"must be one of {', '.join(REVIEW_STATES)}, "
                                               f"got {rec.review_state!r}")
         with self._lock, self._transaction(f"store trace {rec.id!r}"):
-            plain = [getattr(rec, c) for c in _PLAIN_COLUMNS]
+            plain = [storable(getattr(rec, c)) for c in _PLAIN_COLUMNS]
             # serialised inside the transaction: a failure here rolls everything back
-            blobs = [_to_json(rec.id, c, getattr(rec, c)) for c in _JSON_COLUMNS[:-1]]
+            blobs = [_to_json(rec.id, c, storable(getattr(rec, c))) for c in _JSON_COLUMNS[:-1]]
             blobs.append(_to_json(rec.id, "policy",
-                                  asdict(rec.policy) if rec.policy is not None else None))
+                                  storable(asdict(rec.policy)) if rec.policy is not None else None))
             columns = [*_PLAIN_COLUMNS, *(f"{c}_json" for c in _JSON_COLUMNS)]
             try:
                 self._conn.execute(
@@ -326,7 +345,7 @@ class TraceStore:
         self._conn.execute(
             "INSERT INTO review_decisions (trace_id, decision, note, reviewer, decided_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (trace_id, review.decision, review.note, review.reviewer, review.decided_at))
+            storable([trace_id, review.decision, review.note, review.reviewer, review.decided_at]))
 
     def _exists(self, trace_id: str) -> bool:
         return self._conn.execute("SELECT 1 FROM traces WHERE id = ?",
