@@ -227,3 +227,42 @@ def test_secure_child_by_hand():
     empty = Tree.new()
     empty.add_child(ROOT, (5,), 1.0, 1.0)
     assert secure_child(empty, ROOT) is None and commit_choice(empty, ROOT, "secure") == 1
+
+
+# ------------------------------------------------------------------ deadline inside a pass
+class SlowBackend(ScriptedBackend):
+    """Each call takes ``delay`` seconds (a slow model): at least that, never less."""
+
+    delay = 0.3
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        import time
+
+        time.sleep(self.delay)
+        return super().next_logprobs(contexts, top_k=top_k)
+
+
+def test_the_time_budget_stops_a_pass_before_its_next_call():
+    """Budget 0.1 s, every call 0.3 s: the first call starts in time and ends after the
+    deadline, so no further call starts — however many candidates the config asks for."""
+    backend = SlowBackend(WORDS, lambda a: {w: 1.0 for w in WORDS} if len(a) < 30 else {"<eos>": 1.0})
+    cfg = RainConfig.preset("paper", token_set_lengths=(16,), num_candidates=50,
+                            time_budget_s=0.1, budget_fallback="truncate")
+    res = generate(backend, PROMPT, cfg, evaluator=harm_judge, embedder="none", seed=0,
+                   max_new_tokens=32)
+    assert backend.counters.forward_calls == 1
+    assert res.stats["passes_cut_by_deadline"] == 1 and res.stats["searches"] == 0
+    assert res.finish_reason == "time_budget" and res.stats["budget_exhausted"]
+
+
+def test_a_deadline_in_the_past_stops_calls_before_they_reach_the_backend():
+    from rainlm.core.model_calls import DeadlineReached
+
+    backend = _uniform_backend()
+    calls = ModelCalls(backend, SearchStats())
+    calls.deadline = 0.0  # long past
+    with pytest.raises(DeadlineReached):
+        calls.next_dists([[1, 2, 3]])
+    assert backend.counters.forward_calls == 0
+    calls.deadline = None
+    assert len(calls.next_dists([[1, 2, 3]])) == 1

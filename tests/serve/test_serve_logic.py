@@ -214,3 +214,27 @@ def test_stream_text_finish_when_final_differs():
     st = StreamText()
     st.update("Hello world")
     assert st.finish("Hello") == ""  # cannot recall; nothing more sent
+
+
+@pytest.mark.parametrize("rain,param", [
+    ({"num_candidates": 400}, "rain.num_candidates"),
+    ({"candidate_draws": 33}, "rain.candidate_draws"),
+    ({"single_token_top_k": 100}, "rain.single_token_top_k"),
+    ({"parallel_leaves": 64}, "rain.parallel_leaves"),
+    ({"token_set_lengths": [16, 17]}, "rain.token_set_lengths"),
+    ({"max_total_searches": 100000}, "rain.max_total_searches"),
+    ({"max_searches": 257}, "rain.max_searches"),
+])
+def test_cost_knobs_are_bounded_by_the_server(rain, param):
+    status, got = param_of({"model": "m", "messages": USER, "rain": rain})
+    assert (status, got) == (400, param)
+    roomy = ServerSettings(max_candidates=500, max_token_set_length=32,
+                           max_searches_limit=10**6, allow_request_judge=True)
+    parse_request({"model": "m", "messages": USER, "rain": rain}, CHAT, roomy)  # accepted
+
+
+def test_numeric_knobs_are_validated_to_sane_ranges():
+    for rain in ({"simulation_temperature": 5e-324}, {"candidate_temperature": 0},
+                 {"c_puct": float("nan")}):
+        status, got = param_of({"model": "m", "messages": USER, "rain": rain})
+        assert status == 400 and got == f"rain.{next(iter(rain))}"

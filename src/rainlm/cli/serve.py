@@ -69,6 +69,16 @@ Examples:
               help="What a refused request receives.")
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
+@click.option("--max-candidates", type=click.IntRange(min=1), default=32, show_default=True,
+              metavar="N", help="Largest candidate count a request may set (num_candidates, "
+                                "candidate_draws, top-k sizes, widening, parallel_leaves).")
+@click.option("--max-token-set-length", type=click.IntRange(min=1), default=16,
+              show_default=True, metavar="TOKENS",
+              help="Longest token set a request may ask for (rain.token_set_lengths).")
+@click.option("--max-searches-limit", type=click.IntRange(min=1), default=256,
+              show_default=True, metavar="N",
+              help="Largest search count a request may set (max_searches, "
+                   "max_total_searches, ...).")
 @click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A Host name or address clients may use besides 127.0.0.1/localhost "
                    "(repeatable); others get 400. Needed when serving beyond this machine.")

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from rainlm.core.greedy import greedy_continue
+from rainlm.core.model_calls import DeadlineReached
 from rainlm.core.parallel import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, run_pass
@@ -45,7 +46,7 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
     deadline = None if cfg.time_budget_s is None else time.perf_counter() + cfg.time_budget_s
-    ctx.deadline = deadline
+    ctx.deadline = ctx.calls.deadline = deadline
     steps: list[StepRecord] = []
     while True:
         reason = finish_reason(ctx)
@@ -90,11 +91,15 @@ def search_step(ctx: SearchContext, deadline: float | None,
     while done < budget:
         if deadline is not None and time.perf_counter() >= deadline:
             return done, False, True
-        if cfg.search_mode == "parallel":
-            done += run_round(ctx, min(cfg.parallel_leaves, budget - done))
-        else:
-            run_pass(ctx)
-            done += 1
+        try:
+            if cfg.search_mode == "parallel":
+                done += run_round(ctx, min(cfg.parallel_leaves, budget - done))
+            else:
+                run_pass(ctx)
+                done += 1
+        except DeadlineReached:  # the pass stopped before its next call: nothing backed up
+            ctx.stats.passes_cut_by_deadline += 1
+            return done, False, True
         emit_progress(ctx, on_progress, start)
         if early_stop(ctx):
             ctx.stats.early_stops += 1
@@ -196,6 +201,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     answer = ctx.answer_tokens(tree.root)
     reason = finish_reason(ctx)
     tail = 0
+    ctx.calls.deadline = None  # the fallback is the budget's way out, not searched
     if reason is None and ctx.config.budget_fallback == "greedy":
         before = len(answer)
         greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from rainlm.backends.base import Backend
 from rainlm.backends.distribution import TokenDistribution
 from rainlm.core.stats import SearchStats
+
+
+class DeadlineReached(Exception):
+    """The time budget ran out; raised before a model or judge call that would start
+    after it, so a search pass stops within one call of its deadline."""
 
 
 class ModelCalls:
@@ -21,12 +27,20 @@ class ModelCalls:
         self.backend = backend
         self.stats = stats
         self.batched = batched
+        self.deadline: float | None = None
+        """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
+
+    def check_deadline(self) -> None:
+        """DeadlineReached when the deadline has passed."""
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            raise DeadlineReached()
 
     def next_dists(self, contexts: Sequence[Sequence[int]], *,
                    top_k: int | None = None) -> list[TokenDistribution]:
         """One distribution per context (each context is prompt + answer token ids)."""
         if not contexts:
             return []
+        self.check_deadline()
         self.stats.model_contexts += len(contexts)
         if self.batched:
             self.stats.model_calls += 1

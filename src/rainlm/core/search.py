@@ -150,6 +150,7 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[f
     cached = [req.key in ctx.eval_cache for req in requests]
     todo = list({req.key: req for req, hit in zip(requests, cached) if not hit}.values())
     if todo:
+        ctx.calls.check_deadline()  # a judge call is a model call too
         name = getattr(ctx.evaluator, "name", "evaluator")
         with ctx.stats.phase("judge"):
             values = ctx.evaluator.evaluate(todo)

@@ -375,6 +375,30 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
     return preset, method, policy, float(threshold), seed
 
 
+CANDIDATE_KNOBS = ("num_candidates", "candidate_draws", "single_token_top_k", "candidate_top_k",
+                   "widening_max_children", "widening_samples", "parallel_leaves")
+"""Request-set RAIN fields bounded by ``--max-candidates``."""
+SEARCH_KNOBS = ("max_searches", "min_new_searches", "max_searches_per_step",
+                "max_total_searches", "early_stop_visits")
+"""Request-set RAIN fields bounded by ``--max-searches-limit``."""
+
+
+def _check_cost_knobs(overrides: dict[str, Any], settings: ServerSettings) -> None:
+    """400 naming the field for a cost knob above this server's limit."""
+    limits = {**{k: (settings.max_candidates, "--max-candidates") for k in CANDIDATE_KNOBS},
+              **{k: (settings.max_searches_limit, "--max-searches-limit") for k in SEARCH_KNOBS}}
+    for key, (limit, flag) in limits.items():
+        value = overrides.get(key)
+        if is_number(value) and value > limit:
+            raise bad_request(f"rain.{key}", f"must be <= {limit} (this server's {flag}), got {value}")
+    lengths = overrides.get("token_set_lengths")
+    if isinstance(lengths, tuple) and any(is_number(x) and x > settings.max_token_set_length
+                                          for x in lengths):
+        raise bad_request("rain.token_set_lengths", f"entries must be <= "
+                                                    f"{settings.max_token_set_length} (this server's "
+                                                    f"--max-token-set-length), got {list(lengths)}")
+
+
 JUDGE_FIELDS = ("rubric", "scoring", "judge_orders")
 """RainConfig fields that decide how the search judges (request-chosen only when allowed)."""
 
@@ -401,6 +425,7 @@ def _rain_config(rain: dict[str, Any], preset: str, stops: tuple[str, ...],
         if overrides["rubric"] not in names:  # no file paths: a request cannot read files
             raise bad_request("rain.rubric", f"must be a built-in rubric {names}, "
                                              f"got {overrides['rubric']!r}")
+    _check_cost_knobs(overrides, settings)
     budget = overrides.get("time_budget_s")
     if budget is None:
         overrides["time_budget_s"] = settings.default_time_budget_s

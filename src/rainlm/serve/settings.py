@@ -67,6 +67,15 @@ class ServerSettings:
     """Largest ``max_tokens`` a request may ask for, in tokens."""
     default_max_new_tokens: int = 128
     """Answer length of a request that gives no ``max_tokens``, in tokens."""
+    max_candidates: int = 32
+    """Largest candidate count a request may set: ``num_candidates``, ``candidate_draws``,
+    ``single_token_top_k``, ``candidate_top_k``, ``widening_max_children``,
+    ``widening_samples``, ``parallel_leaves``. Each is paid for in every expansion."""
+    max_token_set_length: int = 16
+    """Longest token set (``token_set_lengths`` entries) a request may ask for."""
+    max_searches_limit: int = 256
+    """Largest search count a request may set: ``max_searches``, ``min_new_searches``,
+    ``max_searches_per_step``, ``max_total_searches``, ``early_stop_visits``."""
     max_prompt_tokens: int = 2048
     """Longest rendered prompt (chat template included), in tokens; longer: 400."""
     max_body_bytes: int = 1_048_576
@@ -127,7 +136,8 @@ def _validate(s: ServerSettings) -> None:
         _fail("default_time_budget_s", f"must be <= max_time_budget_s "
                                        f"({s.max_time_budget_s})", s.default_time_budget_s)
     for name in ("max_new_tokens_limit", "default_max_new_tokens", "max_prompt_tokens",
-                 "max_body_bytes", "retry_after_s"):
+                 "max_body_bytes", "retry_after_s", "max_candidates", "max_token_set_length",
+                 "max_searches_limit"):
         value = getattr(s, name)
         if not is_int(value) or value < 1:
             _fail(name, "must be an integer >= 1", value)
