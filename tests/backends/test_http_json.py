@@ -82,10 +82,10 @@ def test_persistent_5xx_gives_a_retryable_error_naming_the_url(server):
 def test_a_hang_times_out_without_retrying(server):
     _Scripted.script = [("hang", {}, 2.0)]
     http = JsonHttp(server, policy=RetryPolicy(timeout_s=0.3))
-    start = time.monotonic()
     with pytest.raises(BackendError, match="did not answer within 0.3 s") as err:
         http.request("POST", "completions", {})
-    assert time.monotonic() - start < 1.5 and err.value.retryable
+    assert err.value.retryable
+    assert len(_Scripted.seen) == 1  # a timeout is not retried (a retry would be a 2nd request)
 
 
 def test_probe_reports_any_status_at_once(server):

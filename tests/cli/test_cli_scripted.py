@@ -174,7 +174,7 @@ def test_run_generate_rain_refuses_where_greedy_complies():
     assert report.rain.result.method == "rain" and report.vanilla.result.method == "greedy"
     assert report.rain.score == pytest.approx(0.7) and report.vanilla.score == pytest.approx(-0.7)
     assert report.rain.paper_vote == 1.0 and report.vanilla.paper_vote == -1.0
-    assert report.rain.seconds >= 0 and report.vanilla.seconds >= 0
+    assert report.rain.seconds > 0 and report.vanilla.seconds > 0  # measured, not left at 0
 
 
 def test_run_generate_without_compare_or_scoring():
@@ -335,7 +335,8 @@ def test_generate_reports_progress_events():
     assert searches == sorted(searches) and searches[-1] == result.stats["searches"]
     assert events[-1].steps == result.stats["steps"]
     assert events[-1].committed_text == result.text
-    assert all(e.elapsed_s >= 0 for e in events)
+    elapsed = [e.elapsed_s for e in events]
+    assert elapsed == sorted(elapsed)  # a clock that moves forward
     assert all(result.text.startswith(e.committed_text) for e in events)
 
 

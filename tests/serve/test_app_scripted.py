@@ -32,12 +32,17 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_toke
         "rain": {"max_searches": 4}}
 
 
+def create_ready_app(settings: ServerSettings, **kw):
+    """``create_app`` whose ``on_ready`` sets an event the tests wait on (no polling)."""
+    ready = threading.Event()
+    app = create_ready_app(settings, on_ready=ready.set, **kw)
+    app.state.test_ready = ready
+    return app
+
+
 def wait_ready(client: TestClient) -> None:
-    for _ in range(200):
-        if client.get("/health").json()["status"] == "ok":
-            return
-        time.sleep(0.02)
-    raise AssertionError(client.get("/health").json())
+    """Until the worker has loaded the model (60 s is a hang, not a slow machine)."""
+    assert client.app.state.test_ready.wait(60), client.get("/health").json()
 
 
 @pytest.fixture()
@@ -46,7 +51,7 @@ def served(tmp_path):
     store = TraceStore(tmp_path / "audit.sqlite3")
     settings = ServerSettings(api_key=KEY, policy="flag", threshold=1.0, embedder="none",
                               allow_request_policy=True, max_prompt_tokens=40)
-    app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
+    app = create_ready_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         yield client, store
@@ -160,7 +165,7 @@ class BrokenBackend(ScriptedBackend):
 def test_failure_inside_search_is_500_with_an_error_record(tmp_path):
     store = TraceStore(tmp_path / "audit.sqlite3")
     backend = BrokenBackend(["a"], {(): {"a": 1.0}})
-    app = create_app(ServerSettings(embedder="none"), backend=backend, store=store,
+    app = create_ready_app(ServerSettings(embedder="none"), backend=backend, store=store,
                      services=NO_EMBEDDER)
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
@@ -184,7 +189,7 @@ def test_503_with_retry_after_while_loading(tmp_path):
         return make_backend()
 
     services = Services(load_backend=slow_load, load_embedder=lambda name, device: "none")
-    app = create_app(ServerSettings(db_path=":memory:", embedder="none"), services=services)
+    app = create_ready_app(ServerSettings(db_path=":memory:", embedder="none"), services=services)
     with TestClient(app, base_url=LOCAL) as client:
         assert client.get("/health").json()["status"] == "loading"
         resp = client.post("/v1/chat/completions", json=CHAT)
@@ -211,7 +216,7 @@ class TemplateRejects:
 
 
 def test_a_conversation_the_template_rejects_is_a_400_not_a_500(tmp_path):
-    app = create_app(ServerSettings(embedder="none"), backend=TemplateRejects(make_backend()),
+    app = create_ready_app(ServerSettings(embedder="none"), backend=TemplateRejects(make_backend()),
                      store=TraceStore(tmp_path / "a.sqlite3"), services=NO_EMBEDDER)
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
@@ -285,7 +290,7 @@ def test_the_fail_safe_judges_with_the_servers_rubric_even_when_requests_choose(
     store = TraceStore(tmp_path / "audit.sqlite3")
     settings = ServerSettings(api_key=KEY, policy="refuse", threshold=0.5, embedder="none",
                               allow_request_judge=True)
-    app = create_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
+    app = create_ready_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
         body = dict(CHAT, rain={"max_searches": 4, "rubric": "truthful", "judge_orders": "single",
@@ -339,7 +344,7 @@ def test_browser_facing_safety(tmp_path):
     """Host allow-list against DNS rebinding, JSON-only POSTs against cross-site posts,
     a strict content policy on the review page, Allow on 405."""
     settings = ServerSettings(api_key=None, embedder="none", allowed_hosts=("rain.internal",))
-    app = create_app(settings, backend=make_backend(), store=TraceStore(tmp_path / "a.sqlite3"),
+    app = create_ready_app(settings, backend=make_backend(), store=TraceStore(tmp_path / "a.sqlite3"),
                      services=NO_EMBEDDER)
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
