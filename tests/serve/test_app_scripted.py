@@ -35,7 +35,7 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_toke
 def create_ready_app(settings: ServerSettings, **kw):
     """``create_app`` whose ``on_ready`` sets an event the tests wait on (no polling)."""
     ready = threading.Event()
-    app = create_ready_app(settings, on_ready=ready.set, **kw)
+    app = create_app(settings, on_ready=ready.set, **kw)
     app.state.test_ready = ready
     return app
 
