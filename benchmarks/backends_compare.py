@@ -1,6 +1,6 @@
 """Greedy and RAIN cost on several backends, same prompts, one run.
 
-For the first Vicuna questions of ../shared/data, each backend answers with plain greedy
+For the first Vicuna questions of the shipped data sets, each backend answers with plain greedy
 decoding and with RAIN (harmless preset, the model's own self-evaluation as the judge,
 the default embedder), and the script prints per backend: greedy seconds per answer
 token, RAIN seconds per answer token, their ratio, seconds per search iteration

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmark scripts: prompts from ../shared/data, a token-counting
+"""Shared pieces of the benchmark scripts: prompts from the shipped data sets, a token-counting
 backend proxy, and table printing. Benchmarks print ratios measured in one run."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("RAINLM_DATA", REPO.parent / "shared" / "data"))
+DATA = Path(os.environ.get("RAINLM_DATA", REPO / "src" / "rainlm" / "data"))
 
 
 def vicuna_prompts(n: int) -> list[str]:

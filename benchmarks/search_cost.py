@@ -1,6 +1,6 @@
 """What a RAIN answer costs against plain KV-cached greedy decoding, measured in one run.
 
-On the embedded SmolLM2-135M-Instruct and prompts from ../shared/data (Vicuna questions,
+On the embedded SmolLM2-135M-Instruct and prompts from the shipped data sets (Vicuna questions,
 AdvBench behaviours), prints:
 
 1. greedy: ms per answer token (the unit everything else is divided by);

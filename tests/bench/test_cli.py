@@ -17,7 +17,6 @@ from rainlm.cli.options import Services
 
 from .scripted import REFUSAL, make_backend
 from .test_calibrate import hh_file
-from .test_datasets import needs_data
 
 FAST = ["--embedder", "hashing", "--max-new-tokens", "10", "--max-searches-per-step", "3"]
 
@@ -51,7 +50,6 @@ def test_help_lists_the_commands():
     assert res.exit_code == 0 and "--match-compute" in res.output and "--judge" in res.output
 
 
-@needs_data
 def test_run_resume_and_report_end_to_end(tmp_path):
     out, rep = tmp_path / "RUN.jsonl", tmp_path / "report"
     args = ["bench", "run", "--dataset", "advbench", "--methods", "vanilla,best-of-n,rain",
@@ -73,7 +71,6 @@ def test_run_resume_and_report_end_to_end(tmp_path):
     assert (rep / "summary.json").is_file() and "| advbench |" in res.output
 
 
-@needs_data
 def test_synthetic_sweep_from_the_command_line(tmp_path):
     out = tmp_path / "sweep.jsonl"
     res = invoke(["bench", "run", "--dataset", "xstest", "--limit", "2", "--sample-seed", "3",

@@ -83,19 +83,21 @@ _TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
 def default_data_dir() -> Path:
-    """``$RAINLM_DATA``, else ``<repo>/../shared/data``."""
+    """``$RAINLM_DATA``, else the copy of the public data sets shipped inside the package
+    (``rainlm/data``: AdvBench, HH harmless-base test, XSTest, TruthfulQA, Vicuna questions,
+    each with its licence and source)."""
     env = os.environ.get("RAINLM_DATA")
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[1] / "data"
 
 
 def data_file(data_dir: str | Path | None, rel: str) -> Path:
     """``rel`` under ``data_dir`` (default :func:`default_data_dir`); DatasetError if absent."""
     path = (Path(data_dir).expanduser() if data_dir is not None else default_data_dir()) / rel
     if not path.is_file():
-        raise DatasetError(path, "file not found; point --data-dir (or RAINLM_DATA) at the "
-                                 "folder that holds the public data sets")
+        raise DatasetError(path, "file not found; point --data-dir (or RAINLM_DATA) at a "
+                                 "folder laid out like rainlm/data (the shipped copy)")
     return path
 
 

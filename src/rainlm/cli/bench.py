@@ -58,8 +58,8 @@ def data_options(func: Any) -> Any:
     return click.option(
         "--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
         default=None, metavar="DIR",
-        help="Folder of the public data sets. Default: $RAINLM_DATA, else "
-             "<repo>/../shared/data.")(func)
+        help="Folder of the public data sets, laid out like the copy shipped in the "
+             "package. Default: $RAINLM_DATA, else the shipped copy.")(func)
 
 
 EPILOG = """\b
