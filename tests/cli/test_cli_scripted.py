@@ -449,3 +449,26 @@ def test_base_url_mistakes_are_named_before_any_model_loads(command):
     res = invoke([*command, "--base-url", "http://h/v1", *(["hi"] if command == ["generate"] else [])],
                  obj=Services(load_backend=load_backend))
     assert res.exit_code == 2 and "only applies to --backend openai" in res.output
+
+
+def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
+    """An answer whose search budget ran out says so in text and JSON; others do not."""
+    backend = make_backend()
+    opts = RunOptions(max_new_tokens=12, embedder="none")
+    cfg_small = opts.config().replace(max_total_searches=1)
+    result = rainlm.generate(backend, PROMPT, cfg_small, embedder="none", max_new_tokens=12)
+    assert result.finish_reason == "search_budget" and result.stats["budget_exhausted"]
+    from rainlm.cli.generate import AnswerReport, GenerateReport, budget_note, render_text
+
+    note = budget_note(result)
+    tail = result.stats["greedy_tail_tokens"]
+    assert note is not None and "search budget ran out" in note
+    assert (f"the last {tail} finished greedily" in note) if tail else ("cut off" in note)
+    text = render_text(GenerateReport(AnswerReport(result, 0.1), None, cfg_small))
+    assert text.endswith(f"[{note}]")
+    payload = AnswerReport(result, 0.1).to_json()
+    assert payload["budget_limited"] is True and payload["finish_reason"] == "search_budget"
+    fine = rainlm.generate(make_backend(), PROMPT, opts.config(), embedder="none",
+                           max_new_tokens=12)
+    assert budget_note(fine) is None and "note:" not in render_text(
+        GenerateReport(AnswerReport(fine, 0.1), None, opts.config()))

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import click
 
+from rainlm.cli.generate import budget_note
 from rainlm.cli.options import RunOptions, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
 
@@ -86,6 +87,9 @@ def run_chat(session: ChatSession, lines: Iterable[str], *, write: Callable[[str
         if progress is not None:
             progress.clear()
         write(result.text.strip())
+        note = budget_note(result)
+        if note is not None:
+            notice(f"({note})")
         answered += 1
     return answered
 

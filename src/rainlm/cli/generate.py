@@ -44,7 +44,8 @@ class AnswerReport:
     def to_json(self) -> dict[str, Any]:
         out = {"text": self.result.text, "seconds": round(self.seconds, 4),
                "score": self.score, "paper_vote": self.paper_vote,
-               "stats": self.result.stats, "finish_reason": self.result.finish_reason}
+               "stats": self.result.stats, "finish_reason": self.result.finish_reason,
+               "budget_limited": bool(self.result.stats.get("budget_exhausted", False))}
         if self.banned_found is not None:
             out["banned_found"] = list(self.banned_found)
         return out
@@ -152,15 +153,32 @@ def summary_line(a: AnswerReport) -> str:
     return " | ".join(parts)
 
 
+def budget_note(result: GenerationResult) -> str | None:
+    """One line when a budget ended the search: how much was searched and what became of
+    the rest ("budget ran out after 3 of 128 tokens; finished greedily"), else None."""
+    if result.finish_reason not in ("time_budget", "search_budget"):
+        return None
+    stats = result.stats
+    total = stats.get("answer_tokens", len(result.token_ids))
+    tail = stats.get("greedy_tail_tokens", 0)
+    which = result.finish_reason.split("_")[0]
+    rest = (f"the last {tail} finished greedily (not searched)" if tail
+            else "the answer is cut off there")
+    return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}"
+
+
 def render_text(report: GenerateReport) -> str:
-    """Plain output: the answer; with --compare both answers with scores and times."""
+    """Plain output: the answer; with --compare both answers with scores and times. A
+    budget-limited answer is always marked (budget_note)."""
     if report.vanilla is None:
-        return report.rain.result.text
+        note = budget_note(report.rain.result)
+        return report.rain.result.text + (f"\n[{note}]" if note else "")
     blocks = []
     for title, a in ((f"RAIN ({report.config.preset_name} preset)", report.rain),
                      ("Greedy (vanilla)", report.vanilla)):
+        note = budget_note(a.result) if a.result.method == "rain" else None
         blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
-                      f"[{_fmt_score(a)} | {summary_line(a)}]")
+                      + (f"[{note}]\n" if note else "") + f"[{_fmt_score(a)} | {summary_line(a)}]")
     return "\n\n".join(blocks)
 
 
