@@ -13,7 +13,11 @@ backend in one ``next_logprobs`` call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 from dataclasses import dataclass
 
 from rainlm.backends.base import Backend
@@ -115,6 +119,8 @@ class SelfEvaluator:
         self.shots = n_ex if shots is None else shots
         self.name = f"self-eval:{self.rubric.name}"
         self.label_ids = self._resolve_label_ids()  # (id of first label, id of second)
+        self.letters_estimated = 0
+        """Letters a sparse backend left out of its top-k, estimated by the smallest listed."""
         self._cue_ids = backend.tokenize(ANSWER_CUE)
         self._frame = _chat_frame(backend) if self.transcript == "chat" else None
         self.prefix_text = self._fixed_text()
@@ -198,15 +204,34 @@ class SelfEvaluator:
         if len(dists) != len(contexts):
             raise JudgeError(f"backend returned {len(dists)} distributions for "
                              f"{len(contexts)} contexts")
-        first, second = self.label_ids
         n_o = len(self.orders)
         details = []
         for i in range(len(requests)):
-            per = tuple(OrderProbs(order, dists[i * n_o + j].prob_of(first),
-                                   dists[i * n_o + j].prob_of(second))
+            per = tuple(OrderProbs(order, *self._letter_probs(dists[i * n_o + j]))
                         for j, order in enumerate(self.orders))
             details.append(JudgeDetail(per, combine_orders(per, self.scoring)))
         return details
+
+    def _letter_probs(self, dist: Any) -> tuple[float, float]:
+        """P(first label), P(second label) after the cue.
+
+        A sparse distribution (an HTTP engine's top-k) may leave a letter out: its
+        probability is then at most the smallest one listed, which is used as its
+        estimate. When both letters are missing the judge cannot answer: JudgeError,
+        never a silent verdict."""
+        first, second = self.label_ids
+        if dist.is_dense:
+            return dist.prob_of(first), dist.prob_of(second)
+        listed = dict(zip(dist.token_ids.tolist(), np.exp(dist.logprobs).tolist()))
+        if first not in listed and second not in listed:
+            raise JudgeError(
+                f"the judge's option letters ({', '.join(self.rubric.labels)}) are not among the "
+                f"{len(listed)} most likely next tokens that {self.backend.name!r} returned, so "
+                "the self-evaluation has no verdict; raise the engine's top-logprobs limit (vLLM "
+                "--max-logprobs) or judge with another evaluator")
+        floor = min(listed.values())
+        self.letters_estimated += (first not in listed) + (second not in listed)
+        return listed.get(first, floor), listed.get(second, floor)
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         """One value in [-1, 1] per request (higher: the good option wins)."""
@@ -224,15 +249,28 @@ def _choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
     return value  # type: ignore[return-value]
 
 
+_STRUCTURE = re.compile(r"^(\s*)(Options:|\([A-Za-z]\)|The answer is|Human:|Assistant:|"
+                        r"Explanation:)", re.IGNORECASE | re.MULTILINE)
+"""Lines that would read as the judge prompt's own structure."""
+
+
+def neutralise(text: str) -> str:
+    """``text`` with every line that mimics the judge prompt's structure ("Options:",
+    "(A) ...", "The answer is: (", "Human:", "Assistant:") quoted with "| ", so a user or
+    an answer cannot plant a fake transcript, options or verdict in the judge's prompt."""
+    return _STRUCTURE.sub(lambda m: f"{m.group(1)}| {m.group(2)}", text)
+
+
 def _dialogue(messages: Sequence[Mapping[str, str]], response: str) -> str:
-    """Human:/Assistant: transcript of the conversation, ending with the judged answer."""
+    """Human:/Assistant: transcript of the conversation, ending with the judged answer;
+    the texts are ``neutralise``d."""
     lines = []
     for m in messages:
         if m["role"] == "user":
-            lines.append(f"Human: {m['content'].strip()}")
+            lines.append(f"Human: {neutralise(m['content'].strip())}")
         elif m["role"] == "assistant":
-            lines.append(f"Assistant: {m['content'].strip()}")
-    lines.append(f"Assistant: {response.strip()}")
+            lines.append(f"Assistant: {neutralise(m['content'].strip())}")
+    lines.append(f"Assistant: {neutralise(response.strip())}")
     return "\n".join(lines) + "\n"
 
 
