@@ -54,6 +54,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         on_progress: called with a ``rainlm.core.progress.ProgressEvent`` after every
             search pass and every commit (for live displays; must not raise).
     """
+    _check_backend(backend)
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
     messages = normalize_messages(prompt, system=system)
@@ -87,6 +88,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
 def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
            system: str | None = None, stop_strings: tuple[str, ...] = ()) -> GenerationResult:
     """Plain KV-cached greedy decoding: the baseline every comparison uses."""
+    _check_backend(backend)
     _check_max_new_tokens(max_new_tokens)
     messages = normalize_messages(prompt, system=system)
     stats = SearchStats()
@@ -123,6 +125,16 @@ def _resolve_config(config: RainConfig | str | None, time_budget_s: float | None
     return cfg.replace(time_budget_s=time_budget_s) if time_budget_s is not None else cfg
 
 
+def _check_backend(backend: Any) -> None:
+    """ConfigError naming ``backend`` for anything that is not a loaded backend."""
+    if isinstance(backend, (str, bytes)) or not all(
+            callable(getattr(backend, m, None)) for m in ("render_prompt", "next_logprobs", "detokenize")):
+        hint = (f"rainlm.load_backend({backend!r})" if isinstance(backend, str)
+                else "rainlm.load_backend() (the embedded model) or load_backend('path/or/spec')")
+        raise ConfigError("backend", f"must be a loaded model, got {type(backend).__name__}; "
+                                     f"load one first with {hint} and pass that")
+
+
 def _check_max_new_tokens(max_new_tokens: int) -> None:
     if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or max_new_tokens < 1:
         raise ConfigError("max_new_tokens", f"must be an integer >= 1, got {max_new_tokens!r}")
@@ -140,7 +152,7 @@ def _resolve_rng(seed: int | np.random.Generator | None) -> tuple[np.random.Gene
 
 def _resolve_evaluator(evaluator: Any, backend: Backend, cfg: RainConfig) -> Evaluator:
     if evaluator is not None:
-        return as_evaluator(evaluator)
+        return as_evaluator(evaluator, check_arity=True)
     from rainlm.judge.self_eval import SelfEvaluator
 
     return SelfEvaluator(backend, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)

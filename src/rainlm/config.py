@@ -186,10 +186,7 @@ class RainConfig:
 
     def replace(self, **changes: Any) -> "RainConfig":
         """A copy with some fields changed (validated again)."""
-        names = {f.name for f in dataclasses.fields(self)}
-        for key in changes:
-            if key not in names:
-                raise ConfigError(key, f"is not a RainConfig field; known fields: {sorted(names)}")
+        check_field_names(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +196,18 @@ class RainConfig:
         """Token-set length for children of a node at ``depth`` (§1)."""
         lengths = self.token_set_lengths
         return lengths[min(depth, len(lengths) - 1)]
+
+
+def check_field_names(names: Any) -> None:
+    """ConfigError for a name that is not a RainConfig field, with the closest one."""
+    import difflib
+
+    known = [f.name for f in dataclasses.fields(RainConfig)]
+    for key in names:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(key, f"is not a RainConfig field; {hint}known fields: {sorted(known)}")
 
 
 def _check(cond: bool, field_name: str, message: str, value: Any) -> None:

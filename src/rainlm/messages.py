@@ -23,6 +23,10 @@ def normalize_messages(prompt: PromptLike, *, system: str | None = None) -> tupl
         if not prompt.strip():
             raise ConfigError("prompt", "is empty; give the question to answer")
         messages = [{"role": "user", "content": prompt}]
+    elif isinstance(prompt, Mapping) or not isinstance(prompt, Sequence) or isinstance(prompt, bytes):
+        raise ConfigError("prompt", f"must be a question (str) or a list of chat messages "
+                                    f"[{{'role': 'user', 'content': ...}}], got "
+                                    f"{type(prompt).__name__}")
     else:
         messages = []
         for i, m in enumerate(prompt):

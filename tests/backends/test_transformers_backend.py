@@ -267,3 +267,15 @@ def test_greedy_answers_paris(backend):
             break
         ctx.append(tok)
     assert "Paris" in backend.detokenize(ctx[start:])
+
+
+def test_an_unavailable_device_is_a_clear_error(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from rainlm.backends.transformers import _resolve_device
+    from rainlm.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="device: 'cuda' is not available here") as err:
+        _resolve_device("cuda")
+    assert err.value.field == "device"
+    assert _resolve_device("auto") == "cpu" and _resolve_device("cpu") == "cpu"

@@ -46,7 +46,7 @@ def test_bad_values_name_the_field(field, value, match):
 
 
 def test_unknown_field_and_preset():
-    with pytest.raises(ConfigError, match="not a RainConfig field"):
+    with pytest.raises(ConfigError, match="not a RainConfig field; did you mean 'c_puct'"):
         RainConfig().replace(c_putc=1.0)
     with pytest.raises(ConfigError, match="unknown preset 'safe'"):
         RainConfig.preset("safe")

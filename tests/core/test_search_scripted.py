@@ -256,3 +256,23 @@ def test_widening_adds_nodes_when_children_agree_and_are_bad():
                  evaluator=lambda p, r: -1.0)
     assert result.stats["nodes_added_dynamically"] > 0
     assert len(result.tree.child_ids(ROOT)) > 2
+
+
+def test_library_misuse_gets_errors_that_name_the_argument_before_any_work():
+    from rainlm.errors import ConfigError, EvaluatorError
+
+    backend = trap_backend()
+    with pytest.raises(ConfigError, match=r"backend: .*rainlm.load_backend\('smollm2'\)") as err:
+        generate("smollm2", PROMPT)
+    assert err.value.field == "backend"
+    with pytest.raises(ConfigError, match="backend"):
+        greedy(None, PROMPT)
+    for bad in (42, {"role": "user", "content": "hi"}, b"bytes"):
+        with pytest.raises(ConfigError, match="prompt: must be a question") as err:
+            generate(backend, bad)
+    calls = backend.counters.forward_calls
+    with pytest.raises(EvaluatorError, match=r"must take \(prompt_text, response_text\)"):
+        generate(backend, PROMPT, evaluator=lambda text: 1.0)
+    assert backend.counters.forward_calls == calls  # refused before any model work
+    assert generate(backend, PROMPT, "paper", evaluator=lambda p, r, *rest: 1.0,
+                    embedder="none", max_new_tokens=2).text  # extra optional args are fine

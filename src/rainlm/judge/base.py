@@ -72,13 +72,31 @@ def check_value(value: object, source: str) -> float:
     return max(-1.0, min(1.0, v))
 
 
-def as_evaluator(obj: object) -> Evaluator:
-    """Accept an Evaluator or a plain callable ``(prompt, response) -> float``."""
+def as_evaluator(obj: object, *, check_arity: bool = False) -> Evaluator:
+    """Accept an Evaluator or a plain callable ``(prompt, response) -> float``.
+
+    ``check_arity``: raise at once (EvaluatorError) when the callable's signature cannot
+    take two positional arguments, instead of failing inside the first judgement."""
     if hasattr(obj, "evaluate") and callable(getattr(obj, "evaluate")):
         return obj  # type: ignore[return-value]
     if callable(obj):
+        if check_arity:
+            _check_two_arguments(obj)
         return CallableEvaluator(obj)  # type: ignore[arg-type]
     raise EvaluatorError(
         f"evaluator must have an evaluate(requests) method or be a callable "
         f"(prompt_text, response_text) -> float; got {type(obj).__name__}"
     )
+
+
+def _check_two_arguments(fn: Callable[..., object]) -> None:
+    import inspect
+
+    try:
+        inspect.signature(fn).bind("prompt", "response")
+    except TypeError:
+        raise EvaluatorError(
+            f"evaluator {getattr(fn, '__name__', fn)!r} must take (prompt_text, response_text) "
+            f"and return a float in [-1, 1]; its signature is {inspect.signature(fn)}") from None
+    except ValueError:  # no signature to read (some builtins): checked on first use
+        return

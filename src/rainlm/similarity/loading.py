@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import warnings
 
@@ -34,10 +35,10 @@ def load_embedder(name: str = "auto", *, device: str = "auto") -> Embedder:
     from rainlm.similarity.minilm import INSTALL_HINT, MiniLMEmbedder
 
     if name == "minilm":
-        return MiniLMEmbedder(device=device)
+        return _minilm(device)
     if _minilm_importable():
         try:
-            return MiniLMEmbedder(device=device)
+            return _minilm(device)
         except ModelNotFoundError as exc:
             reason = str(exc)
     else:
@@ -45,3 +46,13 @@ def load_embedder(name: str = "auto", *, device: str = "auto") -> Embedder:
     warnings.warn(f"{reason}; falling back to HashingEmbedder, which measures surface "
                   "overlap rather than meaning", RuntimeWarning, stacklevel=2)
     return HashingEmbedder()
+
+
+@functools.lru_cache(maxsize=4)
+def _minilm(device: str) -> Embedder:
+    """One MiniLM per device for the process: ``generate()`` with the default embedder
+    loads it once, not on every call (its vectors do not depend on what it embedded
+    before; tests/similarity checks cached against fresh)."""
+    from rainlm.similarity.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder(device=device)

@@ -68,12 +68,18 @@ def _load(device: str):
             f"`{INSTALL_HINT}` (it also needs sentence-transformers; `scripts/setup` "
             "installs both). Or use the dependency-free HashingEmbedder."
         ) from None
+    from transformers.utils import logging as hf_logging
+
     saved = {k: os.environ.get(k) for k in _OFFLINE_VARS}
+    bars = hf_logging.is_progress_bar_enabled()
     try:
         for k in _OFFLINE_VARS:
             os.environ[k] = "1"
+        hf_logging.disable_progress_bar()  # a library call draws no "Loading weights" bar
         return SentenceTransformer(str(pkg.get_model_path()), device=device)
     finally:
+        if bars:
+            hf_logging.enable_progress_bar()
         for k, v in saved.items():  # restore the caller's environment
             if v is None:
                 os.environ.pop(k, None)
