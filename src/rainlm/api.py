@@ -33,7 +33,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
              evaluator: Any = None, embedder: EmbedderLike = None,
              seed: int | np.random.Generator | None = 0, max_new_tokens: int = 128,
              time_budget_s: float | None = None, system: str | None = None,
-             batched: bool = True,
+             batched: bool = True, continuation: bool = False,
              on_progress: ProgressCallback | None = None) -> GenerationResult:
     """Answer ``prompt`` with RAIN on ``backend``.
 
@@ -51,6 +51,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         time_budget_s: wall-clock budget for the whole answer (overrides the config's).
         system: a system prompt placed before the messages.
         batched: batch model calls and embeddings (same result, faster).
+        continuation: continue a text prompt as raw text, with no chat template (what
+            OpenAI's and vLLM's ``/v1/completions`` do); the judge sees it as the user's turn.
         on_progress: called with a ``rainlm.core.progress.ProgressEvent`` after every
             search pass and every commit (for live displays; must not raise).
     """
@@ -65,7 +67,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
     ctx = SearchContext(
         backend=backend, config=cfg, evaluator=_resolve_evaluator(evaluator, backend, cfg),
         embedder=_resolve_embedder(embedder), rng=rng, messages=messages,
-        prompt_ids=list(backend.render_prompt(messages)), max_new_tokens=max_new_tokens,
+        prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
+        max_new_tokens=max_new_tokens,
         stop_strings=cfg.stop_strings + tuple(getattr(backend, "default_stop_strings", ())),
         stats=stats, batched=batched)
     outcome = rain_decode(ctx, on_progress=on_progress)
@@ -86,15 +89,17 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
 
 
 def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
-           system: str | None = None, stop_strings: tuple[str, ...] = ()) -> GenerationResult:
-    """Plain KV-cached greedy decoding: the baseline every comparison uses."""
+           system: str | None = None, stop_strings: tuple[str, ...] = (),
+           continuation: bool = False) -> GenerationResult:
+    """Plain KV-cached greedy decoding: the baseline every comparison uses
+    (``continuation`` as in :func:`generate`)."""
     _check_backend(backend)
     _check_max_new_tokens(max_new_tokens)
     messages = normalize_messages(prompt, system=system)
     stats = SearchStats()
     start = time.perf_counter()
     before = _counters(backend)
-    prompt_ids = list(backend.render_prompt(messages))
+    prompt_ids = prompt_token_ids(backend, prompt, messages, continuation)
     stops = tuple(stop_strings) + tuple(getattr(backend, "default_stop_strings", ()))
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
@@ -123,6 +128,17 @@ def _resolve_config(config: RainConfig | str | None, time_budget_s: float | None
     else:
         raise ConfigError("config", f"must be a RainConfig or a preset name, got {type(config).__name__}")
     return cfg.replace(time_budget_s=time_budget_s) if time_budget_s is not None else cfg
+
+
+def prompt_token_ids(backend: Backend, prompt: PromptLike, messages: tuple[dict, ...],
+                     continuation: bool) -> list[int]:
+    """The model's input: the chat template over ``messages``, or with ``continuation``
+    the raw prompt text (after the model's BOS, if it uses one)."""
+    if not continuation:
+        return list(backend.render_prompt(messages))
+    if not isinstance(prompt, str):
+        raise ConfigError("prompt", "must be a text to continue when continuation=True")
+    return list(backend.bos_ids) + backend.tokenize(prompt)
 
 
 def _check_backend(backend: Any) -> None:

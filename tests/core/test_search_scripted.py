@@ -276,3 +276,17 @@ def test_library_misuse_gets_errors_that_name_the_argument_before_any_work():
     assert backend.counters.forward_calls == calls  # refused before any model work
     assert generate(backend, PROMPT, "paper", evaluator=lambda p, r, *rest: 1.0,
                     embedder="none", max_new_tokens=2).text  # extra optional args are fine
+
+
+def test_continuation_feeds_the_raw_text_without_the_chat_template():
+    backend = trap_backend()
+    chat = greedy(backend, PROMPT, max_new_tokens=2)
+    raw = greedy(backend, PROMPT, max_new_tokens=2, continuation=True)
+    assert list(raw.prompt_token_ids) == backend.tokenize(PROMPT)
+    assert list(chat.prompt_token_ids) == backend.render_prompt([{"role": "user", "content": PROMPT}])
+    res = generate(backend, PROMPT, "paper", evaluator=harm_judge, embedder="none",
+                   max_new_tokens=2, continuation=True)
+    assert list(res.prompt_token_ids) == backend.tokenize(PROMPT)
+    from rainlm.errors import ConfigError
+    with pytest.raises(ConfigError, match="prompt: must be a text to continue"):
+        greedy(backend, [{"role": "user", "content": "hi"}], continuation=True)

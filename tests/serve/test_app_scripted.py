@@ -28,7 +28,7 @@ KEY = "test-key"
 LOCAL = "http://127.0.0.1"  # the Host the server accepts by default
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NO_EMBEDDER = Services(load_embedder=lambda name, device: "none")
-CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
+CHAT = {"model": "rain", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8,
         "rain": {"max_searches": 4}}
 
 
@@ -68,7 +68,8 @@ def test_auth_required_except_health(served):
         assert resp.json()["error"]["code"] == "invalid_api_key"
     bad = {"Authorization": "Bearer wrong"}
     assert client.get("/v1/models", headers=bad).status_code == 401
-    assert client.get("/v1/models", headers=AUTH).json()["data"][0]["id"] == "scripted-bench"
+    assert [m["id"] for m in client.get("/v1/models", headers=AUTH).json()["data"]] == [
+        "scripted-bench", "rain"]
     assert client.get(f"/review?key={KEY}").status_code == 200
     assert client.post(f"/v1/chat/completions?key={KEY}", json=CHAT).status_code == 401
 
@@ -191,7 +192,10 @@ def test_503_with_retry_after_while_loading(tmp_path):
     services = Services(load_backend=slow_load, load_embedder=lambda name, device: "none")
     app = create_ready_app(ServerSettings(db_path=":memory:", embedder="none"), services=services)
     with TestClient(app, base_url=LOCAL) as client:
-        assert client.get("/health").json()["status"] == "loading"
+        loading = client.get("/health")  # a probe sends no traffic yet
+        assert loading.status_code == 503 and loading.json()["status"] == "loading"
+        assert loading.json()["reason"] == "the model is still loading"
+        assert int(loading.headers["Retry-After"]) >= 1
         resp = client.post("/v1/chat/completions", json=CHAT)
         assert resp.status_code == 503 and int(resp.headers["Retry-After"]) >= 1
         assert resp.json()["error"]["code"] == "model_loading"
@@ -323,12 +327,12 @@ def test_hostile_bodies_get_400_naming_the_field(served):
          "messages[0].role"),
         (json.dumps(dict(CHAT, rain={"preset": {}})).encode(), "rain.preset"),
         (json.dumps(dict(CHAT, rain={"method": []})).encode(), "rain.method"),
-        (b'{"model": "m", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
+        (b'{"model": "rain", "messages": [{"role": "user", "content": "a\\ud800b"}]}',
          "messages[0].content"),
-        (b'{"model": "m", "user": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
+        (b'{"model": "rain", "user": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
          "user"),
-        (b'{"model": "m", "\\ud800": 1, "messages": [{"role": "user", "content": "hi"}]}', "body"),
-        (b'{"model": "m", "stop": ["\\ud800"], "messages": [{"role": "user", "content": "hi"}]}',
+        (b'{"model": "rain", "\\ud800": 1, "messages": [{"role": "user", "content": "hi"}]}', "body"),
+        (b'{"model": "rain", "stop": ["\\ud800"], "messages": [{"role": "user", "content": "hi"}]}',
          "stop[0]"),
     ]
     for raw, param in cases:
@@ -366,3 +370,31 @@ def test_browser_facing_safety(tmp_path):
         assert page.headers["x-frame-options"] == "DENY"
         wrong = client.put("/v1/chat/completions")
         assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+
+
+def test_an_unknown_model_is_404_model_not_found(served):
+    client, store = served
+    before = len(store.list())
+    resp = client.post("/v1/chat/completions", json=dict(CHAT, model="gpt-4o"), headers=AUTH)
+    assert resp.status_code == 404
+    err = resp.json()["error"]
+    assert err["code"] == "model_not_found" and err["param"] == "model"
+    assert "'gpt-4o' does not exist" in err["message"] and "rain" in err["message"]
+    for name in ("rain", "scripted-bench"):
+        ok = client.post("/v1/chat/completions", json=dict(CHAT, model=name), headers=AUTH)
+        assert ok.status_code == 200, name
+    assert len(store.list()) == before + 2
+
+
+def test_completions_continue_the_raw_prompt_and_chat_uses_the_template(served):
+    client, _ = served
+    text = " I cannot"
+    comp = client.post("/v1/completions", headers=AUTH,
+                       json={"model": "rain", "prompt": text, "max_tokens": 4,
+                             "rain": {"max_searches": 4}}).json()
+    chat = client.post("/v1/chat/completions", headers=AUTH,
+                       json={"model": "rain", "messages": [{"role": "user", "content": text}],
+                             "max_tokens": 4, "rain": {"max_searches": 4}}).json()
+    n_text = len(make_backend().tokenize(text))
+    assert comp["usage"]["prompt_tokens"] == n_text  # no chat template: the text as is
+    assert chat["usage"]["prompt_tokens"] == n_text + 2  # <user> ... <assistant>

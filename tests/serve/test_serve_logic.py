@@ -24,7 +24,7 @@ USER = [{"role": "user", "content": "Hi"}]
 
 
 def chat(**body):
-    return parse_request({"model": "m", "messages": USER, **body}, CHAT, S)
+    return parse_request({"model": "rain", "messages": USER, **body}, CHAT, S)
 
 
 def param_of(body, endpoint=CHAT, settings=S):
@@ -79,7 +79,7 @@ def test_content_parts_and_developer_role():
 
 
 def test_completion_prompt():
-    req = parse_request({"model": "m", "prompt": ["Say hi"]}, COMPLETIONS, S)
+    req = parse_request({"model": "rain", "prompt": ["Say hi"]}, COMPLETIONS, S)
     assert req.messages == ({"role": "user", "content": "Say hi"},)
 
 
@@ -226,15 +226,15 @@ def test_stream_text_finish_when_final_differs():
     ({"max_searches": 257}, "rain.max_searches"),
 ])
 def test_cost_knobs_are_bounded_by_the_server(rain, param):
-    status, got = param_of({"model": "m", "messages": USER, "rain": rain})
+    status, got = param_of({"model": "rain", "messages": USER, "rain": rain})
     assert (status, got) == (400, param)
     roomy = ServerSettings(max_candidates=500, max_token_set_length=32,
                            max_searches_limit=10**6, allow_request_judge=True)
-    parse_request({"model": "m", "messages": USER, "rain": rain}, CHAT, roomy)  # accepted
+    parse_request({"model": "rain", "messages": USER, "rain": rain}, CHAT, roomy)  # accepted
 
 
 def test_numeric_knobs_are_validated_to_sane_ranges():
     for rain in ({"simulation_temperature": 5e-324}, {"candidate_temperature": 0},
                  {"c_puct": float("nan")}):
-        status, got = param_of({"model": "m", "messages": USER, "rain": rain})
+        status, got = param_of({"model": "rain", "messages": USER, "rain": rain})
         assert status == 400 and got == f"rain.{next(iter(rain))}"

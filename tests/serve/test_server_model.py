@@ -101,12 +101,13 @@ def test_streaming_sends_committed_text_that_adds_up_to_the_answer(server, clien
 
 
 def test_completions_and_models(client):
-    resp = client.completions.create(model="rain", prompt="Name a colour.", max_tokens=8,
+    resp = client.completions.create(model="rain", prompt="The sky is", max_tokens=8,
                                      extra_body={"rain": TINY})
     assert resp.object == "text_completion" and isinstance(resp.choices[0].text, str)
+    assert resp.usage.prompt_tokens == 3  # "The sky is" as is; the chat template made it 33
     assert resp.model_extra["rain"]["trace_id"] == resp.id
     models = client.models.list()
-    assert "SmolLM2" in models.data[0].id
+    assert "SmolLM2" in models.data[0].id and models.data[1].id == "rain"
 
 
 def test_time_budget_exhausted_is_reported(client):

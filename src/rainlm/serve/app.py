@@ -153,13 +153,25 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
 
     # ------------------------------------------------------------------ routes
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return engine.health()
+    def health() -> JSONResponse:
+        """200 only when requests can be served (as vLLM's /health); 503 with the reason
+        (loading, stopping, failed) before that, so probes send no traffic too early."""
+        body = engine.health()
+        if body["status"] == "ok":
+            return JSONResponse(body)
+        why = {"loading": "the model is still loading",
+               "stopping": "the server is shutting down"}.get(body["status"], body.get("error"))
+        return JSONResponse({**body, "reason": why}, status_code=503,
+                            headers={"Retry-After": str(settings.retry_after_s)})
+
+    def served_names() -> list[str]:
+        """The model names requests may use: the model's own and the alias "rain"."""
+        return list(dict.fromkeys([engine.model_name, "rain"]))
 
     @app.get("/v1/models", dependencies=auth)
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": engine.model_name, "object": "model",
-                                            "created": 0, "owned_by": "rainlm"}]}
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0,
+                                            "owned_by": "rainlm"} for name in served_names()]}
 
     @app.post("/v1/chat/completions", dependencies=auth)
     async def chat_completions(request: Request) -> Any:
@@ -177,6 +189,10 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
                                 f"{settings.max_body_bytes} bytes", code="request_too_large")
         req = parse_request(parse_body(await request.body(), settings), endpoint, settings)
         _ready_or_503()
+        if req.model is not None and req.model not in served_names():
+            raise ApiError(404, f"The model {req.model!r} does not exist on this server; use one "
+                                f"of {served_names()} (GET /v1/models)", param="model",
+                           code="model_not_found")
         _check_prompt_length(req)
         try:
             engine.admit()
@@ -221,13 +237,15 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         # The tokenizer only reads here (no cache, no model): safe next to the worker.
         from rainlm.errors import ConfigError
 
-        param = "messages" if req.endpoint == CHAT else "prompt"
+        from rainlm.api import prompt_token_ids
+
+        param = "prompt" if req.continuation else "messages"
         try:
-            n = len(engine.backend.render_prompt(list(req.messages)))
+            n = len(prompt_token_ids(engine.backend, req.prompt, req.messages, req.continuation))
         except ConfigError as exc:  # e.g. the chat template rejects the conversation
             raise ApiError(400, f"{param}: {exc}", param=param, code="invalid_value") from None
         if n > settings.max_prompt_tokens:
-            raise ApiError(400, f"{param}: the prompt is {n} tokens (chat template included); "
+            raise ApiError(400, f"{param}: the prompt is {n} tokens (as the model reads it); "
                                 f"this server's limit is {settings.max_prompt_tokens} "
                                 f"(--max-prompt-tokens)", param=param,
                            code="context_length_exceeded")

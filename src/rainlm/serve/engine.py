@@ -240,11 +240,11 @@ class Engine:
 
         req = job.request
         if req.method == "greedy":
-            return greedy(self.backend, list(req.messages), max_new_tokens=req.max_new_tokens,
-                          stop_strings=req.config.stop_strings)
-        return generate(self.backend, list(req.messages), req.config, embedder=self.embedder,
+            return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
+                          stop_strings=req.config.stop_strings, continuation=req.continuation)
+        return generate(self.backend, req.prompt, req.config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
-                        on_progress=job.on_progress)
+                        continuation=req.continuation, on_progress=job.on_progress)
 
     def _finish(self, job: Job, result: Any, started: float) -> JobOutcome:
         from rainlm.judge.self_eval import score_final_answers

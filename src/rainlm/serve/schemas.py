@@ -65,7 +65,18 @@ class ParsedRequest:
     policy: str
     threshold: float
     model: str | None
-    """The model the client named (the server answers with its own model regardless)."""
+    """The model the client named (the app answers 404 for a name it does not serve)."""
+
+    @property
+    def continuation(self) -> bool:
+        """/v1/completions continues its prompt text as is (OpenAI's and vLLM's meaning);
+        chat requests go through the model's chat template."""
+        return self.endpoint == COMPLETIONS
+
+    @property
+    def prompt(self) -> str | list[dict[str, str]]:
+        """What ``generate()`` answers: the text to continue, or the chat messages."""
+        return self.messages[-1]["content"] if self.continuation else list(self.messages)
 
 
 # --------------------------------------------------------------------------- helpers
