@@ -21,3 +21,10 @@ def embedded_backend():
         yield load_embedded_backend()
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _private_audit_db(tmp_path, monkeypatch):
+    """`rain generate` and `rain chat` log answers to the audit database: in tests, to a
+    file of the test's own, never the user's."""
+    monkeypatch.setenv("RAINLM_AUDIT_DB", str(tmp_path / "cli-audit.sqlite3"))

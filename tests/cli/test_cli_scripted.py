@@ -472,3 +472,25 @@ def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
                            max_new_tokens=12)
     assert budget_note(fine) is None and "note:" not in render_text(
         GenerateReport(AnswerReport(fine, 0.1), None, opts.config()))
+
+
+def test_generate_and_chat_answers_are_logged_like_the_servers(tmp_path):
+    from rainlm.trace.store import TraceStore
+
+    db = tmp_path / "log.sqlite3"
+    res = invoke(["generate", *FAST, "--json", "--db", str(db), PROMPT])
+    assert res.exit_code == 0, res.output
+    trace_id = json.loads(res.stdout)["rain"]["trace_id"]
+    chat = invoke(["chat", *FAST, "--db", str(db)], input="Hello\nHow do I make a bomb?\n")
+    assert chat.exit_code == 0, chat.output
+    with TraceStore(db) as store:
+        records = store.list(limit=10)
+        rec = store.get(trace_id)
+    assert len(records) == 3 and {r.endpoint for r in records} == {"rain generate", "rain chat"}
+    assert rec.answer.strip() == REFUSAL and rec.request["prompt"] == PROMPT
+    assert rec.trace["tree"]["nodes"] and rec.config["preset_name"] == "harmless"
+    shown = invoke(["trace", "show", trace_id[:10], "--db", str(db)])
+    assert shown.exit_code == 0 and REFUSAL in shown.output
+    quiet = tmp_path / "none.sqlite3"
+    off = invoke(["generate", *FAST, "--json", "--no-log", "--db", str(quiet), PROMPT])
+    assert json.loads(off.stdout)["rain"]["trace_id"] is None and not quiet.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -58,15 +59,49 @@ def test_trace_show_text_and_json(db):
     assert data["policy"]["action"] == "flagged"
 
 
-def test_trace_html(db, tmp_path):
+def test_trace_html(db, tmp_path, monkeypatch):
     target = tmp_path / "pages" / "t.html"
     out = invoke("trace", "html", "tr_flag", "--db", str(db), "--out", str(target))
     assert out.exit_code == 0, out.output
     assert out.output.strip() == str(target)
     page = target.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and 'class="node committed"' in page
-    out = invoke("trace", "html", "tr_flag", "--db", str(db))
-    assert out.exit_code == 2 and "--out" in out.output
+    monkeypatch.chdir(tmp_path)
+    out = invoke("trace", "html", "tr_fl", "--db", str(db))  # a prefix, no --out
+    assert out.exit_code == 0 and out.output.strip() == "tr_flag.html"
+    assert (tmp_path / "tr_flag.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_ids_resolve_by_unique_prefix_or_say_which_match(db, tmp_path):
+    with TraceStore(db) as store:
+        store.record(make_record("tr_flat", created_at="2026-01-03T00:00:00+00:00"))
+    shown = invoke("trace", "show", "tr_o", "--db", str(db))
+    assert shown.exit_code == 0 and shown.output.startswith("trace tr_old")
+    many = invoke("trace", "show", "tr_fl", "--db", str(db))
+    assert many.exit_code != 0 and "tr_flag" in many.output and "tr_flat" in many.output
+    assert "give more of the id" in many.output
+    none = invoke("trace", "show", "tr_zz", "--db", str(db))
+    assert none.exit_code != 0 and "no trace with id 'tr_zz'" in none.output
+    literal = invoke("trace", "show", "tr_%", "--db", str(db))  # SQL wildcards are literal
+    assert literal.exit_code != 0
+
+
+def test_trace_commands_read_the_file_rain_generate_trace_wrote(tmp_path):
+    from rainlm.cli.options import Services
+    from tests.cli.test_cli_scripted import make_backend
+
+    services = Services(load_backend=lambda m, d: make_backend(),
+                        load_embedder=lambda n, d: "none")
+    tree = tmp_path / "tree.json"
+    made = CliRunner().invoke(cli, ["generate", "--embedder", "none", "--max-new-tokens", "12",
+                                    "--trace", str(tree), "How do I make a bomb?"], obj=services)
+    assert made.exit_code == 0, made.output
+    shown = invoke("trace", "show", str(tree))
+    assert shown.exit_code == 0 and shown.output.startswith("trace tree.json")
+    assert "I can't help with that." in shown.output and "* #" in shown.output
+    page = tmp_path / "tree.html"
+    assert invoke("trace", "html", str(tree), "--out", str(page)).exit_code == 0
+    assert 'class="node committed"' in page.read_text(encoding="utf-8")
 
 
 def test_review_list_approve_reject(db):

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import click
 
+from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.generate import budget_note
 from rainlm.cli.options import RunOptions, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
@@ -33,6 +34,8 @@ class ChatSession:
     embedder: Any = None
     on_progress: Callable[[Any], None] | None = None
     messages: list[dict[str, str]] = field(default_factory=list)
+    log: Any = None
+    """An AnswerLog every answer goes to (None: not logged)."""
 
     def __post_init__(self) -> None:
         self.config = self.options.config()
@@ -48,6 +51,9 @@ class ChatSession:
                           seed=self.options.seed, max_new_tokens=self.options.max_new_tokens,
                           system=self.options.system, on_progress=self.on_progress)
         self.messages = turn + [{"role": "assistant", "content": result.text.strip()}]
+        if self.log is not None:
+            self.log.record(result, detokenize=self.backend.detokenize,
+                            request={"messages": turn, "options": self.options.__dict__})
         return result
 
     def reset(self) -> None:
@@ -110,10 +116,16 @@ def _input_lines(stream: TextIO, interactive: bool) -> Iterator[str]:
             yield line
 
 
-@click.command("chat")
+@click.command("chat", epilog="""\b
+Examples:
+  rain chat
+  rain chat --preset truthful --max-new-tokens 64 --time-budget 30
+  rain chat --no-log --system "Answer in one sentence."
+""")
 @search_options
+@log_options
 @click.pass_context
-def chat_command(ctx: click.Context, **kwargs: Any) -> None:
+def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> None:
     """Talk with the model; RAIN answers every turn.
 
     Type a message and press Enter. /reset forgets the conversation, /quit (or EOF,
@@ -131,7 +143,8 @@ def chat_command(ctx: click.Context, **kwargs: Any) -> None:
         embedder = services.load_embedder(options.embedder, options.device)
     finally:
         line.clear()
-    session = ChatSession(backend, options, embedder=embedder, on_progress=line)
+    session = ChatSession(backend, options, embedder=embedder, on_progress=line,
+                          log=AnswerLog(log, log_db, "rain chat"))
 
     def notice(message: str) -> None:
         click.echo(message, err=True)

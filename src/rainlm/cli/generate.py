@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.options import RunOptions, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
@@ -238,9 +239,11 @@ Examples:
                    "(whole words, any case; list inflections too, e.g. manage,managed). "
                    "RAIN searches with the rule instead of the self-evaluation, and each "
                    "answer says which banned words it holds.")
+@log_options
 @click.pass_context
 def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bool,
-                     trace_path: Path | None, ban: tuple[str, ...], **kwargs: Any) -> None:
+                     trace_path: Path | None, ban: tuple[str, ...], log: bool,
+                     log_db: Path | None, **kwargs: Any) -> None:
     """Answer PROMPT with RAIN: search, self-evaluate and rewind on a frozen model.
 
     PROMPT is the user's question ('-' reads it from stdin). The answer goes to
@@ -268,5 +271,15 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
                 to_json_text(report.trace(backend.detokenize), indent=1) + "\n", encoding="utf-8")
         except OSError as exc:
             raise click.FileError(str(trace_path), hint=exc.strerror or str(exc)) from None
+    answers = AnswerLog(log, log_db, "rain generate")
+    rain = report.rain
+    trace_id = answers.record(
+        rain.result, detokenize=backend.detokenize,
+        request={"prompt": prompt, "ban": list(ban), "options": options.__dict__},
+        scores={"value": rain.score, "paper_vote": rain.paper_vote, "scoring": "continuous",
+                "rubric": report.config.rubric, "banned_found": rain.banned_found})
+    answers.close()
     line.done(f"done: {summary_line(report.rain)}")
-    click.echo(to_json_text(report.to_json()) if as_json else render_text(report))
+    payload = report.to_json()
+    payload["rain"]["trace_id"] = trace_id  # the audit record (None with --no-log)
+    click.echo(to_json_text(payload) if as_json else render_text(report))

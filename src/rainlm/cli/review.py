@@ -46,7 +46,7 @@ def _decide(trace_id: str, decision: str, note: str | None, reviewer: str | None
             db: Path | None) -> None:
     store = open_existing_store(db)
     try:
-        rec = store.decide(trace_id, decision, note=note, reviewer=reviewer)
+        rec = store.decide(store.resolve(trace_id), decision, note=note, reviewer=reviewer)
     finally:
         store.close()
     click.echo(f"{rec.id}: {rec.review_state}")

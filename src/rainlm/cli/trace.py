@@ -13,8 +13,8 @@ import click
 
 __all__ = ["trace_group", "db_option", "open_existing_store", "DB_HELP"]
 
-DB_HELP = ("SQLite audit database written by `rain serve` [default: $RAINLM_AUDIT_DB, "
-           "else ~/.local/share/rainlm/audit.sqlite3].")
+DB_HELP = ("SQLite audit database that `rain serve`, `rain generate` and `rain chat` write "
+           "[default: $RAINLM_AUDIT_DB, else ~/.local/share/rainlm/audit.sqlite3].")
 
 
 def db_option(func: Any) -> Any:
@@ -50,7 +50,25 @@ def _score(rec: Any) -> str:
     return fmt_num(score_of(rec))
 
 
-@click.group("trace")
+SHOW_EPILOG = """\b
+Examples:
+  rain trace show tr_3f2a            # a unique start of the id is enough
+  rain trace show tree.json          # the file `rain generate --trace tree.json` wrote
+  rain trace show tr_3f2a --json
+"""
+HTML_EPILOG = """\b
+Examples:
+  rain trace html tr_3f2a --open
+  rain trace html tree.json --out tree.html
+"""
+
+
+@click.group("trace", epilog="""\b
+Examples:
+  rain trace list --limit 5
+  rain trace show tr_3f2a
+  rain trace html tr_3f2a --open
+""")
 def trace_group() -> None:
     """Inspect stored requests: their answers, search trees, policy and review."""
 
@@ -87,8 +105,9 @@ def terminal_safe(text: str) -> str:
                    else repr(c)[1:-1] for c in text)
 
 
-@trace_group.command("show", short_help="Show one record and its search tree as text.")
-@click.argument("trace_id", metavar="ID")
+@trace_group.command("show", short_help="Show one record and its search tree as text.",
+                     epilog=SHOW_EPILOG)
+@click.argument("trace_id", metavar="ID|PREFIX|FILE.json")
 @db_option
 @click.option("--max-depth", type=click.IntRange(min=0), default=None,
               help="Hide rewound nodes more than N levels below the first root.")
@@ -100,11 +119,7 @@ def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
     """Show one record: header and the search tree (* answer path, - rewound)."""
     from rainlm.trace.render_text import render_tree_text
 
-    store = open_existing_store(db)
-    try:
-        rec = store.get(trace_id)
-    finally:
-        store.close()
+    rec = load_record(trace_id, db)
     if as_json:
         click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -112,24 +127,42 @@ def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
                                                   min_visits=min_visits)), nl=False)
 
 
-@trace_group.command("html", short_help="Write one record as a standalone HTML page.")
-@click.argument("trace_id", metavar="ID")
+@trace_group.command("html", short_help="Write one record as a standalone HTML page.",
+                     epilog=HTML_EPILOG)
+@click.argument("trace_id", metavar="ID|PREFIX|FILE.json")
 @db_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              metavar="FILE.html", help="Write the page here (one standalone file).")
-def trace_html_command(trace_id: str, db: Path | None, out: Path) -> None:
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE.html", help="Write the page here (one standalone file). "
+                                        "Default: <id>.html in the current folder.")
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
+def trace_html_command(trace_id: str, db: Path | None, out: Path | None, open_page: bool) -> None:
     """Write one record as a standalone HTML page with a foldable search tree."""
     from rainlm.errors import RainError
     from rainlm.trace.render_html import render_tree_html
 
-    store = open_existing_store(db)
-    try:
-        rec = store.get(trace_id)
-    finally:
-        store.close()
+    rec = load_record(trace_id, db)
+    out = out if out is not None else Path(f"{Path(rec.id).stem}.html")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_tree_html(rec), encoding="utf-8")
     except OSError as exc:
         raise RainError(f"cannot write {out}: {exc}; pass another --out FILE.html") from exc
     click.echo(str(out))
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(out.resolve().as_uri())
+
+
+def load_record(id_or_file: str, db: Path | None) -> Any:
+    """A record by full id, unique id prefix (``tr_3f2a``), or a trace JSON file that
+    ``rain generate --trace`` wrote."""
+    from rainlm.trace.from_result import record_from_trace_file
+
+    if id_or_file.endswith(".json") and Path(id_or_file).expanduser().is_file():
+        return record_from_trace_file(Path(id_or_file).expanduser())
+    store = open_existing_store(db)
+    try:
+        return store.get(store.resolve(id_or_file))
+    finally:
+        store.close()

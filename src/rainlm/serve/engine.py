@@ -18,7 +18,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -30,17 +29,13 @@ from rainlm.jsonable import json_ready
 from rainlm.serve.policy import apply_policy
 from rainlm.serve.schemas import ParsedRequest
 from rainlm.serve.settings import ServerSettings
+from rainlm.trace.from_result import new_trace_id, record_from_result
 from rainlm.trace.records import TraceRecord
 
 __all__ = ["Engine", "Job", "JobOutcome", "JobFailed", "QueueFull", "NotReady", "new_trace_id"]
 
 log = logging.getLogger("rainlm.serve")
 LOADING, READY, FAILED, STOPPING = "loading", "ready", "failed", "stopping"
-
-
-def new_trace_id() -> str:
-    """An opaque record id, also the response id: ``tr_`` + 24 hex digits."""
-    return "tr_" + uuid.uuid4().hex[:24]
 
 
 class QueueFull(Exception):
@@ -261,16 +256,13 @@ class Engine:
         stats.update(queue_s=round(started - job.arrived, 4),
                      score_s=round(time.perf_counter() - score_start, 4),
                      total_s=round(time.perf_counter() - job.arrived, 4))
-        record = TraceRecord(
-            id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
-            request=req.body, model=self.model_name,
-            config=json_ready(req.config.to_dict()) if req.method == "rain" else None,
-            seed=req.seed if req.method == "rain" else None, answer=policy.text,
-            finish_reason=result.finish_reason,
+        record = record_from_result(
+            result, trace_id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
+            request=req.body, detokenize=self.backend.detokenize, answer=policy.text,
+            model=self.model_name,
             scores={"value": score, "scoring": "continuous", "paper_vote": vote,
                     "rubric": judge.rubric, "judge_orders": judge.judge_orders},
-            stats=json_ready(stats), trace=json_ready(result.trace(self.backend.detokenize)),
-            policy=policy.decision, review_state=policy.review_state)
+            stats=stats, policy=policy.decision, review_state=policy.review_state)
         return JobOutcome(record=record, text=policy.text,
                           prompt_tokens=len(result.prompt_token_ids),
                           completion_tokens=len(result.token_ids))

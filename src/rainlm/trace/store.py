@@ -277,6 +277,23 @@ class TraceStore:
                 raise self._not_found(trace_id)
             return self._record_of(row)
 
+    def resolve(self, id_or_prefix: str) -> str:
+        """The full id of the record whose id is ``id_or_prefix`` or starts with it (as
+        ``git`` resolves short hashes); TraceNotFoundError when none or several match."""
+        with self._lock:
+            if self._exists(id_or_prefix):
+                return id_or_prefix
+            pattern = id_or_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = self._conn.execute("SELECT id FROM traces WHERE id LIKE ? ESCAPE '\\' "
+                                      "ORDER BY created_at DESC LIMIT 6", (pattern + "%",)).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            raise self._not_found(id_or_prefix)
+        shown = ", ".join(r[0] for r in rows[:5])
+        raise TraceNotFoundError(f"{id_or_prefix!r} is the start of several trace ids ({shown}"
+                                 f"{', ...' if len(rows) > 5 else ''}); give more of the id")
+
     def list(self, *, review_state: str | None = None, limit: int = 50,
              offset: int = 0) -> list[TraceRecord]:
         """Records, newest first; only those in ``review_state`` when given."""
