@@ -6,6 +6,7 @@ server and the bench harness all call these.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -34,6 +35,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
              seed: int | np.random.Generator | None = 0, max_new_tokens: int = 128,
              time_budget_s: float | None = None, system: str | None = None,
              batched: bool = True, continuation: bool = False,
+             stop: threading.Event | None = None,
              on_progress: ProgressCallback | None = None) -> GenerationResult:
     """Answer ``prompt`` with RAIN on ``backend``.
 
@@ -53,6 +55,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         batched: batch model calls and embeddings (same result, faster).
         continuation: continue a text prompt as raw text, with no chat template (what
             OpenAI's and vLLM's ``/v1/completions`` do); the judge sees it as the user's turn.
+        stop: an Event another thread may set to end the search before its next model
+            call; the answer committed so far is returned (finish_reason "stopped").
         on_progress: called with a ``rainlm.core.progress.ProgressEvent`` after every
             search pass and every commit (for live displays; must not raise).
     """
@@ -71,6 +75,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         max_new_tokens=max_new_tokens,
         stop_strings=cfg.stop_strings + tuple(getattr(backend, "default_stop_strings", ())),
         stats=stats, batched=batched)
+    ctx.calls.stop = stop
     outcome = rain_decode(ctx, on_progress=on_progress)
     text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
     out_stats = stats.to_dict()

@@ -20,7 +20,8 @@ class GenerationResult:
     """Answer token ids (up to, not including, end-of-sequence)."""
     finish_reason: str
     """"eos", "length", "stop_string", "time_budget" or "search_budget" (the answer
-    ended because a budget ran out: see ``stats["budget_exhausted"]``)."""
+    ended because a budget ran out: see ``stats["budget_exhausted"]``), or "stopped"
+    (the caller stopped the search, e.g. a server shutting down)."""
     stats: dict[str, Any]
     """Counters and seconds: searches, steps, evaluations, evaluation_cache_hits,
     model_calls, wall_time_s, phase_seconds, backend counters, ..."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import signal
 from typing import Any
 
 import click
@@ -10,6 +13,8 @@ import click
 from rainlm.cli.options import (DEVICES, EMBEDDED_MODEL, _check_model, backend_options,
                                 backend_spec, services_of)
 from rainlm.config import PRESETS
+
+log = logging.getLogger("rainlm.serve")
 
 __all__ = ["serve_command"]
 
@@ -69,6 +74,11 @@ Examples:
               help="What a refused request receives.")
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
+@click.option("--shutdown-timeout", "shutdown_timeout_s", type=click.FloatRange(min=0),
+              default=10.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM/Ctrl-C, how long the running search may go on before it is "
+                   "stopped and its answer so far recorded; queued requests are recorded as "
+                   "rejected at once. A second signal stops the search at once.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="N", help="Largest candidate count a request may set (num_candidates, "
                                 "candidate_draws, top-k sizes, widening, parallel_leaves).")
@@ -139,4 +149,25 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     app = create_app(settings, services=services_of(ctx), on_ready=ready)
     click.echo(f"rain serve: listening on {url} (loading the model…)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    engine = app.state.engine
+
+    class Server(uvicorn.Server):
+        """uvicorn, with the engine told about each shutdown signal: the first rejects
+        the queue (recorded) and gives the running search --shutdown-timeout seconds;
+        the second stops it at its next model call (its answer so far is recorded before
+        the process exits)."""
+
+        signals_seen = itertools.count()  # next() is atomic: a handler may interrupt a handler
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if next(self.signals_seen) == 0:
+                log.warning("rain serve: %s: shutting down", signal.Signals(sig).name)
+                engine.begin_shutdown(settings.shutdown_timeout_s)
+            else:
+                log.warning("rain serve: second signal (%s): stopping the running search now",
+                            signal.Signals(sig).name)
+                engine.stop_searches_now()
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                          access_log=False)).run()

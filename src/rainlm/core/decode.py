@@ -32,7 +32,7 @@ class StepRecord:
 @dataclass(frozen=True)
 class DecodeOutcome:
     answer_ids: list[int]  # everything committed (EOS included if committed)
-    finish_reason: str  # "eos" | "length" | "stop_string" | "time_budget" | "search_budget"
+    finish_reason: str  # "eos" | "length" | "stop_string" | "time_budget" | "search_budget" | "stopped"
     steps: list[StepRecord]
     budget_exhausted: bool
     greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
@@ -60,8 +60,9 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
         searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
         if out_of_time:  # commit only what the search has looked at, then finish
             timed_out = deadline is not None and time.perf_counter() >= deadline
-            return finish_by_budget(ctx, steps, on_progress, start, searches,
-                                    reason="time_budget" if timed_out else "search_budget")
+            reason = ("stopped" if ctx.calls.stopped else
+                      "time_budget" if timed_out else "search_budget")
+            return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
         best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
             return finish_by_budget(ctx, steps, on_progress, start, searches)
@@ -89,7 +90,7 @@ def search_step(ctx: SearchContext, deadline: float | None,
         budget = min(budget, step_allowance(left, max(cfg.step_budget_share, 1.0 / steps_left)))
     done = 0
     while done < budget:
-        if deadline is not None and time.perf_counter() >= deadline:
+        if ctx.calls.stopped or (deadline is not None and time.perf_counter() >= deadline):
             return done, False, True
         try:
             if cfg.search_mode == "parallel":
@@ -186,8 +187,9 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     (never an unvisited node), then truncate or (``budget_fallback="greedy"``) finish
     with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
 
-    The finish reason is ``reason`` ("time_budget", or "search_budget" when
-    ``max_total_searches`` ran out) unless the committed path itself ends the answer.
+    The finish reason is ``reason`` ("time_budget", "search_budget" when
+    ``max_total_searches`` ran out, "stopped" when the caller stopped the search: then
+    never a greedy tail) unless the committed path itself ends the answer.
     """
     budget_reason = reason
     tree = ctx.tree
@@ -202,7 +204,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     reason = finish_reason(ctx)
     tail = 0
     ctx.calls.deadline = None  # the fallback is the budget's way out, not searched
-    if reason is None and ctx.config.budget_fallback == "greedy":
+    if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
         greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
                         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,

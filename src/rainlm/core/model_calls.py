@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -29,10 +30,16 @@ class ModelCalls:
         self.batched = batched
         self.deadline: float | None = None
         """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
+        self.stop: threading.Event | None = None
+        """Once set (a server shutting down), no call starts (DeadlineReached)."""
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def check_deadline(self) -> None:
-        """DeadlineReached when the deadline has passed."""
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
+        """DeadlineReached when the deadline has passed or the search was told to stop."""
+        if self.stopped or (self.deadline is not None and time.perf_counter() >= self.deadline):
             raise DeadlineReached()
 
     def next_dists(self, contexts: Sequence[Sequence[int]], *,

@@ -64,8 +64,8 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         engine.start(services, backend, on_ready)
         try:
             yield
-        finally:
-            engine.stop()
+        finally:  # the running search's record is written before the store closes
+            engine.stop(settings.shutdown_timeout_s)
             if owns_store:
                 store.close()
 

@@ -112,6 +112,10 @@ class Engine:
         self._admitted = 0  # waiting + running
         self._running = False
         self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
+        self._queued: dict[str, tuple[Job, Future]] = {}  # submitted, not started yet
+        self._stop_searches = threading.Event()  # set: the running search ends at its next call
+        self._idle = threading.Event()  # set while no job runs
+        self._idle.set()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, services: Any, backend: Any = None,
@@ -135,10 +139,48 @@ class Engine:
             if on_ready is not None:
                 on_ready()
 
-    def stop(self) -> None:
-        """Refuse new work; drop queued jobs (running ones finish)."""
+    def begin_shutdown(self, timeout_s: float) -> None:
+        """First step of a graceful stop (the first SIGTERM/SIGINT): refuse new work,
+        record every queued request as rejected (its client gets 503), and let the
+        running search go on for at most ``timeout_s`` seconds before it is stopped at
+        its next model call (its answer so far is then recorded, finish reason
+        "stopped"). Returns at once."""
+        if self.state == STOPPING:
+            return
         self.state = STOPPING
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            queued = list(self._queued.values())
+        for job, future in queued:
+            if future.cancel():
+                self._reject(job)
+        timer = threading.Timer(timeout_s, self._stop_searches.set)
+        timer.daemon = True
+        timer.start()
+        log.warning("rain serve: shutting down: %d queued request(s) rejected; the running "
+                    "search may go on for %.0f s", len(queued), timeout_s)
+
+    def stop(self, timeout_s: float = 0.0) -> None:
+        """Stop now (the second signal, or the end of the server): as begin_shutdown, then
+        stop the running search at its next model call and wait until its record is
+        written, so nothing is lost when the store closes afterwards."""
+        self.begin_shutdown(timeout_s)
+        if not self._idle.wait(timeout_s):
+            self.stop_searches_now()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def stop_searches_now(self) -> None:
+        """Stop the running search at its next model call (it is still recorded)."""
+        self._stop_searches.set()
+
+    def _reject(self, job: Job) -> None:
+        """Record a queued request dropped by a shutdown (its search never started)."""
+        try:
+            self.store.record(self._error_record(
+                job, ConnectionAbortedError("rejected: the server shut down before this "
+                                            "request's search started"), None,
+                time.perf_counter(), finish_reason="rejected"))
+        except Exception:  # the store is failing: say so, the rest still shuts down
+            log.exception("rain serve: could not record the rejected request %s", job.trace_id)
 
     @property
     def model_name(self) -> str:
@@ -173,6 +215,10 @@ class Engine:
                 raise QueueFull(self._retry_after())
             self._admitted += 1
 
+    def _forget(self, job: Job) -> None:
+        with self._lock:
+            self._queued.pop(job.trace_id, None)
+
     def _release(self, _future: Any = None) -> None:
         with self._lock:
             self._admitted -= 1
@@ -192,6 +238,9 @@ class Engine:
         except RuntimeError:  # executor shut down between admit and submit
             self._release()
             raise NotReady(STOPPING) from None
+        with self._lock:
+            self._queued[job.trace_id] = (job, future)
+        future.add_done_callback(lambda f: self._forget(job))
         future.add_done_callback(self._release)
         try:
             return await asyncio.shield(asyncio.wrap_future(future))
@@ -206,6 +255,8 @@ class Engine:
         started = time.perf_counter()
         with self._lock:
             self._running = True
+            self._queued.pop(job.trace_id, None)
+            self._idle.clear()
         result = None
         try:
             if job.cancelled.is_set():
@@ -229,6 +280,7 @@ class Engine:
             with self._lock:
                 self._running = False
                 self._recent_s.append(time.perf_counter() - started)
+                self._idle.set()
 
     def _generate(self, job: Job) -> Any:
         from rainlm.api import generate, greedy
@@ -239,7 +291,8 @@ class Engine:
                           stop_strings=req.config.stop_strings, continuation=req.continuation)
         return generate(self.backend, req.prompt, req.config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
-                        continuation=req.continuation, on_progress=job.on_progress)
+                        continuation=req.continuation, stop=self._stop_searches,
+                        on_progress=job.on_progress)
 
     def _finish(self, job: Job, result: Any, started: float) -> JobOutcome:
         from rainlm.judge.self_eval import score_final_answers
@@ -268,7 +321,7 @@ class Engine:
                           completion_tokens=len(result.token_ids))
 
     def _error_record(self, job: Job, exc: BaseException, result: Any,
-                      started: float) -> TraceRecord:
+                      started: float, finish_reason: str = "error") -> TraceRecord:
         req = job.request
         stats = dict(result.stats) if result is not None else {}
         stats.update(queue_s=round(started - job.arrived, 4),
@@ -278,7 +331,7 @@ class Engine:
             request=req.body, model=self.model_name,
             config=json_ready(req.config.to_dict()) if req.method == "rain" else None,
             seed=req.seed if req.method == "rain" else None, answer="",
-            finish_reason="error", stats=json_ready(stats),
+            finish_reason=finish_reason, stats=json_ready(stats),
             error=f"{type(exc).__name__}: {exc}")
 
 

@@ -10,7 +10,7 @@ from rainlm.serve.schemas import CHAT
 __all__ = ["openai_finish_reason", "rain_object", "usage_of", "completion_body"]
 
 _FINISH = {"eos": "stop", "stop_string": "stop", "length": "length", "time_budget": "length",
-           "search_budget": "length"}
+           "search_budget": "length", "stopped": "length"}
 
 
 def openai_finish_reason(reason: str, *, refused: bool = False) -> str:

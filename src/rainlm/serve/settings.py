@@ -57,6 +57,10 @@ class ServerSettings:
     ``rain.scoring``, ``rain.judge_orders``, or a ``rain.preset`` with another rubric.
     Either way the fail-safe judges every answer with the server's preset's rubric and
     judge orders, so no request can talk its way past it."""
+    shutdown_timeout_s: float = 10.0
+    """On SIGTERM/SIGINT, how long the running search may go on before it is stopped at
+    its next model call and its answer so far recorded; queued requests are recorded as
+    rejected at once. A second signal stops the search at once (still recorded)."""
     queue_size: int = 8
     """Requests that may wait while one runs; more get 429 with Retry-After."""
     max_time_budget_s: float = 120.0
@@ -128,6 +132,8 @@ def _validate(s: ServerSettings) -> None:
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
     if not is_int(s.queue_size) or s.queue_size < 0:
         _fail("queue_size", "must be an integer >= 0", s.queue_size)
+    if not is_number(s.shutdown_timeout_s) or s.shutdown_timeout_s < 0:
+        _fail("shutdown_timeout_s", "must be a number of seconds >= 0", s.shutdown_timeout_s)
     for name in ("max_time_budget_s", "default_time_budget_s"):
         value = getattr(s, name)
         if not is_number(value) or value <= 0:
