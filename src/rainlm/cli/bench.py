@@ -157,6 +157,12 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
         summary = run_bench(backend, items, methods, out_path, settings=settings, judges=judges,
                             refusal_phrases=phrases, seed=options.seed,
                             retry_errors=retry_errors, progress=bar)
+    echo_run_summary(summary, out_path, "report")
+
+
+def echo_run_summary(summary: Any, out_path: Path, report_command: str) -> None:
+    """What a run wrote, its first errors, and the command that reports it; a run whose
+    every answer failed is an error (exit 1)."""
     click.echo(f"{summary.written} answers written to {out_path} ({summary.failed} failed, "
                f"{summary.skipped} already there)")
     for err in summary.errors:
@@ -164,7 +170,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     if summary.written and summary.failed == summary.written:
         raise click.ClickException("every answer failed; see the 'error' fields in "
                                    f"{out_path}")
-    click.echo(f"report: rain bench report {out_path} --out REPORT_DIR")
+    click.echo(f"report: rain bench {report_command} {out_path} --out REPORT_DIR")
 
 
 @bench_group.command("report")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 import click
 
-from rainlm.cli.bench import data_options
+from rainlm.cli.bench import data_options, echo_run_summary
 from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
 
 __all__ = ["frontier_command", "frontier_report_command"]
@@ -135,11 +135,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
                                on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
                                                               failed=bool(r.get("error"))))
     bar.close()
-    click.echo(f"{summary.written} answers written to {out_path} ({summary.failed} failed, "
-               f"{summary.skipped} already there)")
-    for err in summary.errors:
-        click.echo(f"failed: {err}", err=True)
-    click.echo(f"report: rain bench frontier-report {out_path} --out REPORT_DIR")
+    echo_run_summary(summary, out_path, "frontier-report")
 
 
 @click.command("frontier-report")
