@@ -37,19 +37,23 @@ def test_short_rain_generation_ends_within_budget_and_tree_is_consistent(embedde
                              time_budget_s=budget, embedder="hashing", seed=1)
     # How far a budget can be overrun (one model call) is tested without a clock in
     # tests/core/test_search_settings.py; here: the outcome says whether it ran out.
-    assert result.finish_reason in ("eos", "length", "time_budget")
-    if result.finish_reason == "time_budget":
+    assert result.finish_reason in ("eos", "length", "time_budget", "search_budget")
+    if result.finish_reason in ("time_budget", "search_budget"):
         assert result.stats["budget_exhausted"]
     tree = result.tree
     ancestors = {ROOT, *tree.committed} - {tree.root}
     for node_id, node in enumerate(tree.nodes):
         kids = [tree.nodes[c] for c in node.children.values()]
         if node.real_visits and kids and node_id not in ancestors:
-            assert sum(k.real_visits for k in kids) == node.real_visits - 1
+            # kept simulations (default search): see tests/cli/test_cli_scripted.py
+            assert node.real_visits - 2 <= sum(k.real_visits for k in kids) <= node.real_visits
         assert -1.0 <= node.value <= 1.0
-    for node_id in tree.committed:
-        assert tree.nodes[node_id].real_visits > 0
-    assert result.stats["evaluations"] == result.stats["searches"]
+    for step, node_id in zip(result.steps, tree.committed):
+        if step.searches > 0 and not step.by_budget:  # forced steps commit unsearched
+            assert tree.nodes[node_id].real_visits > 0
+    # one evaluation per pass; a pass the time budget cut after its judgement adds one
+    st = result.stats
+    assert st["searches"] <= st["evaluations"] <= st["searches"] + st["passes_cut_by_deadline"]
     assert result.stats["backend"]["forward_calls"] > 0
 
 
