@@ -16,7 +16,7 @@ from rainlm.backends.base import Backend
 from rainlm.config import RainConfig
 from rainlm.core.decode import rain_decode
 from rainlm.core.greedy import greedy_continue
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import DeadlineReached, ModelCalls
 from rainlm.core.progress import ProgressCallback
 from rainlm.core.search import SearchContext
 from rainlm.core.stats import SearchStats
@@ -95,9 +95,9 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
 
 def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
            system: str | None = None, stop_strings: tuple[str, ...] = (),
-           continuation: bool = False) -> GenerationResult:
+           continuation: bool = False, stop: threading.Event | None = None) -> GenerationResult:
     """Plain KV-cached greedy decoding: the baseline every comparison uses
-    (``continuation`` as in :func:`generate`)."""
+    (``continuation`` and ``stop`` as in :func:`generate`)."""
     _check_backend(backend)
     _check_max_new_tokens(max_new_tokens)
     messages = normalize_messages(prompt, system=system)
@@ -108,9 +108,14 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     stops = tuple(stop_strings) + tuple(getattr(backend, "default_stop_strings", ()))
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
-    reason = greedy_continue(ModelCalls(backend, stats), prompt_ids, answer, eos_ids=eos,
-                             max_new_tokens=max_new_tokens, stop_strings=stops,
-                             detokenize=backend.detokenize)
+    calls = ModelCalls(backend, stats)
+    calls.stop = stop
+    try:
+        reason = greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
+                                 max_new_tokens=max_new_tokens, stop_strings=stops,
+                                 detokenize=backend.detokenize)
+    except DeadlineReached:  # stopped by the caller: the answer so far
+        reason = "stopped"
     text, ids = _final_text(backend, answer, eos, stops)
     out_stats = {"model_calls": stats.model_calls, "answer_tokens": len(ids),
                  "wall_time_s": round(time.perf_counter() - start, 4),

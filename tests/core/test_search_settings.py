@@ -163,7 +163,9 @@ def test_expected_steps_left_walks_the_schedule():
         def answer_tokens(self, node_id):
             return []
 
-    assert expected_steps_left(Ctx()) == 4  # 1 + 2 + 4 + 10 >= 17
+    assert expected_steps_left(Ctx()) == 17  # paper: depth from the root, 1-token steps
+    Ctx.config = cfg.replace(depth_origin="answer")
+    assert expected_steps_left(Ctx()) == 4  # answer start: 1 + 2 + 4 + 10 >= 17
     assert res.stats["searches"] <= 10
 
 

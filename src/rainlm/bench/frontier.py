@@ -208,7 +208,7 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
             "prompt": item.prompt, "model": model, "seed": seed}
     greedy = done.get(_key(item.id, "greedy", None))
     if greedy is None or greedy.get("error"):
-        greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None)
+        greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None, data_dir)
         write(greedy)
     else:
         summary.skipped += 1
@@ -217,15 +217,19 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     rule = plan.task.rule_for(greedy["text"], data_dir=data_dir)
     if plan.task.greedy_must_fail and not rule.violated(greedy["text"]):
         return
+    drawn: set[str] = set()  # best-of-N methods done for every p at once
     for method, p in method_labels(plan)[1:]:
+        if method in drawn:
+            continue
         if _key(item.id, method, p) in done and not done[_key(item.id, method, p)].get("error"):
             summary.skipped += 1
             continue
         if method.startswith("best-of-"):
+            drawn.add(method)
             for rec in _best_of(backend, item, method, plan, seed, base, rule, greedy, done):
                 write(rec)
             continue
-        write(_answer(backend, item, method, p, plan, seed, base, rule, greedy))
+        write(_answer(backend, item, method, p, plan, seed, base, rule, greedy, data_dir))
 
 
 def _record(base: Mapping[str, Any], method: str, p: float | None, out: MethodOutcome,
@@ -253,13 +257,14 @@ def _record(base: Mapping[str, Any], method: str, p: float | None, out: MethodOu
 
 def _answer(backend: Any, item: Item, method: str, p: float | None, plan: FrontierPlan,
             seed: int, base: Mapping[str, Any], rule: Rule | None,
-            greedy: Mapping[str, Any] | None) -> dict[str, Any]:
+            greedy: Mapping[str, Any] | None,
+            data_dir: str | Path | None = None) -> dict[str, Any]:
     """One method's answer under judge accuracy ``p``, as a record (or its error)."""
     try:
         if method == "greedy":
             out = run_method("vanilla", backend, item.prompt, plan.method_settings(), seed=seed)
             rec = _record(base, method, None, out, None, None)
-            rule = plan.task.rule_for(out.text)
+            rule = plan.task.rule_for(out.text, data_dir=data_dir)
             rec.update(failed=rule.violated(out.text), greedy_tokens=out.tokens_encoded,
                        rule={"name": rule.name, "words": list(getattr(rule, "words", ()))})
             return rec

@@ -120,9 +120,12 @@ def step_allowance(left: int, share: float) -> int:
 
 def expected_steps_left(ctx: SearchContext) -> int:
     """Steps still to commit if the answer runs to its length limit: the token-set length
-    schedule walked from the current step (depth counted from the answer's start)."""
+    schedule walked from the current step (``depth_origin="answer"``), or steps of the
+    root's set length (``"root"``: each commit is a child of the current root)."""
     cfg = ctx.config
     length = len(ctx.answer_tokens(ctx.tree.root))
+    if cfg.depth_origin == "root":  # every step commits a child of the root: depth 0's sets
+        return max(1, math.ceil((ctx.max_new_tokens - length) / cfg.token_set_length(0)))
     depth = ctx.tree.nodes[ctx.tree.root].depth
     steps = 0
     while length < ctx.max_new_tokens:
@@ -206,8 +209,11 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     ctx.calls.deadline = None  # the fallback is the budget's way out, not searched
     if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
-        greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
-                        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
-                        detokenize=ctx.detokenize)
+        try:
+            greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
+                            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
+                            detokenize=ctx.detokenize)
+        except DeadlineReached:  # stopped during the tail: keep what it wrote
+            budget_reason = "stopped"
         tail = len(answer) - before
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)

@@ -108,7 +108,7 @@ class Engine:
         self.state = LOADING
         self.load_error: str | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rain-worker")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: the signal handler runs on the loop's thread
         self._admitted = 0  # waiting + running
         self._running = False
         self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
@@ -233,10 +233,17 @@ class Engine:
     async def run(self, job: Job) -> JobOutcome:
         """Run an admitted job on the worker; raises JobFailed. Cancelling the caller
         does not cancel a running job (it is still recorded)."""
+        with self._lock:
+            stopping = self.state == STOPPING
+        if stopping:  # a shutdown began between admit and here: recorded as rejected
+            self._release()
+            self._reject(job)
+            raise NotReady(STOPPING)
         try:
             future = self._executor.submit(self._run_job, job)
         except RuntimeError:  # executor shut down between admit and submit
             self._release()
+            self._reject(job)
             raise NotReady(STOPPING) from None
         with self._lock:
             self._queued[job.trace_id] = (job, future)
@@ -288,7 +295,8 @@ class Engine:
         req = job.request
         if req.method == "greedy":
             return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
-                          stop_strings=req.config.stop_strings, continuation=req.continuation)
+                          stop_strings=req.config.stop_strings, continuation=req.continuation,
+                          stop=self._stop_searches)
         return generate(self.backend, req.prompt, req.config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
                         continuation=req.continuation, stop=self._stop_searches,
