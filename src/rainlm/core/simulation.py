@@ -42,8 +42,8 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
     ``answer_ids`` is the answer so far (committed + the leaf's path). Like the published
     code, the clause test runs before each draw, so a leaf whose text already ends a
     clause gets no imagined tokens. Past ``deadline`` (a ``time.perf_counter()`` value)
-    the imagination stops where it is, so a time budget is overrun by at most one
-    judgement. Returns the imagined tokens (EOS included if drawn) and their probabilities.
+    the imagination stops where it is (and the search's ModelCalls refuses any further
+    call, so the pass is dropped before its judgement). Returns the imagined tokens (EOS included if drawn) and their probabilities.
     """
     return simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids, limits, rng,
                          deadline=deadline)[0]
