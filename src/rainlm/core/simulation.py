@@ -43,7 +43,8 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
     code, the clause test runs before each draw, so a leaf whose text already ends a
     clause gets no imagined tokens. Past ``deadline`` (a ``time.perf_counter()`` value)
     the imagination stops where it is (and the search's ModelCalls refuses any further
-    call, so the pass is dropped before its judgement). Returns the imagined tokens (EOS included if drawn) and their probabilities.
+    call, so the pass is dropped before its judgement). Returns the imagined tokens (EOS
+    included if drawn) and their probabilities.
     """
     return simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids, limits, rng,
                          deadline=deadline)[0]
