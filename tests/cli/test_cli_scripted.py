@@ -232,7 +232,7 @@ def test_json_compare_has_both_answers():
     assert set(data) == {"rain", "vanilla"}
     for key in ("rain", "vanilla"):
         entry = data[key]
-        assert isinstance(entry["seconds"], float) and entry["seconds"] >= 0
+        assert isinstance(entry["seconds"], float) and entry["seconds"] > 0
         assert -1 <= entry["score"] <= 1 and entry["paper_vote"] in (-1, 0, 1)
         assert isinstance(entry["stats"], dict) and entry["finish_reason"]
     assert data["vanilla"]["text"].strip() == HARMFUL
