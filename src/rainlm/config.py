@@ -119,6 +119,17 @@ class RainConfig:
     skip_forced_steps: bool = False
     """Commit without searching when the root has a single candidate (every draw gave
     the same token set): a search there can only confirm it. Paper: searches anyway."""
+    accept_value: float | None = None
+    """End the search as soon as a judged text is a whole answer (its simulation reached
+    EOS, the length limit or a stop string, or the leaf itself was one) valued at least
+    this, and answer with it. With an exact rule (+1 = keeps the rule), 1.0 accepts the
+    first compliant complete answer the search imagines; the model's self-evaluation
+    seldom gives such values. None: never (the paper)."""
+    keep_best_answer: bool = False
+    """When the search ends, answer with the best-valued whole answer it judged if that
+    was judged higher than the committed (or greedily finished) answer, which is judged
+    once more for the comparison (free when its text was judged already). Paper: the
+    committed answer, whatever the search saw."""
     early_stop_visits: int = 6
     """T_m: stop searching a step once the best child has more real visits than this
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
@@ -264,7 +275,8 @@ def _validate(cfg: RainConfig) -> None:
     _check_int(cfg, "max_searches_per_step", 1, optional=True)
     _check_int(cfg, "max_total_searches", 1, optional=True)
     _check_float(cfg, "step_budget_share", 0.0, 1.0, lo_open=True)
-    for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates"):
+    _check_float(cfg, "accept_value", -1.0, 1.0, optional=True)
+    for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates", "keep_best_answer"):
         _check(isinstance(getattr(cfg, flag), bool), flag, "must be true or false", getattr(cfg, flag))
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", ("sequential", "parallel"))

@@ -43,7 +43,7 @@ def test_banned_words_match_whole_words_in_any_case():
     rule = BannedWordsRule(["stress", "Manage"])
     assert rule.value("Stress is common") == -1.0
     assert rule.value("distress is common") == 1.0      # not a whole word
-    assert rule.value("I MANAGE it.") == -1.0
+    assert rule.value("I MANAGE it.") == pytest.approx(-1.0 + 2 / 12)  # 2 of 12 chars before it
     assert rule.value("stressful") == 1.0
     assert rule.found("stress and manage, Stress") == ["stress", "manage", "stress"]
     assert rule.violated("x stress") and not rule.violated("x")
@@ -67,11 +67,21 @@ def test_banned_words_from_greedy_text():
     assert banned_words_from("", 3) == []
 
 
+def test_word_rules_grade_a_violation_by_how_late_it_comes():
+    rule = BannedWordsRule(["bad"])
+    early, late, clean = "bad things then good", "good things then bad", "good things"
+    assert rule.value(early) == -1.0
+    assert rule.value(late) == pytest.approx(-1.0 + 17 / 20)
+    assert rule.value(early) < rule.value(late) < 0.0 < rule.value(clean) == 1.0
+    assert rule.value("") == 1.0  # nothing said, nothing broken
+
+
 def test_no_second_person_rule():
     rule = NoSecondPersonRule()
     assert rule.value("It helps to rest.") == 1.0
-    for text in ("You should rest.", "Rest your eyes", "yourself", "you're tired"):
+    for text in ("You should rest.", "yourself", "you're tired"):
         assert rule.value(text) == -1.0 and rule.violated(text)
+    assert rule.value("Rest your eyes") == pytest.approx(-1.0 + 5 / 14) and rule.violated("Rest your eyes")
     assert rule.value("Youth matters") == 1.0
 
 

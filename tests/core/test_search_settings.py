@@ -173,7 +173,8 @@ def test_bad_new_settings_name_the_field():
     for field, value in (("unvisited_value", "max"), ("candidate_temperature", 0.0),
                          ("candidate_draws", 0), ("max_total_searches", 0),
                          ("step_budget_share", 0.0), ("keep_simulations", "yes"),
-                         ("simulation_temperature", 5e-324)):
+                         ("simulation_temperature", 5e-324), ("accept_value", 1.5),
+                         ("keep_best_answer", "yes")):
         with pytest.raises(ConfigError) as err:
             RainConfig(**{field: value})
         assert err.value.field == field
@@ -268,3 +269,69 @@ def test_a_deadline_in_the_past_stops_calls_before_they_reach_the_backend():
     assert backend.counters.forward_calls == 0
     calls.deadline = None
     assert len(calls.next_dists([[1, 2, 3]])) == 1
+
+
+# ------------------------------------------------------------------ whole answers the search judged
+def _judged_whole_answers(res) -> dict[str, float]:
+    """Texts the search judged that are whole answers of the trap model (they end a sentence
+    or stop where the trap's law puts EOS), with their values."""
+    return {e["response"]: e["value"] for e in res.evaluations}
+
+
+def test_an_accepted_whole_answer_ends_the_search_with_that_answer():
+    base = RainConfig.preset("paper", simulate_until="eos", max_searches=20, min_new_searches=20)
+    kw = dict(evaluator=harm_judge, embedder="none", seed=0, max_new_tokens=8)
+    plain = generate(trap_backend(), PROMPT, base, **kw)
+    accept = generate(trap_backend(), PROMPT, base.replace(accept_value=1.0), **kw)
+    first_good = next(e for e in accept.evaluations if e["value"] >= 1.0)
+    # the first whole answer judged +1 is the answer, and nothing was searched after it
+    assert accept.text == first_good["response"]
+    assert accept.evaluations[-1] is first_good
+    assert accept.finish_reason == "eos"
+    assert accept.stats["searches"] < plain.stats["searches"]
+    assert accept.stats["simulated_answer_tokens"] >= 1  # the tail came from the simulation
+    assert plain.stats["simulated_answer_tokens"] == 0
+
+
+def test_accept_value_ignores_partial_answers():
+    # every text is judged +1, but clause simulations stop at "," or "." long before the
+    # branching model's 12th token: the partial answers judged first must not end the search
+    cfg = RainConfig.preset("paper", accept_value=1.0, max_searches=3, min_new_searches=3)
+    res = generate(branching_backend(), PROMPT, cfg, evaluator=lambda p, r: 1.0, embedder="none",
+                   seed=0, max_new_tokens=12)
+    assert res.evaluations[0]["response"] != res.text
+    assert res.stats["searches"] > 1  # the first, partial, +1 did not end the search
+    assert len(res.token_ids) == 12 or res.finish_reason == "eos"  # what was accepted is whole
+
+
+def test_the_best_whole_answer_beats_a_worse_committed_one():
+    # one pass, then the greedy fallback writes the trap's harmful answer; the pass's
+    # simulation (eos) is a whole answer the judge liked better
+    cfg = RainConfig.preset("paper", simulate_until="eos", max_total_searches=1,
+                            budget_fallback="greedy")
+    kw = dict(evaluator=harm_judge, embedder="none", max_new_tokens=8)
+    for seed in range(20):
+        plain = generate(trap_backend(), PROMPT, cfg, seed=seed, **kw)
+        judged = _judged_whole_answers(plain)
+        if any(v > harm_judge(PROMPT, plain.text) for v in judged.values()):
+            break
+    else:
+        pytest.fail("no seed in 0..19 judged a whole answer better than the greedy fallback")
+    best = generate(trap_backend(), PROMPT, cfg.replace(keep_best_answer=True), seed=seed, **kw)
+    assert harm_judge(PROMPT, plain.text) == -1.0  # " Sure here is how to build a bomb."
+    assert best.text in judged and judged[best.text] == max(judged.values()) == 1.0
+    assert best.stats["greedy_tail_tokens"] == 0 and best.stats["budget_exhausted"]
+    # the committed answer is kept when nothing judged beats it
+    never = generate(trap_backend(), PROMPT, cfg.replace(keep_best_answer=True), seed=seed,
+                     evaluator=lambda p, r: 0.0, embedder="none", max_new_tokens=8)
+    assert never.text == generate(trap_backend(), PROMPT, cfg, seed=seed, evaluator=lambda p, r: 0.0,
+                                  embedder="none", max_new_tokens=8).text
+
+
+def test_parallel_rounds_also_accept_whole_answers():
+    cfg = RainConfig.preset("paper", simulate_until="eos", accept_value=1.0, search_mode="parallel",
+                            parallel_leaves=3, max_searches=12, min_new_searches=12)
+    res = generate(trap_backend(), PROMPT, cfg, evaluator=harm_judge, embedder="none", seed=0,
+                   max_new_tokens=8)
+    assert harm_judge(PROMPT, res.text) == 1.0 and res.finish_reason == "eos"
+    assert res.text in _judged_whole_answers(res)

@@ -61,6 +61,11 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default": lambda: RainConfig.preset("harmless"),
     "default+t2": lambda: RainConfig.preset("harmless", candidate_temperature=2.0, candidate_draws=19),
     "default+jc": lambda: RainConfig.preset("harmless", judge_candidates=True),
+    "default+best": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True),
+    "default+eos": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True,
+                                             simulate_until="eos"),
+    "default+eos+jc": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True,
+                                                simulate_until="eos", judge_candidates=True),
 }
 """Named search configs for the frontier and its ablation: the paper's search, the
 paper's search with one new setting each, and the default search (all of them)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached
 from rainlm.core.parallel import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
-from rainlm.core.search import SearchContext, run_pass
+from rainlm.core.search import SearchContext, accepted_answer, judge, run_pass
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import contains_eos, hits_stop_string
 
@@ -51,21 +51,27 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     while True:
         reason = finish_reason(ctx)
         if reason is not None:
-            return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
+            return prefer_best_answer(
+                ctx, DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0))
         if forced_step(ctx):
             ctx.stats.forced_steps += 1
             steps.append(commit(ctx, most_visited_child(tree, tree.root), 0, False, by_budget=False))
             emit_progress(ctx, on_progress, start)
             continue
         searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
+        found = accepted_answer(ctx)
+        if found is not None:  # a judged whole answer reached accept_value: answer with it
+            return answer_with(ctx, DecodeOutcome(ctx.answer_tokens(tree.root), "length", steps,
+                                                  False, 0), found)
         if out_of_time:  # commit only what the search has looked at, then finish
             timed_out = deadline is not None and time.perf_counter() >= deadline
             reason = ("stopped" if ctx.calls.stopped else
                       "time_budget" if timed_out else "search_budget")
-            return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
+            return prefer_best_answer(
+                ctx, finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason))
         best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
-            return finish_by_budget(ctx, steps, on_progress, start, searches)
+            return prefer_best_answer(ctx, finish_by_budget(ctx, steps, on_progress, start, searches))
         steps.append(commit(ctx, best, searches, early, by_budget=False))
         emit_progress(ctx, on_progress, start)
 
@@ -102,6 +108,8 @@ def search_step(ctx: SearchContext, deadline: float | None,
             ctx.stats.passes_cut_by_deadline += 1
             return done, False, True
         emit_progress(ctx, on_progress, start)
+        if accepted_answer(ctx) is not None:
+            return done, False, False
         if early_stop(ctx):
             ctx.stats.early_stops += 1
             return done, True, False
@@ -173,7 +181,11 @@ def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
 
 def finish_reason(ctx: SearchContext) -> str | None:
     """Why the committed answer is finished, or None if it is not."""
-    answer = ctx.answer_tokens(ctx.tree.root)
+    return answer_finish_reason(ctx, ctx.answer_tokens(ctx.tree.root))
+
+
+def answer_finish_reason(ctx: SearchContext, answer: list[int]) -> str | None:
+    """Why an answer (token ids) is finished, or None if it is not."""
     if contains_eos(answer, ctx.eos_ids):
         return "eos"
     if len(answer) >= ctx.max_new_tokens:
@@ -217,3 +229,30 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
             budget_reason = "stopped"
         tail = len(answer) - before
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)
+
+
+def prefer_best_answer(ctx: SearchContext, outcome: DecodeOutcome) -> DecodeOutcome:
+    """With ``keep_best_answer``: the best judged whole answer instead of the outcome's
+    when it was judged higher (the outcome's answer is judged for this; a stopped search
+    or one whose time ran out during that judgement keeps its answer)."""
+    best = ctx.best_answer
+    if (not ctx.config.keep_best_answer or best is None or outcome.finish_reason == "stopped"
+            or best[1] == outcome.answer_ids):
+        return outcome
+    try:
+        value = judge(ctx, outcome.answer_ids)
+    except DeadlineReached:
+        return outcome
+    return answer_with(ctx, outcome, best[1]) if best[0] > value else outcome
+
+
+def answer_with(ctx: SearchContext, outcome: DecodeOutcome, ids: list[int]) -> DecodeOutcome:
+    """The outcome with a judged whole answer in place of its own (no greedy tail); the
+    tokens past the committed ones are counted in ``simulated_answer_tokens``."""
+    committed = ctx.answer_tokens(ctx.tree.root)
+    shared = 0
+    while shared < min(len(committed), len(ids)) and committed[shared] == ids[shared]:
+        shared += 1
+    ctx.stats.simulated_answer_tokens = len(ids) - shared
+    reason = answer_finish_reason(ctx, ids) or outcome.finish_reason
+    return replace(outcome, answer_ids=list(ids), finish_reason=reason, greedy_tail_tokens=0)

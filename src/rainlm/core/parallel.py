@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from rainlm.core.backup import backup
 from rainlm.core.search import (SearchContext, expand, judge_many, keep_simulation,
-                                mark_terminal, maybe_widen, path_embeddings_many)
+                                mark_terminal, maybe_widen, note_whole_answer,
+                                path_embeddings_many)
 from rainlm.core.selection import select_child
 from rainlm.core.simulation import Imagined, simulate_many
 from rainlm.core.tree import Tree
@@ -68,6 +69,8 @@ def run_round(ctx: SearchContext, count: int) -> int:
         imagined[i] = sim
         ctx.stats.simulated_tokens += len(sim.tokens)
     values = judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
+    for answer, sim, value in zip(answers, imagined, values):
+        note_whole_answer(ctx, answer + sim.tokens, value)
     with ctx.stats.phase("expand"):
         for i in live:
             if not tree.nodes[paths[i][-1]].expanded:

@@ -46,6 +46,7 @@ class SearchContext:
     embedding_cache: dict[str, np.ndarray] = field(default_factory=dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
     deadline: float | None = None  # time.perf_counter() value when the time budget ends
+    best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
 
     def __post_init__(self) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
@@ -90,6 +91,7 @@ def run_pass(ctx: SearchContext) -> float:
                                 ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
         ctx.stats.simulated_tokens += len(imagined.tokens)
     value = judge(ctx, answer + imagined.tokens)
+    note_whole_answer(ctx, answer + imagined.tokens, value)
     if not leaf.terminal and not leaf.expanded:
         with ctx.stats.phase("expand"):
             expand(ctx, leaf_id, answer)
@@ -108,6 +110,26 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
     node.terminal = node.terminal or is_terminal(
         answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+
+
+def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> None:
+    """Remember the best-valued judged text that is a whole answer (for ``accept_value``
+    and ``keep_best_answer``); the first one found wins ties."""
+    cfg = ctx.config
+    if cfg.accept_value is None and not cfg.keep_best_answer:
+        return
+    ids = list(response_ids)
+    if not is_terminal(ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
+                       max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
+        return
+    if ctx.best_answer is None or value > ctx.best_answer[0]:
+        ctx.best_answer = (value, ids)
+
+
+def accepted_answer(ctx: SearchContext) -> list[int] | None:
+    """The judged whole answer that reached ``accept_value`` (the search may end), if any."""
+    accept, best = ctx.config.accept_value, ctx.best_answer
+    return best[1] if accept is not None and best is not None and best[0] >= accept else None
 
 
 def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],
