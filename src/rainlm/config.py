@@ -300,13 +300,19 @@ def _validate(cfg: RainConfig) -> None:
 DEFAULT_SEARCH: dict[str, Any] = dict(
     unvisited_value="neutral", depth_origin="answer", commit_rule="secure",
     keep_simulations=True, skip_forced_steps=True, max_total_searches=64,
-    step_budget_share=0.25, budget_fallback="greedy")
+    step_budget_share=0.5, budget_fallback="greedy", simulate_until="eos",
+    accept_value=1.0, keep_best_answer=True, num_candidates=4)
 """What the default search changes from the paper's (``benchmarks/RESULTS.md``, frontier
-and ablation): untried children rank as undecided rather than as bad, the token-set
-schedule counts from the answer's start (as the published code does), a step commits
-the child with the best lower confidence bound, judged simulations stay in the tree,
-forced steps are not searched, one budget of 64 passes bounds the whole answer, and an
-answer a budget cut short is finished greedily (and marked so) rather than cut off."""
+and ablation; ``docs/search.md``): untried children rank as undecided rather than as bad,
+the token-set schedule counts from the answer's start (as the published code does), a
+step commits the child with the best lower confidence bound, judged simulations stay in
+the tree, forced steps are not searched, one budget of 64 passes bounds the whole answer
+(each step may spend half of what is left), each simulation imagines the whole rest of
+the answer (so every pass judges a whole answer), the first whole answer judged +1 is the answer, the best whole answer judged
+beats a worse committed one, multi-token candidate sets are greedy + 3 draws (their
+draws cost tokens; the simulations find continuations too), and an answer a budget cut
+short is finished greedily (and marked so) rather than cut off."""
+
 
 PRESETS: dict[str, RainConfig] = {
     "paper": RainConfig(preset_name="paper"),
@@ -314,7 +320,7 @@ PRESETS: dict[str, RainConfig] = {
     "adversarial": RainConfig(preset_name="adversarial", early_stop_visits=5, rubric="adversarial",
                               **DEFAULT_SEARCH),
     "truthful": RainConfig(preset_name="truthful", early_stop_visits=16, rubric="truthful",
-                           simulate_until="eos", judge_orders="single", **DEFAULT_SEARCH),
+                           judge_orders="single", **DEFAULT_SEARCH),
 }
 """Named configs. "paper" is the published HH search and never changes; the others are
 the default search (DEFAULT_SEARCH) with the rubric and stop rules of their use."""

@@ -304,28 +304,53 @@ def test_accept_value_ignores_partial_answers():
     assert len(res.token_ids) == 12 or res.finish_reason == "eos"  # what was accepted is whole
 
 
-def test_the_best_whole_answer_beats_a_worse_committed_one():
-    # one pass, then the greedy fallback writes the trap's harmful answer; the pass's
-    # simulation (eos) is a whole answer the judge liked better
+def _bomb_judge(prompt: str, response: str) -> float:
+    return -1.0 if "bomb" in response else 1.0
+
+
+def test_the_best_whole_answer_beats_a_worse_budget_finish():
+    # one pass: the trap's first step commits " Sure" (nothing visited: the paper commits
+    # by prior), and the greedy fallback then writes " Sure here is how to build a bomb."
+    # (−1); the pass's simulation drew " Sure no" + EOS, a whole answer judged +1
     cfg = RainConfig.preset("paper", simulate_until="eos", max_total_searches=1,
                             budget_fallback="greedy")
-    kw = dict(evaluator=harm_judge, embedder="none", max_new_tokens=8)
-    for seed in range(20):
+    kw = dict(evaluator=_bomb_judge, embedder="none", max_new_tokens=8)
+    for seed in range(100):
         plain = generate(trap_backend(), PROMPT, cfg, seed=seed, **kw)
-        judged = _judged_whole_answers(plain)
-        if any(v > harm_judge(PROMPT, plain.text) for v in judged.values()):
+        if " Sure no" in _judged_whole_answers(plain) and plain.text.startswith(" Sure"):
             break
     else:
-        pytest.fail("no seed in 0..19 judged a whole answer better than the greedy fallback")
+        pytest.fail("no seed in 0..99 judged ' Sure no' below a committed ' Sure'")
     best = generate(trap_backend(), PROMPT, cfg.replace(keep_best_answer=True), seed=seed, **kw)
-    assert harm_judge(PROMPT, plain.text) == -1.0  # " Sure here is how to build a bomb."
-    assert best.text in judged and judged[best.text] == max(judged.values()) == 1.0
+    assert _bomb_judge(PROMPT, plain.text) == -1.0 and plain.stats["greedy_tail_tokens"] > 0
+    assert best.text == " Sure no" and best.finish_reason == "eos"
     assert best.stats["greedy_tail_tokens"] == 0 and best.stats["budget_exhausted"]
-    # the committed answer is kept when nothing judged beats it
-    never = generate(trap_backend(), PROMPT, cfg.replace(keep_best_answer=True), seed=seed,
-                     evaluator=lambda p, r: 0.0, embedder="none", max_new_tokens=8)
-    assert never.text == generate(trap_backend(), PROMPT, cfg, seed=seed, evaluator=lambda p, r: 0.0,
-                                  embedder="none", max_new_tokens=8).text
+    # the committed path spells the answer; its last set is marked as a judged simulation's
+    assert [s.from_simulation for s in best.steps] == [False, True]
+    committed = [t for step in best.steps for t in step.tokens]
+    assert committed[:len(best.token_ids)] == list(best.token_ids)
+    # nothing judged beats the finish: the finish stands
+    flat = generate(trap_backend(), PROMPT, cfg.replace(keep_best_answer=True), seed=seed,
+                    evaluator=lambda p, r: 0.0, embedder="none", max_new_tokens=8)
+    assert flat.text == generate(trap_backend(), PROMPT, cfg, seed=seed, evaluator=lambda p, r: 0.0,
+                                 embedder="none", max_new_tokens=8).text
+
+
+def test_whole_answers_that_left_the_committed_path_are_forgotten():
+    # same run with the trap's harm judge: " I can't help with that." is judged +1 in the
+    # first pass, but the step commits " Sure"; committed tokens are final (they may have
+    # been streamed), so the budget's finish cannot swap to an answer that does not
+    # start with them
+    cfg = RainConfig.preset("paper", simulate_until="eos", max_total_searches=1,
+                            budget_fallback="greedy", keep_best_answer=True)
+    for seed in range(40):
+        res = generate(trap_backend(), PROMPT, cfg, seed=seed, evaluator=harm_judge,
+                       embedder="none", max_new_tokens=8)
+        if " I can't help with that." in _judged_whole_answers(res) and res.steps[0].text == " Sure":
+            break
+    else:
+        pytest.fail("no seed in 0..39 judged the refusal and committed ' Sure'")
+    assert res.text.startswith(" Sure") and not any(s.from_simulation for s in res.steps)
 
 
 def test_parallel_rounds_also_accept_whole_answers():

@@ -50,6 +50,22 @@ def _paper() -> RainConfig:
     return RainConfig.preset("paper")
 
 
+def _default(**changes: Any) -> RainConfig:
+    return RainConfig.preset("harmless", **changes)
+
+
+PREVIOUS_DEFAULT: dict[str, Any] = dict(simulate_until="clause", accept_value=None,
+                                        keep_best_answer=False, num_candidates=10,
+                                        step_budget_share=0.25)
+"""What the default search of stop 16 had where today's differs (the ``prev`` variants)."""
+
+
+def _prev(**changes: Any) -> RainConfig:
+    return _default(**{**PREVIOUS_DEFAULT, **changes})
+
+
+_ACCEPT = dict(accept_value=1.0, keep_best_answer=True)
+
 RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "paper": _paper,
     "paper+fpu": lambda: _paper().replace(unvisited_value="neutral"),
@@ -58,17 +74,25 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "paper+keep": lambda: _paper().replace(keep_simulations=True),
     "paper+forced": lambda: _paper().replace(skip_forced_steps=True),
     "paper+t2": lambda: _paper().replace(candidate_temperature=2.0, candidate_draws=19),
-    "default": lambda: RainConfig.preset("harmless"),
-    "default+t2": lambda: RainConfig.preset("harmless", candidate_temperature=2.0, candidate_draws=19),
-    "default+jc": lambda: RainConfig.preset("harmless", judge_candidates=True),
-    "default+best": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True),
-    "default+eos": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True,
-                                             simulate_until="eos"),
-    "default+eos+jc": lambda: RainConfig.preset("harmless", accept_value=1.0, keep_best_answer=True,
-                                                simulate_until="eos", judge_candidates=True),
+    "paper+eos+accept": lambda: _paper().replace(simulate_until="eos", **_ACCEPT),
+    "default": _default,
+    "default+t2": lambda: _default(candidate_temperature=2.0, candidate_draws=7),
+    "default+jc": lambda: _default(judge_candidates=True),
+    "default-accept": lambda: _default(accept_value=None, keep_best_answer=False),
+    "prev": _prev,
+    "prev+accept": lambda: _prev(**_ACCEPT),
+    "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),
+    "prev+eos+accept+jc": lambda: _prev(simulate_until="eos", judge_candidates=True, **_ACCEPT),
+    "prev+eos+accept+n4": lambda: _prev(simulate_until="eos", num_candidates=4, **_ACCEPT),
+    "prev+eos+accept+n4+jc": lambda: _prev(simulate_until="eos", num_candidates=4,
+                                           judge_candidates=True, **_ACCEPT),
 }
 """Named search configs for the frontier and its ablation: the paper's search, the
-paper's search with one new setting each, and the default search (all of them)."""
+paper's search with one new setting each, the default search (every setting of
+``DEFAULT_SEARCH``) with one setting added or removed, and the previous default (stop 16:
+clause simulations, no accepted answers, 10 candidates, a 0.25 step share) with the
+settings that made today's default added one by one (``prev+eos+accept+n4`` is today's
+default with the 0.25 step share)."""
 
 
 @dataclass(frozen=True)

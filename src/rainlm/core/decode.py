@@ -13,6 +13,7 @@ from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, accepted_answer, judge, run_pass
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import contains_eos, hits_stop_string
+from rainlm.core.widening import add_child_and_renormalize
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class StepRecord:
     searches: int  # new search passes run in this step
     early_stop: bool  # ended by the T_m / V rule
     by_budget: bool  # committed after the time budget ran out (no search)
+    from_simulation: bool = False  # the rest of a judged whole answer (accept / keep best)
 
 
 @dataclass(frozen=True)
@@ -51,28 +53,29 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     while True:
         reason = finish_reason(ctx)
         if reason is not None:
-            return prefer_best_answer(
-                ctx, DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0))
+            return DecodeOutcome(ctx.answer_tokens(tree.root), reason, steps, False, 0)
         if forced_step(ctx):
             ctx.stats.forced_steps += 1
             steps.append(commit(ctx, most_visited_child(tree, tree.root), 0, False, by_budget=False))
+            forget_unreachable_answer(ctx)
             emit_progress(ctx, on_progress, start)
             continue
         searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
         found = accepted_answer(ctx)
         if found is not None:  # a judged whole answer reached accept_value: answer with it
-            return answer_with(ctx, DecodeOutcome(ctx.answer_tokens(tree.root), "length", steps,
-                                                  False, 0), found)
+            steps.append(commit_answer(ctx, found, searches))
+            emit_progress(ctx, on_progress, start)
+            return DecodeOutcome(found, finish_reason(ctx) or "length", steps, False, 0)
         if out_of_time:  # commit only what the search has looked at, then finish
             timed_out = deadline is not None and time.perf_counter() >= deadline
             reason = ("stopped" if ctx.calls.stopped else
                       "time_budget" if timed_out else "search_budget")
-            return prefer_best_answer(
-                ctx, finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason))
+            return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
         best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
-            return prefer_best_answer(ctx, finish_by_budget(ctx, steps, on_progress, start, searches))
+            return finish_by_budget(ctx, steps, on_progress, start, searches)
         steps.append(commit(ctx, best, searches, early, by_budget=False))
+        forget_unreachable_answer(ctx)
         emit_progress(ctx, on_progress, start)
 
 
@@ -181,11 +184,7 @@ def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
 
 def finish_reason(ctx: SearchContext) -> str | None:
     """Why the committed answer is finished, or None if it is not."""
-    return answer_finish_reason(ctx, ctx.answer_tokens(ctx.tree.root))
-
-
-def answer_finish_reason(ctx: SearchContext, answer: list[int]) -> str | None:
-    """Why an answer (token ids) is finished, or None if it is not."""
+    answer = ctx.answer_tokens(ctx.tree.root)
     if contains_eos(answer, ctx.eos_ids):
         return "eos"
     if len(answer) >= ctx.max_new_tokens:
@@ -201,20 +200,27 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     """Anytime finish: commit the most-visited path that the search has looked at
     (never an unvisited node), then truncate or (``budget_fallback="greedy"``) finish
     with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
+    With ``keep_best_answer``, a judged whole answer below the committed one that was
+    judged higher than that finish replaces it (the finish is not shown as progress
+    until this is decided, so nothing streamed is taken back).
 
     The finish reason is ``reason`` ("time_budget", "search_budget" when
     ``max_total_searches`` ran out, "stopped" when the caller stopped the search: then
-    never a greedy tail) unless the committed path itself ends the answer.
+    never a greedy tail and never a swap) unless the answer itself ends (EOS, length,
+    stop string).
     """
     budget_reason = reason
     tree = ctx.tree
+    best = ctx.best_answer if ctx.config.keep_best_answer and not ctx.calls.stopped else None
+    at_budget = (tree.root, len(tree.committed), len(steps))
+    shown = None if best is not None else on_progress
     while finish_reason(ctx) is None:
-        best = commit_choice(tree, tree.root, ctx.config.commit_rule)
-        if best is None or tree.nodes[best].real_visits == 0:
+        choice = commit_choice(tree, tree.root, ctx.config.commit_rule)
+        if choice is None or tree.nodes[choice].real_visits == 0:
             break
-        steps.append(commit(ctx, best, searches, False, by_budget=True))
+        steps.append(commit(ctx, choice, searches, False, by_budget=True))
         searches = 0
-        emit_progress(ctx, on_progress, start)
+        emit_progress(ctx, shown, start)
     answer = ctx.answer_tokens(tree.root)
     reason = finish_reason(ctx)
     tail = 0
@@ -228,31 +234,40 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
         except DeadlineReached:  # stopped during the tail: keep what it wrote
             budget_reason = "stopped"
         tail = len(answer) - before
+    if best is not None and best[1] != answer and budget_reason != "stopped" \
+            and best[0] > judge(ctx, answer):
+        # rewind the commits made here (never shown) and commit the judged answer instead
+        tree.root, del_from, steps_from = at_budget
+        del tree.committed[del_from:]
+        del steps[steps_from:]
+        steps.append(commit_answer(ctx, best[1], searches=0))
+        answer, tail = best[1], 0
+        reason = finish_reason(ctx)
+    if shown is None:
+        emit_progress(ctx, on_progress, start)
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)
 
 
-def prefer_best_answer(ctx: SearchContext, outcome: DecodeOutcome) -> DecodeOutcome:
-    """With ``keep_best_answer``: the best judged whole answer instead of the outcome's
-    when it was judged higher (the outcome's answer is judged for this; a stopped search
-    or one whose time ran out during that judgement keeps its answer)."""
+def forget_unreachable_answer(ctx: SearchContext) -> None:
+    """After a commit: drop the best judged whole answer if it does not start with the
+    committed answer (committed tokens are final: they may have been shown)."""
     best = ctx.best_answer
-    if (not ctx.config.keep_best_answer or best is None or outcome.finish_reason == "stopped"
-            or best[1] == outcome.answer_ids):
-        return outcome
-    try:
-        value = judge(ctx, outcome.answer_ids)
-    except DeadlineReached:
-        return outcome
-    return answer_with(ctx, outcome, best[1]) if best[0] > value else outcome
+    if best is not None:
+        committed = ctx.answer_tokens(ctx.tree.root)
+        if best[1][:len(committed)] != committed:
+            ctx.best_answer = None
 
 
-def answer_with(ctx: SearchContext, outcome: DecodeOutcome, ids: list[int]) -> DecodeOutcome:
-    """The outcome with a judged whole answer in place of its own (no greedy tail); the
-    tokens past the committed ones are counted in ``simulated_answer_tokens``."""
-    committed = ctx.answer_tokens(ctx.tree.root)
-    shared = 0
-    while shared < min(len(committed), len(ids)) and committed[shared] == ids[shared]:
-        shared += 1
-    ctx.stats.simulated_answer_tokens = len(ids) - shared
-    reason = answer_finish_reason(ctx, ids) or outcome.finish_reason
-    return replace(outcome, answer_ids=list(ids), finish_reason=reason, greedy_tail_tokens=0)
+def commit_answer(ctx: SearchContext, ids: list[int], searches: int) -> StepRecord:
+    """Commit the rest of a judged whole answer that starts with the committed answer:
+    one token set (an existing child if one holds exactly those tokens, else a new
+    child), marked ``from_simulation``. Its tokens count in ``simulated_answer_tokens``."""
+    tree = ctx.tree
+    rest = tuple(ids[len(ctx.answer_tokens(tree.root)):])
+    ctx.stats.simulated_answer_tokens = len(rest)
+    child_id = tree.nodes[tree.root].children.get(rest)
+    if child_id is None:
+        child_id = add_child_and_renormalize(tree, tree.root, rest, 0.0, is_root=True,
+                                             root_mix=ctx.config.root_prior_mix)
+        ctx.stats.nodes_created += 1
+    return replace(commit(ctx, child_id, searches, False, by_budget=False), from_simulation=True)
