@@ -256,6 +256,9 @@ def test_ban_makes_a_policy_rule_the_judge_and_reports_it():
     out = res.stdout
     rain_block, greedy_block = out.split("=== Greedy (vanilla) ===")
     assert REFUSAL in rain_block and "rule kept: no banned word" in rain_block
+    # the default search accepts the first whole answer the rule judges +1, and says so
+    assert "tokens from a judged whole answer" in rain_block
+    assert "tokens from a judged whole answer" not in greedy_block
     assert HARMFUL in greedy_block and "rule BROKEN: says sure, here" in greedy_block
     js = invoke(["generate", *FAST, "--compare", "--json", "--ban", "Sure", PROMPT])
     payload = json.loads(js.stdout)

@@ -175,7 +175,8 @@ def _outcome(reason="time_budget", action="passed"):
     rec = TraceRecord(id="tr_1", created_at="t", endpoint=CHAT, request={}, model="m",
                       config={"preset_name": "harmless"}, seed=0, answer="Hi there",
                       finish_reason=reason, scores={"value": 0.2},
-                      stats={"searches": 3, "steps": 2, "budget_exhausted": True},
+                      stats={"searches": 3, "steps": 2, "budget_exhausted": True,
+                             "simulated_answer_tokens": 4},
                       policy=PolicyDecision("flag", 0.0, 0.2, action))
     return JobOutcome(record=rec, text="Hi there", prompt_tokens=5, completion_tokens=2)
 
@@ -186,6 +187,7 @@ def test_completion_body_and_final_chunk():
     assert body["choices"][0]["finish_reason"] == "length"
     assert body["rain"]["finish_reason"] == "time_budget"
     assert body["rain"]["stats"]["budget_exhausted"] is True
+    assert body["rain"]["stats"]["simulated_answer_tokens"] == 4  # from a judged whole answer
     assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     text = completion_body(_outcome(), COMPLETIONS, "m", 1)
     assert text["object"] == "text_completion" and text["choices"][0]["text"] == "Hi there"

@@ -149,6 +149,9 @@ def summary_line(a: AnswerReport) -> str:
     if a.result.method == "rain":
         parts.append(f"{a.result.stats.get('searches', 0)} searches, "
                      f"{a.result.stats.get('steps', 0)} steps")
+        imagined = a.result.stats.get("simulated_answer_tokens", 0)
+        if imagined:
+            parts.append(f"last {imagined} tokens from a judged whole answer")
     parts.append(f"{a.result.stats.get('answer_tokens', len(a.result.token_ids))} tokens")
     parts.append(f"finish: {a.result.finish_reason}")
     return " | ".join(parts)
