@@ -2,7 +2,8 @@
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
 ``GET /health``, ``GET /v1/rain/traces/{id}``, ``GET /review``,
-``POST /v1/rain/reviews/{id}``. Every error is in OpenAI's format (``errors.py``).
+``POST /v1/rain/reviews/{id}``, ``GET /openapi.json`` (``openapi.py``). Every error is in
+OpenAI's format (``errors.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rainlm.serve.engine import Engine, Job, JobFailed, NotReady, QueueFull, new_trace_id
 from rainlm.serve.errors import ApiError, error_body
+from rainlm.serve.openapi import openapi_schema
 from rainlm.serve.responses import completion_body
 from rainlm.serve.schemas import CHAT, COMPLETIONS, ParsedRequest, parse_body, parse_request
 from rainlm.serve.settings import ServerSettings
@@ -181,19 +184,37 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     async def completions(request: Request) -> Any:
         return await _complete(request, COMPLETIONS)
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        """The request contract (open, like /health: it holds no secret)."""
+        return openapi_schema(settings, model_name="rain")
+
+    async def read_body(request: Request) -> bytes:
+        """The body, read chunk by chunk: 413 as soon as it passes the limit, so a
+        chunked upload without Content-Length is never held whole."""
+        limit = settings.max_body_bytes
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, f"request body is {length} bytes; the limit is {limit} bytes",
+                           code="request_too_large")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"request body passed the limit of {limit} bytes",
+                               code="request_too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def _complete(request: Request, endpoint: str) -> Any:
         arrived, created, created_at = time.perf_counter(), int(time.time()), utc_now()
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            raise ApiError(413, f"request body is {length} bytes; the limit is "
-                                f"{settings.max_body_bytes} bytes", code="request_too_large")
-        req = parse_request(parse_body(await request.body(), settings), endpoint, settings)
+        req = parse_request(parse_body(await read_body(request), settings), endpoint, settings)
         _ready_or_503()
         if req.model is not None and req.model not in served_names():
             raise ApiError(404, f"The model {req.model!r} does not exist on this server; use one "
                                 f"of {served_names()} (GET /v1/models)", param="model",
                            code="model_not_found")
-        _check_prompt_length(req)
+        await run_in_threadpool(_check_prompt_length, req)  # a long prompt never stalls the loop
         try:
             engine.admit()
         except QueueFull as exc:
@@ -262,9 +283,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
 
     @app.post("/v1/rain/reviews/{trace_id}", dependencies=auth)
     async def post_review(trace_id: str, request: Request) -> dict[str, Any]:
-        from starlette.concurrency import run_in_threadpool
-
-        decision, note, reviewer = _review_body(parse_body(await request.body(), settings))
+        decision, note, reviewer = _review_body(parse_body(await read_body(request), settings))
         record = await run_in_threadpool(
             _record_or_404, lambda: store.decide(trace_id, decision, note=note,
                                                  reviewer=reviewer), trace_id)
