@@ -12,6 +12,7 @@ from __future__ import annotations
 from tests.self_judging import judge_law
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,25 @@ def test_every_option_has_help(command):
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help and len(param.help) > 15, param.name
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()):
+    for name, command in group.commands.items():
+        yield path + (name,), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, path + (name,))
+
+
+def test_every_command_and_group_shows_examples():
+    missing = []
+    for path, _ in _commands(cli):
+        own = invoke([*path, "--help"]).output
+        parent = invoke([*path[:-1], "--help"]).output if len(path) > 1 else ""
+        # a group's examples may cover its subcommands (rain review approve / reject)
+        covered = "Examples:" in parent and re.search(rf"rain {re.escape(' '.join(path))}\b", parent)
+        if "Examples:" not in own and not covered:
+            missing.append(" ".join(path))
+    assert not missing, f"no examples in --help of: {missing}"
 
 
 def test_generate_help_names_options_defaults_and_units():

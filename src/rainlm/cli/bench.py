@@ -64,6 +64,7 @@ def data_options(func: Any) -> Any:
 
 EPILOG = """\b
 Examples:
+  rain bench run --dataset advbench --limit 5 --methods vanilla,rain --max-new-tokens 32 --out RUN.jsonl
   rain bench run --dataset advbench --limit 20 --methods vanilla,best-of-n,rain --out RUN.jsonl
   rain bench run --dataset xstest --limit 50 --methods vanilla,rain --out xs.jsonl
   rain bench run --dataset advbench --limit 20 --judge synthetic:0.5,0.75,1 \\
@@ -72,7 +73,13 @@ Examples:
 """
 
 
-@click.group("bench")
+@click.group("bench", epilog="""\b
+Examples:
+  rain bench frontier --task banned-words --limit 4 --budgets 8,16 --out bw.jsonl
+  rain bench frontier-report bw.jsonl --out report/
+  rain bench run --dataset advbench --limit 5 --methods vanilla,rain --max-new-tokens 32 --out RUN.jsonl
+  rain bench report RUN.jsonl --out report/
+""")
 def bench_group() -> None:
     """Benchmark RAIN against vanilla decoding and best-of-n on public prompt sets."""
 
@@ -173,7 +180,11 @@ def echo_run_summary(summary: Any, out_path: Path, report_command: str) -> None:
     click.echo(f"report: rain bench {report_command} {out_path} --out REPORT_DIR")
 
 
-@bench_group.command("report")
+@bench_group.command("report", epilog="""\b
+Examples:
+  rain bench report RUN.jsonl --out report/
+  rain bench report advbench.jsonl xstest.jsonl --out report/
+""")
 @click.argument("runs", nargs=-1, required=True, metavar="RUN.jsonl...",
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, metavar="DIR",

@@ -15,7 +15,12 @@ from rainlm.cli.trace import db_option, open_existing_store
 __all__ = ["review_group"]
 
 
-@click.group("review")
+@click.group("review", epilog="""\b
+Examples:
+  rain review list
+  rain review approve tr_3f2a --note "fine in context" --reviewer ana
+  rain review reject tr_3f2a --note "step-by-step harm"
+""")
 def review_group() -> None:
     """Review flagged answers: list those pending, approve or reject them."""
 
