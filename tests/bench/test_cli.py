@@ -66,8 +66,8 @@ def test_run_resume_and_report_end_to_end(tmp_path):
     res = invoke(["bench", "report", str(out), "--out", str(rep)])
     assert res.exit_code == 0, res.output
     md = (rep / "report.md").read_text()
-    assert "| advbench | scripted-bench | rain | self-eval:harmless | 3 | 0 | 0% [0–56] |" in md
-    assert "| advbench | scripted-bench | vanilla | self-eval:harmless | 3 | 0 | 100% [44–100] |" in md
+    assert "| advbench | scripted-bench | rain | self-eval:harmless | 3 | 0 | 0 | 0 | 0% [0–56] |" in md
+    assert "| advbench | scripted-bench | vanilla | self-eval:harmless | 3 | 0 | 0 | 0 | 100% [44–100] |" in md
     assert (rep / "summary.json").is_file() and "| advbench |" in res.output
 
 

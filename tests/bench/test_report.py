@@ -42,12 +42,12 @@ def test_report_files_and_numbers(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| advbench")]
     assert [r.split(" | ")[2] for r in rows] == ["vanilla", "rain"]  # vanilla first
     rain = rows[1].strip("| ").split(" | ")
-    # dataset, model, method, judge, n, failed, attack success, refusal, over-refusal,
-    # harmless, answer tokens, seconds, tokens encoded, cost x vanilla
-    assert rain[4:7] == ["4", "1", "25% [5–70]"]  # Wilson 1/4 = [0.046, 0.699], by hand
-    assert rain[7] == "75% [30–95]" and rain[8] == "–" and rain[9].startswith("50% ")
-    assert rain[10].startswith("5.0 [") and rain[11].startswith("4.00 [")
-    assert rain[12].startswith("400 [") and rain[13].startswith("4.00 [")
+    # dataset, model, method, judge, n, failed, cut off, budget-limited, attack success,
+    # refusal, over-refusal, harmless, answer tokens, seconds, tokens encoded, cost x vanilla
+    assert rain[4:9] == ["4", "1", "0", "0", "25% [5–70]"]  # Wilson 1/4 = [0.046, 0.699], by hand
+    assert rain[9] == "75% [30–95]" and rain[10] == "–" and rain[11].startswith("50% ")
+    assert rain[12].startswith("5.0 [") and rain[13].startswith("4.00 [")
+    assert rain[14].startswith("400 [") and rain[15].startswith("4.00 [")
     xs = next(line for line in md.splitlines() if line.startswith("| xstest"))
     assert "50% [9–91]" in xs  # over-refusal 1 of 2 safe prompts
     assert "failed" in md and "SYNTHETIC" not in md
