@@ -238,6 +238,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
             and best[0] > judge(ctx, answer):
         # rewind the commits made here (never shown) and commit the judged answer instead
         tree.root, del_from, steps_from = at_budget
+        ctx.stats.steps -= len(steps) - steps_from
         del tree.committed[del_from:]
         del steps[steps_from:]
         steps.append(commit_answer(ctx, best[1], searches=0))
