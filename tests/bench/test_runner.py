@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import pytest
 
@@ -194,3 +195,24 @@ def test_progress_bar_shows_counts_and_eta():
     assert silent.getvalue() == ""
     assert (format_duration(75.3), format_duration(3725), format_duration(float("nan"))) == (
         "1:15", "1:02:05", "?")
+
+
+def test_progress_clock_keeps_moving_between_answers():
+    now = [100.0]
+    drawn = threading.Event()
+
+    class Stream(io.StringIO):
+        def write(self, text):
+            if "0:07 elapsed" in text:
+                drawn.set()  # the ticker redrew after the clock moved, with no update
+            return super().write(text)
+
+    stream = Stream()
+    bar = ProgressBar(3, stream=stream, clock=lambda: now[0])
+    bar.working("t:0 rain ...")
+    assert "0:00 elapsed" in stream.getvalue() and "t:0 rain ..." in stream.getvalue()
+    bar.start_ticking(0.01)
+    now[0] = 107.0
+    assert drawn.wait(10), stream.getvalue()[-200:]
+    bar.close()
+    assert not bar._ticker.is_alive() and stream.getvalue().endswith("\n")

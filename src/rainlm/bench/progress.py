@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 __all__ = ["ProgressBar", "format_duration"]
@@ -22,13 +24,15 @@ def format_duration(seconds: float) -> str:
 class ProgressBar:
     """``[bench] 7/40 [####......] 17% 0:42 elapsed, ETA 3:20 | advbench:6 rain``.
 
-    Redrawn in place (carriage return) after every finished unit; a disabled bar does
-    nothing, so callers never branch on it. The ETA is the mean seconds per unit so
-    far times the units left.
+    Redrawn in place (carriage return) after every finished unit and, once
+    ``start_ticking`` is called, every second in between, so the clock keeps moving
+    during a long answer; a disabled bar does nothing, so callers never branch on it.
+    The ETA is the mean seconds per unit so far times the units left.
     """
 
     def __init__(self, total: int, *, enabled: bool = True, stream: TextIO | None = None,
-                 width: int = 20, label: str = "bench"):
+                 width: int = 20, label: str = "bench",
+                 clock: Callable[[], float] = time.monotonic):
         self.total = total
         self.enabled = enabled
         self.stream = stream
@@ -36,7 +40,12 @@ class ProgressBar:
         self.label = label
         self.done = 0
         self.errors = 0
-        self._start = time.monotonic()
+        self.clock = clock
+        self._start = clock()
+        self._note = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     @property
     def _out(self) -> TextIO:
@@ -44,7 +53,7 @@ class ProgressBar:
 
     def line(self, note: str = "") -> str:
         """The bar as text (what ``update`` draws)."""
-        elapsed = time.monotonic() - self._start
+        elapsed = self.clock() - self._start
         frac = self.done / self.total if self.total else 1.0
         filled = int(round(frac * self.width))
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
@@ -58,12 +67,39 @@ class ProgressBar:
         """One more unit finished (``failed``: it ended with an error)."""
         self.done += 1
         self.errors += int(failed)
+        self._note = note
+        self.redraw()
+
+    def working(self, note: str) -> None:
+        """Say what the current unit is while it runs."""
+        self._note = note
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Draw the bar again (the elapsed time moves on)."""
         if self.enabled:
-            self._out.write("\r\x1b[2K" + self.line(note))
-            self._out.flush()
+            with self._lock:
+                self._out.write("\r\x1b[2K" + self.line(self._note))
+                self._out.flush()
+
+    def start_ticking(self, interval_s: float = 1.0) -> None:
+        """Redraw every ``interval_s`` seconds until ``close`` (a daemon thread)."""
+        if not self.enabled or self._ticker is not None:
+            return
+
+        def tick() -> None:
+            while not self._stop.wait(interval_s):
+                self.redraw()
+
+        self._ticker = threading.Thread(target=tick, name="bench-progress", daemon=True)
+        self._ticker.start()
 
     def close(self) -> None:
-        """End the line (the last state stays visible)."""
+        """Stop ticking and end the line (the last state stays visible)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
         if self.enabled and self.total:
-            self._out.write("\n")
-            self._out.flush()
+            with self._lock:
+                self._out.write("\n")
+                self._out.flush()

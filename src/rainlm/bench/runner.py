@@ -220,22 +220,27 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
     bar.total = len(todo)
     path.parent.mkdir(parents=True, exist_ok=True)
     cache: dict[tuple[str, str], MethodOutcome] = {}
-    with open(path, "a", encoding="utf-8") as fh:
-        for item, method, judge in todo:
-            seed_i = item_seed(seed, item.id)
-            rec = _base_record(item, method, judge, model, seed_i, settings, fps[(method, judge.name)])
-            rec.update(_run_one(backend, item, method, judge, settings, seed_i, refusal_phrases,
-                                done, cache))
-            fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
-            fh.flush()
-            done[record_key(rec)] = rec
-            summary.written += 1
-            failed = rec["error"] is not None
-            summary.failed += int(failed)
-            if failed and len(summary.errors) < 5:
-                summary.errors.append(f"{item.id} {method}: {rec['error']}")
-            bar.update(f"{item.id} {method}", failed=failed)
-    bar.close()
+    bar.start_ticking()
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            for item, method, judge in todo:
+                bar.working(f"{item.id} {method} ...")
+                seed_i = item_seed(seed, item.id)
+                rec = _base_record(item, method, judge, model, seed_i, settings,
+                                   fps[(method, judge.name)])
+                rec.update(_run_one(backend, item, method, judge, settings, seed_i,
+                                    refusal_phrases, done, cache))
+                fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+                fh.flush()
+                done[record_key(rec)] = rec
+                summary.written += 1
+                failed = rec["error"] is not None
+                summary.failed += int(failed)
+                if failed and len(summary.errors) < 5:
+                    summary.errors.append(f"{item.id} {method}: {rec['error']}")
+                bar.update(f"{item.id} {method}", failed=failed)
+    finally:
+        bar.close()
     return summary
 
 

@@ -79,11 +79,14 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
     transcripts = ("plain", "chat") if transcript == "both" else (transcript,)
     n_batches = -(-len(pairs) // batch_pairs) * len(transcripts)
     bar = ProgressBar(n_batches, enabled=progress_enabled(progress), label="calibrate")
-    with contextlib.redirect_stdout(sys.stderr):
-        backend = services_of(ctx).load_backend(backend_spec(backend_kind, model, base_url),
-                                                   device)
-        rows = calibrate(backend, pairs, rubric=rubric, shots=shots, transcripts=transcripts,
-                         batch_pairs=batch_pairs, on_batch=lambda k: bar.update(f"{k} pairs"))
+    bar.start_ticking()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            backend = services_of(ctx).load_backend(backend_spec(backend_kind, model, base_url),
+                                                       device)
+            rows = calibrate(backend, pairs, rubric=rubric, shots=shots, transcripts=transcripts,
+                             batch_pairs=batch_pairs, on_batch=lambda k: bar.update(f"{k} pairs"))
+    finally:
         bar.close()
     text = verdict(rows, used_mode=scoring)
     if as_json:

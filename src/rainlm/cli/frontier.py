@@ -129,14 +129,18 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
     services = services_of(ctx)
     bar = ProgressBar(len(items) * len(method_labels(plan)), enabled=progress_enabled(None),
                       label="frontier")
-    with contextlib.redirect_stdout(sys.stderr):
-        the_backend = services.load_backend(spec, device)
-        loaded = services.load_embedder(embedder, device)
-        plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, embedder=loaded))
-        summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
-                               on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
-                                                              failed=bool(r.get("error"))))
-    bar.close()
+    bar.start_ticking()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            the_backend = services.load_backend(spec, device)
+            loaded = services.load_embedder(embedder, device)
+            plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
+                                                                          embedder=loaded))
+            summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
+                                   on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
+                                                                  failed=bool(r.get("error"))))
+    finally:
+        bar.close()
     echo_run_summary(summary, out_path, "frontier-report")
 
 
