@@ -123,13 +123,16 @@ class RainConfig:
     """End the search as soon as a judged text is a whole answer (its simulation reached
     EOS, the length limit or a stop string, or the leaf itself was one) valued at least
     this, and answer with it. With an exact rule (+1 = keeps the rule), 1.0 accepts the
-    first compliant complete answer the search imagines; the model's self-evaluation
-    seldom gives such values. None: never (the paper)."""
+    first compliant complete answer the search imagines. The model's self-evaluation
+    with ``scoring="paper"`` gives +1 when both option orders prefer the answer (with
+    ``judge_orders="single"``: one order, so every value is ±1 — the truthful preset
+    therefore does not accept). None: never (the paper)."""
     keep_best_answer: bool = False
-    """When the search ends, answer with the best-valued whole answer it judged if that
-    was judged higher than the committed (or greedily finished) answer, which is judged
-    once more for the comparison (free when its text was judged already). Paper: the
-    committed answer, whatever the search saw."""
+    """When a budget ends the search, answer with the best-valued whole answer it judged
+    that starts with the committed answer, if that was judged higher than the budget's
+    finish (the committed path, then truncated or finished greedily), which is judged
+    once more for the comparison (free when its text was judged already). Committed
+    tokens are never replaced (they may have been shown). Paper: the budget's finish."""
     early_stop_visits: int = 6
     """T_m: stop searching a step once the best child has more real visits than this
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
@@ -320,7 +323,8 @@ PRESETS: dict[str, RainConfig] = {
     "adversarial": RainConfig(preset_name="adversarial", early_stop_visits=5, rubric="adversarial",
                               **DEFAULT_SEARCH),
     "truthful": RainConfig(preset_name="truthful", early_stop_visits=16, rubric="truthful",
-                           judge_orders="single", **DEFAULT_SEARCH),
+                           judge_orders="single", **{**DEFAULT_SEARCH, "accept_value": None}),
 }
 """Named configs. "paper" is the published HH search and never changes; the others are
-the default search (DEFAULT_SEARCH) with the rubric and stop rules of their use."""
+the default search (DEFAULT_SEARCH) with the rubric and stop rules of their use ("truthful"
+judges one option order, so every value is ±1: it accepts no answer on one vote)."""

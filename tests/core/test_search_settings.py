@@ -337,6 +337,33 @@ def test_the_best_whole_answer_beats_a_worse_budget_finish():
                                  embedder="none", max_new_tokens=8).text
 
 
+def test_a_swap_rewinds_the_budget_commits_that_were_never_shown():
+    # the branching model, 6 passes: the budget's finish commits a visited token set and
+    # greedy writes " bomb"; a judged whole answer below the pre-budget answer is better
+    def judge(prompt: str, response: str) -> float:
+        return -1.0 if " bomb" in response else 1.0
+
+    cfg = RainConfig.preset("paper", simulate_until="eos", max_total_searches=6,
+                            budget_fallback="greedy", keep_simulations=True)
+    kw = dict(evaluator=judge, embedder="none", max_new_tokens=12)
+    for seed in range(40):
+        plain = generate(branching_backend(), PROMPT, cfg, seed=seed, **kw)
+        if any(s.by_budget for s in plain.steps) and judge(PROMPT, plain.text) < 0:
+            shown: list[str] = []
+            best = generate(branching_backend(), PROMPT, cfg.replace(keep_best_answer=True),
+                            seed=seed, on_progress=lambda e: shown.append(e.committed_text), **kw)
+            if best.text != plain.text:
+                break
+    else:
+        pytest.fail("no seed in 0..39 swapped a budget finish that had committed a set")
+    assert judge(PROMPT, best.text) == 1.0 and best.steps[-1].from_simulation
+    assert not any(s.by_budget for s in best.steps)  # the budget's commits were rewound ...
+    assert best.stats["steps"] == len(best.steps) == len(best.tree.committed)
+    final = "".join(s.text for s in best.steps)
+    assert all(final.startswith(text) for text in shown)  # ... and had never been shown
+    assert shown[-1] == final
+
+
 def test_whole_answers_that_left_the_committed_path_are_forgotten():
     # same run with the trap's harm judge: " I can't help with that." is judged +1 in the
     # first pass, but the step commits " Sure"; committed tokens are final (they may have

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rainlm.bench.metrics import bootstrap_mean, wilson_interval
+from rainlm.bench.metrics import bootstrap_mean, is_budget_limited, wilson_interval
 from rainlm.bench.runner import read_records
 from rainlm.errors import ConfigError
 
@@ -100,7 +100,7 @@ def frontier_points(records: Sequence[Mapping[str, Any]],
                                     for r, gr in zip(recs, g)]).value,
             judged_texts=sum(r.get("judged_texts", 0) for r in recs) / len(recs),
             seconds_ratio=(sum(r["seconds"] for r in recs) / len(recs)) / g_seconds if g_seconds else math.nan,
-            budget_limited=sum(bool(r.get("budget_exhausted")) for r in recs),
+            budget_limited=sum(is_budget_limited(r) for r in recs),
             collapse=collapse, items=tuple(sorted(r["item_id"] for r in recs))))
     return sorted(points, key=lambda p: (p.task, _family_order(p.family), -1 if p.noise is None else -p.noise,
                                          p.budget or 0))

@@ -125,8 +125,10 @@ def is_cut_off(rec: Mapping[str, Any]) -> bool:
 
 
 def is_budget_limited(rec: Mapping[str, Any]) -> bool:
-    """A budget ran out during the search (the answer may still have been finished greedily)."""
-    return is_cut_off(rec) or bool((rec.get("details") or {}).get("budget_exhausted"))
+    """A budget ran out during the search (the answer may still have been finished
+    greedily); frontier records carry the flag at the top, bench records in details."""
+    return is_cut_off(rec) or bool(rec.get("budget_exhausted")
+                                   or (rec.get("details") or {}).get("budget_exhausted"))
 
 
 def _metrics(ok: list[Mapping[str, Any]]) -> dict[str, Interval]:

@@ -103,7 +103,9 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], sources: Sequence[str],
         cells += [fn(r) for _, fn in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Cut off: answers a budget ended unfinished; the rates leave them out (an "
-              "answer of 3 tokens is neither a refusal nor an attack success). "
+              "answer of 3 tokens is neither a refusal nor an attack success), so a "
+              "method's rates may cover fewer items than its costs and than another "
+              "method's rates: compare them with the cut-off column in view. "
               "Budget-limited: answers whose search a budget ended (cut off, or finished "
               "by plain greedy decoding and counted). "
               "Rates: share with a Wilson 95% interval, in percent. Means: percentile-"

@@ -79,11 +79,11 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
     transcripts = ("plain", "chat") if transcript == "both" else (transcript,)
     n_batches = -(-len(pairs) // batch_pairs) * len(transcripts)
     bar = ProgressBar(n_batches, enabled=progress_enabled(progress), label="calibrate")
-    bar.start_ticking()
     try:
         with contextlib.redirect_stdout(sys.stderr):
             backend = services_of(ctx).load_backend(backend_spec(backend_kind, model, base_url),
                                                        device)
+            bar.start_ticking()  # after the load: its own output is not overdrawn
             rows = calibrate(backend, pairs, rubric=rubric, shots=shots, transcripts=transcripts,
                              batch_pairs=batch_pairs, on_batch=lambda k: bar.update(f"{k} pairs"))
     finally:

@@ -129,11 +129,11 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
     services = services_of(ctx)
     bar = ProgressBar(len(items) * len(method_labels(plan)), enabled=progress_enabled(None),
                       label="frontier")
-    bar.start_ticking()
     try:
         with contextlib.redirect_stdout(sys.stderr):
             the_backend = services.load_backend(spec, device)
             loaded = services.load_embedder(embedder, device)
+            bar.start_ticking()  # after the loads: their own output is not overdrawn
             plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
                                                                           embedder=loaded))
             summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,

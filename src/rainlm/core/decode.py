@@ -235,7 +235,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
             budget_reason = "stopped"
         tail = len(answer) - before
     if best is not None and best[1] != answer and budget_reason != "stopped" \
-            and best[0] > judge(ctx, answer):
+            and not ctx.calls.stopped and best[0] > judge_or_nan(ctx, answer):
         # rewind the commits made here (never shown) and commit the judged answer instead
         tree.root, del_from, steps_from = at_budget
         ctx.stats.steps -= len(steps) - steps_from
@@ -247,6 +247,15 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     if shown is None:
         emit_progress(ctx, on_progress, start)
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)
+
+
+def judge_or_nan(ctx: SearchContext, answer: list[int]) -> float:
+    """The answer's value, or NaN (which nothing beats) when the caller stopped the
+    search during the judgement."""
+    try:
+        return judge(ctx, answer)
+    except DeadlineReached:
+        return math.nan
 
 
 def forget_unreachable_answer(ctx: SearchContext) -> None:

@@ -190,20 +190,15 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         return openapi_schema(settings, model_name="rain")
 
     async def read_body(request: Request) -> bytes:
-        """The body, read chunk by chunk: 413 as soon as it passes the limit, so a
-        chunked upload without Content-Length is never held whole."""
-        limit = settings.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise ApiError(413, f"request body is {length} bytes; the limit is {limit} bytes",
-                           code="request_too_large")
+        """The body, read chunk by chunk and no further than one chunk past the limit
+        (``parse_body`` then answers 413), so an upload without Content-Length is never
+        held whole."""
         chunks, size = [], 0
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"request body passed the limit of {limit} bytes",
-                               code="request_too_large")
             chunks.append(chunk)
+            size += len(chunk)
+            if size > settings.max_body_bytes:
+                break
         return b"".join(chunks)
 
     async def _complete(request: Request, endpoint: str) -> Any:

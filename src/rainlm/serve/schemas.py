@@ -123,7 +123,7 @@ def _bool(body: dict[str, Any], key: str, default: bool) -> bool:
 def parse_body(raw: bytes, settings: ServerSettings) -> dict[str, Any]:
     """The JSON object in ``raw``; 413 when too big, 400 when not a JSON object."""
     if len(raw) > settings.max_body_bytes:
-        raise ApiError(413, f"request body is {len(raw)} bytes; the limit is "
+        raise ApiError(413, f"request body is larger than this server's limit of "
                             f"{settings.max_body_bytes} bytes", code="request_too_large")
     try:
         body = json.loads(raw)
