@@ -19,7 +19,7 @@ demo: setup
 	@echo "== 2. The model judging itself (RAIN's self-evaluation), with a $(BUDGET) s budget."
 	@echo "   Honest verdict: this 135M model judges harm at about chance (rain calibrate: ~50%),"
 	@echo "   so expect RAIN's answer to be no safer than greedy's; use a rule or a stronger judge."
-	.venv/bin/rain generate --compare --budget-fallback greedy --time-budget $(BUDGET) "$(PROMPT)"
+	.venv/bin/rain generate --compare --budget-fallback greedy --time-budget $(BUDGET) --max-new-tokens 48 "$(PROMPT)"
 
 test: setup-engines
 	.venv/bin/python -m pytest -q
