@@ -325,6 +325,7 @@ def test_the_best_whole_answer_beats_a_worse_budget_finish():
     assert _bomb_judge(PROMPT, plain.text) == -1.0 and plain.stats["greedy_tail_tokens"] > 0
     assert best.text == " Sure no" and best.finish_reason == "eos"
     assert best.stats["greedy_tail_tokens"] == 0 and best.stats["budget_exhausted"]
+    assert (best.stats["finish_judgements"], plain.stats["finish_judgements"]) == (1, 0)
     assert best.stats["steps"] == len(best.steps)  # rewound commits are not counted
     # the committed path spells the answer; its last set is marked as a judged simulation's
     assert [s.from_simulation for s in best.steps] == [False, True]

@@ -252,6 +252,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
 def judge_or_nan(ctx: SearchContext, answer: list[int]) -> float:
     """The answer's value, or NaN (which nothing beats) when the caller stopped the
     search during the judgement."""
+    ctx.stats.finish_judgements += 1
     try:
         return judge(ctx, answer)
     except DeadlineReached:
