@@ -18,7 +18,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from rainlm.backends.scripted import ScriptedBackend  # noqa: E402
-from rainlm.cli.options import Services  # noqa: E402
+from rainlm.services import Services  # noqa: E402
 from rainlm.serve.app import create_app  # noqa: E402
 from rainlm.serve.settings import ServerSettings  # noqa: E402
 from rainlm.trace.store import TraceStore  # noqa: E402

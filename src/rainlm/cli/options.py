@@ -7,13 +7,14 @@ the option (exit code 2) before any model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
 from rainlm.config import PRESETS, RainConfig
+from rainlm.services import Services
 
 __all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
            "SCORINGS"]
@@ -26,43 +27,6 @@ EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
 
 
 # ---------------------------------------------------------------------- services
-def _quiet_transformers() -> None:
-    """The CLI draws its own progress line: no per-load "Loading weights" bars."""
-    import importlib.util
-
-    if importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-
-
-def _default_load_backend(model: str | None, device: str) -> Any:
-    from rainlm.backends.loading import load_backend
-
-    _quiet_transformers()
-    return load_backend(model, device=device)
-
-
-def _default_load_embedder(name: str, device: str) -> Any:
-    """An Embedder, or the string "none" (which generate() reads as: no embedder)."""
-    if name == "none":
-        return "none"
-    from rainlm.similarity.loading import load_embedder
-
-    return load_embedder(name, device=device)
-
-
-@dataclass(frozen=True)
-class Services:
-    """What the commands build models with; tests pass their own as click's ``obj``
-    (``CliRunner().invoke(cli, args, obj=Services(load_backend=...))``)."""
-
-    load_backend: Callable[[str | None, str], Any] = field(default=_default_load_backend)
-    """``(model, device) -> Backend``; model None means the embedded model."""
-    load_embedder: Callable[[str, str], Any] = field(default=_default_load_embedder)
-    """``(name, device) -> Embedder | "none"``."""
-
-
 def services_of(ctx: click.Context) -> Services:
     found = ctx.find_object(Services)
     return found if found is not None else Services()

@@ -50,10 +50,10 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     "loading" and requests get 503 until it is ready) unless ``backend`` is given.
 
     ``store``: a ``TraceStore`` (default: ``TraceStore(settings.db_path)``).
-    ``services``: a ``rainlm.cli.options.Services`` (how backend and embedder load).
+    ``services``: a ``rainlm.services.Services`` (how backend and embedder load).
     ``on_ready``: called (on the worker thread) once the model is loaded.
     """
-    from rainlm.cli.options import Services
+    from rainlm.services import Services
     from rainlm.trace.store import TraceStore
 
     owns_store = store is None
