@@ -13,21 +13,19 @@ first file wins), so the main run and ablation runs can be given together.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 from rainlm.bench.metrics import is_budget_limited, wilson_interval
+from rainlm.bench.runner import read_records
 
 
 def load(paths: list[Path]) -> dict[tuple[str, str, float | None], dict]:
     """(item, method, noise) -> record; the first file that has it wins."""
     out: dict[tuple[str, str, float | None], dict] = {}
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                out.setdefault((rec["item_id"], rec["method"], rec.get("noise")), rec)
+        for rec in read_records(path):
+            out.setdefault((rec["item_id"], rec["method"], rec.get("noise")), rec)
     return out
 
 

@@ -13,6 +13,7 @@ import dataclasses
 import typing
 from typing import Any, Literal, Union
 
+from rainlm import __version__
 from rainlm.config import PRESETS, RainConfig
 from rainlm.serve.schemas import CHAT, COMPLETIONS, MAX_STOP, METHODS, RAIN_CONFIG_FIELDS
 from rainlm.serve.settings import POLICIES, ServerSettings
@@ -32,7 +33,7 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
     security = [{"bearer": []}] if settings.api_key is not None else []
     return {
         "openapi": "3.0.3",
-        "info": {"title": "rainlm", "version": _version(),
+        "info": {"title": "rainlm", "version": __version__,
                  "description": "OpenAI-compatible RAIN server: answers are searched with "
                                 "RAIN and judged; every request leaves an audit record."},
         "paths": {
@@ -81,15 +82,6 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rainlm")
-    except PackageNotFoundError:
-        return "0"
 
 
 def _json(name: str, description: str = "") -> dict[str, Any]:
