@@ -215,6 +215,12 @@ class Engine:
                 raise QueueFull(self._retry_after())
             self._admitted += 1
 
+    def _turn_away(self, job: Job) -> NotReady:
+        """Free an admitted job's place, record it as rejected; the error to raise."""
+        self._release()
+        self._reject(job)
+        return NotReady(STOPPING)
+
     def _forget(self, job: Job) -> None:
         with self._lock:
             self._queued.pop(job.trace_id, None)
@@ -236,15 +242,11 @@ class Engine:
         with self._lock:
             stopping = self.state == STOPPING
         if stopping:  # a shutdown began between admit and here: recorded as rejected
-            self._release()
-            self._reject(job)
-            raise NotReady(STOPPING)
+            raise self._turn_away(job)
         try:
             future = self._executor.submit(self._run_job, job)
         except RuntimeError:  # executor shut down between admit and submit
-            self._release()
-            self._reject(job)
-            raise NotReady(STOPPING) from None
+            raise self._turn_away(job) from None
         with self._lock:
             self._queued[job.trace_id] = (job, future)
         future.add_done_callback(lambda f: self._forget(job))
