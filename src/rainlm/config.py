@@ -133,6 +133,19 @@ class RainConfig:
     finish (the committed path, then truncated or finished greedily), which is judged
     once more for the comparison (free when its text was judged already). Committed
     tokens are never replaced (they may have been shown). Paper: the budget's finish."""
+    repair_share: float = 0.0
+    """Share of the search passes that repair the best judged whole answer while it is
+    below ``accept_value`` (+1 without one): rewind it to its longest prefix judged at
+    least ``repair_threshold`` (bisecting its prefixes with the evaluator), back off
+    ``repair_backoff`` tokens, imagine a new ending to the end of the answer, judge it
+    and keep it in the tree as a path. Needs ``accept_value`` or ``keep_best_answer``
+    (which track the whole answers). 0: never (the paper)."""
+    repair_threshold: float = 0.0
+    """Least value of a prefix that a repair keeps (a rule's compliant text is +1, its
+    first violation below 0)."""
+    repair_backoff: int = 4
+    """Tokens a repair gives back before the first prefix judged bad, so the new ending
+    can rephrase rather than finish the same word."""
     early_stop_visits: int = 6
     """T_m: stop searching a step once the best child has more real visits than this
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
@@ -281,6 +294,12 @@ def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "accept_value", -1.0, 1.0, optional=True)
     for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates", "keep_best_answer"):
         _check(isinstance(getattr(cfg, flag), bool), flag, "must be true or false", getattr(cfg, flag))
+    _check_float(cfg, "repair_share", 0.0, 1.0)
+    _check_float(cfg, "repair_threshold", -1.0, 1.0)
+    _check_int(cfg, "repair_backoff", 0)
+    _check(cfg.repair_share == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
+           "repair_share", "needs accept_value or keep_best_answer (they track the whole "
+           "answers a repair starts from)", cfg.repair_share)
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", ("sequential", "parallel"))
     _check_int(cfg, "parallel_leaves", 1)
@@ -304,7 +323,7 @@ DEFAULT_SEARCH: dict[str, Any] = dict(
     unvisited_value="neutral", depth_origin="answer", commit_rule="secure",
     keep_simulations=True, skip_forced_steps=True, max_total_searches=64,
     step_budget_share=0.5, budget_fallback="greedy", simulate_until="eos",
-    accept_value=1.0, keep_best_answer=True, num_candidates=4)
+    accept_value=1.0, keep_best_answer=True, num_candidates=4, repair_share=0.5)
 """What the default search changes from the paper's (``benchmarks/RESULTS.md``, frontier
 and ablation; ``docs/search.md``): untried children rank as undecided rather than as bad,
 the token-set schedule counts from the answer's start (as the published code does), a
@@ -313,8 +332,9 @@ the tree, forced steps are not searched, one budget of 64 passes bounds the whol
 (each step may spend half of what is left), each simulation imagines the whole rest of
 the answer (so every pass judges a whole answer), the first whole answer judged +1 is the answer, the best whole answer judged
 beats a worse committed one, multi-token candidate sets are greedy + 3 draws (their
-draws cost tokens; the simulations find continuations too), and an answer a budget cut
-short is finished greedily (and marked so) rather than cut off."""
+draws cost tokens; the simulations find continuations too), half the passes repair the
+best whole answer judged so far from just before its first bad stretch, and an answer a
+budget cut short is finished greedily (and marked so) rather than cut off."""
 
 
 PRESETS: dict[str, RainConfig] = {

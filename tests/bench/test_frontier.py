@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from rainlm.bench.datasets import Item
-from rainlm.bench.frontier import FrontierPlan, method_labels, run_frontier
+from rainlm.bench.frontier import RAIN_VARIANTS, FrontierPlan, method_labels, run_frontier
+from rainlm.config import RainConfig
 from rainlm.bench.frontier_report import (FrontierPoint, frontier_points, load_frontier, matched,
                                           render_frontier, write_frontier_report)
 from rainlm.bench.methods import MethodSettings
@@ -169,3 +170,12 @@ def test_report_and_cli(tmp_path):
     bad = runner.invoke(cli, ["bench", "frontier", "--task", "banned-words", "--rain", "nope",
                               "--out", str(tmp_path / "x.jsonl")], obj=services)
     assert bad.exit_code == 2 and "unknown RAIN variant 'nope'" in bad.output
+
+
+def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
+    configs = {name: make() for name, make in RAIN_VARIANTS.items()}  # validation runs here
+    default, paper = configs["default"], configs["paper"]
+    assert default == RainConfig.preset("harmless") and paper == RainConfig.preset("paper")
+    assert configs["default-repair"] == default.replace(repair_share=0.0)
+    assert configs["default+repair-b0"] == default.replace(repair_backoff=0)
+    assert all(configs[n].repair_share == 0.0 for n in configs if n.startswith(("prev", "paper")))

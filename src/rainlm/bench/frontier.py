@@ -56,7 +56,7 @@ def _default(**changes: Any) -> RainConfig:
 
 PREVIOUS_DEFAULT: dict[str, Any] = dict(simulate_until="clause", accept_value=None,
                                         keep_best_answer=False, num_candidates=10,
-                                        step_budget_share=0.25)
+                                        step_budget_share=0.25, repair_share=0.0)
 """What the default search of stop 16 had where today's differs (the ``prev`` variants)."""
 
 
@@ -78,7 +78,12 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default": _default,
     "default+t2": lambda: _default(candidate_temperature=2.0, candidate_draws=7),
     "default+jc": lambda: _default(judge_candidates=True),
-    "default-accept": lambda: _default(accept_value=None, keep_best_answer=False),
+    "default-accept": lambda: _default(accept_value=None, keep_best_answer=False,
+                                       repair_share=0.0),
+    "default-repair": lambda: _default(repair_share=0.0),
+    "default+repair25": lambda: _default(repair_share=0.25),
+    "default+repair-b0": lambda: _default(repair_backoff=0),
+    "default+repair-b8": lambda: _default(repair_backoff=8),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),
     "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),
@@ -89,10 +94,10 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
 }
 """Named search configs for the frontier and its ablation: the paper's search, the
 paper's search with one new setting each, the default search (every setting of
-``DEFAULT_SEARCH``) with one setting added or removed, and the previous default (stop 16:
-clause simulations, no accepted answers, 10 candidates, a 0.25 step share) with the
-settings that made today's default added one by one (``prev+eos+accept+n4`` is today's
-default with the 0.25 step share)."""
+``DEFAULT_SEARCH``) with one setting added or removed (``default-repair`` is the default
+of stop 17, before repair passes), and the default of stop 16 (clause simulations, no
+accepted answers, 10 candidates, a 0.25 step share) with the settings of stop 17 added one
+by one (``prev+eos+accept+n4`` is stop 17's default with the 0.25 step share)."""
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,12 @@ Examples:
               help="RAIN search configs: default (the default search), paper, and for the "
                    "ablation paper+fpu, paper+answer, paper+secure, paper+keep, paper+forced, "
                    "paper+t2, paper+eos+accept (the paper's search with one new setting "
-                   "each), default+t2, default+jc, default-accept (the default with one "
-                   "setting changed), prev, prev+accept, prev+eos+accept, prev+eos+accept+n4, "
-                   "prev+eos+accept+jc, prev+eos+accept+n4+jc (the previous default, "
-                   "then today's settings one by one).")
+                   "each), default+t2, default+jc, default-accept, default-repair (the default of "
+                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8 "
+                   "(the default with one setting changed), prev, prev+accept, "
+                   "prev+eos+accept, prev+eos+accept+n4, prev+eos+accept+jc, "
+                   "prev+eos+accept+n4+jc (the default of two stops ago, then the settings "
+                   "that replaced it one by one).")
 @click.option("--budgets", default="8,16,32", show_default=True, callback=_numbers(int),
               metavar="B[,B...]", help="RAIN's total search passes per answer, one point each.")
 @click.option("--args/--no-args", "with_args", default=True, show_default=True,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached
 from rainlm.core.parallel import run_round
+from rainlm.core.repair import repair_due, run_repair_pass
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.search import SearchContext, accepted_answer, judge, run_pass
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
@@ -102,7 +103,10 @@ def search_step(ctx: SearchContext, deadline: float | None,
         if ctx.calls.stopped or (deadline is not None and time.perf_counter() >= deadline):
             return done, False, True
         try:
-            if cfg.search_mode == "parallel":
+            if repair_due(ctx):
+                run_repair_pass(ctx)
+                done += 1
+            elif cfg.search_mode == "parallel":
                 done += run_round(ctx, min(cfg.parallel_leaves, budget - done))
             else:
                 run_pass(ctx)

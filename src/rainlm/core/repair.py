@@ -1,0 +1,118 @@
+"""Repair passes: rewind the best judged whole answer to just before its first bad
+stretch and imagine a new ending from there (``RainConfig.repair_share``).
+
+Not in the paper. RAIN judges partial answers and rewinds away from bad ones one token
+set at a time, from the root; a whole answer that goes wrong late is otherwise thrown
+away together with its good beginning. A repair pass keeps that beginning: it bisects
+the answer's prefixes with the evaluator (partial answers, as RAIN judges them) for the
+longest one still judged at least ``repair_threshold``, backs off ``repair_backoff``
+tokens (so the model can rephrase rather than finish the same word), imagines the rest
+to the end of the answer, judges it, and keeps it in the tree as a path whose nodes get
+the pass's visit and value like any simulation. Each repair spends the model's tokens
+only on the new ending, and the answer's bad stretch moves later with every repair that
+improves it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from rainlm.core.backup import backup
+from rainlm.core.search import (SearchContext, judge, judge_many, note_whole_answer,
+                                path_embeddings)
+from rainlm.core.simulation import simulate
+from rainlm.core.widening import add_child_and_renormalize
+
+
+def repair_due(ctx: SearchContext) -> bool:
+    """Whether the next pass is a repair: ``repair_share`` of the passes (spread evenly,
+    the first pass never) while the best judged whole answer is below ``accept_value``
+    (below +1 without one)."""
+    cfg, best = ctx.config, ctx.best_answer
+    if cfg.repair_share <= 0 or best is None:
+        return False
+    target = 1.0 if cfg.accept_value is None else cfg.accept_value
+    if best[0] >= target:
+        return False
+    done = ctx.stats.searches
+    return math.floor((done + 1) * cfg.repair_share) > math.floor(done * cfg.repair_share)
+
+
+def run_repair_pass(ctx: SearchContext) -> float:
+    """One repair pass of the best judged whole answer; returns the value backed up."""
+    cfg, tree = ctx.config, ctx.tree
+    assert ctx.best_answer is not None  # repair_due() holds
+    base = ctx.best_answer[1]
+    committed = len(ctx.answer_tokens(tree.root))
+    good = longest_good_prefix(ctx, base, committed)
+    cut = max(committed, good - cfg.repair_backoff)
+    limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
+    with ctx.stats.phase("simulate"):
+        imagined = simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
+                            limits, ctx.rng, deadline=ctx.deadline)
+    ctx.stats.simulated_tokens += len(imagined.tokens)
+    ids = base[:cut] + imagined.tokens
+    value = judge(ctx, ids)
+    note_whole_answer(ctx, ids, value)
+    path, answer, rest = insert_path(ctx, ids)
+    embeddings = path_embeddings(ctx, path, answer, rest)
+    with ctx.stats.phase("backup"):
+        backup(tree, path, value, embeddings, threshold=cfg.similarity_threshold,
+               weight=cfg.similarity_weight)
+    ctx.stats.searches += 1
+    ctx.stats.repairs += 1
+    return value
+
+
+def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> int:
+    """The largest n in [start, len(ids)] whose prefix ``ids[:n]`` the evaluator judges at
+    least ``repair_threshold``, by bisection (``start`` is taken as good: the committed
+    answer is final). Assumes a prefix judged bad stays bad when it grows, as a rule's
+    verdict does; for other judges it finds one boundary between a good and a bad
+    prefix. Judged texts are cached like every judgement."""
+    threshold = ctx.config.repair_threshold
+    if judge_many(ctx, [ids])[0] >= threshold:
+        return len(ids)
+    good, bad = start, len(ids)
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if judge(ctx, ids[:mid]) >= threshold:
+            good = mid
+        else:
+            bad = mid
+    return good
+
+
+def insert_path(ctx: SearchContext, ids: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """Walk the answer ``ids`` down the tree from the root, token set by token set, and
+    add the first set no child holds as a new child (prior from its share of nothing:
+    probability 0, so only the back-up makes it attractive).
+
+    Returns (path from the root, answer tokens at its end, the tokens of ``ids`` below
+    it)."""
+    tree, cfg = ctx.tree, ctx.config
+    node = tree.root
+    path = [node]
+    pos = len(ctx.answer_tokens(node))
+    while pos < len(ids):
+        kids = tree.child_ids(node)
+        if not kids:
+            break
+        length = max(len(tree.nodes[c].tokens) for c in kids)
+        tokens = tuple(ids[pos:pos + length])
+        child = tree.nodes[node].children.get(tokens)
+        added = child is None
+        if added:
+            child = add_child_and_renormalize(tree, node, tokens, 0.0, is_root=node == tree.root,
+                                              root_mix=cfg.root_prior_mix)
+            ctx.stats.nodes_created += 1
+        path.append(child)
+        pos += len(tokens)
+        node = child
+        if added:
+            break
+    return path, list(ids[:pos]), list(ids[pos:])
+
+
+__all__ = ["insert_path", "longest_good_prefix", "repair_due", "run_repair_pass"]
