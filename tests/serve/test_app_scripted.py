@@ -98,6 +98,61 @@ def test_flagged_answer_is_recorded_and_reviewed(served):
     assert body["id"] not in client.get("/review", headers=AUTH).text
 
 
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+"""What Chromium and Firefox send when the address bar opens a page."""
+
+
+def test_the_trace_tree_page_is_served_and_linked_from_the_review_page(served):
+    client, _ = served
+    trace_id = client.post("/v1/chat/completions", json=CHAT, headers=AUTH).json()["id"]
+    page = client.get(f"/v1/rain/traces/{trace_id}/html", headers=AUTH)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"<h1>rainlm trace {trace_id}</h1>" in page.text and 'id="tree"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    # read-only GET linked from the review page: ?key= works, no key does not
+    assert client.get(f"/v1/rain/traces/{trace_id}/html?key={KEY}").status_code == 200
+    assert client.get(f"/v1/rain/traces/{trace_id}/html").status_code == 401
+    assert client.get(f"/v1/rain/traces/{trace_id}/html?key=wrong").status_code == 401
+    # the JSON route is unchanged
+    record = client.get(f"/v1/rain/traces/{trace_id}", headers=AUTH)
+    assert record.headers["content-type"] == "application/json"
+    assert record.json()["id"] == trace_id
+    missing = client.get("/v1/rain/traces/tr_nope/html", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "trace_not_found"
+    review = client.get("/review", headers=AUTH).text
+    assert f'<a class="trace-link" href="/v1/rain/traces/{trace_id}/html"' in review
+
+
+def test_a_browser_without_the_key_gets_a_page_saying_how_to_pass_it(served):
+    client, _ = served
+    wrong = "wrong-secret-42"
+    for url, headers in (("/review", BROWSER), (f"/review?key={wrong}", BROWSER),
+                         ("/review", dict(BROWSER, Authorization=f"Bearer {wrong}")),
+                         ("/v1/rain/traces/tr_x/html", BROWSER),
+                         ("/review", {"Accept": "text/html"})):
+        resp = client.get(url, headers=headers)
+        assert resp.status_code == 401, url
+        assert resp.headers["content-type"].startswith("text/html"), url
+        assert resp.headers["www-authenticate"] == "Bearer"
+        assert "default-src 'none'" in resp.headers["content-security-policy"]
+        assert "Open <code>/review?key=YOUR_KEY</code>" in resp.text
+        assert "<code>Authorization: Bearer KEY</code>" in resp.text
+        assert wrong not in resp.text and KEY not in resp.text
+    # API clients (no text/html in Accept, or refused with q=0) keep the JSON error
+    for accept in (None, "*/*", "application/json", "text/html;q=0, application/json"):
+        resp = client.get("/review", headers={"Accept": accept} if accept else {})
+        assert resp.status_code == 401, accept
+        assert resp.json()["error"]["code"] == "invalid_api_key", accept
+    # every other route keeps its JSON 401, whatever the client accepts
+    for method, path in (("get", "/v1/models"), ("get", "/v1/rain/traces/tr_x"),
+                         ("post", "/v1/rain/reviews/tr_x"), ("post", "/v1/chat/completions")):
+        resp = getattr(client, method)(path, headers=BROWSER)
+        assert resp.status_code == 401, path
+        assert resp.json()["error"]["code"] == "invalid_api_key", path
+    assert client.get(f"/review?key={KEY}", headers=BROWSER).status_code == 200
+
+
 def test_review_and_trace_errors(served):
     client, _ = served
     missing = client.get("/v1/rain/traces/tr_nope", headers=AUTH)

@@ -31,7 +31,7 @@ SETTINGS = ServerSettings(embedder="none", max_candidates=6, max_searches_limit=
                           max_time_budget_s=2.0, default_time_budget_s=2.0,
                           allow_request_policy=True, allow_request_judge=True)
 SCHEMA = schemathesis.openapi.from_dict(openapi_schema(SETTINGS))
-EXAMPLES = 25  # per operation: 7 operations, ~175 requests
+EXAMPLES = 25  # per operation: 8 operations, ~200 requests
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,13 @@ def test_openapi_json_is_the_contract_the_parser_enforces(client):
     assert doc["openapi"].startswith("3.")
     paths = doc["paths"]
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/models", "/health",
-                 "/v1/rain/traces/{trace_id}", "/v1/rain/reviews/{trace_id}", "/review"):
+                 "/v1/rain/traces/{trace_id}", "/v1/rain/traces/{trace_id}/html",
+                 "/v1/rain/reviews/{trace_id}", "/review"):
         assert path in paths, path
+    for path in ("/v1/rain/traces/{trace_id}/html", "/review"):  # the HTML pages
+        responses = paths[path]["get"]["responses"]
+        assert list(responses["200"]["content"]) == ["text/html"]
+        assert set(responses["401"]["content"]) == {"application/json", "text/html"}
     schemas = doc["components"]["schemas"]
     chat = schemas["ChatCompletionRequest"]
     assert chat["required"] == ["messages"] and chat["additionalProperties"] is False

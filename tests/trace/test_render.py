@@ -190,3 +190,16 @@ def test_deep_tree_does_not_recurse(render):
                                       "nodes": nodes}}
     out = render(_record(trace=trace))
     assert "t2999" in out
+
+
+def test_html_badges_a_budget_limited_or_empty_answer():
+    plain = make_record("tr_plain")
+    assert 'id="answer-badges"' not in render_tree_html(plain)
+    greedy = make_record("tr_g", finish_reason="time_budget",
+                         stats={**plain.stats, "budget_exhausted": True, "greedy_tail_tokens": 2})
+    page = render_tree_html(greedy)
+    assert re.search(r'<p id="answer-badges"><span class="badge budget-limited finished-greedily" '
+                     r'title="[^"]*last 2 tokens[^"]*">budget-limited: finished greedily</span></p>',
+                     page)
+    page = render_tree_html(make_record("tr_c", finish_reason="search_budget", answer=""))
+    assert ">budget-limited: cut off</span>" in page and ">empty answer</span>" in page

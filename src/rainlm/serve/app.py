@@ -1,9 +1,10 @@
 """``create_app``: the FastAPI application of ``rain serve`` (state lives on ``app.state``).
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``GET /health``, ``GET /v1/rain/traces/{id}``, ``GET /review``,
-``POST /v1/rain/reviews/{id}``, ``GET /openapi.json`` (``openapi.py``). Every error is in
-OpenAI's format (``errors.py``).
+``GET /health``, ``GET /v1/rain/traces/{id}`` (JSON), ``GET /v1/rain/traces/{id}/html``
+(the tree page), ``GET /review``, ``POST /v1/rain/reviews/{id}``, ``GET /openapi.json``
+(``openapi.py``). Every error is in OpenAI's format (``errors.py``), except the 401 a
+browser gets on an HTML page: a page saying how to pass the key.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from rainlm.serve.responses import completion_body
 from rainlm.serve.schemas import CHAT, COMPLETIONS, ParsedRequest, parse_body, parse_request
 from rainlm.serve.settings import ServerSettings
 from rainlm.serve.streaming import failure_body, start_stream, stream_job
+from rainlm.trace.review_page import (TRACE_PAGE_SUFFIX, TRACES_PATH, render_key_hint_page,
+                                      render_review_page)
 from rainlm.trace.store import utc_now
 
 __all__ = ["create_app"]
@@ -40,8 +43,30 @@ log = logging.getLogger("rainlm.serve")
 REVIEW_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
               "connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; "
               "frame-ancestors 'none'")
-"""Content policy of the review page: its own inline script and style, requests to this
-server only, never framed by another site."""
+"""Content policy of the review page (and of every HTML page): its own inline script and
+style, requests to this server only, never framed by another site."""
+
+
+def _accepts_html(request: Request) -> bool:
+    """The client asks for a page: its Accept header lists ``text/html`` (q > 0), as a
+    browser's navigation does (API clients send ``application/json`` or ``*/*``)."""
+    for part in request.headers.get("accept", "").split(","):
+        kind, *params = (p.strip().lower() for p in part.split(";"))
+        if kind != "text/html":
+            continue
+        q = next((v for n, _, v in (p.partition("=") for p in params) if n.strip() == "q"), "1")
+        try:
+            return float(q) > 0
+        except ValueError:
+            return False
+    return False
+
+
+def _is_page(request: Request) -> bool:
+    """A read-only GET of an HTML page: ``/review`` or a trace's tree page."""
+    path = request.url.path
+    return request.method == "GET" and (
+        path == "/review" or (path.startswith(TRACES_PATH) and path.endswith(TRACE_PAGE_SUFFIX)))
 
 
 def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = None,
@@ -80,7 +105,11 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Any:
+        """The error as JSON; a browser opening a page without the key gets a page
+        saying how to pass it (the key it sent is never shown)."""
+        if exc.status == 401 and _is_page(request) and _accepts_html(request):
+            return HTMLResponse(render_key_hint_page(), status_code=401, headers=exc.headers)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -130,7 +159,8 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
                                     status_code=415)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.url.path == "/review":
+        if request.url.path == "/review" or \
+                response.headers.get("content-type", "").startswith("text/html"):
             response.headers["Content-Security-Policy"] = REVIEW_CSP
             response.headers["X-Frame-Options"] = "DENY"
         return response
@@ -270,10 +300,17 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     def get_trace(trace_id: str) -> dict[str, Any]:
         return _record_or_404(lambda: store.get(trace_id), trace_id).to_dict()
 
+    @app.get(TRACES_PATH + "{trace_id}" + TRACE_PAGE_SUFFIX, dependencies=auth,
+             response_class=HTMLResponse)
+    def get_trace_page(trace_id: str) -> HTMLResponse:
+        """The record as the standalone tree page (``rain trace html``), read-only."""
+        from rainlm.trace.render_html import render_tree_html
+
+        record = _record_or_404(lambda: store.get(trace_id), trace_id)
+        return HTMLResponse(render_tree_html(record))
+
     @app.get("/review", dependencies=auth, response_class=HTMLResponse)
     def review_page() -> HTMLResponse:
-        from rainlm.trace.review_page import render_review_page
-
         return HTMLResponse(render_review_page(store.list(review_state="pending")))
 
     @app.post("/v1/rain/reviews/{trace_id}", dependencies=auth)

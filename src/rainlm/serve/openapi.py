@@ -47,14 +47,16 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
             "/v1/rain/traces/{trace_id}": {"get": _operation(
                 "One audit record", security, {"200": _json("Object")},
                 parameters=[_trace_id()])},
+            "/v1/rain/traces/{trace_id}/html": {"get": _operation(
+                "One audit record as an HTML page (the search tree); like /review it "
+                "also takes ?key=KEY", security, {"200": _html("HTML page"), "401": _page_401()},
+                parameters=[_trace_id()])},
             "/v1/rain/reviews/{trace_id}": {"post": _operation(
                 "Approve or reject an answer awaiting review", security,
                 {"200": _json("Object"), "409": _json("Error")}, parameters=[_trace_id()],
                 body="ReviewDecision")},
             "/review": {"get": _operation("The review page (HTML)", security,
-                                          {"200": {"description": "HTML page",
-                                                   "content": {"text/html": {"schema": {
-                                                       "type": "string"}}}}})},
+                                          {"200": _html("HTML page"), "401": _page_401()})},
         },
         "components": {
             "schemas": {
@@ -87,6 +89,18 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
 def _json(name: str, description: str = "") -> dict[str, Any]:
     return {"description": description or name,
             "content": {"application/json": {"schema": {"$ref": _REF + name}}}}
+
+
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _page_401() -> dict[str, Any]:
+    """The 401 of an HTML page: JSON, or a page saying how to pass the key when the
+    client accepts text/html (a browser)."""
+    out = _json("Error", _ERRORS["401"] + " (a browser gets a page saying how to pass it)")
+    out["content"]["text/html"] = {"schema": {"type": "string"}}
+    return out
 
 
 def _trace_id() -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """A trace as one standalone HTML page (inline CSS and JS, no external URLs).
 
-The top shows the request, answer, scores, policy, review and stats; below, the search
+The top shows the request, answer (badged when a budget limited it or it is empty:
+``#answer-badges``), scores, policy, review and stats; below, the search
 tree as nested ``<details>``: each node ``<li id="node-ID" class="node KIND">`` where
 KIND is ``root``, ``committed`` (highlighted: the answer path) or ``rewound`` (dimmed:
 explored, then abandoned). Every node with children can be folded. All text from the
-model or the request is escaped. Used by ``rain trace html`` and the server.
+model or the request is escaped. Used by ``rain trace html`` and the server
+(``GET /v1/rain/traces/{id}/html``, linked from ``/review``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from html import escape
 from typing import Any
 
 from rainlm.trace.records import TraceRecord
-from rainlm.trace.view import TreeView, as_record, fmt_num, prompt_text, score_of, tree_view
+from rainlm.trace.view import (TreeView, as_record, badge_spans, fmt_num, prompt_text,
+                               score_of, tree_view)
 
 __all__ = ["render_tree_html", "OPEN_ALL_MAX_NODES"]
 
@@ -30,6 +33,7 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ddd;paddin
 .meta{color:#555;font-size:.9em}
 .badge{display:inline-block;padding:0 .4em;border-radius:4px;background:#eee}
 .state-pending{background:#fe9}.state-approved{background:#bfb}.state-rejected{background:#fbb}
+.budget-limited{background:#fe9}.cut-off{background:#fcb}.empty-answer{background:#ddd}
 .action-refused{background:#fbb}.action-flagged{background:#fe9}.action-passed{background:#bfb}
 .tree,.tree ul{list-style:none;margin:0;padding-left:1.3em}
 .tree{padding-left:0;overflow-x:auto}
@@ -167,6 +171,12 @@ def _evaluations_html(trace: dict[str, Any]) -> str:
             f"<tr><th>step</th><th>value</th><th></th><th>text</th></tr>{rows}</table>{more}</details>")
 
 
+def _badges_html(rec: TraceRecord) -> str:
+    """The answer's warnings (budget-limited, empty answer) as badges; "" when none."""
+    spans = badge_spans(rec)
+    return f'<p id="answer-badges">{spans}</p>' if spans else ""
+
+
 def render_tree_html(record: TraceRecord | dict[str, Any]) -> str:
     """One standalone HTML page explaining ``record`` (a TraceRecord, record dict or
     bare ``GenerationResult.trace()`` dict)."""
@@ -181,6 +191,7 @@ def render_tree_html(record: TraceRecord | dict[str, Any]) -> str:
         parts.append(f'<h2>Error</h2><pre id="error">{escape(rec.error)}</pre>')
     parts.append(f'<h2>Prompt</h2><pre id="prompt">{escape(prompt_text(rec))}</pre>')
     parts.append(f'<h2>Answer</h2><pre id="answer">{escape(rec.answer)}</pre>')
+    parts.append(_badges_html(rec))
 
     summary = {"score": fmt_num(score_of(rec)), "review": rec.review_state}
     if rec.policy is not None:

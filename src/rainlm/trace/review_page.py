@@ -2,10 +2,15 @@
 
 One standalone HTML page (inline CSS and JS, no external URLs). Each item is
 ``<section id="review-ID">`` with a status ``<span id="status-ID">``, a note
-``<input id="note-ID">`` and buttons ``data-action="approve"|"reject"`` ``data-id=ID``.
-A click POSTs ``{"decision": "approved"|"rejected", "note": ...}`` to
-``API_BASE/v1/rain/reviews/ID``, with ``Authorization: Bearer KEY`` when the page was
-opened as ``/review?key=KEY``. Every piece of model or user text is escaped.
+``<input id="note-ID">``, buttons ``data-action="approve"|"reject"`` ``data-id=ID``,
+a link to the trace's HTML tree page (``a.trace-link``, ``TRACES_PATH + ID + "/html"``)
+and its JSON (``a.trace-json``), and badges (``span.badge``: ``budget-limited``, with
+``cut-off`` or ``finished-greedily``; ``empty-answer``). A click POSTs
+``{"decision": "approved"|"rejected", "note": ...}`` to ``API_BASE/v1/rain/reviews/ID``,
+with ``Authorization: Bearer KEY`` when the page was opened as ``/review?key=KEY``; on
+success the header ``<p id="count">`` counts one answer fewer. Every piece of model or
+user text is escaped. ``render_key_hint_page`` is the 401 page a browser gets without
+the key.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from html import escape
 from urllib.parse import quote
 
 from rainlm.trace.records import TraceRecord
-from rainlm.trace.view import fmt_num, prompt_text, score_of
+from rainlm.trace.view import badge_spans, fmt_num, prompt_text, score_of
 
-__all__ = ["render_review_page", "TRACES_PATH"]
+__all__ = ["render_review_page", "render_key_hint_page", "trace_page_path", "TRACES_PATH",
+           "TRACE_PAGE_SUFFIX", "count_text"]
 
 TRACES_PATH = "/v1/rain/traces/"
-"""Where an item's "trace" link points (the trace id is appended)."""
+"""Where an item's JSON link points (the trace id is appended)."""
+TRACE_PAGE_SUFFIX = "/html"
+"""Appended to ``TRACES_PATH + ID``: the trace's HTML tree page (``render_tree_html``)."""
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;padding:0 1em;color:#222}
@@ -35,6 +43,11 @@ pre{white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:.5em;m
 .status{font-weight:600}
 .status.error{color:#b00}
 .empty{color:#666;font-style:italic}
+.badges{margin-top:.4em}
+.badge{display:inline-block;padding:0 .4em;margin-right:.4em;border-radius:4px;font-size:.85em;font-weight:600}
+.badge.budget-limited{background:#fe9;color:#630}
+.badge.cut-off{background:#fcb;color:#800}
+.badge.empty-answer{background:#ddd;color:#333}
 """
 
 _JS = r"""
@@ -42,8 +55,18 @@ _JS = r"""
   var params = new URLSearchParams(window.location.search);
   var key = params.get("key");
   var apiBase = document.body.getAttribute("data-api-base") || "";
+  var countEl = document.getElementById("count");
+  function countText(n) {
+    return n + " answer" + (n === 1 ? "" : "s") + " awaiting review";
+  }
+  function decrementCount() {
+    if (!countEl) { return; }
+    var n = Math.max(0, (parseInt(countEl.getAttribute("data-pending"), 10) || 0) - 1);
+    countEl.setAttribute("data-pending", String(n));
+    countEl.textContent = countText(n);
+  }
   if (key) {
-    document.querySelectorAll("a.trace-link").forEach(function (a) {
+    document.querySelectorAll("a.trace-link, a.trace-json").forEach(function (a) {
       var url = new URL(a.getAttribute("href"), window.location.href);
       url.searchParams.set("key", key);
       a.setAttribute("href", url.toString());
@@ -77,8 +100,10 @@ _JS = r"""
     }).then(function (resp) {
       return resp.text().then(function (text) {
         if (!resp.ok) { throw new Error(errorText(resp, text)); }
+        var wasPending = item.getAttribute("data-state") === "pending";
         status.textContent = decision;
         item.setAttribute("data-state", decision);
+        if (wasPending) { decrementCount(); }
         if (noteInput) { noteInput.disabled = true; }
       });
     }).catch(function (err) {
@@ -92,6 +117,30 @@ _JS = r"""
   });
 })();
 """
+
+
+def trace_page_path(trace_id: str) -> str:
+    """The path of ``trace_id``'s HTML tree page (the id percent-encoded)."""
+    return TRACES_PATH + quote(trace_id, safe="") + TRACE_PAGE_SUFFIX
+
+
+def count_text(n: int) -> str:
+    """The header line: "1 answer awaiting review", "0 answers awaiting review"."""
+    return f"{n} answer{'' if n == 1 else 's'} awaiting review"
+
+
+def _badges(rec: TraceRecord) -> str:
+    """The answer's warnings (budget-limited, empty) as badges; "" when none."""
+    spans = badge_spans(rec)
+    return f'<div class="badges">{spans}</div>' if spans else ""
+
+
+def _links(rec: TraceRecord, api_base: str) -> str:
+    """The trace id linking to its HTML tree page (a new tab), then a JSON link."""
+    page = escape(api_base + trace_page_path(rec.id), quote=True)
+    raw = escape(api_base + TRACES_PATH + quote(rec.id, safe=""), quote=True)
+    return (f'<a class="trace-link" href="{page}" target="_blank" rel="noopener">'
+            f'{escape(rec.id)}</a> (<a class="trace-json" href="{raw}">JSON</a>)')
 
 
 def _item(rec: TraceRecord, api_base: str) -> str:
@@ -109,13 +158,13 @@ def _item(rec: TraceRecord, api_base: str) -> str:
     if rec.policy is not None:
         policy = (f' · policy {escape(rec.policy.policy)} (threshold '
                   f'{escape(fmt_num(rec.policy.threshold))}) → {escape(rec.policy.action)}')
-    href = escape(api_base + TRACES_PATH + quote(rec.id, safe=""), quote=True)
     return f"""
 <section class="item" id="review-{rid}" data-id="{rid}" data-state="{escape(rec.review_state, quote=True)}">
-  <div class="meta"><a class="trace-link" href="{href}">{escape(rec.id)}</a> ·
+  <div class="meta">{_links(rec, api_base)} ·
     <span class="created">{escape(rec.created_at)}</span> ·
     score <span class="score">{escape(fmt_num(score))}</span> ·
     model {escape(rec.model)}{policy}</div>
+  {_badges(rec)}
   <div class="label">Prompt</div><pre class="prompt">{escape(prompt_text(rec))}</pre>
   <div class="label">Answer</div><pre class="answer">{escape(rec.answer)}</pre>
   {reviewed}
@@ -132,15 +181,15 @@ def render_review_page(records: list[TraceRecord], *, api_base: str = "") -> str
     """The review page for ``records`` (normally ``store.list(review_state="pending")``).
 
     ``api_base`` is prefixed to the API paths (e.g. ``"http://127.0.0.1:8000"``; empty:
-    same origin). Items not "pending" are shown with their buttons disabled.
+    same origin). Items not "pending" are shown with their buttons disabled and are not
+    counted as awaiting review.
     """
     base = api_base.rstrip("/")
+    pending = sum(1 for r in records if r.review_state == "pending")
     if records:
         body = "\n".join(_item(r, base) for r in records)
-        count = f"{len(records)} answer{'s' if len(records) != 1 else ''} awaiting review"
     else:
         body = '<p class="empty" id="empty">Nothing to review</p>'
-        count = "0 answers awaiting review"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -151,11 +200,36 @@ def render_review_page(records: list[TraceRecord], *, api_base: str = "") -> str
 </head>
 <body data-api-base="{escape(base, quote=True)}">
 <h1>Flagged answers</h1>
-<p class="meta" id="count">{count}</p>
+<p class="meta" id="count" data-pending="{pending}">{count_text(pending)}</p>
 <main id="queue">
 {body}
 </main>
 <script>{_JS}</script>
+</body>
+</html>
+"""
+
+
+def render_key_hint_page(path: str = "/review") -> str:
+    """The 401 page a browser gets when it opens ``path`` (a read-only page) without the
+    server's API key or with a wrong one: how to pass the key. Names no key."""
+    where = escape(f"{path}?key=YOUR_KEY")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rainlm: API key needed</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>API key needed</h1>
+<p id="why">This server was started with an API key (<code>rain serve --api-key KEY</code>
+or <code>RAINLM_API_KEY</code>), and this request had none, or a wrong one.</p>
+<p id="hint">Open <code>{where}</code>, with the server's key in place of
+<code>YOUR_KEY</code>.</p>
+<p id="api-hint" class="meta">API clients send the header
+<code>Authorization: Bearer KEY</code> instead.</p>
 </body>
 </html>
 """

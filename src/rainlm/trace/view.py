@@ -7,12 +7,17 @@ JSON) or a bare trace dict (``GenerationResult.trace(detokenize)``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from rainlm.trace.records import PolicyDecision, ReviewDecision, TraceRecord
 
 __all__ = ["as_record", "prompt_text", "score_of", "first_line", "TreeView", "tree_view",
-           "fmt_num", "node_label"]
+           "fmt_num", "node_label", "Badge", "answer_badges", "badge_spans", "CUT_OFF_REASONS"]
+
+CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
+"""Finish reasons of an answer a budget (or a stop) ended: cut off there unless the
+budget fallback finished it greedily (``stats["greedy_tail_tokens"]`` > 0)."""
 
 
 def as_record(obj: TraceRecord | dict[str, Any]) -> TraceRecord:
@@ -79,6 +84,61 @@ def fmt_num(x: Any, digits: int = 3) -> str:
     if float(x).is_integer():
         return str(int(x))
     return f"{x:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class Badge:
+    """A warning shown next to an answer (the renderers escape every field)."""
+
+    css: str
+    """CSS classes, e.g. ``"budget-limited cut-off"`` or ``"empty-answer"``."""
+    label: str
+    """The visible text, e.g. ``"budget-limited: finished greedily"``."""
+    detail: str
+    """A longer explanation (shown as the badge's tooltip)."""
+
+
+def _budget_badge(rec: TraceRecord) -> Badge | None:
+    """The badge of an answer whose search a budget (or a stop) ended, else None."""
+    stats = rec.stats or {}
+    cut = rec.finish_reason in CUT_OFF_REASONS
+    if not cut and not stats.get("budget_exhausted"):
+        return None
+    if rec.finish_reason == "stopped":
+        return Badge("budget-limited cut-off", "stopped: cut off",
+                     "the search was stopped (server shutdown); the answer is cut off there")
+    tail = stats.get("greedy_tail_tokens")
+    tail = tail if isinstance(tail, int) and not isinstance(tail, bool) else 0
+    which = (f"the {rec.finish_reason.split('_')[0]} budget"
+             if rec.finish_reason in ("time_budget", "search_budget") else "a budget")
+    if tail > 0:
+        return Badge("budget-limited finished-greedily", "budget-limited: finished greedily",
+                     f"{which} ran out; the last {tail} tokens were finished greedily "
+                     "(not searched)")
+    if cut:
+        return Badge("budget-limited cut-off", "budget-limited: cut off",
+                     f"{which} ran out; the answer is cut off there")
+    return Badge("budget-limited", "budget-limited",
+                 f"a budget ran out during the search; the answer ended ({rec.finish_reason}) "
+                 "on what the search had found")
+
+
+def answer_badges(rec: TraceRecord) -> list[Badge]:
+    """Warnings about ``rec``'s answer: budget-limited (cut off or finished greedily)
+    and empty (nothing but whitespace)."""
+    badges = [b for b in (_budget_badge(rec),) if b is not None]
+    if not (rec.answer or "").strip():
+        badges.append(Badge("empty-answer", "empty answer",
+                            "the answer is empty (or only whitespace)"))
+    return badges
+
+
+def badge_spans(rec: TraceRecord) -> str:
+    """``answer_badges(rec)`` as HTML: ``<span class="badge CSS" title="DETAIL">LABEL</span>``
+    each (escaped), separated by spaces; "" when there is none."""
+    return " ".join(f'<span class="badge {escape(b.css, quote=True)}" '
+                    f'title="{escape(b.detail, quote=True)}">{escape(b.label)}</span>'
+                    for b in answer_badges(rec))
 
 
 def node_label(node: dict[str, Any]) -> str:
