@@ -211,6 +211,23 @@ def test_bad_inputs_get_openai_errors(served):
     assert client.post("/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
 
 
+def test_refused_requests_are_counted_by_status_in_health(served):
+    client, store = served
+    assert client.get("/health").json()["refused"] == {}
+    client.get("/v1/models")  # no key: 401
+    client.get("/v1/models", headers={"Authorization": "Bearer wrong"})  # 401
+    client.post("/v1/completions", content=b" " * 2_000_000,
+                headers=dict(AUTH, **{"Content-Type": "application/json"}))  # 413
+    client.post("/v1/chat/completions", content=b"{}", headers=dict(AUTH, **{"Content-Type": "text/plain"}))  # 415
+    client.get("/v1/nothing", headers=AUTH)  # 404
+    client.get("/v1/models", headers=dict(AUTH, Host="evil.example"))  # 400, from the middleware
+    assert client.post("/v1/chat/completions", json=CHAT, headers=AUTH).status_code == 200
+    assert client.get("/health").json()["refused"] == {"400": 1, "401": 2, "404": 1, "413": 1,
+                                                       "415": 1}
+    # refusals are counted, not stored: only the one accepted request left a record
+    assert len(store.list()) == 1
+
+
 class BrokenBackend(ScriptedBackend):
     """Renders prompts, then fails inside the search."""
 

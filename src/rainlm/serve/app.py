@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rainlm.serve.engine import Engine, Job, JobFailed, NotReady, QueueFull, new_trace_id
 from rainlm.serve.errors import ApiError, error_body
 from rainlm.serve.openapi import openapi_schema
+from rainlm.serve.refusals import Refusals
 from rainlm.serve.responses import completion_body
 from rainlm.serve.schemas import CHAT, COMPLETIONS, ParsedRequest, parse_body, parse_request
 from rainlm.serve.settings import ServerSettings
@@ -102,6 +103,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     app.state.engine = engine
     app.state.settings = settings
     app.state.store = store
+    refusals = app.state.refusals = Refusals()
 
     # ------------------------------------------------------------------ errors
     @app.exception_handler(ApiError)
@@ -165,6 +167,14 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
             response.headers["X-Frame-Options"] = "DENY"
         return response
 
+    @app.middleware("http")
+    async def _count_refusals(request: Request, call_next: Any) -> Any:
+        """Count every 4xx answer, including the ones ``_browser_safety`` gives (this
+        middleware is added last, so it runs outermost)."""
+        response = await call_next(request)
+        refusals.note(request.method, request.url.path, response.status_code)
+        return response
+
     # ------------------------------------------------------------------ auth
     def _authorize(request: Request) -> None:
         """Bearer key on every /v1 route and /review; ?key= only on read-only GETs the
@@ -189,7 +199,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
     def health() -> JSONResponse:
         """200 only when requests can be served (as vLLM's /health); 503 with the reason
         (loading, stopping, failed) before that, so probes send no traffic too early."""
-        body = engine.health()
+        body = {**engine.health(), "refused": refusals.snapshot()}
         if body["status"] == "ok":
             return JSONResponse(body)
         why = {"loading": "the model is still loading",

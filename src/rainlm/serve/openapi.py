@@ -75,7 +75,11 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
                         "message": {"type": "string"}, "type": {"type": "string"},
                         "param": {"type": "string", "nullable": True},
                         "code": {"type": "string", "nullable": True}}}}},
-                "Health": {"type": "object", "properties": {"status": {"type": "string"}}},
+                "Health": {"type": "object", "properties": {
+                    "status": {"type": "string"},
+                    "refused": {"type": "object", "description": "4xx answers since the "
+                                "server started, by status code",
+                                "additionalProperties": {"type": "integer"}}}},
                 "ModelList": {"type": "object", "properties": {
                     "object": {"type": "string"},
                     "data": {"type": "array", "items": {"type": "object"}}}},
