@@ -8,6 +8,10 @@ first file wins), so the main run and ablation runs can be given together.
 
     python benchmarks/frontier_ablation.py benchmarks/results/frontier/banned-words.jsonl \\
         benchmarks/results/frontier/ablation/banned-words.jsonl --budget 16 --noise 1
+
+A file given as ``PATH=TAG`` has its RAIN labels tagged, ``rain:default@16`` becoming
+``rain:default[TAG]@16``: the default of an earlier stop, kept in its own file, then
+stands beside today's under its own name.
 """
 
 from __future__ import annotations
@@ -20,18 +24,30 @@ from rainlm.bench.metrics import is_budget_limited, wilson_interval
 from rainlm.bench.runner import read_records
 
 
-def load(paths: list[Path]) -> dict[tuple[str, str, float | None], dict]:
-    """(item, method, noise) -> record; the first file that has it wins."""
+def load(runs: list[str]) -> dict[tuple[str, str, float | None], dict]:
+    """(item, method, noise) -> record; the first file that has it wins. ``PATH=TAG``
+    tags that file's RAIN labels (see the module's docstring)."""
     out: dict[tuple[str, str, float | None], dict] = {}
-    for path in paths:
-        for rec in read_records(path):
-            out.setdefault((rec["item_id"], rec["method"], rec.get("noise")), rec)
+    for run in runs:
+        path, _, tag = run.partition("=")
+        for rec in read_records(Path(path)):
+            method = tagged(rec["method"], tag)
+            out.setdefault((rec["item_id"], method, rec.get("noise")), {**rec, "method": method})
     return out
+
+
+def tagged(method: str, tag: str) -> str:
+    """``rain:VARIANT@B`` → ``rain:VARIANT[TAG]@B``; other labels, or no tag: unchanged."""
+    if not tag or not method.startswith("rain:") or "@" not in method:
+        return method
+    name, _, budget = method.rpartition("@")
+    return f"{name}[{tag}]@{budget}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="frontier results files (JSONL)")
+    parser.add_argument("runs", nargs="+", metavar="PATH[=TAG]",
+                        help="frontier results files (JSONL); =TAG tags its RAIN labels")
     parser.add_argument("--budget", type=int, default=16, help="RAIN budget to compare")
     parser.add_argument("--noise", type=float, default=1.0, help="judge accuracy p to compare")
     parser.add_argument("--min-prompts", type=int, default=4,

@@ -103,9 +103,15 @@ def test_resume_redoes_nothing_and_other_settings_are_refused(tmp_path):
             max_new_tokens=8, embedder=HashingEmbedder(), top_k=None))
 
     plan = plan_with_a_new_embedder()
-    first = run_frontier(make_backend(), ITEMS, plan, out)
-    again = run_frontier(make_backend(), ITEMS, plan_with_a_new_embedder(), out)
+    prompts: list[tuple[int, int]] = []
+    first = run_frontier(make_backend(), ITEMS, plan, out,
+                         on_prompt=lambda left, wrote: prompts.append((left, wrote)))
+    assert [left for left, _ in prompts] == [1, 0] and sum(w for _, w in prompts) == first.written
+    prompts.clear()
+    again = run_frontier(make_backend(), ITEMS, plan_with_a_new_embedder(), out,
+                         on_prompt=lambda left, wrote: prompts.append((left, wrote)))
     assert again.written == 0 and again.skipped == first.written
+    assert prompts == [(1, 0), (0, 0)]  # nothing written: no estimate to make
     more = run_frontier(make_backend(), ITEMS, dataclasses.replace(plan, budgets=(4, 6)), out)
     assert more.written == len(ITEMS) * len(plan.noise)  # only the new budget
     from rainlm.errors import ConfigError
@@ -179,3 +185,18 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
     assert configs["default-repair"] == default.replace(repair_share=0.0)
     assert configs["default+repair-b0"] == default.replace(repair_backoff=0)
     assert all(configs[n].repair_share == 0.0 for n in configs if n.startswith(("prev", "paper")))
+
+
+def test_the_first_prompt_that_wrote_answers_gives_the_one_estimate():
+    import io
+
+    from rainlm.bench.progress import ProgressBar
+    from rainlm.cli.frontier import FirstPromptEstimate
+
+    stream = io.StringIO()
+    estimate = FirstPromptEstimate(ProgressBar(10, stream=stream))
+    estimate(5, 0)  # resumed: nothing measured
+    assert "left: about" not in stream.getvalue()
+    estimate(4, 3)
+    estimate(3, 3)
+    assert stream.getvalue().count("left: about") == 1 and "the 4 left" in stream.getvalue()

@@ -216,3 +216,25 @@ def test_progress_clock_keeps_moving_between_answers():
     assert drawn.wait(10), stream.getvalue()[-200:]
     bar.close()
     assert not bar._ticker.is_alive() and stream.getvalue().endswith("\n")
+
+
+def test_estimate_after_the_first_prompt_by_hand():
+    now = [10.0]
+    bar = ProgressBar(6, stream=io.StringIO(), clock=lambda: now[0])
+    now[0] = 105.0  # the first prompt took 95 s
+    assert bar.estimate(1, 19) == "the first prompt took 1:35; the 19 left: about 30:05 more"
+    assert bar.estimate(2, 1).startswith("the first 2 prompts took 1:35; the 1 left: about 0:48")
+
+
+def test_the_run_prints_one_estimate_once_its_first_prompt_is_answered(tmp_path):
+    stream = io.StringIO()
+    bar = ProgressBar(0, stream=stream)
+    run(tmp_path / "run.jsonl", items=ITEMS[:3], progress=bar)
+    lines = [ln for ln in stream.getvalue().replace("\r", "\n").split("\n") if "left: about" in ln]
+    assert len(lines) == 1 and "the 2 left" in lines[0], stream.getvalue()
+    # a resumed run whose first prompt is done already measures from the next one
+    stream2 = io.StringIO()
+    run(tmp_path / "run2.jsonl", items=ITEMS[:1], progress=ProgressBar(0, stream=io.StringIO()))
+    run(tmp_path / "run2.jsonl", items=ITEMS[:3], progress=ProgressBar(0, stream=stream2))
+    lines = [ln for ln in stream2.getvalue().replace("\r", "\n").split("\n") if "left: about" in ln]
+    assert len(lines) == 1 and "the 1 left" in lines[0], stream2.getvalue()

@@ -117,6 +117,20 @@ def test_every_command_and_group_shows_examples():
     assert not missing, f"no examples in --help of: {missing}"
 
 
+def test_every_option_of_every_command_is_described_with_a_named_placeholder():
+    undescribed, generic = [], []
+    for path, command in _commands(cli):
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden and not param.help:
+                undescribed.append(f"{' '.join(path)} {param.opts[0]}")
+        # click's own placeholders say the type, not what to write
+        shown = re.findall(r"\b(?:INTEGER|FLOAT)(?: RANGE)?\b", invoke([*path, "--help"]).output)
+        if shown:
+            generic.append(f"{' '.join(path)}: {sorted(set(shown))}")
+    assert not undescribed, undescribed
+    assert not generic, generic
+
+
 def test_generate_help_names_options_defaults_and_units():
     res = invoke(["generate", "--help"])
     assert res.exit_code == 0

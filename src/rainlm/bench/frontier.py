@@ -200,10 +200,12 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
 
 def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: str | Path, *,
                  data_dir: str | Path | None = None,
-                 on_record: Callable[[Mapping[str, Any]], None] | None = None) -> FrontierSummary:
+                 on_record: Callable[[Mapping[str, Any]], None] | None = None,
+                 on_prompt: Callable[[int, int], None] | None = None) -> FrontierSummary:
     """Answer every prompt with every planned method, appending to ``out`` (resumable).
 
-    ``on_record`` is called with each record written (progress displays)."""
+    ``on_record`` is called with each record written, ``on_prompt`` with (prompts left,
+    records this prompt wrote) after each prompt (progress displays)."""
     path = Path(out).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     model = str(getattr(backend, "name", "model"))
@@ -229,8 +231,11 @@ def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: s
             if on_record is not None:
                 on_record(rec)
 
-        for item in items:
+        for index, item in enumerate(items):
+            before = summary.written
             _run_item(backend, item, plan, model, done, write, summary, data_dir)
+            if on_prompt is not None:
+                on_prompt(len(items) - index - 1, summary.written - before)
     return summary
 
 

@@ -70,6 +70,24 @@ class ProgressBar:
         self._note = note
         self.redraw()
 
+    def estimate(self, prompts_done: int, prompts_left: int) -> str:
+        """``"the first prompt took 1:35; the 19 left: about 30:05 more"``: the time per
+        prompt so far times the prompts left (prompts differ: a rough guide, printed
+        once the first prompt is done so a run that will take hours says so early)."""
+        elapsed = self.clock() - self._start
+        per_prompt = elapsed / prompts_done if prompts_done else float("nan")
+        first = "the first prompt" if prompts_done == 1 else f"the first {prompts_done} prompts"
+        return (f"{first} took {format_duration(elapsed)}; the {prompts_left} left: about "
+                f"{format_duration(per_prompt * prompts_left)} more")
+
+    def announce(self, message: str) -> None:
+        """Print ``[label] message`` on its own line (the bar is redrawn below it)."""
+        if self.enabled:
+            with self._lock:
+                self._out.write(f"\r\x1b[2K[{self.label}] {message}\n")
+                self._out.flush()
+            self.redraw()
+
     def working(self, note: str) -> None:
         """Say what the current unit is while it runs."""
         self._note = note

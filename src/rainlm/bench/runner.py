@@ -239,9 +239,21 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
                 if failed and len(summary.errors) < 5:
                     summary.errors.append(f"{item.id} {method}: {rec['error']}")
                 bar.update(f"{item.id} {method}", failed=failed)
+                announce_first_prompt(bar, todo, summary.written)
     finally:
         bar.close()
     return summary
+
+
+def announce_first_prompt(bar: ProgressBar, todo: Sequence[tuple[Item, str, Any]],
+                          written: int) -> None:
+    """Once every answer of the run's first prompt is written (and more prompts are
+    left), print how long that took and what it predicts for the rest."""
+    if written >= len(todo) or todo[written][0].id == todo[0][0].id or \
+            todo[written - 1][0].id != todo[0][0].id:
+        return
+    left = len(dict.fromkeys(item.id for item, _, _ in todo[written:]))
+    bar.announce(bar.estimate(1, left))
 
 
 def _run_one(backend: Any, item: Item, method: str, judge: Judge, settings: MethodSettings,

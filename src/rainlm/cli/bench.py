@@ -100,7 +100,7 @@ def bench_group() -> None:
                    "seed gives the same sample). Default: file order.")
 @click.option("--suffix", default=None, metavar="TEXT",
               help="AdvBench only: an attack suffix appended to every goal.")
-@click.option("--methods", default="vanilla,rain", show_default=True, callback=_check_methods,
+@click.option("--methods", metavar="NAME[,NAME...]", default="vanilla,rain", show_default=True, callback=_check_methods,
               help="Comma-separated methods: vanilla (greedy), vanilla-sampled, best-of-n "
                    "(--n sampled answers, the judge keeps the best; best-of-8 fixes N=8), rain.")
 @click.option("--out", "out_path", required=True, metavar="RUN.jsonl",
@@ -113,16 +113,16 @@ def bench_group() -> None:
               help="Judge for best-of-n and RAIN, and of every final answer: 'self' (the model's "
                    "self-evaluation with the preset's rubric) or a SYNTHETIC judge: the "
                    "refusal-phrase rule flipped with probability 1-ACC, one run per accuracy.")
-@click.option("--n", "best_of_n", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--n", "best_of_n", metavar="N", type=click.IntRange(min=1), default=4, show_default=True,
               help="N of best-of-n: sampled answers per prompt.")
 @click.option("--match-compute", is_flag=True,
               help="Choose best-of-n's N per prompt so the tokens it encodes (sampling and "
                    "judging) match RAIN's on the same prompt (needs rain in --methods).")
-@click.option("--max-n", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--max-n", metavar="N", type=click.IntRange(min=1), default=64, show_default=True,
               help="Upper bound on N with --match-compute.")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True, max=100),
+@click.option("--temperature", metavar="T", type=click.FloatRange(min=0, min_open=True, max=100),
               default=1.0, show_default=True, help="Sampling temperature of sampled methods.")
-@click.option("--top-k", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--top-k", metavar="K", type=click.IntRange(min=0), default=50, show_default=True,
               help="Sampled methods draw from the K most probable tokens (0: all tokens).")
 @click.option("--refusal-phrases", "phrases_file", default=None, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),

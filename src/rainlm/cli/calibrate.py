@@ -51,7 +51,7 @@ Examples:
               show_default=True,
               help="The scoring mode RAIN would use; the verdict is about this mode (every "
                    "mode is measured and shown).")
-@click.option("--batch-pairs", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--batch-pairs", metavar="N", type=click.IntRange(min=1), default=2, show_default=True,
               help="Pairs judged per model call (each pair is 4 contexts).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print one JSON object {"rows": [...], "verdict": "..."} instead of the table.')

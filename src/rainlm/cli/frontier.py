@@ -7,10 +7,15 @@ import contextlib
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from rainlm.cli.bench import data_options, echo_run_summary
 from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
+
+if TYPE_CHECKING:
+    from rainlm.bench.progress import ProgressBar
 
 __all__ = ["frontier_command", "frontier_report_command"]
 
@@ -140,10 +145,27 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
                                                                           embedder=loaded))
             summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
                                    on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
-                                                                  failed=bool(r.get("error"))))
+                                                                  failed=bool(r.get("error"))),
+                                   on_prompt=FirstPromptEstimate(bar))
     finally:
         bar.close()
     echo_run_summary(summary, out_path, "frontier-report")
+
+
+class FirstPromptEstimate:
+    """``on_prompt`` of the frontier run: after the first prompt that had anything to
+    answer (not all resumed), print what it predicts for the prompts left."""
+
+    def __init__(self, bar: ProgressBar):
+        self.bar = bar
+        self.done = False
+
+    def __call__(self, prompts_left: int, written: int) -> None:
+        if self.done or not written:
+            return
+        self.done = True
+        if prompts_left:
+            self.bar.announce(self.bar.estimate(1, prompts_left))
 
 
 @click.command("frontier-report")

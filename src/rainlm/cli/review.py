@@ -27,7 +27,7 @@ def review_group() -> None:
 
 @review_group.command("list", short_help="List answers awaiting review.")
 @db_option
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--limit", metavar="N", type=click.IntRange(min=1), default=50, show_default=True,
               help="Show at most this many, newest first.")
 def review_list_command(db: Path | None, limit: int) -> None:
     """List answers awaiting review: id, time, score, prompt and answer (first lines)."""
@@ -61,8 +61,8 @@ def _decision_command(name: str, decision: str, verb: str) -> click.Command:
     @click.command(name, help=f"{verb} the flagged answer ID (it must be pending).",
                    short_help=f"{verb} a flagged answer.")
     @click.argument("trace_id", metavar="ID")
-    @click.option("--note", default=None, help="Why (stored with the decision).")
-    @click.option("--reviewer", default=None, help="Who decided (stored with the decision).")
+    @click.option("--note", metavar="TEXT", default=None, help="Why (stored with the decision).")
+    @click.option("--reviewer", metavar="NAME", default=None, help="Who decided (stored with the decision).")
     @db_option
     def command(trace_id: str, note: str | None, reviewer: str | None, db: Path | None) -> None:
         _decide(trace_id, decision, note, reviewer, db)

@@ -48,14 +48,17 @@ Examples:
 
 
 @click.command("serve", epilog=EPILOG)
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", metavar="HOST", default="127.0.0.1", show_default=True,
               help="Interface to bind (the default serves only this machine).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", metavar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port to listen on.")
 @click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
               help=f"Model to answer with (a folder, a .gguf file or a cached hub id). "
                    f"Default: the embedded {EMBEDDED_MODEL}.")
 @backend_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
+                   "available, else CPU.")
 @click.option("--api-key", envvar="RAINLM_API_KEY", default=None, metavar="KEY",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /review (the review "
                    "page also takes ?key=KEY). Env: RAINLM_API_KEY. Default: no key.")
@@ -68,7 +71,7 @@ Examples:
                    "'refuse' sends --refusal-message instead (and, when streaming, buffers "
                    "the answer until it is judged), 'flag' sends it and queues it on /review, "
                    "'pass' only records the score.")
-@click.option("--threshold", type=click.FloatRange(-1.0, 1.0), default=0.0, show_default=True,
+@click.option("--threshold", metavar="VALUE", type=click.FloatRange(-1.0, 1.0), default=0.0, show_default=True,
               help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts.")
 @click.option("--refusal-message", default=None, metavar="TEXT",
               help="What a refused request receives.")
@@ -96,7 +99,7 @@ Examples:
               help="Let requests choose how their search judges (rain.rubric, rain.scoring, "
                    "rain.judge_orders, a preset with another rubric; else 403). The fail-safe "
                    "always judges with the server's rubric.")
-@click.option("--queue-size", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--queue-size", metavar="N", type=click.IntRange(min=0), default=8, show_default=True,
               help="Requests that may wait while one is searched; more get 429 with "
                    "Retry-After.")
 @click.option("--max-time-budget", "max_time_budget_s", type=click.FloatRange(0, min_open=True),

@@ -75,7 +75,7 @@ def trace_group() -> None:
 
 @trace_group.command("list", short_help="List stored records, newest first.")
 @db_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--limit", metavar="N", type=click.IntRange(min=1), default=20, show_default=True,
               help="Show at most this many records, newest first.")
 @click.option("--state", type=click.Choice(["none", "pending", "approved", "rejected"]),
               default=None, help="Only records in this review state.")
@@ -109,9 +109,9 @@ def terminal_safe(text: str) -> str:
                      epilog=SHOW_EPILOG)
 @click.argument("trace_id", metavar="ID|PREFIX|FILE.json")
 @db_option
-@click.option("--max-depth", type=click.IntRange(min=0), default=None,
+@click.option("--max-depth", metavar="N", type=click.IntRange(min=0), default=None,
               help="Hide rewound nodes more than N levels below the first root.")
-@click.option("--min-visits", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-visits", metavar="N", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Hide rewound nodes visited fewer times than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON instead.")
 def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
