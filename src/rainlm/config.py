@@ -146,6 +146,10 @@ class RainConfig:
     repair_backoff: int = 4
     """Tokens a repair gives back before the first prefix judged bad, so the new ending
     can rephrase rather than finish the same word."""
+    repair_escalate: bool = False
+    """Double the back-off for each repair in a row that did not beat the best answer
+    (reset when one does), so a bad word that the kept prefix makes unavoidable is
+    escaped by rewinding further, up to a fresh answer."""
     early_stop_visits: int = 6
     """T_m: stop searching a step once the best child has more real visits than this
     and value above ``early_stop_value``. Paper: 6 (harmless), 16 (truthful)."""
@@ -292,7 +296,8 @@ def _validate(cfg: RainConfig) -> None:
     _check_int(cfg, "max_total_searches", 1, optional=True)
     _check_float(cfg, "step_budget_share", 0.0, 1.0, lo_open=True)
     _check_float(cfg, "accept_value", -1.0, 1.0, optional=True)
-    for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates", "keep_best_answer"):
+    for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates", "keep_best_answer",
+                 "repair_escalate"):
         _check(isinstance(getattr(cfg, flag), bool), flag, "must be true or false", getattr(cfg, flag))
     _check_float(cfg, "repair_share", 0.0, 1.0)
     _check_float(cfg, "repair_threshold", -1.0, 1.0)

@@ -8,7 +8,8 @@ import pytest
 
 from rainlm import RainConfig, generate
 from rainlm.backends.scripted import ScriptedBackend
-from rainlm.core.repair import insert_path, longest_good_prefix, repair_due, run_repair_pass
+from rainlm.core.repair import (insert_path, longest_good_prefix, repair_backoff, repair_due,
+                                run_repair_pass)
 from rainlm.core.search import SearchContext, expand
 from rainlm.core.tree import ROOT
 from rainlm.errors import ConfigError
@@ -141,10 +142,28 @@ def test_the_paper_preset_never_repairs():
 
 def test_bad_repair_settings_name_the_field():
     for field, value in (("repair_share", 1.5), ("repair_share", -0.1), ("repair_backoff", -1),
-                         ("repair_threshold", 2.0)):
+                         ("repair_threshold", 2.0), ("repair_escalate", "yes")):
         with pytest.raises(ConfigError) as err:
             RainConfig(**{field: value}, keep_best_answer=True)
         assert err.value.field == field
     with pytest.raises(ConfigError) as err:  # nothing tracks the whole answers to repair
         RainConfig(repair_share=0.5)
     assert err.value.field == "repair_share" and "keep_best_answer" in str(err.value)
+
+
+def test_escalating_repairs_rewind_further_after_each_miss():
+    assert [repair_backoff(4, m, False) for m in range(3)] == [4, 4, 4]
+    assert [repair_backoff(4, m, True) for m in range(4)] == [4, 8, 16, 32]
+    assert repair_backoff(0, 5, True) == 0  # no back-off stays none
+    # a repair that does not beat the best answer counts a miss; one that does resets it
+    ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_escalate=True),
+                   coin_script)
+    expand(ctx, ROOT, [])
+    base = _ids(ctx, [" safely"] * 8 + [" bomb", " safely"])
+    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    misses = []
+    for _ in range(6):
+        before = ctx.best_answer
+        run_repair_pass(ctx)
+        misses.append((ctx.repair_misses, ctx.best_answer is not before))
+    assert all((m == 0) == improved for m, improved in misses), misses

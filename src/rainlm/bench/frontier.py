@@ -84,6 +84,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+repair25": lambda: _default(repair_share=0.25),
     "default+repair-b0": lambda: _default(repair_backoff=0),
     "default+repair-b8": lambda: _default(repair_backoff=8),
+    "default+escalate": lambda: _default(repair_escalate=True),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),
     "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),

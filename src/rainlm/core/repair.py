@@ -46,7 +46,8 @@ def run_repair_pass(ctx: SearchContext) -> float:
     base = ctx.best_answer[1]
     committed = len(ctx.answer_tokens(tree.root))
     good = longest_good_prefix(ctx, base, committed)
-    cut = max(committed, good - cfg.repair_backoff)
+    cut = max(committed, good - repair_backoff(cfg.repair_backoff, ctx.repair_misses,
+                                               cfg.repair_escalate))
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
         imagined = simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
@@ -55,6 +56,8 @@ def run_repair_pass(ctx: SearchContext) -> float:
     ids = base[:cut] + imagined.tokens
     value = judge(ctx, ids)
     note_whole_answer(ctx, ids, value)
+    ctx.repair_misses = 0 if ctx.best_answer is not None and ctx.best_answer[1] == ids \
+        else ctx.repair_misses + 1
     path, answer, rest = insert_path(ctx, ids)
     embeddings = path_embeddings(ctx, path, answer, rest)
     with ctx.stats.phase("backup"):
@@ -63,6 +66,13 @@ def run_repair_pass(ctx: SearchContext) -> float:
     ctx.stats.searches += 1
     ctx.stats.repairs += 1
     return value
+
+
+def repair_backoff(backoff: int, misses: int, escalate: bool) -> int:
+    """Tokens a repair gives back: ``backoff``, doubled for each repair in a row that
+    did not beat the best answer when ``escalate`` (a bad word the prefix makes
+    unavoidable is escaped by rewinding further, up to a fresh answer)."""
+    return backoff * 2 ** min(misses, 16) if escalate and backoff else backoff
 
 
 def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> int:
@@ -115,4 +125,4 @@ def insert_path(ctx: SearchContext, ids: list[int]) -> tuple[list[int], list[int
     return path, list(ids[:pos]), list(ids[pos:])
 
 
-__all__ = ["insert_path", "longest_good_prefix", "repair_due", "run_repair_pass"]
+__all__ = ["insert_path", "longest_good_prefix", "repair_backoff", "repair_due", "run_repair_pass"]

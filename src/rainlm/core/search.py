@@ -47,6 +47,7 @@ class SearchContext:
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
     deadline: float | None = None  # time.perf_counter() value when the time budget ends
     best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
+    repair_misses: int = 0  # repairs in a row that did not beat the best answer
 
     def __post_init__(self) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
