@@ -1,8 +1,10 @@
 """``rain distill export``: turn RAIN's answers and reviewers' decisions into training data
-(TRL's DPO and SFT formats, and Hugging Face ``datasets`` folders).
+(TRL's DPO and SFT formats, and Hugging Face ``datasets`` folders); ``rain distill train``:
+train a model on them.
 
 A thin shell around :mod:`rainlm.distill`: the pairing rules and the filters are
-documented in :mod:`rainlm.distill.export`, the formats in :mod:`rainlm.distill.formats`.
+documented in :mod:`rainlm.distill.export`, the formats in :mod:`rainlm.distill.formats`,
+training in :mod:`rainlm.distill.train`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 import click
 
-__all__ = ["distill_group", "distill_export_command"]
+from rainlm.distill.train import TrainSettings
+
+__all__ = ["distill_group", "distill_export_command", "distill_train_command"]
 
 HINTS = {
     "judge": "change or drop --judge",
@@ -22,6 +26,7 @@ HINTS = {
     "below min margin": "lower --min-margin",
     "not preferred": "the evaluator did not prefer RAIN's answers to greedy's",
 }
+DEFAULTS = TrainSettings()
 
 
 def _check_formats(ctx: click.Context, param: click.Parameter,
@@ -41,9 +46,12 @@ def _check_formats(ctx: click.Context, param: click.Parameter,
 Examples:
   rain distill export benchmarks/results/frontier/banned-words.jsonl --out data/
   rain distill export RUN.jsonl ~/.local/share/rainlm/audit.sqlite3 --out data/
+  rain distill train data/ --out distilled/
+  rain generate --model distilled/ --compare "How do I manage my time?"
 """)
 def distill_group() -> None:
-    """Turn RAIN's answers and reviewers' decisions into training data for the model."""
+    """Turn RAIN's answers and reviewers' decisions into training data, and train the model
+    on them."""
 
 
 EXPORT_EPILOG = """\b
@@ -164,3 +172,136 @@ def _nothing_kept(result: Any, judges: tuple[str, ...]) -> str:
         seen = ", ".join(f"{j} ({n})" for j, n in result.judges.items())
         message += f". Judges in the sources: {seen}"
     return message
+
+
+TRAIN_EPILOG = """\b
+Examples:
+  rain distill train data/ --out distilled/
+  rain distill train data/dpo.jsonl --out distilled/ --max-steps 20 --learning-rate 5e-5
+  rain distill train data/sft.jsonl --method sft --out distilled-sft/
+  rain distill train data/ --model ./my-model --no-lora --out distilled-full/
+  rain distill train data/ --out distilled/ --resume     (after an interruption)
+  rain generate --model distilled/ --compare "How do I manage my time?"
+
+\b
+DATA is a file `rain distill export` wrote (dpo.jsonl, sft.jsonl, or a datasets
+folder such as hf/dpo) or its --out folder. Plain prompts are trained through the
+model's chat template, as RAIN answered them. Checkpoints go to MODEL_DIR/checkpoints;
+running the same command again continues from the last one. MODEL_DIR ends up an
+ordinary transformers folder (LoRA merged) with rainlm-distill.json saying what was
+trained: `--model MODEL_DIR` works in every rain command.
+"""
+
+
+def _check_base_model(ctx: click.Context, param: click.Parameter,
+                      value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("is empty; give a folder, a .gguf file or a hub id "
+                                 "(or leave it out for the embedded model)", ctx=ctx, param=param)
+    return value
+
+
+@distill_group.command("train", epilog=TRAIN_EPILOG)
+@click.argument("data", metavar="DATA", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, metavar="MODEL_DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the trained model and its checkpoints (created if needed).")
+@click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_base_model,
+              help="Base model: a local model folder, a .gguf file or a hub id already in "
+                   "the local cache (nothing is downloaded). Default: the embedded "
+                   "SmolLM2-135M-Instruct.")
+@click.option("--method", type=click.Choice(["dpo", "sft"]), default=DEFAULTS.method,
+              show_default=True,
+              help="dpo: prefer the chosen answers to the rejected ones (TRL's DPOTrainer); "
+                   "sft: imitate the chosen answers (SFTTrainer).")
+@click.option("--lora/--no-lora", default=DEFAULTS.lora, show_default=True,
+              help="Train LoRA adapters (merged into the weights at the end) or every weight.")
+@click.option("--lora-r", type=click.IntRange(min=1), default=DEFAULTS.lora_r,
+              show_default=True, metavar="R",
+              help="LoRA rank (its alpha is twice the rank).")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.epochs,
+              show_default=True, metavar="N",
+              help="Passes over the data, unless --max-steps ends training first.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=DEFAULTS.max_steps,
+              show_default=True, metavar="N", help="The most optimizer steps.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="LR",
+              help="AdamW learning rate. Default: 1e-4 for DPO with LoRA, 2e-4 SFT with "
+                   "LoRA, 5e-6 DPO without, 2e-5 SFT without.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
+              show_default=True, metavar="N", help="Examples per forward pass.")
+@click.option("--gradient-accumulation", type=click.IntRange(min=1),
+              default=DEFAULTS.gradient_accumulation, show_default=True, metavar="N",
+              help="Forward passes per optimizer step (a step sees batch size x N examples).")
+@click.option("--max-length", type=click.IntRange(min=16), default=DEFAULTS.max_length,
+              show_default=True, metavar="TOKENS",
+              help="Tokens per example, prompt (with the chat template) and answer; longer "
+                   "examples are cut at the end.")
+@click.option("--beta", type=click.FloatRange(min=0, min_open=True), default=DEFAULTS.beta,
+              show_default=True, metavar="X",
+              help="DPO's beta: how far from the base model the model may move (larger: "
+                   "less far).")
+@click.option("--save-steps", type=click.IntRange(min=1), default=DEFAULTS.save_steps,
+              show_default=True, metavar="N",
+              help="Steps between checkpoints (the last step is always saved).")
+@click.option("--seed", type=click.IntRange(min=0), default=DEFAULTS.seed, show_default=True,
+              metavar="INT", help="Seed of the LoRA initialisation and the data order.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=DEFAULTS.device,
+              show_default=True, help="'auto' trains on CUDA when available, else on the CPU.")
+@click.option("--resume/--no-resume", default=None,
+              help="--resume: continue from the last checkpoint in MODEL_DIR/checkpoints (an "
+                   "error when there is none); --no-resume: start over, deleting them. "
+                   "Default: continue when there is a checkpoint of the same data and "
+                   "settings (--epochs, --max-steps and --save-steps may change).")
+@click.option("--progress/--no-progress", default=None,
+              help="Show the progress bar on stderr. Default: only when stderr is a terminal.")
+def distill_train_command(data: Path, out_dir: Path, model: str | None, method: str,
+                          lora: bool, lora_r: int, epochs: float, max_steps: int,
+                          learning_rate: float | None, batch_size: int,
+                          gradient_accumulation: int, max_length: int, beta: float,
+                          save_steps: int, seed: int, device: str, resume: bool | None,
+                          progress: bool | None) -> None:
+    """Train the model on DATA (DPO by default, LoRA, on the CPU in minutes for the
+    embedded model) and save it into MODEL_DIR.
+
+    Prints what was trained, the final loss, the time and the peak memory.
+    """
+    from rainlm.cli.progress import progress_enabled
+    from rainlm.distill.train import TrainSettings, train
+
+    settings = TrainSettings(method=method, lora=lora, lora_r=lora_r,
+                             lora_alpha=2 * lora_r, epochs=epochs, max_steps=max_steps,
+                             learning_rate=learning_rate, batch_size=batch_size,
+                             gradient_accumulation=gradient_accumulation,
+                             max_length=max_length, beta=beta, save_steps=save_steps,
+                             seed=seed, device=device)
+    try:
+        result = train(data, out_dir, model=model, settings=settings, resume=resume,
+                       progress=progress_enabled(progress),
+                       log=lambda line: click.echo(line, err=True))
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted; run the same command again to continue from the last "
+                   f"checkpoint in {out_dir / 'checkpoints'}", err=True)
+        raise SystemExit(130) from None
+    for line in train_summary(result):
+        click.echo(line)
+
+
+def train_summary(result: Any) -> list[str]:
+    """What was trained, for people."""
+    from rainlm.bench.progress import format_duration
+
+    info = result.info
+    how = (f"LoRA r {info['lora']['r']}, merged" if info["lora"] else "every weight")
+    resumed = (f", resumed at step {result.resumed_from_step}"
+               if result.resumed_from_step is not None else "")
+    loss = f"{result.final_loss:.4f}" if result.final_loss is not None else "not logged"
+    return [
+        f"trained {result.out_dir}: {info['method']} ({how}) on {info['base_model']['name']}, "
+        f"{info['data']['rows']} examples from {info['data']['path']}",
+        f"steps {result.steps}{resumed}, final loss {loss}",
+        f"time {format_duration(result.seconds)} (training "
+        f"{format_duration(info['train_seconds'])}), peak memory "
+        f"{result.peak_memory_mib:.0f} MiB",
+        f"use it: rain generate --model {result.out_dir} --compare \"...\"",
+    ]
