@@ -146,6 +146,10 @@ class RainConfig:
     repair_backoff: int = 4
     """Tokens a repair gives back before the first prefix judged bad, so the new ending
     can rephrase rather than finish the same word."""
+    repair_from_root: bool = True
+    """Repair also when the judge finds no good text past the committed answer (the
+    repair is then a fresh answer from there); False runs a plain search pass instead,
+    leaving early bad starts (a compliance opening) to the tree."""
     repair_escalate: bool = False
     """Double the back-off for each repair in a row that did not beat the best answer
     (reset when one does), so a bad word that the kept prefix makes unavoidable is
@@ -297,7 +301,7 @@ def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "step_budget_share", 0.0, 1.0, lo_open=True)
     _check_float(cfg, "accept_value", -1.0, 1.0, optional=True)
     for flag in ("keep_simulations", "skip_forced_steps", "judge_candidates", "keep_best_answer",
-                 "repair_escalate"):
+                 "repair_escalate", "repair_from_root"):
         _check(isinstance(getattr(cfg, flag), bool), flag, "must be true or false", getattr(cfg, flag))
     _check_float(cfg, "repair_share", 0.0, 1.0)
     _check_float(cfg, "repair_threshold", -1.0, 1.0)

@@ -167,3 +167,15 @@ def test_escalating_repairs_rewind_further_after_each_miss():
         run_repair_pass(ctx)
         misses.append((ctx.repair_misses, ctx.best_answer is not before))
     assert all((m == 0) == improved for m, improved in misses), misses
+
+
+def test_without_root_repairs_a_bad_start_gets_a_search_pass_instead():
+    for from_root in (True, False):
+        ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0,
+                                  repair_from_root=from_root), coin_script)
+        expand(ctx, ROOT, [])
+        bad_start = _ids(ctx, [" bomb"] + [" safely"] * 9)
+        ctx.best_answer = (BOMB.value(ctx.backend.detokenize(bad_start)), bad_start)
+        run_repair_pass(ctx)
+        assert ctx.stats.searches == 1
+        assert ctx.stats.repairs == (1 if from_root else 0)

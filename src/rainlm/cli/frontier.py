@@ -78,7 +78,7 @@ Examples:
                    "ablation paper+fpu, paper+answer, paper+secure, paper+keep, paper+forced, "
                    "paper+t2, paper+eos+accept (the paper's search with one new setting "
                    "each), default+t2, default+jc, default-accept, default-repair (the default of "
-                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate "
+                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate, default-rootrepair "
                    "(the default with one setting changed), prev, prev+accept, "
                    "prev+eos+accept, prev+eos+accept+n4, prev+eos+accept+jc, "
                    "prev+eos+accept+n4+jc (the default of two stops ago, then the settings "

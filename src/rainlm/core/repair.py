@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from rainlm.core.backup import backup
 from rainlm.core.search import (SearchContext, judge, judge_many, note_whole_answer,
-                                path_embeddings)
+                                path_embeddings, run_pass)
 from rainlm.core.simulation import simulate
 from rainlm.core.widening import add_child_and_renormalize
 
@@ -46,6 +46,8 @@ def run_repair_pass(ctx: SearchContext) -> float:
     base = ctx.best_answer[1]
     committed = len(ctx.answer_tokens(tree.root))
     good = longest_good_prefix(ctx, base, committed)
+    if good <= committed and not cfg.repair_from_root:
+        return run_pass(ctx)  # nothing to keep: a plain search pass instead
     cut = max(committed, good - repair_backoff(cfg.repair_backoff, ctx.repair_misses,
                                                cfg.repair_escalate))
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
