@@ -308,7 +308,8 @@ def _validate(cfg: RainConfig) -> None:
     _check_int(cfg, "repair_backoff", 0)
     _check(cfg.repair_share == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
            "repair_share", "needs accept_value or keep_best_answer (they track the whole "
-           "answers a repair starts from)", cfg.repair_share)
+           "answers a repair starts from); set repair_share=0 to turn repairs off",
+           cfg.repair_share)
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", ("sequential", "parallel"))
     _check_int(cfg, "parallel_leaves", 1)

@@ -9,6 +9,10 @@ from rainlm.config import RainConfig
 from rainlm.core.decode import StepRecord
 from rainlm.core.tree import Tree
 
+CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
+"""Finish reasons of an answer a budget (or a stop) ended: cut off there unless the
+budget fallback finished it greedily (``stats["greedy_tail_tokens"]`` > 0)."""
+
 
 @dataclass(frozen=True)
 class GenerationResult:

@@ -190,7 +190,7 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
 def test_the_first_prompt_that_wrote_answers_gives_the_one_estimate():
     import io
 
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
     from rainlm.cli.frontier import FirstPromptEstimate
 
     stream = io.StringIO()

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from rainlm.bench.datasets import DatasetError, Item
-from rainlm.bench.progress import ProgressBar, format_duration
+from rainlm.progress_bar import ProgressBar, format_duration
 from rainlm.bench.runner import Judge, item_seed, make_judges, read_records, run_bench
 from rainlm.errors import ConfigError
 from rainlm.judge.base import CallableEvaluator

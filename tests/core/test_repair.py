@@ -90,6 +90,7 @@ def test_repairs_are_spread_over_the_passes_and_wait_for_a_whole_answer():
     for n in range(6):
         ctx.stats.searches = n
         due.append(repair_due(ctx))
+        ctx.repair_attempts += due[-1]  # as run_repair_pass does
     assert due == [False, True, False, True, False, True]
     ctx.best_answer = (1.0, _ids(ctx, [" safely"] * LENGTH))
     assert not repair_due(ctx)  # nothing left to repair
@@ -179,3 +180,45 @@ def test_without_root_repairs_a_bad_start_gets_a_search_pass_instead():
         run_repair_pass(ctx)
         assert ctx.stats.searches == 1
         assert ctx.stats.repairs == (1 if from_root else 0)
+
+
+def certain_bomb_script(answer: tuple[str, ...]) -> dict[str, float]:
+    """Seven " safely", then " bomb" for sure: a repair that gives back too little
+    writes the same answer again."""
+    if len(answer) >= LENGTH:
+        return {"<eos>": 1.0}
+    return {" bomb": 1.0} if len(answer) >= 7 else {" safely": 1.0}
+
+
+def test_a_repair_that_writes_the_same_answer_again_is_a_miss():
+    ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_escalate=True,
+                              repair_backoff=1), certain_bomb_script)
+    expand(ctx, ROOT, [])
+    base = _ids(ctx, [" safely"] * 7 + [" bomb"] * 3)
+    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    for expected in (1, 2, 3):
+        run_repair_pass(ctx)
+        assert ctx.repair_misses == expected and ctx.best_answer[1] == base
+
+
+def test_a_repair_of_an_answer_judged_good_throughout_never_imagines_past_its_end():
+    # threshold -1: every prefix is good, so the bisection keeps the whole answer, which
+    # ends with EOS; without back-off the repair must still give back that last token
+    ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_backoff=0,
+                              repair_threshold=-1.0), certain_bomb_script)
+    expand(ctx, ROOT, [])
+    eos = next(iter(ctx.backend.eos_token_ids))
+    base = _ids(ctx, [" safely"] * 7 + [" bomb"]) + [eos]
+    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    run_repair_pass(ctx)
+    assert ctx.stats.simulated_tokens == 2  # from 8 tokens (not 9) to the limit of 10
+
+
+def test_parallel_rounds_get_their_share_of_repairs():
+    cfg = RainConfig.preset("harmless", max_total_searches=24, accept_value=None,
+                            search_mode="parallel", parallel_leaves=4)
+    # (the certain bomb: no answer is ever clean, so repairs stay due to the end)
+    res = generate(ScriptedBackend(WORDS, certain_bomb_script), PROMPT, cfg, seed=0,
+                   evaluator=lambda p, r: BOMB.value(r), embedder="none", max_new_tokens=LENGTH)
+    # half the passes, give or take the one a round may owe at the end
+    assert abs(res.stats["repairs"] - res.stats["searches"] / 2) <= 1, res.stats

@@ -136,7 +136,7 @@ def test_a_browser_without_the_key_gets_a_page_saying_how_to_pass_it(served):
         assert resp.headers["content-type"].startswith("text/html"), url
         assert resp.headers["www-authenticate"] == "Bearer"
         assert "default-src 'none'" in resp.headers["content-security-policy"]
-        assert "Open <code>/review?key=YOUR_KEY</code>" in resp.text
+        assert f"Open <code>{url.split('?')[0]}?key=YOUR_KEY</code>" in resp.text
         assert "<code>Authorization: Bearer KEY</code>" in resp.text
         assert wrong not in resp.text and KEY not in resp.text
     # API clients (no text/html in Accept, or refused with q=0) keep the JSON error

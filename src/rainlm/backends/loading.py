@@ -25,7 +25,7 @@ from typing import Any
 from rainlm.backends.base import Backend
 from rainlm.errors import CapabilityError, ConfigError, ModelNotFoundError
 
-__all__ = ["load_backend", "EMBEDDED_ALIASES", "AVAILABLE_KINDS"]
+__all__ = ["load_backend", "EMBEDDED_ALIASES", "AVAILABLE_KINDS", "looks_like_path", "split_kind"]
 
 EMBEDDED_ALIASES = frozenset({"embedded", "smollm2", "default"})
 AVAILABLE_KINDS = ("transformers", "llamacpp", "openai")
@@ -33,7 +33,7 @@ _KIND_ALIASES = {"llama-cpp": "llamacpp", "llama_cpp": "llamacpp", "vllm": "open
                  "sglang": "openai"}
 
 
-def _split_kind(spec: str) -> tuple[str, str]:
+def split_kind(spec: str) -> tuple[str, str]:
     """``"llamacpp:model.gguf"`` -> ("llamacpp", "model.gguf"); plain specs -> ("", spec).
 
     Windows drive letters (``C:\\...``) are not kinds.
@@ -44,7 +44,7 @@ def _split_kind(spec: str) -> tuple[str, str]:
     return "", spec
 
 
-def _looks_like_path(spec: str) -> bool:
+def looks_like_path(spec: str) -> bool:
     """Paths start like one, end in .gguf, or have more slashes than an ``org/name`` id."""
     return (spec.startswith(("/", "./", "../", "~", ".\\")) or spec.endswith(".gguf")
             or spec.rstrip("/").count("/") > 1)
@@ -84,7 +84,7 @@ def load_backend(model: Any = None, *, device: str = "auto", dtype: str = "auto"
     if spec.startswith(("http://", "https://")):
         kind = "openai"
     else:
-        kind, spec = _split_kind(spec)
+        kind, spec = split_kind(spec)
         kind = _KIND_ALIASES.get(kind, kind)
     if kind == "llamacpp":
         return _load_llamacpp(spec, **kw)
@@ -130,7 +130,7 @@ def _load_transformers(spec: str, *, device: str, dtype: str, **kw) -> Backend:
         raise ModelNotFoundError(
             f"{spec!r} is a file but not a .gguf model: pass a model folder "
             f"(with config.json) or a .gguf file.")
-    if not path.exists() and _looks_like_path(spec):
+    if not path.exists() and looks_like_path(spec):
         raise ModelNotFoundError(f"No model folder or .gguf file at {spec!r}.")
     from rainlm.backends.embedded import require_model_deps
 

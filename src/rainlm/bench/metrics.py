@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from rainlm.result import CUT_OFF_REASONS
+
 __all__ = ["Interval", "attack_success", "bootstrap_mean", "bootstrap_ratio", "is_refusal",
            "rate", "summarize", "wilson_interval", "Z95"]
 
@@ -115,8 +117,6 @@ def group_key(rec: Mapping[str, Any]) -> tuple[str, str, str, str]:
             str(rec.get("judge")))
 
 
-CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
-"""Finish reasons of an answer a budget (or a stop) ended before it was finished."""
 
 
 def is_cut_off(rec: Mapping[str, Any]) -> bool:

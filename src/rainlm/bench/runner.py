@@ -25,7 +25,7 @@ from typing import Any
 from rainlm.bench.datasets import DatasetError, Item
 from rainlm.bench.methods import MethodOutcome, MethodSettings, parse_method, run_method
 from rainlm.bench.metrics import is_refusal
-from rainlm.bench.progress import ProgressBar
+from rainlm.progress_bar import ProgressBar
 from rainlm.errors import ConfigError
 
 __all__ = ["Judge", "RunSummary", "item_seed", "make_judges", "read_records", "run_bench"]
@@ -221,6 +221,7 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
     path.parent.mkdir(parents=True, exist_ok=True)
     cache: dict[tuple[str, str], MethodOutcome] = {}
     bar.start_ticking()
+    started = bar.clock()  # the model is loaded: the estimate times answers only
     try:
         with open(path, "a", encoding="utf-8") as fh:
             for item, method, judge in todo:
@@ -239,21 +240,21 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
                 if failed and len(summary.errors) < 5:
                     summary.errors.append(f"{item.id} {method}: {rec['error']}")
                 bar.update(f"{item.id} {method}", failed=failed)
-                announce_first_prompt(bar, todo, summary.written)
+                announce_first_prompt(bar, todo, summary.written, started)
     finally:
         bar.close()
     return summary
 
 
 def announce_first_prompt(bar: ProgressBar, todo: Sequence[tuple[Item, str, Any]],
-                          written: int) -> None:
+                          written: int, started: float) -> None:
     """Once every answer of the run's first prompt is written (and more prompts are
     left), print how long that took and what it predicts for the rest."""
     if written >= len(todo) or todo[written][0].id == todo[0][0].id or \
             todo[written - 1][0].id != todo[0][0].id:
         return
     left = len(dict.fromkeys(item.id for item, _, _ in todo[written:]))
-    bar.announce(bar.estimate(1, left))
+    bar.announce(bar.estimate(1, left, since=started))
 
 
 def _run_one(backend: Any, item: Item, method: str, judge: Judge, settings: MethodSettings,

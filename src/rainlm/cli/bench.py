@@ -141,7 +141,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     """Answer a prompt set with each method and append the results to --out."""
     from rainlm.bench.datasets import load_dataset, load_refusal_prefixes
     from rainlm.bench.methods import MethodSettings
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
     from rainlm.bench.runner import make_judges, run_bench
     from rainlm.cli.progress import progress_enabled
 

@@ -72,7 +72,7 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
     log-odds, first order only). Ends with a verdict on whether RAIN can help.
     """
     from rainlm.bench.calibrate import calibrate, render_table, verdict
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
     from rainlm.cli.progress import progress_enabled
 
     pairs = _pairs(data_dir, data_file, limit, sample_seed)

@@ -289,7 +289,7 @@ def distill_train_command(data: Path, out_dir: Path, model: str | None, method: 
 
 def train_summary(result: Any) -> list[str]:
     """What was trained, for people."""
-    from rainlm.bench.progress import format_duration
+    from rainlm.progress_bar import format_duration
 
     info = result.info
     how = (f"LoRA r {info['lora']['r']}, merged" if info["lora"] else "every weight")

@@ -15,7 +15,7 @@ from rainlm.cli.bench import data_options, echo_run_summary
 from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
 
 if TYPE_CHECKING:
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
 
 __all__ = ["frontier_command", "frontier_report_command"]
 
@@ -116,7 +116,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
     """
     from rainlm.bench.frontier import FrontierPlan, method_labels, run_frontier
     from rainlm.bench.methods import MethodSettings
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
     from rainlm.bench.tasks import get_task
     from rainlm.cli.progress import progress_enabled
     from rainlm.errors import ConfigError
@@ -159,13 +159,14 @@ class FirstPromptEstimate:
     def __init__(self, bar: ProgressBar):
         self.bar = bar
         self.done = False
+        self.started = bar.clock()  # built once the model is loaded: times answers only
 
     def __call__(self, prompts_left: int, written: int) -> None:
         if self.done or not written:
             return
         self.done = True
         if prompts_left:
-            self.bar.announce(self.bar.estimate(1, prompts_left))
+            self.bar.announce(self.bar.estimate(1, prompts_left, since=self.started))
 
 
 @click.command("frontier-report")

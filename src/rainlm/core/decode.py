@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached
 from rainlm.core.parallel import run_round
-from rainlm.core.repair import repair_due, run_repair_pass
 from rainlm.core.progress import ProgressCallback, emit_progress
+from rainlm.core.repair import repair_due, run_repair_pass
 from rainlm.core.search import SearchContext, accepted_answer, judge, run_pass
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import contains_eos, hits_stop_string

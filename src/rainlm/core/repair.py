@@ -35,8 +35,8 @@ def repair_due(ctx: SearchContext) -> bool:
     target = 1.0 if cfg.accept_value is None else cfg.accept_value
     if best[0] >= target:
         return False
-    done = ctx.stats.searches
-    return math.floor((done + 1) * cfg.repair_share) > math.floor(done * cfg.repair_share)
+    # owed, not stepped: a parallel round adds several passes at once
+    return ctx.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.repair_share)
 
 
 def run_repair_pass(ctx: SearchContext) -> float:
@@ -45,21 +45,24 @@ def run_repair_pass(ctx: SearchContext) -> float:
     assert ctx.best_answer is not None  # repair_due() holds
     base = ctx.best_answer[1]
     committed = len(ctx.answer_tokens(tree.root))
+    ctx.repair_attempts += 1
     good = longest_good_prefix(ctx, base, committed)
     if good <= committed and not cfg.repair_from_root:
         return run_pass(ctx)  # nothing to keep: a plain search pass instead
-    cut = max(committed, good - repair_backoff(cfg.repair_backoff, ctx.repair_misses,
-                                               cfg.repair_escalate))
+    back = repair_backoff(cfg.repair_backoff, ctx.repair_misses, cfg.repair_escalate)
+    # at least the last token goes: never imagine past the end (EOS) of the old answer
+    cut = max(committed, min(good - back, len(base) - 1))
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
         imagined = simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
                             limits, ctx.rng, deadline=ctx.deadline)
     ctx.stats.simulated_tokens += len(imagined.tokens)
     ids = base[:cut] + imagined.tokens
+    before = ctx.best_answer
     value = judge(ctx, ids)
-    note_whole_answer(ctx, ids, value)
-    ctx.repair_misses = 0 if ctx.best_answer is not None and ctx.best_answer[1] == ids \
-        else ctx.repair_misses + 1
+    note_whole_answer(ctx, ids, value)  # resets repair_misses when the best answer changes
+    if ctx.best_answer is before:
+        ctx.repair_misses += 1
     path, answer, rest = insert_path(ctx, ids)
     embeddings = path_embeddings(ctx, path, answer, rest)
     with ctx.stats.phase("backup"):

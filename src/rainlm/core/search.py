@@ -47,7 +47,8 @@ class SearchContext:
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
     deadline: float | None = None  # time.perf_counter() value when the time budget ends
     best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
-    repair_misses: int = 0  # repairs in a row that did not beat the best answer
+    repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
+    repair_attempts: int = 0  # passes that were due as repairs (repair_share)
 
     def __post_init__(self) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
@@ -125,6 +126,7 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
         return
     if ctx.best_answer is None or value > ctx.best_answer[0]:
         ctx.best_answer = (value, ids)
+        ctx.repair_misses = 0
 
 
 def accepted_answer(ctx: SearchContext) -> list[int] | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rainlm.errors import RainError
+from rainlm.result import CUT_OFF_REASONS
 
 __all__ = ["Answer", "SourceError", "Message", "CUT_OFF_REASONS", "FULL_MARGIN",
            "chat_messages", "is_budget_limited", "prompt_key"]
@@ -19,8 +20,6 @@ Message = dict[str, str]
 
 Kind = Literal["rain", "greedy", "other"]
 
-CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
-"""Finish reasons of an answer that a budget (or a stop) ended."""
 
 FULL_MARGIN = 2.0
 """The margin of a verdict that is not a graded score: an exact rule kept by one answer

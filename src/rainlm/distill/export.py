@@ -13,7 +13,7 @@ Each candidate is dropped for the first of these reasons that applies (``DROP_RE
 - ``rejected in review``: a reviewer rejected the RAIN answer;
 - ``budget-limited``: a search budget ran out on an answer (cut off or finished
   greedily), unless ``include_budget_limited``;
-- ``empty answer``: the chosen answer is empty;
+- ``empty answer``: the chosen or the rejected answer is empty (training refuses it);
 - ``identical answers``: chosen and rejected are the same text;
 - ``not preferred``: margin <= 0 (the evaluator does not prefer RAIN's answer);
 - ``below min margin``: 0 < margin < ``min_margin``;
@@ -169,8 +169,8 @@ def _drop_reason(pair: Pair, options: ExportOptions) -> str | None:
         return "rejected in review"
     if not options.include_budget_limited and any(a.budget_limited for a in pair.answers):
         return "budget-limited"
-    if not pair.chosen.strip():
-        return "empty answer"
+    if not pair.chosen.strip() or not pair.rejected.strip():
+        return "empty answer"  # (training refuses an empty side)
     if pair.chosen.strip() == pair.rejected.strip():
         return "identical answers"
     margin = pair.margin if pair.margin is not None else 0.0

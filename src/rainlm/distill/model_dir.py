@@ -110,12 +110,25 @@ def plan_resume(out: Path, run: Mapping[str, Any], resume: bool | None) -> Path 
 
 
 def start_fresh(out: Path, run: Mapping[str, Any]) -> None:
-    """Empty ``out``'s checkpoints folder (creating the folders) and record ``run`` in it."""
+    """Empty ``out``'s checkpoints folder (creating the folders) and record ``run`` in it.
+
+    Only what training writes there is removed (``checkpoint-N`` folders and the run
+    file); a folder holding anything else was not written by us and is refused."""
     folder = out / CHECKPOINTS
+    if folder.is_dir():
+        foreign = sorted(p.name for p in folder.iterdir()
+                         if p.name != RUN_FILE and not _CHECKPOINT.match(p.name))
+        if foreign:
+            raise ConfigError("out", f"{folder} holds files training did not write "
+                                     f"({', '.join(foreign[:3])}); choose another --out folder")
     try:
         if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+            for entry in folder.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RainError(f"cannot prepare {folder}: {exc.strerror or exc}; choose another "
                         "--out folder") from None

@@ -23,7 +23,6 @@ import dataclasses
 import importlib.util
 import math
 import os
-import resource
 import sys
 import time
 import warnings
@@ -160,7 +159,11 @@ def require_training_deps() -> None:
 
 def peak_memory_mib() -> float:
     """Peak resident memory of this process so far, MiB (ru_maxrss: KiB on Linux, bytes
-    on macOS)."""
+    on macOS; NaN where the ``resource`` module does not exist, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
@@ -169,12 +172,12 @@ def base_model_spec(model: str | os.PathLike | None) -> str:
     """The base model as ``rain generate --model`` takes it, normalised: ``embedded``, an
     absolute path, or a hub id. ConfigError for models that are not transformers weights
     (``llamacpp:``, ``openai:``, URLs)."""
-    from rainlm.backends.loading import EMBEDDED_ALIASES, _looks_like_path, _split_kind
+    from rainlm.backends.loading import EMBEDDED_ALIASES, looks_like_path, split_kind
 
     spec = "" if model is None else os.fspath(model).strip()
     if spec.lower() in {"", *EMBEDDED_ALIASES}:
         return "embedded"
-    kind, rest = ("url", spec) if spec.startswith(("http://", "https://")) else _split_kind(spec)
+    kind, rest = ("url", spec) if spec.startswith(("http://", "https://")) else split_kind(spec)
     if kind not in ("", "transformers"):
         raise ConfigError("model", f"{spec!r} is served by another engine; training needs the "
                                    "weights: a local model folder, a .gguf file, a hub id in "
@@ -182,7 +185,7 @@ def base_model_spec(model: str | os.PathLike | None) -> str:
     path = Path(rest).expanduser()
     if path.exists():
         return str(path.resolve())
-    if _looks_like_path(rest):
+    if looks_like_path(rest):
         raise ModelNotFoundError(f"No model folder or .gguf file at {rest!r}.")
     return rest
 
@@ -254,7 +257,7 @@ def _progress_callback(enabled: bool, stream: TextIO | None) -> Any:
     (of this run's steps: a resumed run counts from its checkpoint)."""
     from transformers import TrainerCallback
 
-    from rainlm.bench.progress import ProgressBar
+    from rainlm.progress_bar import ProgressBar
 
     class ProgressCallback(TrainerCallback):
         def __init__(self) -> None:

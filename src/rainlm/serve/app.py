@@ -111,7 +111,8 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         """The error as JSON; a browser opening a page without the key gets a page
         saying how to pass it (the key it sent is never shown)."""
         if exc.status == 401 and _is_page(request) and _accepts_html(request):
-            return HTMLResponse(render_key_hint_page(), status_code=401, headers=exc.headers)
+            return HTMLResponse(render_key_hint_page(request.url.path), status_code=401,
+                                headers=exc.headers)
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -30,7 +30,7 @@ class Refusals:
             return
         with self._lock:
             self._counts[status] = self._counts.get(status, 0) + 1
-        log.info("rain serve: refused %s %s with %d", method, path, status)
+        log.info("rain serve: refused %s %r with %d", method, path, status)
 
     def snapshot(self) -> dict[str, int]:
         """``{"401": 2, "429": 1}``: every 4xx status seen so far, in status order."""

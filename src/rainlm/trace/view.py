@@ -10,14 +10,12 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from rainlm.result import CUT_OFF_REASONS
 from rainlm.trace.records import PolicyDecision, ReviewDecision, TraceRecord
 
 __all__ = ["as_record", "prompt_text", "score_of", "first_line", "TreeView", "tree_view",
            "fmt_num", "node_label", "Badge", "answer_badges", "badge_spans", "CUT_OFF_REASONS"]
 
-CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
-"""Finish reasons of an answer a budget (or a stop) ended: cut off there unless the
-budget fallback finished it greedily (``stats["greedy_tail_tokens"]`` > 0)."""
 
 
 def as_record(obj: TraceRecord | dict[str, Any]) -> TraceRecord:

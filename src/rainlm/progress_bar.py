@@ -1,4 +1,4 @@
-"""A tiny progress bar with an ETA for the benchmark runner (stderr; no dependency)."""
+"""A tiny progress bar with an ETA for long runs: benchmarks, calibration, training (stderr; no dependency)."""
 
 from __future__ import annotations
 
@@ -70,11 +70,12 @@ class ProgressBar:
         self._note = note
         self.redraw()
 
-    def estimate(self, prompts_done: int, prompts_left: int) -> str:
+    def estimate(self, prompts_done: int, prompts_left: int, since: float | None = None) -> str:
         """``"the first prompt took 1:35; the 19 left: about 30:05 more"``: the time per
         prompt so far times the prompts left (prompts differ: a rough guide, printed
-        once the first prompt is done so a run that will take hours says so early)."""
-        elapsed = self.clock() - self._start
+        once the first prompt is done so a run that will take hours says so early).
+        ``since``: the clock value the prompts started at (default: the bar's start)."""
+        elapsed = self.clock() - (self._start if since is None else since)
         per_prompt = elapsed / prompts_done if prompts_done else float("nan")
         first = "the first prompt" if prompts_done == 1 else f"the first {prompts_done} prompts"
         return (f"{first} took {format_duration(elapsed)}; the {prompts_left} left: about "
