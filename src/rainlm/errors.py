@@ -6,6 +6,8 @@ Catch only at the edges (CLI main, server handler, bench runner per item).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RainError(Exception):
     """Base class of every error rainlm raises on purpose."""
@@ -47,3 +49,14 @@ class JudgeError(RainError):
 
 class EvaluatorError(RainError):
     """A user-supplied evaluator returned something that is not a float in [-1, 1]."""
+
+
+class FileError(RainError):
+    """A file is missing or malformed; the message names the file, line and field."""
+
+    def __init__(self, path: str | Path, message: str, *, line: int | None = None,
+                 field: str | None = None):
+        self.path, self.line, self.field = str(path), line, field
+        where = str(path) + (f", line {line}" if line is not None else "")
+        where += f", field {field!r}" if field is not None else ""
+        super().__init__(f"{where}: {message}")

@@ -20,21 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rainlm.errors import ConfigError, RainError
+from rainlm.errors import ConfigError, FileError
 
 __all__ = ["BUILTIN", "DatasetError", "HHPair", "Item", "data_file", "default_data_dir", "load_dataset",
            "load_hh_pairs", "load_refusal_prefixes", "parse_dialogue"]
 
 
-class DatasetError(RainError):
+class DatasetError(FileError):
     """A data file is missing or malformed; the message names the file, line and field."""
 
-    def __init__(self, path: str | Path, message: str, *, line: int | None = None,
-                 field: str | None = None):
-        self.path, self.line, self.field = str(path), line, field
-        where = str(path) + (f", line {line}" if line is not None else "")
-        where += f", field {field!r}" if field is not None else ""
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

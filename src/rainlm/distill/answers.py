@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rainlm.errors import RainError
+from rainlm.errors import FileError
 from rainlm.result import CUT_OFF_REASONS
 
 __all__ = ["Answer", "SourceError", "Message", "CUT_OFF_REASONS", "FULL_MARGIN",
@@ -29,15 +29,9 @@ approval against a rejection."""
 ROLES = ("system", "user", "assistant")
 
 
-class SourceError(RainError):
+class SourceError(FileError):
     """A source file is missing or malformed; the message names the file, line and field."""
 
-    def __init__(self, path: str | Path, message: str, *, line: int | None = None,
-                 field: str | None = None):
-        self.path, self.line, self.field = str(path), line, field
-        where = str(path) + (f", line {line}" if line is not None else "")
-        where += f", field {field!r}" if field is not None else ""
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
