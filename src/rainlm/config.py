@@ -138,7 +138,8 @@ class RainConfig:
     below ``accept_value`` (+1 without one): rewind it to its longest prefix judged at
     least ``repair_threshold`` (bisecting its prefixes with the evaluator), back off
     ``repair_backoff`` tokens, imagine a new ending to the end of the answer, judge it
-    and keep it in the tree as a path. Needs ``accept_value`` or ``keep_best_answer``
+    and keep it in the tree as a path. An answer with no prefix judged below the
+    threshold has nothing to repair: that pass is a plain search pass. Needs ``accept_value`` or ``keep_best_answer``
     (which track the whole answers). 0: never (the paper)."""
     repair_threshold: float = 0.0
     """Least value of a prefix that a repair keeps (a rule's compliant text is +1, its

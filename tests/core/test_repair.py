@@ -201,9 +201,10 @@ def test_a_repair_that_writes_the_same_answer_again_is_a_miss():
         assert ctx.repair_misses == expected and ctx.best_answer[1] == base
 
 
-def test_a_repair_of_an_answer_judged_good_throughout_never_imagines_past_its_end():
-    # threshold -1: every prefix is good, so the bisection keeps the whole answer, which
-    # ends with EOS; without back-off the repair must still give back that last token
+def test_an_answer_judged_good_throughout_gets_a_search_pass_not_a_repair():
+    # threshold -1: every prefix is good, so there is no bad stretch to repair (the
+    # answer is only short of +1); re-rolling its end would not help, so the pass
+    # searches instead (and never imagines past the old answer's EOS)
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_backoff=0,
                               repair_threshold=-1.0), certain_bomb_script)
     expand(ctx, ROOT, [])
@@ -211,7 +212,7 @@ def test_a_repair_of_an_answer_judged_good_throughout_never_imagines_past_its_en
     base = _ids(ctx, [" safely"] * 7 + [" bomb"]) + [eos]
     ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
     run_repair_pass(ctx)
-    assert ctx.stats.simulated_tokens == 2  # from 8 tokens (not 9) to the limit of 10
+    assert ctx.stats.searches == 1 and ctx.stats.repairs == 0
 
 
 def test_parallel_rounds_get_their_share_of_repairs():

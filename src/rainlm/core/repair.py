@@ -47,11 +47,13 @@ def run_repair_pass(ctx: SearchContext) -> float:
     committed = len(ctx.answer_tokens(tree.root))
     ctx.repair_attempts += 1
     good = longest_good_prefix(ctx, base, committed)
-    if good <= committed and not cfg.repair_from_root:
-        return run_pass(ctx)  # nothing to keep: a plain search pass instead
+    if good >= len(base) or (good <= committed and not cfg.repair_from_root):
+        # no bad stretch to repair (the answer is only short of accept_value, e.g. a
+        # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
+        # to keep: a plain search pass instead
+        return run_pass(ctx)
     back = repair_backoff(cfg.repair_backoff, ctx.repair_misses, cfg.repair_escalate)
-    # at least the last token goes: never imagine past the end (EOS) of the old answer
-    cut = max(committed, min(good - back, len(base) - 1))
+    cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
         imagined = simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
