@@ -223,3 +223,15 @@ def test_parallel_rounds_get_their_share_of_repairs():
                    evaluator=lambda p, r: BOMB.value(r), embedder="none", max_new_tokens=LENGTH)
     # half the passes, give or take the one a round may owe at the end
     assert abs(res.stats["repairs"] - res.stats["searches"] / 2) <= 1, res.stats
+
+
+def test_one_judgement_per_pass_besides_the_repairs_bisections():
+    cfg = RainConfig.preset("harmless", max_total_searches=12, repair_backoff=0)
+    for seed in range(5):
+        res = generate(ScriptedBackend(WORDS, hazard_script), PROMPT, cfg, seed=seed,
+                       evaluator=lambda p, r: BOMB.value(r), embedder="none",
+                       max_new_tokens=LENGTH)
+        st = res.stats
+        assert (st["repairs"] > 0) == (st["repair_judgements"] > 0)
+        assert st["evaluations"] - st["finish_judgements"] - st["repair_judgements"] \
+            == st["searches"]

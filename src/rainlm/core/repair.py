@@ -46,7 +46,11 @@ def run_repair_pass(ctx: SearchContext) -> float:
     base = ctx.best_answer[1]
     committed = len(ctx.answer_tokens(tree.root))
     ctx.repair_attempts += 1
-    good = longest_good_prefix(ctx, base, committed)
+    before = ctx.stats.evaluations
+    try:
+        good = longest_good_prefix(ctx, base, committed)
+    finally:  # (the time budget may stop it mid-way)
+        ctx.stats.repair_judgements += ctx.stats.evaluations - before
     if good >= len(base) or (good <= committed and not cfg.repair_from_root):
         # no bad stretch to repair (the answer is only short of accept_value, e.g. a
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
@@ -60,10 +64,10 @@ def run_repair_pass(ctx: SearchContext) -> float:
                             limits, ctx.rng, deadline=ctx.deadline)
     ctx.stats.simulated_tokens += len(imagined.tokens)
     ids = base[:cut] + imagined.tokens
-    before = ctx.best_answer
+    best_before = ctx.best_answer
     value = judge(ctx, ids)
     note_whole_answer(ctx, ids, value)  # resets repair_misses when the best answer changes
-    if ctx.best_answer is before:
+    if ctx.best_answer is best_before:
         ctx.repair_misses += 1
     path, answer, rest = insert_path(ctx, ids)
     embeddings = path_embeddings(ctx, path, answer, rest)

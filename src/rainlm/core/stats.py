@@ -33,6 +33,7 @@ class SearchStats:
     simulated_answer_tokens: int = 0  # answer tokens taken from a judged simulation
     repairs: int = 0  # passes that repaired the best whole answer (repair_share)
     finish_judgements: int = 0  # judgements of a budget's finish (keep_best_answer), not passes
+    repair_judgements: int = 0  # prefixes judged to find where a repair starts, not passes
     passes_cut_by_deadline: int = 0  # passes stopped mid-way by the time budget
     phase_seconds: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})
 
