@@ -18,11 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from rainlm.core.backup import backup
-from rainlm.core.search import (SearchContext, judge, judge_many, note_whole_answer,
-                                path_embeddings, run_pass)
+from rainlm.core.search import (SearchContext, child_holding, finish_pass, judge,
+                                note_whole_answer, run_pass)
 from rainlm.core.simulation import simulate
-from rainlm.core.widening import add_child_and_renormalize
 
 
 def repair_due(ctx: SearchContext) -> bool:
@@ -69,12 +67,7 @@ def run_repair_pass(ctx: SearchContext) -> float:
     note_whole_answer(ctx, ids, value)  # resets repair_misses when the best answer changes
     if ctx.best_answer is best_before:
         ctx.repair_misses += 1
-    path, answer, rest = insert_path(ctx, ids)
-    embeddings = path_embeddings(ctx, path, answer, rest)
-    with ctx.stats.phase("backup"):
-        backup(tree, path, value, embeddings, threshold=cfg.similarity_threshold,
-               weight=cfg.similarity_weight)
-    ctx.stats.searches += 1
+    finish_pass(ctx, *insert_path(ctx, ids), value)
     ctx.stats.repairs += 1
     return value
 
@@ -93,7 +86,7 @@ def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> int:
     verdict does; for other judges it finds one boundary between a good and a bad
     prefix. Judged texts are cached like every judgement."""
     threshold = ctx.config.repair_threshold
-    if judge_many(ctx, [ids])[0] >= threshold:
+    if judge(ctx, ids) >= threshold:
         return len(ids)
     good, bad = start, len(ids)
     while bad - good > 1:
@@ -112,7 +105,7 @@ def insert_path(ctx: SearchContext, ids: list[int]) -> tuple[list[int], list[int
 
     Returns (path from the root, answer tokens at its end, the tokens of ``ids`` below
     it)."""
-    tree, cfg = ctx.tree, ctx.config
+    tree = ctx.tree
     node = tree.root
     path = [node]
     pos = len(ctx.answer_tokens(node))
@@ -122,12 +115,7 @@ def insert_path(ctx: SearchContext, ids: list[int]) -> tuple[list[int], list[int
             break
         length = max(len(tree.nodes[c].tokens) for c in kids)
         tokens = tuple(ids[pos:pos + length])
-        child = tree.nodes[node].children.get(tokens)
-        added = child is None
-        if added:
-            child = add_child_and_renormalize(tree, node, tokens, 0.0, is_root=node == tree.root,
-                                              root_mix=cfg.root_prior_mix)
-            ctx.stats.nodes_created += 1
+        child, added = child_holding(ctx, node, tokens, 0.0)
         path.append(child)
         pos += len(tokens)
         node = child

@@ -98,12 +98,20 @@ def run_pass(ctx: SearchContext) -> float:
         with ctx.stats.phase("expand"):
             expand(ctx, leaf_id, answer)
     path, answer, rest = keep_simulation(ctx, path, answer, imagined)
+    finish_pass(ctx, path, answer, rest, value)
+    return value
+
+
+def finish_pass(ctx: SearchContext, path: list[int], answer: list[int], rest: list[int],
+                value: float) -> None:
+    """End a pass: back ``value`` up along ``path`` (``answer``: the tokens at its end,
+    ``rest``: the judged tokens below it, embedded for the similarity update) and count it."""
+    cfg = ctx.config
     embeddings = path_embeddings(ctx, path, answer, rest)
     with ctx.stats.phase("backup"):
-        backup(tree, path, value, embeddings, threshold=cfg.similarity_threshold,
+        backup(ctx.tree, path, value, embeddings, threshold=cfg.similarity_threshold,
                weight=cfg.similarity_weight)
     ctx.stats.searches += 1
-    return value
 
 
 def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
@@ -151,15 +159,23 @@ def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],
         return path, answer, imagined.tokens
     length = max(len(tree.nodes[c].tokens) for c in kids)
     tokens = tuple(imagined.tokens[:length])
-    child_id = tree.nodes[leaf_id].children.get(tokens)
-    if child_id is None:
-        prob = float(np.prod(imagined.probs[:length]))
-        child_id = add_child_and_renormalize(tree, leaf_id, tokens, prob,
-                                             is_root=leaf_id == tree.root,
-                                             root_mix=cfg.root_prior_mix)
-        ctx.stats.nodes_created += 1
-        ctx.stats.simulations_kept += 1
+    child_id, added = child_holding(ctx, leaf_id, tokens, float(np.prod(imagined.probs[:length])))
+    ctx.stats.simulations_kept += added
     return path + [child_id], answer + list(tokens), imagined.tokens[length:]
+
+
+def child_holding(ctx: SearchContext, node_id: int, tokens: tuple[int, ...],
+                  prob: float) -> tuple[int, bool]:
+    """The child of ``node_id`` that holds ``tokens``, added (with raw probability
+    ``prob``, priors renormalised) when there is none; and whether it was added."""
+    tree = ctx.tree
+    child_id = tree.nodes[node_id].children.get(tokens)
+    if child_id is not None:
+        return child_id, False
+    child_id = add_child_and_renormalize(tree, node_id, tokens, prob, is_root=node_id == tree.root,
+                                         root_mix=ctx.config.root_prior_mix)
+    ctx.stats.nodes_created += 1
+    return child_id, True
 
 
 def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
