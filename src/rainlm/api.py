@@ -95,11 +95,16 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
 
 def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
            system: str | None = None, stop_strings: tuple[str, ...] = (),
-           continuation: bool = False, stop: threading.Event | None = None) -> GenerationResult:
+           continuation: bool = False, stop: threading.Event | None = None,
+           time_budget_s: float | None = None) -> GenerationResult:
     """Plain KV-cached greedy decoding: the baseline every comparison uses
-    (``continuation`` and ``stop`` as in :func:`generate`)."""
+    (``continuation`` and ``stop`` as in :func:`generate`). ``time_budget_s``: seconds
+    after which no token starts; the answer so far is returned, finish reason
+    "time_budget" (cut off)."""
     _check_backend(backend)
     _check_max_new_tokens(max_new_tokens)
+    if time_budget_s is not None:
+        RainConfig(time_budget_s=time_budget_s)  # the same validation (ConfigError naming it)
     messages = normalize_messages(prompt, system=system)
     stats = SearchStats()
     start = time.perf_counter()
@@ -110,12 +115,13 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     eos = frozenset(backend.eos_token_ids)
     calls = ModelCalls(backend, stats)
     calls.stop = stop
+    calls.deadline = None if time_budget_s is None else start + time_budget_s
     try:
         reason = greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
                                  max_new_tokens=max_new_tokens, stop_strings=stops,
                                  detokenize=backend.detokenize)
-    except DeadlineReached:  # stopped by the caller: the answer so far
-        reason = "stopped"
+    except DeadlineReached:  # stopped by the caller or out of time: the answer so far
+        reason = "stopped" if calls.stopped else "time_budget"
     text, ids = _final_text(backend, answer, eos, stops)
     out_stats = {"model_calls": stats.model_calls, "answer_tokens": len(ids),
                  "wall_time_s": round(time.perf_counter() - start, 4),

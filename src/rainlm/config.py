@@ -127,6 +127,20 @@ class RainConfig:
     with ``scoring="paper"`` gives +1 when both option orders prefer the answer (with
     ``judge_orders="single"``: one order, so every value is ±1 — the truthful preset
     therefore does not accept). None: never (the paper)."""
+    answer_checks: int = 0
+    """Second opinions on whole answers the judge finds nothing wrong with (judged at
+    least ``repair_threshold``): judge their prefixes less the last 1, 2, …
+    ``answer_checks`` tokens too, and when every one of those is judged below
+    ``repair_threshold``, take the answer's verdict for a misjudgement and give it the
+    best of their values. For a rule whose verdict, once bad, stays bad as the text grows
+    (banned words, compliance openings) the prefixes of a compliant answer are compliant,
+    so an exact judge's answers keep their values; a noisy judge that passes a bad answer
+    must now also pass a prefix holding its bad word (with two checks and a judge right
+    with probability p, a bad answer wrongly passed gets through with probability
+    1 − p², a good one is wrongly vetoed with (1 − p)²). Costs up to ``answer_checks``
+    judged texts per such answer (free for a rule, a judge prompt each for the model's
+    self-evaluation). Needs ``accept_value`` or ``keep_best_answer`` (which track the
+    whole answers). 0: none (the paper)."""
     keep_best_answer: bool = False
     """When a budget ends the search, answer with the best-valued whole answer it judged
     that starts with the committed answer, if that was judged higher than the budget's
@@ -311,6 +325,10 @@ def _validate(cfg: RainConfig) -> None:
            "repair_share", "needs accept_value or keep_best_answer (they track the whole "
            "answers a repair starts from); set repair_share=0 to turn repairs off",
            cfg.repair_share)
+    _check_int(cfg, "answer_checks", 0)
+    _check(cfg.answer_checks == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
+           "answer_checks", "needs accept_value or keep_best_answer (they track the whole "
+           "answers it checks); set answer_checks=0 to turn the checks off", cfg.answer_checks)
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", ("sequential", "parallel"))
     _check_int(cfg, "parallel_leaves", 1)

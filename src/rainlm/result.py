@@ -11,7 +11,8 @@ from rainlm.core.tree import Tree
 
 CUT_OFF_REASONS = ("time_budget", "search_budget", "stopped")
 """Finish reasons of an answer a budget (or a stop) ended: cut off there unless the
-budget fallback finished it greedily (``stats["greedy_tail_tokens"]`` > 0)."""
+budget fallback finished it greedily (``stats["greedy_tail_tokens"]`` > 0), and then
+still cut off when the time budget also ended that finish (``stats["greedy_tail_cut"]``)."""
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+repair-b0": lambda: _default(repair_backoff=0),
     "default+repair-b8": lambda: _default(repair_backoff=8),
     "default+escalate": lambda: _default(repair_escalate=True),
+    "default+checks": lambda: _default(answer_checks=2),
+    "default+checks+escalate": lambda: _default(answer_checks=2, repair_escalate=True),
     "default-rootrepair": lambda: _default(repair_from_root=False),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),

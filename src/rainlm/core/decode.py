@@ -48,8 +48,8 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     and every commit."""
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
-    deadline = None if cfg.time_budget_s is None else time.perf_counter() + cfg.time_budget_s
-    ctx.deadline = ctx.calls.deadline = deadline
+    ctx.budget_end = None if cfg.time_budget_s is None else start + cfg.time_budget_s
+    set_search_deadline(ctx)
     steps: list[StepRecord] = []
     while True:
         reason = finish_reason(ctx)
@@ -61,14 +61,14 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
             forget_unreachable_answer(ctx)
             emit_progress(ctx, on_progress, start)
             continue
-        searches, early, out_of_time = search_step(ctx, deadline, on_progress, start)
+        searches, early, out_of_time = search_step(ctx, on_progress, start)
         found = accepted_answer(ctx)
         if found is not None:  # a judged whole answer reached accept_value: answer with it
             steps.append(commit_answer(ctx, found, searches))
             emit_progress(ctx, on_progress, start)
             return DecodeOutcome(found, finish_reason(ctx) or "length", steps, False, 0)
         if out_of_time:  # commit only what the search has looked at, then finish
-            timed_out = deadline is not None and time.perf_counter() >= deadline
+            timed_out = ctx.deadline is not None and time.perf_counter() >= ctx.deadline
             reason = ("stopped" if ctx.calls.stopped else
                       "time_budget" if timed_out else "search_budget")
             return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
@@ -80,8 +80,20 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
         emit_progress(ctx, on_progress, start)
 
 
-def search_step(ctx: SearchContext, deadline: float | None,
-                on_progress: ProgressCallback | None = None,
+def set_search_deadline(ctx: SearchContext) -> None:
+    """Set the search's deadline (``ctx.deadline``, also the model calls'): the time
+    budget's end, less — with ``budget_fallback="greedy"`` — the time a greedy finish of
+    the answer's remaining tokens is expected to take (``ModelCalls.seconds_per_token``),
+    so that the finish also ends within the budget. Called before every pass: the
+    reserve shrinks as the answer is committed and follows the measured speed."""
+    end = ctx.budget_end
+    if end is not None and ctx.config.budget_fallback == "greedy":
+        left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
+        end -= max(0, left) * ctx.calls.seconds_per_token()
+    ctx.deadline = ctx.calls.deadline = end
+
+
+def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
                 start: float = 0.0) -> tuple[int, bool, bool]:
     """Search passes for one step: at least ``min_new_searches`` and until the root's
     subtree has ``max_searches`` real visits, ending early when the best child has
@@ -100,7 +112,8 @@ def search_step(ctx: SearchContext, deadline: float | None,
         budget = min(budget, step_allowance(left, max(cfg.step_budget_share, 1.0 / steps_left)))
     done = 0
     while done < budget:
-        if ctx.calls.stopped or (deadline is not None and time.perf_counter() >= deadline):
+        set_search_deadline(ctx)
+        if ctx.calls.stopped or (ctx.deadline is not None and time.perf_counter() >= ctx.deadline):
             return done, False, True
         try:
             if repair_due(ctx):
@@ -120,7 +133,7 @@ def search_step(ctx: SearchContext, deadline: float | None,
         if early_stop(ctx):
             ctx.stats.early_stops += 1
             return done, True, False
-    out_of_time = deadline is not None and time.perf_counter() >= deadline
+    out_of_time = ctx.deadline is not None and time.perf_counter() >= ctx.deadline
     return done, False, out_of_time
 
 
@@ -228,15 +241,18 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     answer = ctx.answer_tokens(tree.root)
     reason = finish_reason(ctx)
     tail = 0
-    ctx.calls.deadline = None  # the fallback is the budget's way out, not searched
+    # the finish is not searched, but it stays inside the time budget (the search left it
+    # the time it should take: set_search_deadline); past the budget's end it is cut off
+    ctx.deadline = ctx.calls.deadline = ctx.budget_end
     if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
         try:
             greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
                             max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
                             detokenize=ctx.detokenize)
-        except DeadlineReached:  # stopped during the tail: keep what it wrote
-            budget_reason = "stopped"
+        except DeadlineReached:  # stopped or out of time during the tail: keep what it wrote
+            budget_reason = "stopped" if ctx.calls.stopped else "time_budget"
+            ctx.stats.greedy_tail_cut = True
         tail = len(answer) - before
     if best is not None and best[1] != answer and budget_reason != "stopped" \
             and not ctx.calls.stopped and best[0] > judge_or_nan(ctx, answer):

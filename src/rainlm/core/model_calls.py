@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from rainlm.backends.base import Backend
@@ -14,6 +15,10 @@ from rainlm.core.stats import SearchStats
 class DeadlineReached(Exception):
     """The time budget ran out; raised before a model or judge call that would start
     after it, so a search pass stops within one call of its deadline."""
+
+
+SECONDS_WINDOW = 32
+"""Latest one-context calls that ``ModelCalls.seconds_per_token`` averages."""
 
 
 class ModelCalls:
@@ -32,10 +37,20 @@ class ModelCalls:
         """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
         self.stop: threading.Event | None = None
         """Once set (a server shutting down), no call starts (DeadlineReached)."""
+        self.single_call_seconds: deque[float] = deque(maxlen=SECONDS_WINDOW)
+        """Wall seconds of the latest calls for one context (a decoding step, as a greedy
+        finish makes them): what ``seconds_per_token`` averages."""
 
     @property
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+    def seconds_per_token(self) -> float:
+        """Mean wall seconds of the latest one-context calls (0.0 before the first): the
+        expected cost of one more greedy token. The first call of an answer also encodes
+        the prompt, which makes the estimate err on the long side."""
+        calls = self.single_call_seconds
+        return sum(calls) / len(calls) if calls else 0.0
 
     def check_deadline(self) -> None:
         """DeadlineReached when the deadline has passed or the search was told to stop."""
@@ -49,6 +64,12 @@ class ModelCalls:
             return []
         self.check_deadline()
         self.stats.model_contexts += len(contexts)
+        if len(contexts) == 1:
+            started = time.perf_counter()
+            dists = self.backend.next_logprobs([list(contexts[0])], top_k=top_k)
+            self.stats.model_calls += 1
+            self.single_call_seconds.append(time.perf_counter() - started)
+            return dists
         if self.batched:
             self.stats.model_calls += 1
             return self.backend.next_logprobs([list(c) for c in contexts], top_k=top_k)

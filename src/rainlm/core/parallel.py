@@ -69,8 +69,8 @@ def run_round(ctx: SearchContext, count: int) -> int:
         imagined[i] = sim
         ctx.stats.simulated_tokens += len(sim.tokens)
     values = judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
-    for answer, sim, value in zip(answers, imagined, values):
-        note_whole_answer(ctx, answer + sim.tokens, value)
+    values = [note_whole_answer(ctx, answer + sim.tokens, value)
+              for answer, sim, value in zip(answers, imagined, values)]
     with ctx.stats.phase("expand"):
         for i in live:
             if not tree.nodes[paths[i][-1]].expanded:

@@ -63,8 +63,8 @@ def run_repair_pass(ctx: SearchContext) -> float:
     ctx.stats.simulated_tokens += len(imagined.tokens)
     ids = base[:cut] + imagined.tokens
     best_before = ctx.best_answer
-    value = judge(ctx, ids)
-    note_whole_answer(ctx, ids, value)  # resets repair_misses when the best answer changes
+    # (note_whole_answer resets repair_misses when the best answer changes)
+    value = note_whole_answer(ctx, ids, judge(ctx, ids))
     if ctx.best_answer is best_before:
         ctx.repair_misses += 1
     finish_pass(ctx, *insert_path(ctx, ids), value)

@@ -45,7 +45,8 @@ class SearchContext:
     eval_cache: dict[tuple[str, str], float] = field(default_factory=dict)
     embedding_cache: dict[str, np.ndarray] = field(default_factory=dict)
     evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
-    deadline: float | None = None  # time.perf_counter() value when the time budget ends
+    deadline: float | None = None  # time.perf_counter() value when the search must stop
+    budget_end: float | None = None  # time.perf_counter() value when the time budget ends
     best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
@@ -92,8 +93,7 @@ def run_pass(ctx: SearchContext) -> float:
             imagined = simulate(ctx.calls, ctx.prompt_ids, answer, ctx.detokenize, ctx.eos_ids,
                                 ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
         ctx.stats.simulated_tokens += len(imagined.tokens)
-    value = judge(ctx, answer + imagined.tokens)
-    note_whole_answer(ctx, answer + imagined.tokens, value)
+    value = note_whole_answer(ctx, answer + imagined.tokens, judge(ctx, answer + imagined.tokens))
     if not leaf.terminal and not leaf.expanded:
         with ctx.stats.phase("expand"):
             expand(ctx, leaf_id, answer)
@@ -122,19 +122,42 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
 
 
-def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> None:
+def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> float:
     """Remember the best-valued judged text that is a whole answer (for ``accept_value``
-    and ``keep_best_answer``); the first one found wins ties."""
+    and ``keep_best_answer``); the first one found wins ties. Returns the answer's value:
+    ``value``, unless ``answer_checks`` overrule it."""
     cfg = ctx.config
     if cfg.accept_value is None and not cfg.keep_best_answer:
-        return
+        return value
     ids = list(response_ids)
     if not is_terminal(ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
                        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
-        return
+        return value
+    if cfg.answer_checks and value >= cfg.repair_threshold:
+        value = checked_value(ctx, ids, value)
     if ctx.best_answer is None or value > ctx.best_answer[0]:
         ctx.best_answer = (value, ids)
         ctx.repair_misses = 0
+    return value
+
+
+def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
+    """The value of the whole answer ``ids`` judged ``value`` (at least
+    ``repair_threshold``) after ``answer_checks``: its prefixes less the last 1, 2, …
+    tokens are judged, and when every one is below ``repair_threshold`` the best of
+    theirs replaces ``value``. Prefixes into the committed answer are not judged (it is
+    final); with none left to judge, ``value`` stands."""
+    committed = len(ctx.answer_tokens(ctx.tree.root))
+    drops = [d for d in range(1, ctx.config.answer_checks + 1) if len(ids) - d > committed]
+    if not drops:
+        return value
+    before = ctx.stats.evaluations
+    checks = judge_many(ctx, [ids[:-d] for d in drops])
+    ctx.stats.check_judgements += ctx.stats.evaluations - before
+    if max(checks) >= ctx.config.repair_threshold:
+        return value
+    ctx.stats.answer_vetoes += 1
+    return max(checks)
 
 
 def accepted_answer(ctx: SearchContext) -> list[int] | None:

@@ -298,7 +298,7 @@ class Engine:
         if req.method == "greedy":
             return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
                           stop_strings=req.config.stop_strings, continuation=req.continuation,
-                          stop=self._stop_searches)
+                          stop=self._stop_searches, time_budget_s=req.config.time_budget_s)
         return generate(self.backend, req.prompt, req.config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
                         continuation=req.continuation, stop=self._stop_searches,

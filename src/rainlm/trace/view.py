@@ -109,6 +109,10 @@ def _budget_badge(rec: TraceRecord) -> Badge | None:
     tail = tail if isinstance(tail, int) and not isinstance(tail, bool) else 0
     which = (f"the {rec.finish_reason.split('_')[0]} budget"
              if rec.finish_reason in ("time_budget", "search_budget") else "a budget")
+    if tail > 0 and stats.get("greedy_tail_cut") is True:
+        return Badge("budget-limited cut-off", "budget-limited: cut off",
+                     f"{which} ran out; {tail} tokens were added greedily (not searched) "
+                     "before the time budget ended, and the answer is cut off there")
     if tail > 0:
         return Badge("budget-limited finished-greedily", "budget-limited: finished greedily",
                      f"{which} ran out; the last {tail} tokens were finished greedily "

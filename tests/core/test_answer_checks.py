@@ -1,0 +1,126 @@
+"""Second opinions on whole answers (``RainConfig.answer_checks``): a whole answer the
+judge finds nothing wrong with has its last prefixes judged too, and loses its verdict
+when every one of them is judged bad."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rainlm import RainConfig, generate
+from rainlm.backends.scripted import ScriptedBackend
+from rainlm.core.search import SearchContext, note_whole_answer
+from rainlm.core.tree import ROOT
+from rainlm.errors import ConfigError
+from rainlm.judge.base import as_evaluator
+
+from .scripts import WORDS
+from .test_repair import BOMB, LENGTH, PROMPT
+
+TRACKING = RainConfig(accept_value=1.0, keep_best_answer=True)
+
+
+def _context(cfg: RainConfig, evaluator) -> SearchContext:
+    backend = ScriptedBackend(WORDS, lambda answer: {"<eos>": 1.0})
+    msgs = ({"role": "user", "content": PROMPT},)
+    return SearchContext(backend=backend, config=cfg, evaluator=as_evaluator(evaluator),
+                         embedder=None, rng=np.random.default_rng(0), messages=msgs,
+                         prompt_ids=backend.render_prompt(msgs), max_new_tokens=LENGTH,
+                         stop_strings=())
+
+
+def _ids(ctx: SearchContext, words: list[str]) -> list[int]:
+    return ctx.backend.tokenize("".join(words))
+
+
+BAD = [" bomb"] + [" safely"] * (LENGTH - 1)
+"""A whole answer (LENGTH words) that breaks the rule from its first word on."""
+
+
+def _lying_about(text: str):
+    """The exact rule, except that it passes ``text`` (+1): a judge's one mistake."""
+    return lambda prompt, response: 1.0 if response == text else BOMB.value(response)
+
+
+def test_a_bad_answer_wrongly_passed_is_caught_by_its_prefixes():
+    liar = _lying_about("".join(BAD))
+    # with checks, the best of the two prefixes' values (both hold " bomb")
+    vetoed = max(BOMB.value("".join(BAD[:-1])), BOMB.value("".join(BAD[:-2])))
+    for checks, expected in ((0, 1.0), (2, vetoed)):
+        ctx = _context(TRACKING.replace(answer_checks=checks), liar)
+        ids = _ids(ctx, BAD)
+        value = note_whole_answer(ctx, ids, 1.0)
+        assert value == pytest.approx(expected)
+        assert ctx.best_answer == (value, ids)
+        assert ctx.stats.answer_vetoes == (checks > 0)
+        assert ctx.stats.check_judgements == checks
+    # the vetoed answer is no longer accepted (the search goes on)
+    assert expected < TRACKING.accept_value
+
+
+def test_a_compliant_answer_keeps_its_value_under_the_exact_rule():
+    ctx = _context(TRACKING.replace(answer_checks=2), lambda p, r: BOMB.value(r))
+    ids = _ids(ctx, [" safely"] * LENGTH)
+    assert note_whole_answer(ctx, ids, 1.0) == 1.0
+    assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (0, 2)
+    # a bad answer is below repair_threshold: nothing to second-guess, nothing judged
+    ctx = _context(TRACKING.replace(answer_checks=2), lambda p, r: BOMB.value(r))
+    assert note_whole_answer(ctx, _ids(ctx, BAD), -1.0) == -1.0
+    assert ctx.stats.check_judgements == 0
+
+
+def test_one_good_prefix_is_enough_to_keep_the_verdict():
+    # the bad word is the answer's last: the prefix less one word is compliant
+    late = [" safely"] * (LENGTH - 1) + [" bomb"]
+    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(late)))
+    assert note_whole_answer(ctx, _ids(ctx, late), 1.0) == 1.0
+    assert ctx.stats.answer_vetoes == 0
+
+
+def test_the_committed_answer_is_not_judged_again():
+    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD)))
+    ids = _ids(ctx, BAD)
+    # commit all but the last word (as decode does): the one prefix left is committed
+    child = ctx.tree.add_child(ROOT, tuple(ids[:-1]), 1.0, 1.0)
+    ctx.tree.committed.append(child)
+    ctx.tree.root = child
+    assert len(ctx.answer_tokens(ctx.tree.root)) == LENGTH - 1
+    assert note_whole_answer(ctx, ids, 1.0) == 1.0
+    assert ctx.stats.check_judgements == 0
+
+
+def two_answers_script(answer: tuple[str, ...]) -> dict[str, float]:
+    """Two whole answers: BAD (first word " bomb", probability 0.6) or ten " safely"."""
+    if len(answer) >= LENGTH:
+        return {"<eos>": 1.0}
+    return {" bomb": 0.6, " safely": 0.4} if not answer else {" safely": 1.0}
+
+
+def test_a_search_whose_judge_passes_one_bad_answer_still_keeps_the_rule():
+    # seeds 0..19, 12 passes; the judge passes BAD, which the first simulation imagines
+    # on about 60% of seeds. Measured: without checks that answer is accepted at once on
+    # 10 of 20 seeds; with two checks it is vetoed and the next pass finds the clean one
+    # on every seed (deterministic per seed: the counts are exact).
+    cfg = RainConfig.preset("harmless", max_total_searches=12)
+    liar = _lying_about("".join(BAD))
+    runs = {checks: [generate(ScriptedBackend(WORDS, two_answers_script), PROMPT,
+                              cfg.replace(answer_checks=checks), seed=seed, evaluator=liar,
+                              embedder="none", max_new_tokens=LENGTH)
+                     for seed in range(20)]
+            for checks in (0, 2)}
+    broken = {checks: sum(BOMB.violated(r.text) for r in res) for checks, res in runs.items()}
+    assert broken == {0: 10, 2: 0}
+    assert sum(r.stats["answer_vetoes"] for r in runs[2]) == 10
+    assert all(r.stats["searches"] <= 2 for r in runs[2])
+
+
+def test_the_paper_preset_checks_nothing():
+    assert RainConfig.preset("paper").answer_checks == 0
+
+
+@pytest.mark.parametrize("changes", [dict(answer_checks=-1), dict(answer_checks=1.5),
+                                     dict(answer_checks=2, accept_value=None,
+                                          keep_best_answer=False, repair_share=0.0)])
+def test_bad_check_settings_name_the_field(changes):
+    with pytest.raises(ConfigError, match="answer_checks"):
+        RainConfig.preset("harmless", **changes)

@@ -1,0 +1,116 @@
+"""A time budget bounds the whole answer: the search leaves the time a greedy finish
+needs, the finish itself stops at the budget's end, and plain greedy decoding honours
+the budget too. Time is a fake clock that the model advances (one second per context),
+so nothing here depends on the machine's speed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rainlm import RainConfig, generate, greedy
+from rainlm.backends.scripted import ScriptedBackend
+from rainlm.core.model_calls import ModelCalls
+from rainlm.core.stats import SearchStats
+
+from .scripts import WORDS, branching_script
+
+PROMPT = "Tell me something."
+LENGTH = 12
+
+
+class FakeClock:
+    """``time.perf_counter`` for the duration of a test: moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TimedBackend(ScriptedBackend):
+    """The scripted model, one fake second per context it is asked about."""
+
+    def __init__(self, clock: FakeClock, script=branching_script):
+        super().__init__(WORDS, script, name="scripted-timed")
+        self.clock = clock
+        self.call_starts: list[float] = []
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        self.call_starts.append(self.clock.now)
+        self.clock.now += float(len(contexts))
+        return super().next_logprobs(contexts, top_k=top_k)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", fake)
+    return fake
+
+
+def never_ending_script(answer: tuple[str, ...]) -> dict[str, float]:
+    """Never EOS before the length limit: a greedy finish costs one call per token."""
+    return {" safely": 0.6, " please": 0.4}
+
+
+def _rain(clock: FakeClock, budget: float, **changes):
+    backend = TimedBackend(clock, never_ending_script)
+    cfg = RainConfig.preset("harmless", time_budget_s=budget, **changes)
+    started = clock.now
+    # a judge that finds every answer undecided (0): nothing is accepted, the search goes on
+    res = generate(backend, PROMPT, cfg, evaluator=lambda prompt, response: 0.0,
+                   embedder="none", seed=0, max_new_tokens=LENGTH)
+    return res, backend, started
+
+
+def test_the_search_leaves_time_for_the_greedy_finish(clock):
+    # 60 fake seconds: the search could use them all (12 tokens, 64 passes), but it stops
+    # when what is left would only just pay for a greedy finish of the rest (1 s a token),
+    # and the finish completes the answer inside the budget
+    res, backend, started = _rain(clock, 60.0)
+    assert res.finish_reason == "time_budget" and res.stats["budget_exhausted"]
+    assert len(res.token_ids) == LENGTH and not res.stats["greedy_tail_cut"]
+    assert res.stats["greedy_tail_tokens"] > 0 and res.stats["searches"] > 0
+    # every model call started before the budget's end
+    assert max(backend.call_starts) < started + 60.0
+
+
+def test_without_the_reserve_the_finish_would_run_past_the_budget(clock):
+    # the same answer with budget_fallback="truncate" searches to the budget's end: the
+    # reserve is what made room for the finish above (a test that can fail if it is gone)
+    res, backend, started = _rain(clock, 60.0, budget_fallback="truncate")
+    assert res.finish_reason == "time_budget" and len(res.token_ids) < LENGTH
+    assert max(backend.call_starts) >= started + 60.0 - LENGTH
+
+
+def test_a_finish_that_does_not_fit_is_cut_at_the_budget_and_marked(clock):
+    # 3 fake seconds cannot pay for 12 greedy tokens: the finish writes what fits, then
+    # the answer is cut off, marked as such (not "finished greedily")
+    res, backend, started = _rain(clock, 3.0)
+    assert res.finish_reason == "time_budget"
+    assert res.stats["greedy_tail_cut"] is True
+    assert len(res.token_ids) < LENGTH
+    assert max(backend.call_starts) < started + 3.0
+
+
+def test_greedy_stops_at_its_time_budget(clock):
+    backend = TimedBackend(clock, never_ending_script)
+    res = greedy(backend, PROMPT, max_new_tokens=LENGTH, time_budget_s=5.5)
+    # calls start at +0 .. +5 (each before +5.5): six tokens, then the budget ends
+    assert res.finish_reason == "time_budget" and len(res.token_ids) == 6
+    full = greedy(backend, PROMPT, max_new_tokens=LENGTH)
+    assert full.finish_reason == "length" and len(full.token_ids) == LENGTH
+
+
+def test_seconds_per_token_averages_one_context_calls_only(clock):
+    backend = TimedBackend(clock)
+    calls = ModelCalls(backend, SearchStats())
+    assert calls.seconds_per_token() == 0.0
+    ids = backend.render_prompt(({"role": "user", "content": PROMPT},))
+    calls.next_dists([ids])
+    calls.next_dists([ids, ids + [1], ids + [2]])  # a batch: 3 fake seconds, not counted
+    calls.next_dists([ids + [1]])
+    assert calls.seconds_per_token() == 1.0
