@@ -82,12 +82,14 @@ class ProgressBar:
                 f"{format_duration(per_prompt * prompts_left)} more")
 
     def announce(self, message: str) -> None:
-        """Print ``[label] message`` on its own line (the bar is redrawn below it)."""
+        """Print ``[label] message`` on its own line (the bar is redrawn below it once
+        it has a total: a run announced before it knows its work shows no "0/0")."""
         if self.enabled:
             with self._lock:
                 self._out.write(f"\r\x1b[2K[{self.label}] {message}\n")
                 self._out.flush()
-            self.redraw()
+            if self.total:
+                self.redraw()
 
     def working(self, note: str) -> None:
         """Say what the current unit is while it runs."""

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from rainlm.cli.options import RunOptions, search_options, services_of
+
+if TYPE_CHECKING:
+    from rainlm.progress_bar import ProgressBar
 
 __all__ = ["bench_group", "bench_run_command", "bench_report_command"]
 
@@ -138,8 +142,14 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
                       out_path: Path, judge_spec: tuple[str, list[float]], best_of_n: int,
                       match_compute: bool, max_n: int, temperature: float, top_k: int,
                       phrases_file: Path | None, retry_errors: bool, **kwargs: Any) -> None:
-    """Answer a prompt set with each method and append the results to --out."""
+    """Answer a prompt set with each method and append the results to --out.
+
+    On a terminal (or with --progress) a rough estimate of the run's duration, from a
+    short greedy probe, is printed before the first answer, and a better one once the
+    first prompt is answered.
+    """
     from rainlm.bench.datasets import load_dataset, load_refusal_prefixes
+    from rainlm.bench.estimate import bench_estimate
     from rainlm.bench.methods import MethodSettings
     from rainlm.progress_bar import ProgressBar
     from rainlm.bench.runner import make_judges, run_bench
@@ -161,10 +171,27 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
             top_k=top_k or None)
         judges = make_judges(backend, settings, judge_spec, phrases, seed=options.seed)
         bar = ProgressBar(0, enabled=progress_enabled(options.progress))
+        announce_estimate(bar, lambda: bench_estimate(backend, items, methods, judges, settings,
+                                                      out_path, retry_errors=retry_errors))
         summary = run_bench(backend, items, methods, out_path, settings=settings, judges=judges,
                             refusal_phrases=phrases, seed=options.seed,
                             retry_errors=retry_errors, progress=bar)
     echo_run_summary(summary, out_path, "report")
+
+
+def announce_estimate(bar: ProgressBar, estimate: Callable[[], str | None]) -> None:
+    """Before a run's first answer, only when its progress display is on (a terminal, or
+    --progress): print the rough estimate ``estimate()`` returns (it probes the model;
+    None: nothing left to answer, nothing printed). A failing probe is said in one line
+    and the run goes on (it records its own errors)."""
+    if not bar.enabled:
+        return
+    try:
+        message = estimate()
+    except Exception as exc:  # the estimate must never stop the run
+        message = f"no estimate before the run: {type(exc).__name__}: {exc}"
+    if message:
+        bar.announce(message)
 
 
 def echo_run_summary(summary: Any, out_path: Path, report_command: str) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rainlm.cli.bench import data_options, echo_run_summary
+from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
 from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ Examples:
                    "ablation paper+fpu, paper+answer, paper+secure, paper+keep, paper+forced, "
                    "paper+t2, paper+eos+accept (the paper's search with one new setting "
                    "each), default+t2, default+jc, default-accept, default-repair (the default of "
-                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate, default-rootrepair "
+                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate, default+checks, "
+                   "default+checks+escalate, default-rootrepair "
                    "(the default with one setting changed), prev, prev+accept, "
                    "prev+eos+accept, prev+eos+accept+n4, prev+eos+accept+jc, "
                    "prev+eos+accept+n4+jc (the default of two stops ago, then the settings "
@@ -112,8 +113,11 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
 
     Compute is the model's tokens encoded ÷ greedy's on the same prompt (and, reported
     apart, the texts sent to the judge); quality is the failure rate under the task's
-    exact rule. Every judged method runs once per judge accuracy in --noise.
+    exact rule. Every judged method runs once per judge accuracy in --noise. On a
+    terminal a rough estimate of the run's duration, from a short greedy probe, is
+    printed before the first answer, and a better one once the first prompt is answered.
     """
+    from rainlm.bench.estimate import frontier_estimate
     from rainlm.bench.frontier import FrontierPlan, method_labels, run_frontier
     from rainlm.bench.methods import MethodSettings
     from rainlm.progress_bar import ProgressBar
@@ -143,6 +147,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
             bar.start_ticking()  # after the loads: their own output is not overdrawn
             plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
                                                                           embedder=loaded))
+            announce_estimate(bar, lambda: frontier_estimate(the_backend, items, plan, out_path))
             summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
                                    on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",
                                                                   failed=bool(r.get("error"))),
@@ -159,7 +164,7 @@ class FirstPromptEstimate:
     def __init__(self, bar: ProgressBar):
         self.bar = bar
         self.done = False
-        self.started = bar.clock()  # built once the model is loaded: times answers only
+        self.started = bar.clock()  # built after the loads and the probe: times answers only
 
     def __call__(self, prompts_left: int, written: int) -> None:
         if self.done or not written:

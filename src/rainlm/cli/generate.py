@@ -166,7 +166,9 @@ def budget_note(result: GenerationResult) -> str | None:
     total = stats.get("answer_tokens", len(result.token_ids))
     tail = stats.get("greedy_tail_tokens", 0)
     which = result.finish_reason.split("_")[0]
-    rest = (f"the last {tail} finished greedily (not searched)" if tail
+    rest = (f"{tail} more added greedily (not searched), then cut off by the time budget"
+            if tail and stats.get("greedy_tail_cut") else
+            f"the last {tail} finished greedily (not searched)" if tail
             else "the answer is cut off there")
     return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}"
 
