@@ -470,3 +470,27 @@ def test_completions_continue_the_raw_prompt_and_chat_uses_the_template(served):
     n_text = len(make_backend().tokenize(text))
     assert comp["usage"]["prompt_tokens"] == n_text  # no chat template: the text as is
     assert chat["usage"]["prompt_tokens"] == n_text + 2  # <user> ... <assistant>
+
+
+def test_the_time_budget_keeps_room_for_the_fail_safe_judgement(served):
+    # The first request measures the judgement; later ones give their generation the
+    # budget less what the judgement of their prompt and longest answer should take.
+    client, store = served
+    body = dict(CHAT, rain={"max_searches": 4, "time_budget_s": 30})
+    first = client.post("/v1/chat/completions", json=body, headers=AUTH).json()
+    second = client.post("/v1/chat/completions", json=body, headers=AUTH).json()
+    before = store.get(first["rain"]["trace_id"])
+    after = store.get(second["rain"]["trace_id"])
+    assert before.stats["score_reserve_s"] == 0.0 and before.config["time_budget_s"] == 30
+    reserve = after.stats["score_reserve_s"]
+    assert 0 < reserve <= 15  # never more than half the budget
+    assert after.config["time_budget_s"] == pytest.approx(30 - reserve, abs=1e-3)
+
+
+def test_generation_budget_keeps_the_judgement_inside_the_time_budget():
+    from rainlm.serve.engine import generation_budget
+
+    assert generation_budget(None, 0.01, 100) is None
+    assert generation_budget(10.0, 0.0, 100) == 10.0  # nothing measured yet
+    assert generation_budget(10.0, 0.01, 100) == pytest.approx(9.0)
+    assert generation_budget(10.0, 0.5, 100) == 5.0  # at least half stays the generation's

@@ -71,6 +71,8 @@ class Job:
     """Called on the worker thread with every ProgressEvent (streaming)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the client went away: a job that has not started is skipped."""
+    score_reserve_s: float = 0.0
+    """Seconds of the time budget kept for the fail-safe's judgement (generation_budget)."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,23 @@ class JobFailed(Exception):
         self.cause = cause
 
 
+SCORE_RATE_WINDOW = 16
+"""Recent fail-safe judgements whose seconds per token ``Engine`` averages."""
+
+
+def generation_budget(time_budget_s: float | None, score_seconds_per_token: float,
+                      tokens: int) -> float | None:
+    """The part of a request's time budget its generation may use: the budget less the
+    expected time of the fail-safe's judgement of the answer (seconds per judged token
+    on recent requests × ``tokens``, the prompt's and the longest answer's), so that the
+    judgement also ends within the budget — but never less than half the budget. None
+    (no budget) stays None; before any judgement is measured the whole budget is the
+    generation's."""
+    if time_budget_s is None or score_seconds_per_token <= 0:
+        return time_budget_s
+    return max(time_budget_s / 2, time_budget_s - score_seconds_per_token * tokens)
+
+
 class Engine:
     """Owns the backend, the single worker thread, the admission counter and the store."""
 
@@ -112,6 +131,8 @@ class Engine:
         self._admitted = 0  # waiting + running
         self._running = False
         self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
+        # fail-safe judgements: seconds per (prompt + answer) token of recent ones
+        self._score_rates: deque[float] = deque(maxlen=SCORE_RATE_WINDOW)
         self._queued: dict[str, tuple[Job, Future]] = {}  # submitted, not started yet
         self._stop_searches = threading.Event()  # set: the running search ends at its next call
         self._idle = threading.Event()  # set while no job runs
@@ -292,14 +313,23 @@ class Engine:
                 self._idle.set()
 
     def _generate(self, job: Job) -> Any:
-        from rainlm.api import generate, greedy
+        from rainlm.api import generate, greedy, prompt_token_ids
 
         req = job.request
+        budget = req.config.time_budget_s
+        if budget is not None and self._score_rates:
+            tokens = len(prompt_token_ids(self.backend, req.prompt, req.messages,
+                                          req.continuation)) + req.max_new_tokens
+            budget = generation_budget(budget, sum(self._score_rates) / len(self._score_rates),
+                                       tokens)
+            job.score_reserve_s = round(req.config.time_budget_s - budget, 4)
         if req.method == "greedy":
             return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
                           stop_strings=req.config.stop_strings, continuation=req.continuation,
-                          stop=self._stop_searches, time_budget_s=req.config.time_budget_s)
-        return generate(self.backend, req.prompt, req.config, embedder=self.embedder,
+                          stop=self._stop_searches, time_budget_s=budget)
+        config = req.config if budget == req.config.time_budget_s else \
+            req.config.replace(time_budget_s=budget)
+        return generate(self.backend, req.prompt, config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
                         continuation=req.continuation, stop=self._stop_searches,
                         on_progress=job.on_progress)
@@ -313,11 +343,14 @@ class Engine:
         judge = PRESETS[self.settings.preset]
         score, vote = score_final_answers(self.backend, judge.rubric, judge.judge_orders,
                                           result.messages, [result.text])[0]
+        judged_tokens = len(result.prompt_token_ids) + len(result.token_ids)
+        self._score_rates.append((time.perf_counter() - score_start) / max(1, judged_tokens))
         policy = apply_policy(req.policy, req.threshold, score, result.text,
                               self.settings.refusal_message)
         stats = dict(result.stats)
         stats.update(queue_s=round(started - job.arrived, 4),
                      score_s=round(time.perf_counter() - score_start, 4),
+                     score_reserve_s=job.score_reserve_s,
                      total_s=round(time.perf_counter() - job.arrived, 4))
         record = record_from_result(
             result, trace_id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
