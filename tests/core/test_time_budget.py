@@ -114,3 +114,24 @@ def test_seconds_per_token_averages_one_context_calls_only(clock):
     calls.next_dists([ids, ids + [1], ids + [2]])  # a batch: 3 fake seconds, not counted
     calls.next_dists([ids + [1]])
     assert calls.seconds_per_token() == 1.0
+
+
+def test_a_budget_smaller_than_one_pass_still_gets_a_greedy_answer(clock):
+    # 10 fake seconds: the first pass (a whole imagined answer) cannot fit. The reserve
+    # is re-checked on every model call, so the pass stops once the speed is known and
+    # the finish writes about what plain greedy writes in the same budget (10 tokens).
+    res, backend, started = _rain(clock, 10.0)
+    plain = greedy(TimedBackend(clock, never_ending_script), PROMPT, max_new_tokens=LENGTH,
+                   time_budget_s=10.0)
+    assert res.stats["greedy_tail_tokens"] >= len(plain.token_ids) - 3
+    assert max(backend.call_starts) < started + 10.0
+
+
+def test_the_best_judged_whole_answer_still_beats_a_finish_the_budget_ended(clock):
+    # the judge likes whole answers (12 words) only; the budget ends the search; the
+    # comparison with the best judged answer is made although the budget's end has passed
+    backend = TimedBackend(clock, never_ending_script)
+    cfg = RainConfig.preset("harmless", time_budget_s=20.0, budget_fallback="truncate")
+    res = generate(backend, PROMPT, cfg, evaluator=lambda p, r: 0.5 if r.count(" ") == LENGTH else 0.0,
+                   embedder="none", seed=0, max_new_tokens=LENGTH)
+    assert len(res.token_ids) == LENGTH and res.stats["finish_judgements"] == 1

@@ -88,9 +88,17 @@ def set_search_deadline(ctx: SearchContext) -> None:
     reserve shrinks as the answer is committed and follows the measured speed."""
     end = ctx.budget_end
     if end is not None and ctx.config.budget_fallback == "greedy":
-        left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
-        end -= max(0, left) * ctx.calls.seconds_per_token()
-    ctx.deadline = ctx.calls.deadline = end
+        end -= finish_reserve(ctx)
+        # the model calls re-check it on every call: the first pass measures the speed
+        ctx.calls.reserve = lambda: finish_reserve(ctx)
+    ctx.deadline = end
+    ctx.calls.deadline = ctx.budget_end
+
+
+def finish_reserve(ctx: SearchContext) -> float:
+    """Seconds a greedy finish of the tokens not yet committed should take."""
+    left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
+    return max(0, left) * ctx.calls.seconds_per_token()
 
 
 def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
@@ -244,6 +252,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # the finish is not searched, but it stays inside the time budget (the search left it
     # the time it should take: set_search_deadline); past the budget's end it is cut off
     ctx.deadline = ctx.calls.deadline = ctx.budget_end
+    ctx.calls.reserve = None
     if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
         try:
@@ -252,8 +261,11 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
                             detokenize=ctx.detokenize)
         except DeadlineReached:  # stopped or out of time during the tail: keep what it wrote
             budget_reason = "stopped" if ctx.calls.stopped else "time_budget"
-            ctx.stats.greedy_tail_cut = True
+            ctx.stats.greedy_tail_cut = not ctx.calls.stopped
         tail = len(answer) - before
+    # comparing with the best judged whole answer is part of the finish: one judgement
+    # past the budget's end (a stop still ends it)
+    ctx.calls.deadline = None
     if best is not None and best[1] != answer and budget_reason != "stopped" \
             and not ctx.calls.stopped and best[0] > judge_or_nan(ctx, answer):
         # rewind the commits made here (never shown) and commit the judged answer instead

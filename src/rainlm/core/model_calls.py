@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rainlm.backends.base import Backend
 from rainlm.backends.distribution import TokenDistribution
@@ -37,6 +37,9 @@ class ModelCalls:
         """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
         self.stop: threading.Event | None = None
         """Once set (a server shutting down), no call starts (DeadlineReached)."""
+        self.reserve: Callable[[], float] | None = None
+        """Seconds before ``deadline`` from which no call starts (the time a greedy finish
+        needs, ``core.decode.set_search_deadline``); None: none."""
         self.single_call_seconds: deque[float] = deque(maxlen=SECONDS_WINDOW)
         """Wall seconds of the latest calls for one context (a decoding step, as a greedy
         finish makes them): what ``seconds_per_token`` averages."""
@@ -54,8 +57,12 @@ class ModelCalls:
 
     def check_deadline(self) -> None:
         """DeadlineReached when the deadline has passed or the search was told to stop."""
-        if self.stopped or (self.deadline is not None and time.perf_counter() >= self.deadline):
+        if self.stopped:
             raise DeadlineReached()
+        if self.deadline is not None:
+            reserve = self.reserve() if self.reserve is not None else 0.0
+            if time.perf_counter() >= self.deadline - reserve:
+                raise DeadlineReached()
 
     def next_dists(self, contexts: Sequence[Sequence[int]], *,
                    top_k: int | None = None) -> list[TokenDistribution]:
