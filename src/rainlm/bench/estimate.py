@@ -241,22 +241,20 @@ def _done(path: str | Path, model: str, key: Callable[[Mapping[str, Any]], tuple
 
 
 def _frontier_key(rec: Mapping[str, Any]) -> tuple[str, str, str]:
-    return str(rec["item_id"]), str(rec["method"]), _accuracy(rec.get("noise"))
+    from rainlm.bench.frontier import answer_key
 
-
-def _accuracy(noise: float | None) -> str:
-    return "-" if noise is None else f"{noise:g}"
+    return answer_key(rec["item_id"], rec["method"], rec.get("noise"))
 
 
 def pending_frontier(path: str | Path, items: Sequence[Item], plan: FrontierPlan,
                      model: str) -> list[tuple[Item, str, float | None]]:
     """(prompt, method label, judge accuracy) of every frontier record not yet in
     ``path`` (failed records are redone)."""
-    from rainlm.bench.frontier import method_labels
+    from rainlm.bench.frontier import answer_key, method_labels
 
     done = _done(path, model, _frontier_key, retry_errors=True)
     return [(item, label, p) for item in items for label, p in method_labels(plan)
-            if (item.id, label, _accuracy(p)) not in done]
+            if answer_key(item.id, label, p) not in done]
 
 
 def pending_bench(path: str | Path, items: Sequence[Item], methods: Sequence[str],

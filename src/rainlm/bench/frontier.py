@@ -42,7 +42,7 @@ from rainlm.bench.tasks import Task
 from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
 
-__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "judge_for", "method_labels",
+__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "answer_key", "judge_for", "method_labels",
            "parse_rain_variants", "run_frontier"]
 
 
@@ -184,7 +184,8 @@ def judge_for(rule: Rule, p: float, seed: int) -> Any:
     return rule if p >= 1.0 else NoisyJudge(rule, p, seed=seed)
 
 
-def _key(item_id: str, method: str, noise: float | None) -> tuple[str, str, str]:
+def answer_key(item_id: str, method: str, noise: float | None) -> tuple[str, str, str]:
+    """What identifies one answer of a frontier results file: (prompt, method, accuracy)."""
     return item_id, method, "-" if noise is None else f"{noise:g}"
 
 
@@ -213,7 +214,7 @@ def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: s
     path = Path(out).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     model = str(getattr(backend, "name", "model"))
-    done = {_key(r["item_id"], r["method"], r.get("noise")): r
+    done = {answer_key(r["item_id"], r["method"], r.get("noise")): r
             for r in read_records(path, repair=True) if r.get("model") == model}
     for rec in done.values():
         want = _fingerprint(plan, model, rec["method"])
@@ -226,7 +227,7 @@ def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: s
             rec["fingerprint"] = _fingerprint(plan, model, rec["method"])
             fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
             fh.flush()
-            done[_key(rec["item_id"], rec["method"], rec.get("noise"))] = rec
+            done[answer_key(rec["item_id"], rec["method"], rec.get("noise"))] = rec
             summary.written += 1
             if rec.get("error"):
                 summary.failed += 1
@@ -249,7 +250,7 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     seed = item_seed(plan.seed, item.id)
     base = {"task": plan.task.name, "item_id": item.id, "dataset": item.dataset,
             "prompt": item.prompt, "model": model, "seed": seed}
-    greedy = done.get(_key(item.id, "greedy", None))
+    greedy = done.get(answer_key(item.id, "greedy", None))
     if greedy is None or greedy.get("error"):
         greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None, data_dir)
         write(greedy)
@@ -264,7 +265,7 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     for method, p in method_labels(plan)[1:]:
         if method in drawn:
             continue
-        if _key(item.id, method, p) in done and not done[_key(item.id, method, p)].get("error"):
+        if answer_key(item.id, method, p) in done and not done[answer_key(item.id, method, p)].get("error"):
             summary.skipped += 1
             continue
         if method.startswith("best-of-"):
@@ -332,7 +333,7 @@ def _best_of(backend: Any, item: Item, method: str, plan: FrontierPlan, seed: in
     """best-of-N under every p: the N answers are drawn once and judged under each p."""
     n = int(method.rsplit("-", 1)[1])
     todo = [p for p in plan.noise
-            if _key(item.id, method, p) not in done or done[_key(item.id, method, p)].get("error")]
+            if answer_key(item.id, method, p) not in done or done[answer_key(item.id, method, p)].get("error")]
     try:
         drawn = draw_answers(backend, item.prompt, plan.method_settings(), seed=seed, n=n)
     except Exception as exc:  # recorded per p

@@ -49,6 +49,10 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
     ctx.budget_end = None if cfg.time_budget_s is None else start + cfg.time_budget_s
+    if ctx.budget_end is not None and cfg.budget_fallback == "greedy":
+        # the model calls re-check the reserve on every call: the first pass measures
+        # the speed, and a pass that would eat the finish's time stops at its next call
+        ctx.calls.reserve = lambda: finish_reserve(ctx)
     set_search_deadline(ctx)
     steps: list[StepRecord] = []
     while True:
@@ -87,10 +91,8 @@ def set_search_deadline(ctx: SearchContext) -> None:
     so that the finish also ends within the budget. Called before every pass: the
     reserve shrinks as the answer is committed and follows the measured speed."""
     end = ctx.budget_end
-    if end is not None and ctx.config.budget_fallback == "greedy":
-        end -= finish_reserve(ctx)
-        # the model calls re-check it on every call: the first pass measures the speed
-        ctx.calls.reserve = lambda: finish_reserve(ctx)
+    if end is not None and ctx.calls.reserve is not None:
+        end -= ctx.calls.reserve()
     ctx.deadline = end
     ctx.calls.deadline = ctx.budget_end
 

@@ -71,14 +71,12 @@ class ModelCalls:
             return []
         self.check_deadline()
         self.stats.model_contexts += len(contexts)
-        if len(contexts) == 1:
+        if self.batched or len(contexts) == 1:
+            self.stats.model_calls += 1
             started = time.perf_counter()
-            dists = self.backend.next_logprobs([list(contexts[0])], top_k=top_k)
-            self.stats.model_calls += 1
-            self.single_call_seconds.append(time.perf_counter() - started)
+            dists = self.backend.next_logprobs([list(c) for c in contexts], top_k=top_k)
+            if len(contexts) == 1:
+                self.single_call_seconds.append(time.perf_counter() - started)
             return dists
-        if self.batched:
-            self.stats.model_calls += 1
-            return self.backend.next_logprobs([list(c) for c in contexts], top_k=top_k)
         self.stats.model_calls += len(contexts)
         return [self.backend.next_logprobs([list(c)], top_k=top_k)[0] for c in contexts]
