@@ -10,9 +10,11 @@ an exact judge of partial text that applies to every prompt, so a model can lear
    ``--train-offset`` …): greedy, and RAIN (the default search, ``--budget`` passes, the
    exact rule as its judge) where greedy breaks the rule (``train.jsonl``, resumable);
 2. **export** — ``rain distill export``'s selection: RAIN's answer (kept the rule) chosen
-   over greedy's (broke it), budget-limited answers excluded (``data/``);
-3. **train** — ``rain distill train`` with its default settings (DPO, LoRA) into
-   ``model/`` (resumable from its checkpoints; skipped when the model is there);
+   over greedy's (broke it), budget-limited answers excluded, as DPO pairs and SFT rows
+   (``data-NAME/``);
+3. **train** — ``rain distill train`` (its default settings: DPO, LoRA; ``--train-option``
+   changes them) into ``model-NAME/`` (resumable from its checkpoints; skipped when the
+   model is there);
 4. **compare** — on the held-out split (the first ``--held-out`` prompts of the task, none
    of them trained on), every prompt, whether or not greedy breaks the rule: base greedy,
    distilled greedy (run one after the other per prompt, so machine load hits both
@@ -93,7 +95,7 @@ def export(train_file: Path, args: argparse.Namespace) -> tuple[Path, dict[str, 
     options = ExportOptions()
     result = export_pairs([train_file], options)
     data = args.out / f"data-{args.name}"
-    write_formats(result.pairs, data, ("dpo",), manifest=result.summary(options))
+    write_formats(result.pairs, data, ("dpo", "sft"), manifest=result.summary(options))
     summary = result.summary()
     print(f"export: {summary['kept']} pairs kept of {summary['candidates']}; dropped "
           f"{summary['dropped']}")

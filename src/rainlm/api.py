@@ -100,7 +100,8 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     """Plain KV-cached greedy decoding: the baseline every comparison uses
     (``continuation`` and ``stop`` as in :func:`generate`). ``time_budget_s``: seconds
     after which no token starts; the answer so far is returned, finish reason
-    "time_budget" (cut off)."""
+    "time_budget" (cut off). As in :func:`generate`, ``stats["budget_exhausted"]`` says
+    whether the time budget (or ``stop``) ended the decoding."""
     _check_backend(backend)
     _check_max_new_tokens(max_new_tokens)
     if time_budget_s is not None:
@@ -116,15 +117,18 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     calls = ModelCalls(backend, stats)
     calls.stop = stop
     calls.deadline = None if time_budget_s is None else start + time_budget_s
+    exhausted = False
     try:
         reason = greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
                                  max_new_tokens=max_new_tokens, stop_strings=stops,
                                  detokenize=backend.detokenize)
     except DeadlineReached:  # stopped by the caller or out of time: the answer so far
         reason = "stopped" if calls.stopped else "time_budget"
+        exhausted = True
     text, ids = _final_text(backend, answer, eos, stops)
     out_stats = {"model_calls": stats.model_calls, "answer_tokens": len(ids),
                  "wall_time_s": round(time.perf_counter() - start, 4),
+                 "budget_exhausted": exhausted,
                  "backend": _counter_delta(before, _counters(backend))}
     return GenerationResult(text=text, token_ids=tuple(ids), finish_reason=reason,
                             stats=out_stats, method="greedy",

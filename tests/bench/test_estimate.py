@@ -72,9 +72,10 @@ def test_method_cost_counts_judged_texts_only_when_the_judge_is_the_model():
 
 def test_run_seconds_by_hand_is_a_pure_function():
     costs = [Cost(1.0), Cost(2.0, judged_texts=4.0), Cost(10.0, time_cap_s=5.0)]
-    # 1 × 2 s; 2 × 2 s + 4 × 0.5 s; 10 × 2 s capped at 5 s + one greedy answer
-    assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 2.0 + 6.0 + 7.0
-    assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 15.0  # same inputs, same answer
+    # 1 × 2 s; 2 × 2 s + 4 × 0.5 s; 10 × 2 s capped at 5 s (the budget bounds search and
+    # greedy finish together) + the run's one judgement of the answer
+    assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 2.0 + 6.0 + 5.5
+    assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 13.5  # same inputs, same answer
     assert run_seconds([], greedy_s=2.0) == 0.0
 
 

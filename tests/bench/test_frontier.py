@@ -118,6 +118,17 @@ def test_resume_redoes_nothing_and_other_settings_are_refused(tmp_path):
     with pytest.raises(ConfigError):
         run_frontier(make_backend(), ITEMS, dataclasses.replace(
             plan, task=get_task("banned-words", max_new_tokens=6, banned=1)), out)
+    # a run that records only the baselines is not refused over RAIN answers made with
+    # other RAIN settings (a run that adds prompts to the baselines of an older file)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for row in rows:
+        if row["method"].startswith("rain:"):
+            row["fingerprint"] = "made-elsewhere"
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    baselines = dataclasses.replace(plan_with_a_new_embedder(), rain=())
+    assert run_frontier(make_backend(), ITEMS, baselines, out).written == 0
+    with pytest.raises(ConfigError, match="'rain:default@4' answers made with other settings"):
+        run_frontier(make_backend(), ITEMS, plan_with_a_new_embedder(), out)
 
 
 def test_refusal_task_verdicts_on_the_scripted_model(tmp_path):

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from rainlm.bench.metrics import (attack_success, bootstrap_mean, bootstrap_ratio, is_refusal,
+from rainlm.bench.metrics import (attack_success, bootstrap_mean, bootstrap_ratio,
+                                  is_budget_limited, is_refusal,
                                   rate, summarize, wilson_interval)
 
 PHRASES = ("I'm sorry", "I cannot", "illegal")
@@ -116,6 +117,14 @@ def test_summarize_keeps_judges_apart_and_flags_synthetic():
     assert [(r["judge"], r["synthetic_judge"], r["judge_accuracy"]) for r in rows] == [
         ("synthetic@0.5", True, 0.5), ("synthetic@1", True, 1.0)]
     assert [r["attack_success"].value for r in rows] == [0.0, 1.0]
+
+
+def test_a_greedy_finish_the_time_budget_cut_is_budget_limited():
+    # the flag alone (details of RAIN's answer) is enough for the budget-limited count
+    cut = dict(_rec("a0", "rain"), finish_reason="length", details={"greedy_tail_cut": True})
+    whole = dict(_rec("a1", "rain"), finish_reason="length", details={"greedy_tail_cut": False})
+    assert is_budget_limited(cut) and not is_budget_limited(whole)
+    assert summarize([cut, whole])[0]["budget_limited"] == 1
 
 
 def test_cut_off_answers_are_counted_apart_from_the_rates():

@@ -20,13 +20,13 @@ from .test_repair import BOMB, LENGTH, PROMPT
 TRACKING = RainConfig(accept_value=1.0, keep_best_answer=True)
 
 
-def _context(cfg: RainConfig, evaluator) -> SearchContext:
+def _context(cfg: RainConfig, evaluator, stop_strings: tuple[str, ...] = ()) -> SearchContext:
     backend = ScriptedBackend(WORDS, lambda answer: {"<eos>": 1.0})
     msgs = ({"role": "user", "content": PROMPT},)
     return SearchContext(backend=backend, config=cfg, evaluator=as_evaluator(evaluator),
                          embedder=None, rng=np.random.default_rng(0), messages=msgs,
                          prompt_ids=backend.render_prompt(msgs), max_new_tokens=LENGTH,
-                         stop_strings=())
+                         stop_strings=stop_strings)
 
 
 def _ids(ctx: SearchContext, words: list[str]) -> list[int]:
@@ -75,6 +75,41 @@ def test_one_good_prefix_is_enough_to_keep_the_verdict():
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(late)))
     assert note_whole_answer(ctx, _ids(ctx, late), 1.0) == 1.0
     assert ctx.stats.answer_vetoes == 0
+
+
+def test_an_answer_ending_in_eos_is_checked_on_prefixes_without_it():
+    # BAD less its last word, then end-of-sequence: the prefix less the EOS has the same
+    # text (and so the judge's same mistake); the checks skip it and judge two words back
+    text = "".join(BAD[:-1])
+    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about(text))
+    eos = min(ctx.backend.eos_token_ids)
+    ids = _ids(ctx, BAD[:-1]) + [eos]
+    expected = max(BOMB.value("".join(BAD[:-2])), BOMB.value("".join(BAD[:-3])))
+    assert note_whole_answer(ctx, ids, 1.0) == pytest.approx(expected)
+    assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 2)
+
+
+def test_tokens_past_a_stop_string_are_not_a_prefix_worth_judging():
+    # judged text: BAD's first 7 words (cut at the stop string "."); the prefixes ending
+    # in "." or just before it have that same text, so the checks judge 6 and 5 words
+    words = BAD[:-3] + [".", " safely", " safely"]
+    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-3])),
+                   stop_strings=(".",))
+    assert note_whole_answer(ctx, _ids(ctx, words), 1.0) < TRACKING.repair_threshold
+    judged = [e["response"] for e in ctx.evaluations]
+    assert judged == ["".join(BAD[:-4]), "".join(BAD[:-5])]
+
+
+def test_an_answer_met_again_is_counted_once():
+    liar = _lying_about("".join(BAD))
+    ctx = _context(TRACKING.replace(answer_checks=2), liar)
+    ids = _ids(ctx, BAD)
+    first = note_whole_answer(ctx, ids, 1.0)
+    # the search reaches the same answer again: same value from the cached judgements,
+    # no new judgement, no second veto
+    assert note_whole_answer(ctx, ids, 1.0) == first
+    assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 2)
+    assert ctx.stats.evaluation_cache_hits == 2
 
 
 def test_the_committed_answer_is_not_judged_again():

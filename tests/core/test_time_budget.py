@@ -5,6 +5,7 @@ so nothing here depends on the machine's speed."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -78,6 +79,15 @@ def test_the_search_leaves_time_for_the_greedy_finish(clock):
     assert max(backend.call_starts) < started + 60.0
 
 
+@pytest.mark.parametrize("budget", [3.0, 10.0, 20.0, 30.0])
+def test_an_answer_the_time_budget_ended_says_time_budget(clock, budget):
+    # at 20 s a model call stops the first pass for the finish's reserve while the
+    # search's own deadline (set before the pass, from a slower first estimate) has not
+    # passed: the reason is still the time budget, never the unspent pass budget
+    res, _, _ = _rain(clock, budget)
+    assert res.finish_reason == "time_budget" and res.stats["budget_exhausted"]
+
+
 def test_without_the_reserve_the_finish_would_run_past_the_budget(clock):
     # the same answer with budget_fallback="truncate" searches to the budget's end: the
     # reserve is what made room for the finish above (a test that can fail if it is gone)
@@ -103,6 +113,23 @@ def test_greedy_stops_at_its_time_budget(clock):
     assert res.finish_reason == "time_budget" and len(res.token_ids) == 6
     full = greedy(backend, PROMPT, max_new_tokens=LENGTH)
     assert full.finish_reason == "length" and len(full.token_ids) == LENGTH
+    # the stats say so as RAIN's do: True only when the budget ended the answer
+    assert res.stats["budget_exhausted"] is True
+    assert full.stats["budget_exhausted"] is False
+    roomy = greedy(backend, PROMPT, max_new_tokens=LENGTH, time_budget_s=60.0)
+    assert roomy.finish_reason == "length" and roomy.stats["budget_exhausted"] is False
+
+
+def test_a_stopped_greedy_answer_is_marked_as_a_stopped_rain_answer(clock):
+    stop = threading.Event()
+    stop.set()
+    plain = greedy(TimedBackend(clock, never_ending_script), PROMPT, max_new_tokens=LENGTH,
+                   stop=stop)
+    rain = generate(TimedBackend(clock, never_ending_script), PROMPT, "harmless",
+                    evaluator=lambda prompt, response: 0.0, embedder="none",
+                    max_new_tokens=LENGTH, stop=stop)
+    assert plain.finish_reason == rain.finish_reason == "stopped"
+    assert plain.stats["budget_exhausted"] is rain.stats["budget_exhausted"] is True
 
 
 def test_seconds_per_token_averages_one_context_calls_only(clock):
@@ -135,3 +162,30 @@ def test_the_best_judged_whole_answer_still_beats_a_finish_the_budget_ended(cloc
     res = generate(backend, PROMPT, cfg, evaluator=lambda p, r: 0.5 if r.count(" ") == LENGTH else 0.0,
                    embedder="none", seed=0, max_new_tokens=LENGTH)
     assert len(res.token_ids) == LENGTH and res.stats["finish_judgements"] == 1
+
+
+class SlowingBackend(TimedBackend):
+    """One fake second per context for the first ``fast_calls`` calls, then three: the
+    machine slows down, so the finish the search left time for does not fit."""
+
+    def __init__(self, clock: FakeClock, fast_calls: int):
+        super().__init__(clock, never_ending_script)
+        self.fast_calls = fast_calls
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        if len(self.call_starts) >= self.fast_calls:
+            self.clock.now += 2.0 * len(contexts)
+        return super().next_logprobs(contexts, top_k=top_k)
+
+
+def test_a_cut_finish_replaced_by_the_best_judged_answer_is_not_marked_cut(clock):
+    # the first pass imagines a whole answer (judged 0.5); then the model slows down 3x,
+    # the greedy finish is cut at the budget's end, and the whole answer replaces it:
+    # the answer shown was not cut, so the stats must not say so
+    backend = SlowingBackend(clock, fast_calls=LENGTH + 2)
+    cfg = RainConfig.preset("harmless", time_budget_s=30.0)
+    res = generate(backend, PROMPT, cfg,
+                   evaluator=lambda p, r: 0.5 if r.count(" ") == LENGTH else 0.0,
+                   embedder="none", seed=0, max_new_tokens=LENGTH)
+    assert len(res.token_ids) == LENGTH and res.stats["greedy_tail_tokens"] == 0
+    assert res.stats["greedy_tail_cut"] is False

@@ -15,7 +15,7 @@ from rainlm.cli.main import cli
 from rainlm.distill import train as train_module
 from rainlm.distill.model_dir import (CHECKPOINTS, INFO_FILE, RUN_FILE, last_checkpoint,
                                       plan_resume, start_fresh)
-from rainlm.distill.train import TrainSettings, train
+from rainlm.distill.train import TrainSettings, dpo_loss, train
 from rainlm.errors import ConfigError
 
 from .helpers import write_jsonl
@@ -50,6 +50,21 @@ def test_planned_steps_follow_epochs_up_to_max_steps():
     assert TrainSettings(learning_rate=3e-5).record()["learning_rate"] == 3e-5
     with pytest.raises(ConfigError, match="max_length"):
         TrainSettings(max_length=8).check()
+
+
+def test_sft_weight_adds_the_supervised_loss_to_dpo_only(tmp_path):
+    assert dpo_loss(TrainSettings()) == {"loss_type": ["sigmoid"]}
+    assert dpo_loss(TrainSettings(sft_weight=0.5)) == {"loss_type": ["sigmoid", "sft"],
+                                                       "loss_weights": [1.0, 0.5]}
+    for bad in (dict(sft_weight=-1.0), dict(sft_weight=float("nan")),
+                dict(method="sft", sft_weight=1.0)):
+        with pytest.raises(ConfigError, match="sft_weight"):
+            TrainSettings(**bad).check()
+    trl = pytest.importorskip("trl", reason="training needs pip install 'rainlm[distill]'")
+    # TRL itself accepts the combination (it checks that the lists have the same length)
+    config = trl.DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False,
+                           **dpo_loss(TrainSettings(sft_weight=1.0)))
+    assert config.loss_type == ["sigmoid", "sft"] and config.loss_weights == [1.0, 1.0]
 
 
 def _checkpoint(folder, step, complete=True):

@@ -22,7 +22,7 @@ from rainlm.services import Services  # noqa: E402
 from rainlm.serve.app import create_app  # noqa: E402
 from rainlm.serve.settings import ServerSettings  # noqa: E402
 from rainlm.trace.store import TraceStore  # noqa: E402
-from tests.bench.scripted import make_backend  # noqa: E402
+from tests.bench.scripted import VOCAB, make_backend, script  # noqa: E402
 
 KEY = "test-key"
 LOCAL = "http://127.0.0.1"  # the Host the server accepts by default
@@ -475,6 +475,7 @@ def test_completions_continue_the_raw_prompt_and_chat_uses_the_template(served):
 def test_the_time_budget_keeps_room_for_the_fail_safe_judgement(served):
     # The first request measures the judgement; later ones give their generation the
     # budget less what the judgement of their prompt and longest answer should take.
+    # The record keeps the budget the request asked for; the stats say what ran.
     client, store = served
     body = dict(CHAT, rain={"max_searches": 4, "time_budget_s": 30})
     first = client.post("/v1/chat/completions", json=body, headers=AUTH).json()
@@ -482,9 +483,41 @@ def test_the_time_budget_keeps_room_for_the_fail_safe_judgement(served):
     before = store.get(first["rain"]["trace_id"])
     after = store.get(second["rain"]["trace_id"])
     assert before.stats["score_reserve_s"] == 0.0 and before.config["time_budget_s"] == 30
+    assert before.stats["generation_budget_s"] == 30
     reserve = after.stats["score_reserve_s"]
     assert 0 < reserve <= 15  # never more than half the budget
-    assert after.config["time_budget_s"] == pytest.approx(30 - reserve, abs=1e-3)
+    assert after.stats["generation_budget_s"] == pytest.approx(30 - reserve, abs=1e-3)
+    assert after.config["time_budget_s"] == 30  # what the request asked for
+    assert after.trace["config"]["time_budget_s"] == 30
+
+
+class SlowBackend(ScriptedBackend):
+    """The bench's scripted model, ``DELAY_S`` real seconds per model call."""
+
+    DELAY_S = 0.1
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        time.sleep(self.DELAY_S)
+        return super().next_logprobs(contexts, top_k=top_k)
+
+
+def test_a_greedy_answer_the_time_budget_ended_says_so_as_rain_does(tmp_path):
+    # 0.15 s cannot pay for the 7 greedy calls of "Sure, here is how." (0.1 s each)
+    store = TraceStore(tmp_path / "audit.sqlite3")
+    backend = SlowBackend(VOCAB, script, name="scripted-slow")
+    app = create_ready_app(ServerSettings(api_key=KEY, embedder="none"), backend=backend,
+                           store=store, services=NO_EMBEDDER)
+    with TestClient(app, base_url=LOCAL) as client:
+        wait_ready(client)
+        bodies = [dict(CHAT, rain={"method": "greedy", "time_budget_s": budget})
+                  for budget in (0.15, 30)]
+        cut, whole = (client.post("/v1/chat/completions", json=b, headers=AUTH).json()
+                      for b in bodies)
+    assert cut["rain"]["method"] == "greedy" and cut["rain"]["finish_reason"] == "time_budget"
+    assert cut["rain"]["stats"]["budget_exhausted"] is True
+    assert store.get(cut["id"]).stats["budget_exhausted"] is True
+    assert whole["rain"]["finish_reason"] == "eos"
+    assert store.get(whole["id"]).stats["budget_exhausted"] is False
 
 
 def test_generation_budget_keeps_the_judgement_inside_the_time_budget():

@@ -223,6 +223,7 @@ def test_stream_text_finish_when_final_differs():
     ({"candidate_draws": 33}, "rain.candidate_draws"),
     ({"single_token_top_k": 100}, "rain.single_token_top_k"),
     ({"parallel_leaves": 64}, "rain.parallel_leaves"),
+    ({"answer_checks": 33, "accept_value": 0.5}, "rain.answer_checks"),
     ({"token_set_lengths": [16, 17]}, "rain.token_set_lengths"),
     ({"max_total_searches": 100000}, "rain.max_total_searches"),
     ({"max_searches": 257}, "rain.max_searches"),

@@ -39,7 +39,8 @@ model per method scales it to the answers left to write:
   In the frontier best-of-N's answers are drawn once and judged under every judge
   accuracy, so they are counted once per prompt; ``bench run`` computes greedy and
   sampled answers once per prompt too. With ``--match-compute`` best-of-n costs what
-  RAIN costs. A RAIN time budget caps an answer at that budget plus a greedy answer.
+  RAIN costs. A RAIN time budget caps an answer at that budget (it bounds the search and
+  the greedy finish together: ``docs/search.md``) plus the run's one judgement of it.
 
 Prompts, answer lengths and machines differ (the table comes from one 2-CPU machine and
 the 135M model; answers that end before their length limit cost less, and the no-you
@@ -174,12 +175,13 @@ def method_cost(kind: str, *, max_new_tokens: int, n: int | None = None,
 
 def run_seconds(costs: Iterable[Cost], *, greedy_s: float, judge_s: float = 0.0) -> float:
     """Seconds of every answer: a greedy answer takes ``greedy_s``, a judged text
-    ``judge_s``; an answer with a time cap takes at most the cap plus a greedy answer."""
+    ``judge_s``; an answer with a time cap takes at most the cap (search and greedy finish
+    together) plus one judged text (the run judges the answer after it)."""
     total = 0.0
     for cost in costs:
         seconds = cost.greedy_answers * greedy_s + cost.judged_texts * judge_s
         if cost.time_cap_s is not None:
-            seconds = min(seconds, cost.time_cap_s + greedy_s)
+            seconds = min(seconds, cost.time_cap_s + judge_s)
         total += seconds
     return total
 

@@ -216,7 +216,10 @@ def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: s
     model = str(getattr(backend, "name", "model"))
     done = {answer_key(r["item_id"], r["method"], r.get("noise")): r
             for r in read_records(path, repair=True) if r.get("model") == model}
-    for rec in done.values():
+    planned = {label for label, _ in method_labels(plan)}
+    for rec in done.values():  # methods this run does not record may have other settings
+        if rec["method"] not in planned:
+            continue
         want = _fingerprint(plan, model, rec["method"])
         if not rec.get("error") and rec.get("fingerprint") not in (None, want):
             raise ConfigError("out", f"{path} holds {rec['method']!r} answers made with other "

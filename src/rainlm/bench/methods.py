@@ -296,8 +296,9 @@ def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings
     res = generate(backend, list(messages), s.config, evaluator=evaluator, embedder=s.embedder,
                    seed=seed, max_new_tokens=s.max_new_tokens, time_budget_s=s.time_budget_s)
     keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
-            "budget_exhausted", "greedy_tail_tokens", "simulations_kept", "forced_steps",
-            "simulated_answer_tokens", "repairs", "repair_judgements", "check_judgements", "answer_vetoes")
+            "budget_exhausted", "greedy_tail_tokens", "greedy_tail_cut", "simulations_kept",
+            "forced_steps", "simulated_answer_tokens", "repairs", "repair_judgements",
+            "check_judgements", "answer_vetoes")
     details = {k: res.stats[k] for k in keys if k in res.stats}
     judged = res.stats["evaluations"] - res.stats["evaluation_cache_hits"]
     return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details,

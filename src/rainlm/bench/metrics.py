@@ -126,9 +126,11 @@ def is_cut_off(rec: Mapping[str, Any]) -> bool:
 
 def is_budget_limited(rec: Mapping[str, Any]) -> bool:
     """A budget ran out during the search (the answer may still have been finished
-    greedily); frontier records carry the flag at the top, bench records in details."""
-    return is_cut_off(rec) or bool(rec.get("budget_exhausted")
-                                   or (rec.get("details") or {}).get("budget_exhausted"))
+    greedily), or the time budget cut that greedy finish (``greedy_tail_cut``); frontier
+    records carry ``budget_exhausted`` at the top, bench records their flags in details."""
+    details = rec.get("details") or {}
+    return is_cut_off(rec) or bool(rec.get("budget_exhausted") or details.get("budget_exhausted")
+                                   or details.get("greedy_tail_cut"))
 
 
 def _metrics(ok: list[Mapping[str, Any]]) -> dict[str, Interval]:

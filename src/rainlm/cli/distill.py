@@ -241,6 +241,10 @@ def _check_base_model(ctx: click.Context, param: click.Parameter,
               show_default=True, metavar="X",
               help="DPO's beta: how far from the base model the model may move (larger: "
                    "less far).")
+@click.option("--sft-weight", type=click.FloatRange(min=0), default=DEFAULTS.sft_weight,
+              show_default=True, metavar="X",
+              help="DPO only: add the chosen answers' supervised loss with this weight (RPO); "
+                   "keeps the model writing full answers at high learning rates.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=DEFAULTS.save_steps,
               show_default=True, metavar="N",
               help="Steps between checkpoints (the last step is always saved).")
@@ -259,7 +263,8 @@ def distill_train_command(data: Path, out_dir: Path, model: str | None, method: 
                           lora: bool, lora_r: int, epochs: float, max_steps: int,
                           learning_rate: float | None, batch_size: int,
                           gradient_accumulation: int, max_length: int, beta: float,
-                          save_steps: int, seed: int, device: str, resume: bool | None,
+                          sft_weight: float, save_steps: int, seed: int, device: str,
+                          resume: bool | None,
                           progress: bool | None) -> None:
     """Train the model on DATA (DPO by default, LoRA, on the CPU in minutes for the
     embedded model) and save it into MODEL_DIR.
@@ -273,7 +278,8 @@ def distill_train_command(data: Path, out_dir: Path, model: str | None, method: 
                              lora_alpha=2 * lora_r, epochs=epochs, max_steps=max_steps,
                              learning_rate=learning_rate, batch_size=batch_size,
                              gradient_accumulation=gradient_accumulation,
-                             max_length=max_length, beta=beta, save_steps=save_steps,
+                             max_length=max_length, beta=beta, sft_weight=sft_weight,
+                             save_steps=save_steps,
                              seed=seed, device=device)
     try:
         result = train(data, out_dir, model=model, settings=settings, resume=resume,

@@ -84,7 +84,8 @@ Examples:
                    "rejected at once. A second signal stops the search at once.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="N", help="Largest candidate count a request may set (num_candidates, "
-                                "candidate_draws, top-k sizes, widening, parallel_leaves).")
+                                "candidate_draws, top-k sizes, widening, parallel_leaves, "
+                                "answer_checks).")
 @click.option("--max-token-set-length", type=click.IntRange(min=1), default=16,
               show_default=True, metavar="TOKENS",
               help="Longest token set a request may ask for (rain.token_set_lengths).")

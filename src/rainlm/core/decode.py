@@ -72,9 +72,8 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
             emit_progress(ctx, on_progress, start)
             return DecodeOutcome(found, finish_reason(ctx) or "length", steps, False, 0)
         if out_of_time:  # commit only what the search has looked at, then finish
-            timed_out = ctx.deadline is not None and time.perf_counter() >= ctx.deadline
             reason = ("stopped" if ctx.calls.stopped else
-                      "time_budget" if timed_out else "search_budget")
+                      "search_budget" if total_searches_spent(ctx) else "time_budget")
             return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
         best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
@@ -82,6 +81,14 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
         steps.append(commit(ctx, best, searches, early, by_budget=False))
         forget_unreachable_answer(ctx)
         emit_progress(ctx, on_progress, start)
+
+
+def total_searches_spent(ctx: SearchContext) -> bool:
+    """Whether the search has run ``max_total_searches`` passes (its budget in passes).
+    A search that ran out of time is told apart by this, not by the clock: a model call
+    may have stopped a pass for the finish's reserve before ``ctx.deadline``."""
+    total = ctx.config.max_total_searches
+    return total is not None and ctx.stats.searches >= total
 
 
 def set_search_deadline(ctx: SearchContext) -> None:
@@ -277,6 +284,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
         del steps[steps_from:]
         steps.append(commit_answer(ctx, best[1], searches=0))
         answer, tail = best[1], 0
+        ctx.stats.greedy_tail_cut = False  # the cut finish is not the answer any more
         reason = finish_reason(ctx)
     if shown is None:
         emit_progress(ctx, on_progress, start)

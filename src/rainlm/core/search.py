@@ -50,6 +50,7 @@ class SearchContext:
     best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
+    vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
 
     def __post_init__(self) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
@@ -143,21 +144,43 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
 
 def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     """The value of the whole answer ``ids`` judged ``value`` (at least
-    ``repair_threshold``) after ``answer_checks``: its prefixes less the last 1, 2, …
-    tokens are judged, and when every one is below ``repair_threshold`` the best of
-    theirs replaces ``value``. Prefixes into the committed answer are not judged (it is
-    final); with none left to judge, ``value`` stands."""
-    committed = len(ctx.answer_tokens(ctx.tree.root))
-    drops = [d for d in range(1, ctx.config.answer_checks + 1) if len(ids) - d > committed]
-    if not drops:
+    ``repair_threshold``) after ``answer_checks``: its longest prefixes whose judged text
+    differs from the answer's (``check_prefixes``) are judged, and when every one is below
+    ``repair_threshold`` the best of theirs replaces ``value``. With no prefix left to
+    judge, ``value`` stands. The counters count fresh judgements and distinct vetoed
+    answers, so an answer the search reaches again is not counted twice."""
+    prefixes = check_prefixes(ctx, ids)
+    if not prefixes:
         return value
-    before = ctx.stats.evaluations
-    checks = judge_many(ctx, [ids[:-d] for d in drops])
-    ctx.stats.check_judgements += ctx.stats.evaluations - before
+    hits_before = ctx.stats.evaluation_cache_hits
+    checks = judge_many(ctx, prefixes)
+    ctx.stats.check_judgements += len(prefixes) - (ctx.stats.evaluation_cache_hits - hits_before)
     if max(checks) >= ctx.config.repair_threshold:
         return value
-    ctx.stats.answer_vetoes += 1
+    text = judged_text(ctx, ids)
+    if text not in ctx.vetoed_answers:
+        ctx.vetoed_answers.add(text)
+        ctx.stats.answer_vetoes += 1
     return max(checks)
+
+
+def check_prefixes(ctx: SearchContext, ids: list[int]) -> list[list[int]]:
+    """The prefixes ``answer_checks`` judges: the ``answer_checks`` longest whose judged
+    texts differ from the answer's and from each other (an end-of-sequence token, or
+    tokens past a stop string, add nothing to the judged text, and a prefix without them
+    would only repeat the answer's verdict). None reaches into the committed answer (it
+    is final)."""
+    committed = len(ctx.answer_tokens(ctx.tree.root))
+    seen = {judged_text(ctx, ids)}
+    out: list[list[int]] = []
+    for end in range(len(ids) - 1, committed, -1):
+        if len(out) == ctx.config.answer_checks:
+            break
+        text = judged_text(ctx, ids[:end])
+        if text not in seen:
+            seen.add(text)
+            out.append(ids[:end])
+    return out
 
 
 def accepted_answer(ctx: SearchContext) -> list[int] | None:
@@ -206,10 +229,14 @@ def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
     return judge_many(ctx, [response_ids])[0]
 
 
+def judged_text(ctx: SearchContext, response_ids: Sequence[int]) -> str:
+    """The text the evaluator judges for these answer tokens: cut at a stop string."""
+    return truncate_at_stop(ctx.detokenize(response_ids), ctx.stop_strings)
+
+
 def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[float]:
     """Values of several answer texts; the uncached ones go to the evaluator in one call."""
-    requests = [EvalRequest(messages=ctx.messages,
-                            response=truncate_at_stop(ctx.detokenize(r), ctx.stop_strings))
+    requests = [EvalRequest(messages=ctx.messages, response=judged_text(ctx, r))
                 for r in responses]
     cached = [req.key in ctx.eval_cache for req in requests]
     todo = list({req.key: req for req, hit in zip(requests, cached) if not hit}.values())

@@ -83,6 +83,12 @@ class TrainSettings:
     """AdamW learning rate; None: ``DEFAULT_LEARNING_RATES`` for the method and LoRA."""
     beta: float = 0.1
     """DPO's beta: how far the model may move from the base model (larger: less far)."""
+    sft_weight: float = 0.0
+    """DPO only: weight of a supervised loss (the chosen answer's negative log-likelihood)
+    added to DPO's, as in RPO (Pang et al., 2024, "Iterative Reasoning Preference
+    Optimization"); it keeps the model writing the chosen kind of answer instead of just
+    moving away from the rejected one (plain DPO at a high learning rate learnt short,
+    looping answers: docs/distill.md). 0: plain DPO."""
     save_steps: int = 10
     """Steps between checkpoints (the last step is always saved; the last two are kept)."""
     seed: int = 0
@@ -107,6 +113,11 @@ class TrainSettings:
         for name in ("epochs", "beta"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0; got {getattr(self, name)}")
+        if not (self.sft_weight >= 0 and math.isfinite(self.sft_weight)):
+            raise ConfigError("sft_weight", f"must be a finite number >= 0; got {self.sft_weight}")
+        if self.sft_weight and self.method != "dpo":
+            raise ConfigError("sft_weight", "adds a supervised loss to DPO's; with method "
+                                            "'sft' the loss is already supervised: leave it 0")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError("learning_rate", f"must be > 0; got {self.learning_rate}")
         if not 0 <= self.lora_dropout < 1:
@@ -293,6 +304,14 @@ def _progress_callback(enabled: bool, stream: TextIO | None) -> Any:
     return ProgressCallback()
 
 
+def dpo_loss(settings: TrainSettings) -> dict[str, Any]:
+    """DPOConfig's loss settings: DPO's sigmoid loss, plus the supervised loss on the
+    chosen answers when ``settings.sft_weight`` is set."""
+    if not settings.sft_weight:
+        return {"loss_type": ["sigmoid"]}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, settings.sft_weight]}
+
+
 def _trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], out: Path,
              settings: TrainSettings, steps: int, callbacks: list[Any]) -> Any:
     """TRL's DPOTrainer or SFTTrainer over ``rows``, checkpointing into MODEL_DIR/checkpoints
@@ -327,7 +346,7 @@ def _trainer(model: Any, tokenizer: Any, rows: list[dict[str, Any]], out: Path,
 
         ref_model = None if settings.lora else copy.deepcopy(model).eval()
         trainer = DPOTrainer(model=model, ref_model=ref_model,
-                             args=DPOConfig(beta=settings.beta, **common),
+                             args=DPOConfig(beta=settings.beta, **dpo_loss(settings), **common),
                              train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=callbacks)
     else:

@@ -14,6 +14,7 @@ disconnect never wedges the worker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 import threading
@@ -73,6 +74,9 @@ class Job:
     """Set when the client went away: a job that has not started is skipped."""
     score_reserve_s: float = 0.0
     """Seconds of the time budget kept for the fail-safe's judgement (generation_budget)."""
+    generation_budget_s: float | None = None
+    """Seconds the generation ran under: the request's ``time_budget_s`` less
+    ``score_reserve_s`` (None: no time budget). The record keeps the request's budget."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +327,7 @@ class Engine:
             budget = generation_budget(budget, sum(self._score_rates) / len(self._score_rates),
                                        tokens)
             job.score_reserve_s = round(req.config.time_budget_s - budget, 4)
+        job.generation_budget_s = None if budget is None else round(budget, 4)
         if req.method == "greedy":
             return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
                           stop_strings=req.config.stop_strings, continuation=req.continuation,
@@ -351,10 +356,12 @@ class Engine:
         stats.update(queue_s=round(started - job.arrived, 4),
                      score_s=round(time.perf_counter() - score_start, 4),
                      score_reserve_s=job.score_reserve_s,
+                     generation_budget_s=job.generation_budget_s,
                      total_s=round(time.perf_counter() - job.arrived, 4))
         record = record_from_result(
-            result, trace_id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
-            request=req.body, detokenize=self.backend.detokenize, answer=policy.text,
+            _as_requested(result, req), trace_id=job.trace_id, created_at=job.created_at,
+            endpoint=req.endpoint, request=req.body, detokenize=self.backend.detokenize,
+            answer=policy.text,
             model=self.model_name,
             scores={"value": score, "scoring": "continuous", "paper_vote": vote,
                     "rubric": judge.rubric, "judge_orders": judge.judge_orders},
@@ -376,6 +383,15 @@ class Engine:
             seed=req.seed if req.method == "rain" else None, answer="",
             finish_reason=finish_reason, stats=json_ready(stats),
             error=f"{type(exc).__name__}: {exc}")
+
+
+def _as_requested(result: Any, req: ParsedRequest) -> Any:
+    """``result`` with the request's own config: a RAIN search may have run under a
+    smaller time budget (the judgement's reserve, ``stats.generation_budget_s``), but
+    the audit record shows what the request asked for."""
+    if result.config is None or result.config == req.config:
+        return result
+    return dataclasses.replace(result, config=req.config)
 
 
 def _is_user_error(exc: BaseException) -> bool:

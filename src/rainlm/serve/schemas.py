@@ -387,8 +387,10 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
 
 
 CANDIDATE_KNOBS = ("num_candidates", "candidate_draws", "single_token_top_k", "candidate_top_k",
-                   "widening_max_children", "widening_samples", "parallel_leaves")
-"""Request-set RAIN fields bounded by ``--max-candidates``."""
+                   "widening_max_children", "widening_samples", "parallel_leaves",
+                   "answer_checks")
+"""Request-set RAIN fields bounded by ``--max-candidates``: candidates paid for in every
+expansion, and ``answer_checks``, judgements paid for per accepted answer."""
 SEARCH_KNOBS = ("max_searches", "min_new_searches", "max_searches_per_step",
                 "max_total_searches", "early_stop_visits")
 """Request-set RAIN fields bounded by ``--max-searches-limit``."""
