@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rainlm.backends.base import Backend
+from rainlm.backends.base import Backend, model_name
 from rainlm.config import RainConfig
 from rainlm.core.decode import rain_decode
 from rainlm.core.greedy import greedy_continue
@@ -87,7 +87,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
                      backend=_counter_delta(before, _counters(backend)))
     return GenerationResult(
         text=text, token_ids=tuple(ids), finish_reason=outcome.finish_reason, stats=out_stats,
-        method="rain", model=getattr(backend, "name", "model"),
+        method="rain", model=model_name(backend),
         prompt_token_ids=tuple(ctx.prompt_ids), tree=ctx.tree, steps=tuple(outcome.steps),
         evaluations=tuple(ctx.evaluations), config=cfg, seed=seed_value,
         messages=tuple(dict(m) for m in messages))
@@ -132,7 +132,7 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
                  "backend": _counter_delta(before, _counters(backend))}
     return GenerationResult(text=text, token_ids=tuple(ids), finish_reason=reason,
                             stats=out_stats, method="greedy",
-                            model=getattr(backend, "name", "model"),
+                            model=model_name(backend),
                             prompt_token_ids=tuple(prompt_ids),
                             messages=tuple(dict(m) for m in messages))
 

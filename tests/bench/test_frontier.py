@@ -159,7 +159,7 @@ def test_matched_compute_by_hand():
     assert "beyond" in matched(_point("rain:default", "r", 8, 20.0, 0.1), pts)["how"]
 
 
-def test_report_and_cli(tmp_path):
+def test_report_and_cli(tmp_path, monkeypatch):
     out = tmp_path / "run.jsonl"
     run_frontier(make_backend(), ITEMS, _plan(rain=("default",)), out)
     points = frontier_points(load_frontier([out]))
@@ -184,6 +184,18 @@ def test_report_and_cli(tmp_path):
     res = runner.invoke(cli, ["bench", "frontier-report", str(tmp_path / "cli.jsonl"),
                               "--out", str(tmp_path / "crep"), "--no-plots"])
     assert res.exit_code == 0 and "| greedy |" in res.output
+    # a results file of other settings is refused before the model is probed
+    probes = []
+    monkeypatch.setattr("rainlm.bench.estimate.frontier_estimate",
+                        lambda *args: probes.append(args) or "estimate")
+    monkeypatch.setattr("rainlm.cli.progress.progress_enabled", lambda flag: True)
+    other = runner.invoke(cli, ["bench", "frontier", "--task", "banned-words", "--limit", "1",
+                                "--max-new-tokens", "5", "--best-of", "2", "--budgets", "4",
+                                "--rain", "default", "--noise", "1", "--banned", "1",
+                                "--embedder", "none", "--out", str(tmp_path / "cli.jsonl")],
+                          obj=services)
+    assert other.exit_code == 2 and "made with other settings" in other.output
+    assert probes == []
     bad = runner.invoke(cli, ["bench", "frontier", "--task", "banned-words", "--rain", "nope",
                               "--out", str(tmp_path / "x.jsonl")], obj=services)
     assert bad.exit_code == 2 and "unknown RAIN variant 'nope'" in bad.output

@@ -92,3 +92,9 @@ class Backend(Protocol):
         most that many (and raises CapabilityError above its maximum).
         """
         ...
+
+
+def model_name(backend: object) -> str:
+    """The backend's ``name`` as results and traces record it; "model" for an object
+    without one (a user's own backend may leave it out)."""
+    return str(getattr(backend, "name", "model"))

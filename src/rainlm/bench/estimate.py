@@ -53,11 +53,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rainlm.backends.base import model_name
 from rainlm.bench.methods import MethodSettings, parse_method, run_method
 
 if TYPE_CHECKING:
@@ -305,7 +307,7 @@ def frontier_estimate(backend: Any, items: Sequence[Item], plan: FrontierPlan,
                       path: str | Path) -> str | None:
     """Probe and price what ``rain bench frontier`` has left to write to ``path``; None
     (and no probe) when nothing is left."""
-    pending = pending_frontier(path, items, plan, str(getattr(backend, "name", "model")))
+    pending = pending_frontier(path, items, plan, model_name(backend))
     if not pending:
         return None
     settings = plan.method_settings()
@@ -320,7 +322,7 @@ def bench_estimate(backend: Any, items: Sequence[Item], methods: Sequence[str],
                    retry_errors: bool = False) -> str | None:
     """Probe and price what ``rain bench run`` has left to write to ``path``; None (and
     no probe) when nothing is left."""
-    todo = pending_bench(path, items, methods, judges, str(getattr(backend, "name", "model")),
+    todo = pending_bench(path, items, methods, judges, model_name(backend),
                          retry_errors=retry_errors)
     if not todo:
         return None

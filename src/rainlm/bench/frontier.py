@@ -27,12 +27,14 @@ import dataclasses
 import hashlib
 import json
 import traceback
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rainlm.backends.base import model_name
 from rainlm.bench.datasets import Item
 from rainlm.bench.methods import (MethodOutcome, MethodSettings, draw_answers, pick_best,
                                   run_method)
@@ -203,6 +205,28 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def resumable_records(out: str | Path, plan: FrontierPlan,
+                      model: str) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The answers of ``out`` by ``model`` that a run of ``plan`` keeps, by
+    :func:`answer_key`; ConfigError naming ``out`` when one of the methods the plan
+    records was answered there with other settings (methods it does not record may
+    differ: a run may add prompts to an older file's baselines). It changes nothing but a
+    last line cut short by an interruption: the CLI calls it before its probe, so a wrong
+    file fails before any model work."""
+    path = Path(out).expanduser()
+    done = {answer_key(r["item_id"], r["method"], r.get("noise")): r
+            for r in read_records(path, repair=True) if r.get("model") == model}
+    planned = {label for label, _ in method_labels(plan)}
+    for rec in done.values():
+        if rec["method"] not in planned:
+            continue
+        want = _fingerprint(plan, model, rec["method"])
+        if not rec.get("error") and rec.get("fingerprint") not in (None, want):
+            raise ConfigError("out", f"{path} holds {rec['method']!r} answers made with other "
+                                     "settings; resume with the same options or use a new file")
+    return done
+
+
 def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: str | Path, *,
                  data_dir: str | Path | None = None,
                  on_record: Callable[[Mapping[str, Any]], None] | None = None,
@@ -213,17 +237,8 @@ def run_frontier(backend: Any, items: Sequence[Item], plan: FrontierPlan, out: s
     records this prompt wrote) after each prompt (progress displays)."""
     path = Path(out).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = str(getattr(backend, "name", "model"))
-    done = {answer_key(r["item_id"], r["method"], r.get("noise")): r
-            for r in read_records(path, repair=True) if r.get("model") == model}
-    planned = {label for label, _ in method_labels(plan)}
-    for rec in done.values():  # methods this run does not record may have other settings
-        if rec["method"] not in planned:
-            continue
-        want = _fingerprint(plan, model, rec["method"])
-        if not rec.get("error") and rec.get("fingerprint") not in (None, want):
-            raise ConfigError("out", f"{path} holds {rec['method']!r} answers made with other "
-                                     "settings; resume with the same options or use a new file")
+    model = model_name(backend)
+    done = resumable_records(path, plan, model)
     summary = FrontierSummary()
     with open(path, "a", encoding="utf-8") as fh:
         def write(rec: dict[str, Any]) -> None:

@@ -16,12 +16,14 @@ import os
 import platform
 import sys
 import traceback
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rainlm.backends.base import model_name
 from rainlm.bench.datasets import DatasetError, Item
 from rainlm.bench.methods import MethodOutcome, MethodSettings, parse_method, run_method
 from rainlm.bench.metrics import is_refusal
@@ -207,7 +209,7 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
     if not judges:
         raise ConfigError("judge", "at least one judge is needed")
     path = Path(out).expanduser()
-    model = str(getattr(backend, "name", "model"))
+    model = model_name(backend)
     fps = {(m, j.name): fingerprint(model, m, j.name, settings) for m in order for j in judges}
     existing = read_records(path, repair=True)
     _check_compatible(existing, model, fps, path)

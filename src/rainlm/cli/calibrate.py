@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rainlm.backends.base import model_name
 from rainlm.cli.bench import data_options
 from rainlm.cli.options import (DEVICES, _check_model, _check_rubric, backend_options,
                                 backend_spec, services_of)
@@ -90,7 +91,7 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
         bar.close()
     text = verdict(rows, used_mode=scoring)
     if as_json:
-        click.echo(json.dumps({"model": getattr(backend, "name", "model"), "rubric": rubric,
+        click.echo(json.dumps({"model": model_name(backend), "rubric": rubric,
                                "rows": [r.to_dict() for r in rows], "verdict": text}))
         return
     click.echo(render_table(rows, f"Self-evaluation pairwise accuracy of "

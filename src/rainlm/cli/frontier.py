@@ -118,7 +118,9 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
     printed before the first answer, and a better one once the first prompt is answered.
     """
     from rainlm.bench.estimate import frontier_estimate
-    from rainlm.bench.frontier import FrontierPlan, method_labels, run_frontier
+    from rainlm.backends.base import model_name
+    from rainlm.bench.frontier import (FrontierPlan, method_labels, resumable_records,
+                                       run_frontier)
     from rainlm.bench.methods import MethodSettings
     from rainlm.progress_bar import ProgressBar
     from rainlm.bench.tasks import get_task
@@ -147,6 +149,10 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
             bar.start_ticking()  # after the loads: their own output is not overdrawn
             plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
                                                                           embedder=loaded))
+            try:  # a file of other settings fails before the probe
+                resumable_records(out_path, plan, model_name(the_backend))
+            except ConfigError as exc:
+                raise click.UsageError(str(exc)) from None
             announce_estimate(bar, lambda: frontier_estimate(the_backend, items, plan, out_path))
             summary = run_frontier(the_backend, items, plan, out_path, data_dir=data_dir,
                                    on_record=lambda r: bar.update(f"{r['item_id']} {r['method']}",

@@ -19,12 +19,14 @@ import logging
 import math
 import threading
 import time
+
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from rainlm.backends.base import model_name
 from rainlm.config import PRESETS
 from rainlm.jsonable import json_ready
 from rainlm.serve.policy import apply_policy
@@ -212,7 +214,7 @@ class Engine:
         if self.settings.model_name:
             return self.settings.model_name
         if self.backend is not None:
-            return str(getattr(self.backend, "name", "model"))
+            return model_name(self.backend)
         return self.settings.model or "SmolLM2-135M-Instruct"
 
     def health(self) -> dict[str, Any]:
