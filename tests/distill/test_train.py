@@ -15,7 +15,7 @@ from rainlm.cli.main import cli
 from rainlm.distill import train as train_module
 from rainlm.distill.model_dir import (CHECKPOINTS, INFO_FILE, RUN_FILE, last_checkpoint,
                                       plan_resume, start_fresh)
-from rainlm.distill.train import TrainSettings, dpo_loss, train
+from rainlm.distill.train import DEFAULT_SFT_WEIGHT, TrainSettings, dpo_loss, train
 from rainlm.errors import ConfigError
 
 from .helpers import write_jsonl
@@ -46,16 +46,22 @@ def test_planned_steps_follow_epochs_up_to_max_steps():
     assert settings.planned_steps(10) == 4  # 5 batches -> 2 steps an epoch, 2 epochs
     assert settings.planned_steps(1000) == 100
     assert TrainSettings(epochs=0.5).planned_steps(3) == 1
-    assert settings.lr == 1e-4 and TrainSettings(method="sft", lora=False).lr == 2e-5
+    assert settings.lr == 5e-4 and TrainSettings(method="sft", lora=False).lr == 2e-5
     assert TrainSettings(learning_rate=3e-5).record()["learning_rate"] == 3e-5
     with pytest.raises(ConfigError, match="max_length"):
         TrainSettings(max_length=8).check()
 
 
 def test_sft_weight_adds_the_supervised_loss_to_dpo_only(tmp_path):
-    assert dpo_loss(TrainSettings()) == {"loss_type": ["sigmoid"]}
+    assert dpo_loss(TrainSettings(sft_weight=0.0)) == {"loss_type": ["sigmoid"]}
     assert dpo_loss(TrainSettings(sft_weight=0.5)) == {"loss_type": ["sigmoid", "sft"],
                                                        "loss_weights": [1.0, 0.5]}
+    # by default DPO gets the measured weight, SFT none (and may leave it unset)
+    assert dpo_loss(TrainSettings())["loss_weights"] == [1.0, DEFAULT_SFT_WEIGHT]
+    assert TrainSettings().record()["sft_weight"] == DEFAULT_SFT_WEIGHT
+    sft = TrainSettings(method="sft")
+    sft.check()
+    assert sft.dpo_sft_weight == 0.0 and sft.record()["sft_weight"] == 0.0
     for bad in (dict(sft_weight=-1.0), dict(sft_weight=float("nan")),
                 dict(method="sft", sft_weight=1.0)):
         with pytest.raises(ConfigError, match="sft_weight"):

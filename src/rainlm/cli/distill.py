@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from rainlm.distill.train import TrainSettings
+from rainlm.distill.train import DEFAULT_SFT_WEIGHT, TrainSettings
 
 __all__ = ["distill_group", "distill_export_command", "distill_train_command"]
 
@@ -226,7 +226,7 @@ def _check_base_model(ctx: click.Context, param: click.Parameter,
               show_default=True, metavar="N", help="The most optimizer steps.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="LR",
-              help="AdamW learning rate. Default: 1e-4 for DPO with LoRA, 2e-4 SFT with "
+              help="AdamW learning rate. Default: 5e-4 for DPO with LoRA, 2e-4 SFT with "
                    "LoRA, 5e-6 DPO without, 2e-5 SFT without.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS.batch_size,
               show_default=True, metavar="N", help="Examples per forward pass.")
@@ -241,10 +241,10 @@ def _check_base_model(ctx: click.Context, param: click.Parameter,
               show_default=True, metavar="X",
               help="DPO's beta: how far from the base model the model may move (larger: "
                    "less far).")
-@click.option("--sft-weight", type=click.FloatRange(min=0), default=DEFAULTS.sft_weight,
-              show_default=True, metavar="X",
+@click.option("--sft-weight", type=click.FloatRange(min=0), default=None, metavar="X",
               help="DPO only: add the chosen answers' supervised loss with this weight (RPO); "
-                   "keeps the model writing full answers at high learning rates.")
+                   "keeps the model writing full answers at high learning rates. 0: plain "
+                   f"DPO. Default: {DEFAULT_SFT_WEIGHT} with DPO.")
 @click.option("--save-steps", type=click.IntRange(min=1), default=DEFAULTS.save_steps,
               show_default=True, metavar="N",
               help="Steps between checkpoints (the last step is always saved).")
@@ -263,7 +263,7 @@ def distill_train_command(data: Path, out_dir: Path, model: str | None, method: 
                           lora: bool, lora_r: int, epochs: float, max_steps: int,
                           learning_rate: float | None, batch_size: int,
                           gradient_accumulation: int, max_length: int, beta: float,
-                          sft_weight: float, save_steps: int, seed: int, device: str,
+                          sft_weight: float | None, save_steps: int, seed: int, device: str,
                           resume: bool | None,
                           progress: bool | None) -> None:
     """Train the model on DATA (DPO by default, LoRA, on the CPU in minutes for the
