@@ -103,8 +103,9 @@ def export(train_file: Path, args: argparse.Namespace) -> tuple[Path, dict[str, 
 
 
 def train_model(data: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """``rain distill train`` with its defaults, in its own process (so its peak memory is
-    training's alone); skipped when the model folder is complete."""
+    """``rain distill train`` (its defaults, changed by ``--train-option``), in its own
+    process (so its peak memory is training's alone); skipped when the model folder is
+    complete."""
     model_dir = args.out / f"model-{args.name}"
     info_file = model_dir / "rainlm-distill.json"
     if not info_file.exists():

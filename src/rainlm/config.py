@@ -129,8 +129,10 @@ class RainConfig:
     therefore does not accept). None: never (the paper)."""
     answer_checks: int = 0
     """Second opinions on whole answers the judge finds nothing wrong with (judged at
-    least ``repair_threshold``): judge their prefixes less the last 1, 2, …
-    ``answer_checks`` tokens too, and when every one of those is judged below
+    least ``repair_threshold``): judge their ``answer_checks`` longest prefixes too (less
+    the last 1, 2, … tokens; a prefix that only drops an end-of-sequence token or text
+    past a stop string has the answer's own text and is skipped), and when every one is
+    judged below
     ``repair_threshold``, take the answer's verdict for a misjudgement and give it the
     best of their values. For a rule whose verdict, once bad, stays bad as the text grows
     (banned words, compliance openings) the prefixes of a compliant answer are compliant,

@@ -90,14 +90,15 @@ def test_an_answer_ending_in_eos_is_checked_on_prefixes_without_it():
 
 
 def test_tokens_past_a_stop_string_are_not_a_prefix_worth_judging():
-    # judged text: BAD's first 7 words (cut at the stop string "."); the prefixes ending
-    # in "." or just before it have that same text, so the checks judge 6 and 5 words
-    words = BAD[:-3] + [".", " safely", " safely"]
-    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-3])),
-                   stop_strings=(".",))
+    # judged text: BAD's first 6 words (cut at the two-token stop string ", please"); the
+    # prefixes ending after the stop string, inside it (the answer plus ",") or just
+    # before it repeat the answer's text, so the checks judge 5 and 4 words
+    words = BAD[:-4] + [",", " please", " safely"]
+    ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-4])),
+                   stop_strings=(", please",))
     assert note_whole_answer(ctx, _ids(ctx, words), 1.0) < TRACKING.repair_threshold
     judged = [e["response"] for e in ctx.evaluations]
-    assert judged == ["".join(BAD[:-4]), "".join(BAD[:-5])]
+    assert judged == ["".join(BAD[:-5]), "".join(BAD[:-6])]
 
 
 def test_an_answer_met_again_is_counted_once():

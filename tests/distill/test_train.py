@@ -102,6 +102,15 @@ def test_the_same_run_resumes_from_its_last_complete_checkpoint(tmp_path):
         plan_resume(tmp_path, run, True)
 
 
+def test_a_run_file_from_before_the_sft_weight_resumes_as_plain_dpo(tmp_path):
+    old_run = {"base_model": "embedded", "data_sha256": "abc", "learning_rate": 1e-4}
+    start_fresh(tmp_path, old_run)  # written before sft_weight existed
+    _checkpoint(tmp_path, 4)
+    assert plan_resume(tmp_path, {**old_run, "sft_weight": 0.0}, None).name == "checkpoint-4"
+    with pytest.raises(ConfigError, match="differs in sft_weight"):
+        plan_resume(tmp_path, {**old_run, "sft_weight": 0.2}, None)
+
+
 @pytest.fixture
 def pairs_file(tmp_path):
     return write_jsonl(tmp_path / "dpo.jsonl", PAIRS)

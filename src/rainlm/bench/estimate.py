@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +177,8 @@ def method_cost(kind: str, *, max_new_tokens: int, n: int | None = None,
 def run_seconds(costs: Iterable[Cost], *, greedy_s: float, judge_s: float = 0.0) -> float:
     """Seconds of every answer: a greedy answer takes ``greedy_s``, a judged text
     ``judge_s``; an answer with a time cap takes at most the cap (search and greedy finish
-    together) plus one judged text (the run judges the answer after it)."""
+    together) plus about one judged text (the run's judgement of the answer after it;
+    keep_best's comparison past the budget may add one, a rule judge costs none)."""
     total = 0.0
     for cost in costs:
         seconds = cost.greedy_answers * greedy_s + cost.judged_texts * judge_s

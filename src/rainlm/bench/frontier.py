@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import traceback
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -90,6 +89,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+checks": lambda: _default(answer_checks=2),
     "default+checks+escalate": lambda: _default(answer_checks=2, repair_escalate=True),
     "default-rootrepair": lambda: _default(repair_from_root=False),
+    "default+share1": lambda: _default(step_budget_share=1.0),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),
     "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),

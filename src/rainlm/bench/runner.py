@@ -16,7 +16,6 @@ import os
 import platform
 import sys
 import traceback
-
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone

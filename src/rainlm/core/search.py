@@ -166,18 +166,20 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
 
 def check_prefixes(ctx: SearchContext, ids: list[int]) -> list[list[int]]:
     """The prefixes ``answer_checks`` judges: the ``answer_checks`` longest whose judged
-    texts differ from the answer's and from each other (an end-of-sequence token, or
-    tokens past a stop string, add nothing to the judged text, and a prefix without them
-    would only repeat the answer's verdict). None reaches into the committed answer (it
+    texts are shorter than the answer's and differ from each other. An end-of-sequence
+    token, or tokens past a stop string, add nothing to the judged text, and a prefix
+    without them (or ending inside the stop string: the answer's text plus part of it)
+    would only repeat the answer's verdict. None reaches into the committed answer (it
     is final)."""
     committed = len(ctx.answer_tokens(ctx.tree.root))
-    seen = {judged_text(ctx, ids)}
+    whole = judged_text(ctx, ids)
+    seen: set[str] = set()
     out: list[list[int]] = []
     for end in range(len(ids) - 1, committed, -1):
         if len(out) == ctx.config.answer_checks:
             break
         text = judged_text(ctx, ids[:end])
-        if text not in seen:
+        if not text.startswith(whole) and text not in seen:
             seen.add(text)
             out.append(ids[:end])
     return out

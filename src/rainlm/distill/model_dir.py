@@ -34,6 +34,9 @@ CHECKPOINTS = "checkpoints"
 INFO_FILE = "rainlm-distill.json"
 RUN_FILE = "rainlm-run.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+SETTINGS_ADDED_LATER = {"sft_weight": 0.0}
+"""Settings a run file may lack because they were added after it was written, with the
+value those older runs trained with (so they still resume)."""
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -99,8 +102,9 @@ def plan_resume(out: Path, run: Mapping[str, Any], resume: bool | None) -> Path 
         raise ConfigError("resume", f"no checkpoint in {folder} to resume from; leave out "
                                     "--resume to start training")
     if last is not None:
-        earlier = _read_json(folder / RUN_FILE) or {}
-        changed = sorted(k for k in set(run) | set(earlier) if run.get(k) != earlier.get(k))
+        earlier = {**SETTINGS_ADDED_LATER, **(_read_json(folder / RUN_FILE) or {})}
+        now = {**SETTINGS_ADDED_LATER, **run}
+        changed = sorted(k for k in set(now) | set(earlier) if now.get(k) != earlier.get(k))
         if changed:
             raise ConfigError("resume", f"{folder} holds checkpoints of another run (it "
                                         f"differs in {', '.join(changed)}); pass --no-resume "

@@ -46,8 +46,9 @@ TRAINING_PACKAGES = ("torch", "transformers", "datasets", "trl", "peft")
 DEFAULT_LEARNING_RATES = {("dpo", True): 5e-4, ("sft", True): 2e-4,
                           ("dpo", False): 5e-6, ("sft", False): 2e-5}
 """(method, lora) -> the learning rate used when none is given. DPO with LoRA: 5e-4 with
-``DEFAULT_SFT_WEIGHT`` removed 8 of 9 held-out violations in ``distill_loop.py`` (1e-4,
-and 5e-4 with an SFT weight of 1.0, changed nothing; 5e-4 without it broke the model)."""
+``DEFAULT_SFT_WEIGHT`` removed 8 of 9 held-out violations in ``distill_loop.py`` (1e-4
+changed nothing, 5e-4 with an SFT weight of 1.0 almost nothing, 5e-4 without it broke
+the model)."""
 DEFAULT_SFT_WEIGHT = 0.2
 """DPO's ``sft_weight`` when none is given (docs/distill.md, "Measured")."""
 DEVICES = ("auto", "cpu", "cuda")
@@ -120,13 +121,13 @@ class TrainSettings:
         for name in ("epochs", "beta"):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0; got {getattr(self, name)}")
-        if self.sft_weight is None:
-            pass
-        elif not (self.sft_weight >= 0 and math.isfinite(self.sft_weight)):
-            raise ConfigError("sft_weight", f"must be a finite number >= 0; got {self.sft_weight}")
-        elif self.sft_weight and self.method != "dpo":
+        weight = self.sft_weight
+        if weight is not None and not (weight >= 0 and math.isfinite(weight)):
+            raise ConfigError("sft_weight", f"must be a finite number >= 0; got {weight}")
+        if weight and self.method != "dpo":
             raise ConfigError("sft_weight", "adds a supervised loss to DPO's; with method "
-                                            "'sft' the loss is already supervised: leave it 0")
+                                            "'sft' the loss is already supervised: leave it "
+                                            "unset or 0")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError("learning_rate", f"must be > 0; got {self.learning_rate}")
         if not 0 <= self.lora_dropout < 1:

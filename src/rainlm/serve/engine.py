@@ -19,7 +19,6 @@ import logging
 import math
 import threading
 import time
-
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
