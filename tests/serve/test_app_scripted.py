@@ -523,7 +523,27 @@ def test_a_greedy_answer_the_time_budget_ended_says_so_as_rain_does(tmp_path):
 def test_generation_budget_keeps_the_judgement_inside_the_time_budget():
     from rainlm.serve.engine import generation_budget
 
-    assert generation_budget(None, 0.01, 100) is None
-    assert generation_budget(10.0, 0.0, 100) == 10.0  # nothing measured yet
-    assert generation_budget(10.0, 0.01, 100) == pytest.approx(9.0)
-    assert generation_budget(10.0, 0.5, 100) == 5.0  # at least half stays the generation's
+    assert generation_budget(None, 1.0) is None
+    assert generation_budget(10.0, 0.0) == 10.0  # nothing measured yet
+    assert generation_budget(10.0, 1.0) == pytest.approx(9.0)
+    assert generation_budget(10.0, 50.0) == 5.0  # at least half stays the generation's
+
+
+def test_the_judgement_is_priced_as_a_fixed_cost_plus_a_part_per_token():
+    from collections import deque
+
+    from rainlm.serve.engine import expected_judgement_seconds as expected
+
+    assert expected([], 500) == 0.0
+    # no two lengths far enough apart: no slope to fit, priced per token (cautious)
+    assert expected([(40, 0.48), (44, 0.52)], 400) == pytest.approx(400 * 1.0 / 84)
+    # budget_bound.py's judgements: a cold first one (3 s), then ~0.5 s whatever the
+    # length; a 528-token request is priced near 0.5 s (per token alone: over 3 s)
+    seen = deque([(471, 3.0), (40, 0.48), (470, 0.51), (490, 0.52), (60, 0.50), (480, 0.50)])
+    assert 0.45 < expected(seen, 528) < 0.6
+    # an exact line 0.2 + 0.001 × tokens is recovered, with no spread
+    line = [(t, 0.2 + 0.001 * t) for t in (100, 300, 500)]
+    assert expected(line, 1000) == pytest.approx(1.2)
+    # judgements that got faster with length give no negative slope: the median fixed
+    # cost (0.4) plus the median distance from it (0.1)
+    assert expected([(100, 0.5), (300, 0.4), (500, 0.3)], 1000) == pytest.approx(0.5)

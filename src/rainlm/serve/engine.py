@@ -17,10 +17,11 @@ import asyncio
 import dataclasses
 import logging
 import math
+import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,20 +106,45 @@ class JobFailed(Exception):
 
 
 SCORE_RATE_WINDOW = 16
-"""Recent fail-safe judgements whose seconds per token ``Engine`` averages."""
+"""Recent fail-safe judgements ``expected_judgement_seconds`` learns from."""
+LENGTH_RATIO = 1.5
+"""Two judgements give a slope only when one judged this many times the other's tokens."""
 
 
-def generation_budget(time_budget_s: float | None, score_seconds_per_token: float,
-                      tokens: int) -> float | None:
+def expected_judgement_seconds(recent: Sequence[tuple[int, float]], tokens: int) -> float:
+    """Expected seconds of the fail-safe's judgement of ``tokens`` judged tokens (prompt +
+    answer), from ``recent`` judgements as (judged tokens, seconds). A judgement has a
+    fixed cost (the judge's own prompt, both option orders) and a part that grows with
+    the text, so this fits a line a + b × tokens robustly (Theil–Sen: b the median slope
+    between judgements whose lengths differ by at least ``LENGTH_RATIO``, a the median of
+    seconds − b × tokens; both ≥ 0) and adds the median distance from the line. A robust
+    fit, because the first judgement after start-up encodes the judge's prompt cold and
+    takes several times longer. Pricing per token alone made a long prompt's judgement
+    look ~10× dearer than it was (``benchmarks/RESULTS.md``, "Time budgets bound a
+    request"); it remains the cautious answer while no two lengths differ enough. 0 when
+    nothing was measured."""
+    recent = list(recent)
+    if not recent:
+        return 0.0
+    slopes = [(s2 - s1) / (t2 - t1) for i, (t1, s1) in enumerate(recent)
+              for t2, s2 in recent[i + 1:] if max(t1, t2) >= LENGTH_RATIO * max(1, min(t1, t2))]
+    if not slopes:
+        return sum(s for _, s in recent) / max(1, sum(t for t, _ in recent)) * tokens
+    slope = max(0.0, statistics.median(slopes))
+    fixed = max(0.0, statistics.median(s - slope * t for t, s in recent))
+    spread = statistics.median(abs(s - (fixed + slope * t)) for t, s in recent)
+    return fixed + slope * tokens + spread
+
+
+def generation_budget(time_budget_s: float | None, judgement_s: float) -> float | None:
     """The part of a request's time budget its generation may use: the budget less the
-    expected time of the fail-safe's judgement of the answer (seconds per judged token
-    on recent requests × ``tokens``, the prompt's and the longest answer's), so that the
-    judgement also ends within the budget — but never less than half the budget. None
-    (no budget) stays None; before any judgement is measured the whole budget is the
-    generation's."""
-    if time_budget_s is None or score_seconds_per_token <= 0:
+    expected time of the fail-safe's judgement of the answer
+    (:func:`expected_judgement_seconds`), so that the judgement also ends within the
+    budget — but never less than half the budget. None (no budget) stays None; before
+    any judgement is measured (``judgement_s`` 0) the whole budget is the generation's."""
+    if time_budget_s is None or judgement_s <= 0:
         return time_budget_s
-    return max(time_budget_s / 2, time_budget_s - score_seconds_per_token * tokens)
+    return max(time_budget_s / 2, time_budget_s - judgement_s)
 
 
 class Engine:
@@ -136,8 +162,8 @@ class Engine:
         self._admitted = 0  # waiting + running
         self._running = False
         self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
-        # fail-safe judgements: seconds per (prompt + answer) token of recent ones
-        self._score_rates: deque[float] = deque(maxlen=SCORE_RATE_WINDOW)
+        # recent fail-safe judgements: (judged prompt + answer tokens, seconds)
+        self._judgements: deque[tuple[int, float]] = deque(maxlen=SCORE_RATE_WINDOW)
         self._queued: dict[str, tuple[Job, Future]] = {}  # submitted, not started yet
         self._stop_searches = threading.Event()  # set: the running search ends at its next call
         self._idle = threading.Event()  # set while no job runs
@@ -322,11 +348,11 @@ class Engine:
 
         req = job.request
         budget = req.config.time_budget_s
-        if budget is not None and self._score_rates:
+        if budget is not None and self._judgements:
             tokens = len(prompt_token_ids(self.backend, req.prompt, req.messages,
                                           req.continuation)) + req.max_new_tokens
-            budget = generation_budget(budget, sum(self._score_rates) / len(self._score_rates),
-                                       tokens)
+            budget = generation_budget(budget, expected_judgement_seconds(self._judgements,
+                                                                          tokens))
             job.score_reserve_s = round(req.config.time_budget_s - budget, 4)
         job.generation_budget_s = None if budget is None else round(budget, 4)
         if req.method == "greedy":
@@ -350,7 +376,7 @@ class Engine:
         score, vote = score_final_answers(self.backend, judge.rubric, judge.judge_orders,
                                           result.messages, [result.text])[0]
         judged_tokens = len(result.prompt_token_ids) + len(result.token_ids)
-        self._score_rates.append((time.perf_counter() - score_start) / max(1, judged_tokens))
+        self._judgements.append((judged_tokens, time.perf_counter() - score_start))
         policy = apply_policy(req.policy, req.threshold, score, result.text,
                               self.settings.refusal_message)
         stats = dict(result.stats)
