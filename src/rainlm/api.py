@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rainlm.backends.base import Backend, model_name
+from rainlm.backends.base import Backend, model_name, stop_strings_of
 from rainlm.config import RainConfig
 from rainlm.core.decode import rain_decode
 from rainlm.core.greedy import greedy_continue
@@ -73,7 +73,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         embedder=_resolve_embedder(embedder), rng=rng, messages=messages,
         prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
         max_new_tokens=max_new_tokens,
-        stop_strings=cfg.stop_strings + tuple(getattr(backend, "default_stop_strings", ())),
+        stop_strings=cfg.stop_strings + stop_strings_of(backend),
         stats=stats, batched=batched)
     ctx.calls.stop = stop
     outcome = rain_decode(ctx, on_progress=on_progress)
@@ -111,7 +111,7 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     start = time.perf_counter()
     before = _counters(backend)
     prompt_ids = prompt_token_ids(backend, prompt, messages, continuation)
-    stops = tuple(stop_strings) + tuple(getattr(backend, "default_stop_strings", ()))
+    stops = tuple(stop_strings) + stop_strings_of(backend)
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
     calls = ModelCalls(backend, stats)

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import rainlm
-from rainlm.backends.base import Backend, BackendCounters, Capabilities
+from rainlm.backends.base import Backend, BackendCounters, Capabilities, clear_prefix_cache
 from rainlm.errors import CapabilityError
 
 SELF_TOL = 2e-3  # max abs log-prob difference, same backend, same context (top tokens)
@@ -175,8 +175,7 @@ class BackendContract:
         step = None
         for i in range(1, len(words) + 1):
             step, = b.next_logprobs([prompt_ids + words[:i]], top_k=10)
-        if hasattr(b, "clear_cache"):
-            b.clear_cache()
+        clear_prefix_cache(b)
         whole, = b.next_logprobs([prompt_ids + words], top_k=10)
         self.assert_same(step, whole)
 

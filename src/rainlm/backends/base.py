@@ -13,7 +13,8 @@ from typing import Protocol, runtime_checkable
 
 from rainlm.backends.distribution import TokenDistribution
 
-__all__ = ["Backend", "BackendCounters", "Capabilities", "TokenDistribution"]
+__all__ = ["Backend", "BackendCounters", "Capabilities", "TokenDistribution", "clear_prefix_cache",
+           "model_name", "stop_strings_of"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,17 @@ class BackendCounters:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A language model as the search sees it."""
+    """A language model as the search sees it.
+
+    Optional hooks, left out of the protocol's members so that ``isinstance(x, Backend)``
+    does not require them; read them only through the helpers at the end of this module:
+
+    * ``default_stop_strings: tuple[str, ...]``: strings the model's answers are cut at
+      besides the config's; read with ``stop_strings_of(backend)`` (``()`` when absent).
+    * ``clear_cache() -> None``: forget every cached prefix so the next contexts are
+      encoded from scratch; called through ``clear_prefix_cache(backend)`` (a backend
+      without a prefix cache leaves it out).
+    """
 
     name: str
     """Human-readable model name (recorded in results and traces)."""
@@ -98,3 +109,19 @@ def model_name(backend: object) -> str:
     """The backend's ``name`` as results and traces record it; "model" for an object
     without one (a user's own backend may leave it out)."""
     return str(getattr(backend, "name", "model"))
+
+
+def stop_strings_of(backend: object) -> tuple[str, ...]:
+    """The backend's optional ``default_stop_strings`` as a tuple; ``()`` for a backend
+    without that hook."""
+    return tuple(getattr(backend, "default_stop_strings", None) or ())
+
+
+def clear_prefix_cache(backend: object) -> bool:
+    """Call the backend's optional ``clear_cache()`` hook; False (nothing done) for a
+    backend without one."""
+    clear = getattr(backend, "clear_cache", None)
+    if not callable(clear):
+        return False
+    clear()
+    return True

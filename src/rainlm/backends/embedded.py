@@ -144,11 +144,13 @@ def load_embedded_backend(*, device: str = "auto", dtype: str = "float32",
                           **kw) -> TransformersBackend:
     """The embedded SmolLM2-135M-Instruct as a TransformersBackend (offline, ~0.2 s warm).
 
-    ``kw`` goes to ``TransformersBackend.from_pretrained`` (e.g. ``cache_budget_mb``,
-    ``num_threads``).
+    ``dtype`` ``"auto"`` means float32 (the weights the conversion wrote). ``kw`` goes to
+    ``TransformersBackend.from_pretrained`` (e.g. ``cache_budget_mb``, ``num_threads``).
     """
     from rainlm.backends.transformers import TransformersBackend
 
+    if dtype == "auto":
+        dtype = "float32"
     folder = ensure_embedded_folder()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     kw.setdefault("name", f"{EMBEDDED_NAME} (embedded)")

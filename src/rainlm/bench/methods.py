@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from rainlm.backends.base import clear_prefix_cache, stop_strings_of
 from rainlm.config import RainConfig
 from rainlm.core.stopping import decoding_finish_reason, truncate_at_stop
 from rainlm.errors import ConfigError
@@ -90,7 +91,7 @@ class MethodSettings:
             raise ConfigError("args_weight", f"must be a number in [0, 1e6), got {self.args_weight!r}")
 
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
-        return self.config.stop_strings + tuple(getattr(backend, "default_stop_strings", ()))
+        return self.config.stop_strings + stop_strings_of(backend)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (the embedder by name)."""
@@ -352,8 +353,8 @@ def _measured(backend: Any, settings: MethodSettings,
               answer: Callable[[], MethodOutcome]) -> MethodOutcome:
     """``answer()`` with its seconds and tokens encoded filled in, from a cold prefix cache
     when ``settings.cold_cache``."""
-    if settings.cold_cache and callable(getattr(backend, "clear_cache", None)):
-        backend.clear_cache()
+    if settings.cold_cache:
+        clear_prefix_cache(backend)
     before, start = tokens_encoded(backend), time.perf_counter()
     out = answer()
     seconds = time.perf_counter() - start

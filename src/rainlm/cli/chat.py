@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 import click
 
+from rainlm.backends.base import stop_strings_of
 from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.generate import budget_note
 from rainlm.cli.options import RunOptions, search_options, services_of
@@ -77,8 +78,7 @@ class ChatSession:
     @property
     def stop_strings(self) -> tuple[str, ...]:
         """The strings an answer is cut at (the config's and the backend's own)."""
-        return tuple(self.config.stop_strings) + tuple(
-            getattr(self.backend, "default_stop_strings", ()))
+        return tuple(self.config.stop_strings) + stop_strings_of(self.backend)
 
     def ask(self, text: str, on_progress: Callable[[Any], None] | None = None) -> Any:
         """Answer one user turn with RAIN; the turn and the answer join the conversation.

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from rainlm.backends.registry import (DEFAULT_KIND, backend_kind_names, backend_kinds,
+                                      find_backend_kind)
 from rainlm.config import PRESETS, RainConfig
 from rainlm.services import Services
 
@@ -20,7 +22,8 @@ __all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Service
            "SCORINGS"]
 
 DEVICES = ("auto", "cpu", "cuda")
-BACKENDS = ("transformers", "llamacpp", "openai")
+BACKENDS = backend_kind_names()
+"""The ``--backend`` choices: the kinds registered in ``rainlm.backends.registry``."""
 EMBEDDERS = ("auto", "minilm", "hashing", "none")
 SCORINGS = ("paper", "continuous")
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
@@ -39,7 +42,7 @@ class RunOptions:
 
     preset: str = "harmless"
     model: str | None = None
-    backend: str = "transformers"
+    backend: str = DEFAULT_KIND
     base_url: str | None = None
     device: str = "auto"
     max_new_tokens: int = 128
@@ -87,31 +90,50 @@ class RunOptions:
 def backend_spec(backend: str, model: str | None, base_url: str | None) -> str | None:
     """The model, prefixed with the backend kind, as ``load_backend`` reads it.
 
-    transformers: ``--model`` as is; llamacpp: ``"llamacpp:[GGUF]"``; openai:
-    ``"openai:BASE_URL[#MODEL]"`` (the engine's API key comes from the environment
-    variable RAINLM_ENGINE_API_KEY, never from the command line).
+    The rules come from the registry (``rainlm.backends.registry``): the default kind
+    (transformers) takes ``--model`` as is; a kind that takes a base URL (openai) becomes
+    ``"KIND:BASE_URL[#MODEL]"`` and requires ``--base-url``; any other kind becomes
+    ``"KIND:[MODEL]"`` and rejects ``--base-url``. (An engine's API key comes from the
+    environment variable RAINLM_ENGINE_API_KEY, never from the command line.)
     """
     from rainlm.errors import ConfigError
 
-    if backend == "openai":
+    kind = find_backend_kind(backend)
+    if kind is None:
+        raise ConfigError("--backend", f"unknown backend {backend!r}; pass one of "
+                                       f"{', '.join(backend_kind_names())}")
+    if kind.takes_base_url:
         if not base_url:
-            raise ConfigError("--base-url", "is required with --backend openai, e.g. "
-                                            "--base-url http://127.0.0.1:8000/v1")
-        return f"openai:{base_url}" + (f"#{model}" if model else "")
+            raise ConfigError("--base-url", f"is required with --backend {kind.name}, e.g. "
+                                            f"--base-url http://127.0.0.1:8000/v1")
+        return f"{kind.name}:{base_url}" + (f"#{model}" if model else "")
     if base_url:
-        raise ConfigError("--base-url", "only applies to --backend openai; add "
-                                        "--backend openai or drop --base-url")
-    if backend == "llamacpp":
-        return f"llamacpp:{model or ''}"
-    return model
+        url_kinds = _url_kind_names() or ("<none registered>",)
+        raise ConfigError("--base-url", f"only applies to --backend {' or '.join(url_kinds)}; "
+                                        f"add --backend {url_kinds[0]} or drop --base-url")
+    if kind.name == DEFAULT_KIND:
+        return model
+    return f"{kind.name}:{model or ''}"
 
 
-BACKEND_HELP = ("Engine that runs the model: 'transformers' (in process, PyTorch), "
-                "'llamacpp' (in process, llama.cpp on a GGUF: --model FILE.gguf, default the "
-                "embedded GGUF; needs `pip install 'rainlm[llamacpp]'`) or 'openai' (an "
-                "OpenAI-compatible server such as vLLM, SGLang or llama.cpp's, at --base-url; "
-                "--model names the served model; API key from $RAINLM_ENGINE_API_KEY).")
-BASE_URL_HELP = "With --backend openai: the engine's API root, e.g. http://127.0.0.1:8000/v1."
+def _url_kind_names() -> tuple[str, ...]:
+    return tuple(k.name for k in backend_kinds() if k.takes_base_url)
+
+
+def _backend_help() -> str:
+    """``--backend``'s help: each registered kind with its one-line help."""
+    parts = [f"'{k.name}' ({k.help})" for k in backend_kinds()]
+    listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    return f"Engine that runs the model: {listed}."
+
+
+def _base_url_help() -> str:
+    return (f"With --backend {' or '.join(_url_kind_names())}: the engine's API root, "
+            f"e.g. http://127.0.0.1:8000/v1.")
+
+
+BACKEND_HELP = _backend_help()
+BASE_URL_HELP = _base_url_help()
 
 
 def _check_rubric(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -147,7 +169,7 @@ def _builtin_rubrics() -> str:
 def backend_options(func: Callable[..., Any], *, dest: str = "backend") -> Callable[..., Any]:
     """Decorator adding ``--backend`` (stored as ``dest``) and ``--base-url``."""
     func = click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)(func)
-    return click.option("--backend", dest, type=click.Choice(BACKENDS), default="transformers",
+    return click.option("--backend", dest, type=click.Choice(BACKENDS), default=DEFAULT_KIND,
                         show_default=True, help=BACKEND_HELP)(func)
 
 

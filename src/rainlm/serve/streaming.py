@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rainlm.backends.base import stop_strings_of
 from rainlm.serve.engine import Engine, Job, JobFailed, NotReady
 from rainlm.serve.errors import error_body
 from rainlm.serve.responses import openai_finish_reason, rain_object, usage_of
@@ -165,8 +166,7 @@ async def stream_job(engine: Engine, job: Job, model: str,
     over from the worker thread with ``loop.call_soon_threadsafe``."""
     req = job.request
     task, events = started.task, started.events
-    sender = StreamText(req.config.stop_strings
-                        + tuple(getattr(engine.backend, "default_stop_strings", ())))
+    sender = StreamText(req.config.stop_strings + stop_strings_of(engine.backend))
     try:
         yield sse(content_chunk(req.endpoint, job.trace_id, job.created, model, "", role=True))
         steps = 0
