@@ -208,6 +208,7 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
     assert configs["default-repair"] == default.replace(repair_share=0.0)
     assert configs["default+repair-b0"] == default.replace(repair_backoff=0)
     assert configs["default+share1"] == default.replace(step_budget_share=1.0)
+    assert configs["default+share75"] == default.replace(step_budget_share=0.75)
     assert all(configs[n].repair_share == 0.0 for n in configs if n.startswith(("prev", "paper")))
 
 

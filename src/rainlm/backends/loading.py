@@ -21,13 +21,8 @@ import os
 from typing import Any
 
 from rainlm.backends.base import Backend
-from rainlm.backends.registry import (
-    DEFAULT_KIND,
-    URL_KIND,
-    backend_kinds,
-    find_backend_kind,
-    looks_like_path,
-)
+from rainlm.backends.registry import (DEFAULT_KIND, URL_KIND, backend_kinds,
+                                      find_backend_kind, looks_like_path)
 from rainlm.errors import CapabilityError, ConfigError
 
 __all__ = ["load_backend", "EMBEDDED_ALIASES", "looks_like_path", "split_kind"]

@@ -90,6 +90,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+checks+escalate": lambda: _default(answer_checks=2, repair_escalate=True),
     "default-rootrepair": lambda: _default(repair_from_root=False),
     "default+share1": lambda: _default(step_budget_share=1.0),
+    "default+share75": lambda: _default(step_budget_share=0.75),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),
     "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),

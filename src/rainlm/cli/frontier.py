@@ -79,7 +79,7 @@ Examples:
                    "paper+t2, paper+eos+accept (the paper's search with one new setting "
                    "each), default+t2, default+jc, default-accept, default-repair (the default of "
                    "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate, default+checks, "
-                   "default+checks+escalate, default-rootrepair, default+share1 "
+                   "default+checks+escalate, default-rootrepair, default+share1, default+share75 "
                    "(the default with one setting changed), prev, prev+accept, "
                    "prev+eos+accept, prev+eos+accept+n4, prev+eos+accept+jc, "
                    "prev+eos+accept+n4+jc (the default of two stops ago, then the settings "
