@@ -43,8 +43,8 @@ from rainlm.bench.tasks import Task
 from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
 
-__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "answer_key", "judge_for", "method_labels",
-           "parse_rain_variants", "run_frontier"]
+__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "answer_key", "judge_for",
+           "method_labels", "parse_rain_variants", "resumable_records", "run_frontier"]
 
 
 def _paper() -> RainConfig:
@@ -206,6 +206,13 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _answered(done: Mapping[tuple[str, str, str], Mapping[str, Any]], item_id: str,
+              method: str, noise: float | None) -> bool:
+    """Whether ``done`` holds this answer without an error (a resumed run keeps it)."""
+    rec = done.get(answer_key(item_id, method, noise))
+    return rec is not None and not rec.get("error")
+
+
 def resumable_records(out: str | Path, plan: FrontierPlan,
                       model: str) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The answers of ``out`` by ``model`` that a run of ``plan`` keeps, by
@@ -284,7 +291,7 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     for method, p in method_labels(plan)[1:]:
         if method in drawn:
             continue
-        if answer_key(item.id, method, p) in done and not done[answer_key(item.id, method, p)].get("error"):
+        if _answered(done, item.id, method, p):
             summary.skipped += 1
             continue
         if method.startswith("best-of-"):
@@ -351,8 +358,7 @@ def _best_of(backend: Any, item: Item, method: str, plan: FrontierPlan, seed: in
              done: Mapping[tuple, Any]) -> list[dict[str, Any]]:
     """best-of-N under every p: the N answers are drawn once and judged under each p."""
     n = int(method.rsplit("-", 1)[1])
-    todo = [p for p in plan.noise
-            if answer_key(item.id, method, p) not in done or done[answer_key(item.id, method, p)].get("error")]
+    todo = [p for p in plan.noise if not _answered(done, item.id, method, p)]
     try:
         drawn = draw_answers(backend, item.prompt, plan.method_settings(), seed=seed, n=n)
     except Exception as exc:  # recorded per p

@@ -149,7 +149,8 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     ``repair_threshold`` the best of theirs replaces ``value``. With no prefix left to
     judge, ``value`` stands. The counters count fresh judgements and distinct vetoed
     answers, so an answer the search reaches again is not counted twice."""
-    prefixes = check_prefixes(ctx, ids)
+    whole = judged_text(ctx, ids)
+    prefixes = check_prefixes(ctx, ids, whole)
     if not prefixes:
         return value
     hits_before = ctx.stats.evaluation_cache_hits
@@ -157,22 +158,20 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     ctx.stats.check_judgements += len(prefixes) - (ctx.stats.evaluation_cache_hits - hits_before)
     if max(checks) >= ctx.config.repair_threshold:
         return value
-    text = judged_text(ctx, ids)
-    if text not in ctx.vetoed_answers:
-        ctx.vetoed_answers.add(text)
+    if whole not in ctx.vetoed_answers:
+        ctx.vetoed_answers.add(whole)
         ctx.stats.answer_vetoes += 1
     return max(checks)
 
 
-def check_prefixes(ctx: SearchContext, ids: list[int]) -> list[list[int]]:
+def check_prefixes(ctx: SearchContext, ids: list[int], whole: str) -> list[list[int]]:
     """The prefixes ``answer_checks`` judges: the ``answer_checks`` longest whose judged
     texts are shorter than the answer's and differ from each other. An end-of-sequence
     token, or tokens past a stop string, add nothing to the judged text, and a prefix
     without them (or ending inside the stop string: the answer's text plus part of it)
     would only repeat the answer's verdict. None reaches into the committed answer (it
-    is final)."""
+    is final). ``whole``: the answer's judged text."""
     committed = len(ctx.answer_tokens(ctx.tree.root))
-    whole = judged_text(ctx, ids)
     seen: set[str] = set()
     out: list[list[int]] = []
     for end in range(len(ids) - 1, committed, -1):

@@ -74,11 +74,18 @@ class Job:
     """Called on the worker thread with every ProgressEvent (streaming)."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the client went away: a job that has not started is skipped."""
-    score_reserve_s: float = 0.0
-    """Seconds of the time budget kept for the fail-safe's judgement (generation_budget)."""
     generation_budget_s: float | None = None
-    """Seconds the generation ran under: the request's ``time_budget_s`` less
-    ``score_reserve_s`` (None: no time budget). The record keeps the request's budget."""
+    """Seconds the generation ran under: the request's ``time_budget_s`` less the time
+    kept for the fail-safe's judgement (``generation_budget``; None: no time budget).
+    The record keeps the request's budget."""
+
+    @property
+    def score_reserve_s(self) -> float:
+        """Seconds of the time budget kept for the fail-safe's judgement."""
+        asked = self.request.config.time_budget_s
+        if asked is None or self.generation_budget_s is None:
+            return 0.0
+        return round(asked - self.generation_budget_s, 4)
 
 
 @dataclass(frozen=True)
@@ -353,7 +360,6 @@ class Engine:
                                           req.continuation)) + req.max_new_tokens
             budget = generation_budget(budget, expected_judgement_seconds(self._judgements,
                                                                           tokens))
-            job.score_reserve_s = round(req.config.time_budget_s - budget, 4)
         job.generation_budget_s = None if budget is None else round(budget, 4)
         if req.method == "greedy":
             return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
