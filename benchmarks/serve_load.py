@@ -1,16 +1,19 @@
-"""Load on ``rain serve``: latency and throughput with 1 and then 4 concurrent clients.
+"""Load on ``rain serve``: latency and throughput with 1, 4 and 8 concurrent clients.
 
-Starts ``rain serve`` on the embedded model (or uses ``--url``), sends N chat requests
-from 1 client and then the same N prompts from 4 concurrent clients, each with a fixed
-small budget, and prints per phase: latency p50/p95 (client-side seconds), requests/s
-and completion tokens/s. Writes the table to benchmarks/results/serve_load.txt.
+Starts ``rain serve`` on the embedded model (or uses ``--url``), answers the N prompts
+once greedily (a warm-up: every phase then finds the prompts in the prefix cache, as a
+long-running server would), then sends the same N chat requests from 1 client, then
+from 4 and from 8 concurrent clients (``--clients``), each phase with its own seed.
+Prints per phase: latency p50/p95 (client-side seconds), requests/s, completion
+tokens/s, answers the time budget cut, and how many searches' model calls the server's
+shared door sent to the model together (``/health`` ``batching``: calls per dispatch).
+Writes the table to benchmarks/results/serve_load.txt.
 
-    nice -n 10 .venv/bin/python benchmarks/serve_load.py [-n 8] [--time-budget 3] [--max-tokens 16]
+    .venv/bin/python benchmarks/serve_load.py [-n 8] [--clients 1,4,8] [--time-budget 60]
 
-The server runs one search at a time (the backend is not thread-safe), so 4 clients
-mostly add queueing: expect about the same requests/s and ~4x the latency. The second
-phase uses another seed (different searches), but the backend's prefix cache keeps the
-prompts from the first phase, as a long-running server would.
+The server runs up to ``--max-concurrent`` searches at once and batches their model
+calls (``backends/shared.py``); the time budget is set high enough not to cut answers
+(the "cut" column says if it did), so requests/s compares the same work.
 """
 
 from __future__ import annotations
@@ -38,36 +41,70 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def one_request(url: str, prompt: str, args: argparse.Namespace, seed: int) -> tuple[float, int, int]:
-    """(seconds, completion tokens, HTTP status) of one chat completion."""
+def one_request(url: str, prompt: str, args: argparse.Namespace, seed: int,
+                method: str = "rain") -> tuple[float, int, int, bool]:
+    """(seconds, completion tokens, HTTP status, cut by the time budget) of one chat
+    completion."""
     import httpx
 
     body = {"model": "rain", "messages": [{"role": "user", "content": prompt}],
             "max_tokens": args.max_tokens,
-            "rain": {"time_budget_s": args.time_budget, "seed": seed,
+            "rain": {"time_budget_s": args.time_budget, "seed": seed, "method": method,
                      "max_searches_per_step": args.max_searches_per_step}}
     start = time.perf_counter()
     resp = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600,
-                      headers={"Authorization": f"Bearer {args.api_key}"} if args.api_key else {})
+                      headers=_auth(args))
     seconds = time.perf_counter() - start
-    tokens = resp.json().get("usage", {}).get("completion_tokens", 0) if resp.status_code == 200 else 0
-    return seconds, tokens, resp.status_code
+    if resp.status_code != 200:
+        return seconds, 0, resp.status_code, False
+    data = resp.json()
+    stats = (data.get("rain") or {}).get("stats") or {}
+    return seconds, data["usage"]["completion_tokens"], 200, bool(stats.get("budget_exhausted"))
+
+
+def _auth(args: argparse.Namespace) -> dict[str, str]:
+    return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+
+
+def batching(url: str, args: argparse.Namespace) -> dict[str, int]:
+    """The server's shared-door counters (``/health`` ``batching``)."""
+    import httpx
+
+    return httpx.get(f"{url}/health", timeout=30, headers=_auth(args)).json().get("batching", {})
 
 
 def phase(url: str, prompts: list[str], clients: int, args: argparse.Namespace,
           seed: int) -> dict[str, object]:
+    before = batching(url, args)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         results = list(pool.map(lambda p: one_request(url, p, args, seed), prompts))
     wall = time.perf_counter() - start
+    after = batching(url, args)
+    dispatches = after.get("dispatches", 0) - before.get("dispatches", 0)
     ok = [r for r in results if r[2] == 200]
     latencies = [r[0] for r in ok]
     return {"clients": clients, "requests": len(prompts), "ok": len(ok),
+            "cut": sum(r[3] for r in ok),
             "p50_s": round(percentile(latencies, 0.5), 2),
             "p95_s": round(percentile(latencies, 0.95), 2),
             "req_per_s": round(len(ok) / wall, 3),
             "completion_tok_per_s": round(sum(r[1] for r in ok) / wall, 2),
+            "calls_per_dispatch": round((after.get("calls", 0) - before.get("calls", 0))
+                                        / max(dispatches, 1), 2),
+            "contexts_per_dispatch": round((after.get("contexts", 0) - before.get("contexts", 0))
+                                           / max(dispatches, 1), 2),
             "wall_s": round(wall, 1)}
+
+
+def ratios(rows: list[dict[str, object]]) -> str:
+    """Each phase's requests/s and p95 latency as multiples of the 1-client phase's."""
+    base = rows[0]
+    if not base["ok"]:
+        return "no ratios: the first phase had no successful answers"
+    lines = [f"{r['clients']} clients: requests/s x{float(r['req_per_s']) / float(base['req_per_s']):.2f}, "
+             f"p95 latency x{float(r['p95_s']) / float(base['p95_s']):.2f}" for r in rows[1:]]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -75,15 +112,27 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=8, help="requests per phase")
     parser.add_argument("--url", default=None, help="use this running server (http://HOST:PORT)")
     parser.add_argument("--api-key", default=None)
-    parser.add_argument("--time-budget", type=float, default=3.0, help="seconds per request")
+    parser.add_argument("--clients", default="1,4,8",
+                        help="concurrent clients of each phase, comma-separated (the first "
+                             "is the baseline of the ratios)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="the started server's torch threads (OMP_NUM_THREADS)")
+    parser.add_argument("--max-concurrent", type=int, default=8,
+                        help="the started server's --max-concurrent")
+    parser.add_argument("--time-budget", type=float, default=60.0,
+                        help="seconds per request (high: the budget should not cut answers)")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-searches-per-step", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serve_load.txt")
     args = parser.parse_args()
     prompts = vicuna_prompts(args.n)
 
+    clients = [int(c) for c in args.clients.split(",")]
+
     def run(url: str) -> list[dict[str, object]]:
-        return [phase(url, prompts, 1, args, seed=1), phase(url, prompts, 4, args, seed=2)]
+        for p in prompts:  # warm-up: the prompts (and the fail-safe's judge) in the cache
+            one_request(url, p, args, seed=0, method="greedy")
+        return [phase(url, prompts, c, args, seed=1 + i) for i, c in enumerate(clients)]
 
     if args.url:
         rows = run(args.url.rstrip("/"))
@@ -92,14 +141,18 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             server_args = ["--db", str(Path(tmp) / "audit.sqlite3"), "--embedder", "hashing",
-                           "--device", "cpu", "--policy", "pass", "--queue-size", "16"]
-            with running_server(server_args, Path(tmp) / "server.log") as srv:
+                           "--device", "cpu", "--policy", "pass", "--queue-size", "16",
+                           "--max-concurrent", str(args.max_concurrent)]
+            with running_server(server_args, Path(tmp) / "server.log",
+                                env={"OMP_NUM_THREADS": str(args.threads)}) as srv:
                 rows = run(srv.url)
     header = (f"rain serve load: {args.n} Vicuna prompts per phase, max_tokens "
               f"{args.max_tokens}, time budget {args.time_budget} s, max_searches_per_step "
-              f"{args.max_searches_per_step}; server on 1 torch thread (OMP_NUM_THREADS=1)\n"
+              f"{args.max_searches_per_step}; server on {args.threads} torch thread(s) "
+              f"(OMP_NUM_THREADS={args.threads}), "
+              f"--max-concurrent {args.max_concurrent}\n"
               f"client machine: {machine()}\n\n")
-    text = header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n"
+    text = header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n" + ratios(rows) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -223,6 +223,29 @@ def test_different_sources_extended_together_equal_fresh(backend, prompt):
 
 
 @model
+def test_sources_of_different_lengths_extended_together_equal_fresh(backend, prompt):
+    """Concurrent-request pattern: contexts of different lengths (other prompts, other
+    answer depths) each extend their own cached entry by one token; the shorter caches
+    are padded, the padding masked out, and all are forwarded once (a ragged batch)."""
+    backend.clear_cache()  # earlier tests' longer entries would be cropped instead
+    others = [backend.tokenize(text) for text in (
+        "Name a colour.", "Write one short sentence about the sea and the wind, please.")]
+    sources = [list(prompt), *others, list(prompt) + backend.tokenize(" Blue")]
+    assert len({len(s) for s in sources}) == len(sources)  # every row is padded differently
+    backend.next_logprobs(sources)
+    step = [s + [backend.tokenize(" The")[0]] for s in sources]
+    before = backend.counters.snapshot()
+    dists = backend.next_logprobs(step)
+    dd = delta(backend, before)
+    assert dd["forward_calls"] == 1 and backend.counters.batch_sizes[-1] == len(step)
+    assert dd["decode_tokens"] == len(step)
+    assert dd["cached_tokens_reused"] == sum(len(s) for s in sources)  # padding not counted
+    assert_fresh(backend, dists, step)
+    again = [c + [backend.tokenize(" sea")[0]] for c in step]  # stored rows hold no padding
+    assert_fresh(backend, backend.next_logprobs(again), again)
+
+
+@model
 def test_shared_uncached_prefix_is_forwarded_once(backend):
     shared = backend.tokenize("Examples follow. " + "Q: is water wet? A: yes. " * 6)
     contexts = [shared + backend.tokenize(" Q: is fire cold?"),

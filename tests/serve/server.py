@@ -39,8 +39,8 @@ def running_server(args: Sequence[str], log_path: Path, *, timeout_s: float = 18
     import httpx
 
     port = free_port()
-    full_env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-                    **(env or {}))
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+                **(env or {})}
     full_env.pop("RAINLM_API_KEY", None)
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(RAIN), "serve", "--port", str(port), *args],

@@ -321,7 +321,7 @@ def test_a_stream_whose_client_never_reads_still_frees_its_queue_place(tmp_path)
     from rainlm.serve.schemas import parse_request
     from rainlm.serve.streaming import start_stream
 
-    settings = ServerSettings(embedder="none", queue_size=0)
+    settings = ServerSettings(embedder="none", queue_size=0, max_concurrent=1)
     store = TraceStore(tmp_path / "s.sqlite3")
     engine = Engine(settings, store)
     engine.start(NO_EMBEDDER, make_backend()).result(timeout=30)

@@ -36,7 +36,7 @@ def param_of(body, endpoint=CHAT, settings=S):
 
 # ------------------------------------------------------------------ settings
 @pytest.mark.parametrize("field,value", [
-    ("port", 70000), ("policy", "block"), ("threshold", 1.5), ("queue_size", -1),
+    ("port", 70000), ("policy", "block"), ("threshold", 1.5), ("queue_size", -1), ("max_concurrent", 0),
     ("max_time_budget_s", 0), ("default_time_budget_s", 500), ("preset", "nope"),
     ("embedder", "bert"), ("max_prompt_tokens", 0), ("refusal_message", " "),
     ("default_max_new_tokens", 10_000), ("api_key", ""),

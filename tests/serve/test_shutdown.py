@@ -38,7 +38,7 @@ def _shutdown_with_work_in_flight(tmp_path, signals, shutdown_timeout: str):
 
     db = tmp_path / "audit.sqlite3"
     args = ["--db", str(db), "--embedder", "hashing", "--device", "cpu", "--queue-size", "1",
-            "--policy", "pass", "--shutdown-timeout", shutdown_timeout]
+            "--policy", "pass", "--shutdown-timeout", shutdown_timeout, "--max-concurrent", "1"]
     results: dict[str, object] = {}
 
     def post(name: str) -> None:

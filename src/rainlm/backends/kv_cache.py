@@ -56,6 +56,51 @@ def stack_caches(caches: list):
     return new
 
 
+def stack_ragged(caches: list, length: int):
+    """One DynamicCache whose batch rows are ``caches`` (each batch 1, of different
+    lengths), each right-padded with zeros to ``length`` tokens. The padding must be
+    masked out (``ragged_mask``). New tensors [B, kv_heads, length, head_dim]."""
+    import torch
+
+    new = clone_cache(caches[0])
+    for i, layer in enumerate(new.layers):
+        if layer.keys is None or layer.keys.numel() == 0:
+            continue
+        pad = [(0, 0, 0, length - c.layers[i].keys.shape[2]) for c in caches]
+        layer.keys = torch.cat([torch.nn.functional.pad(c.layers[i].keys, p)
+                                for c, p in zip(caches, pad)], dim=0)
+        layer.values = torch.cat([torch.nn.functional.pad(c.layers[i].values, p)
+                                  for c, p in zip(caches, pad)], dim=0)
+    return new
+
+
+def ragged_mask(lengths: list[int], padded: int, width: int):
+    """Attention mask [B, padded + width] of a ``stack_ragged`` cache extended by
+    ``width`` tokens per row: row r sees its own ``lengths[r]`` cached tokens and the new
+    ones, never the padding between them."""
+    import torch
+
+    mask = torch.zeros((len(lengths), padded + width), dtype=torch.long)
+    for r, length in enumerate(lengths):
+        mask[r, :length] = 1
+        mask[r, padded:] = 1
+    return mask
+
+
+def ragged_row(cache, row: int, length: int, padded: int):
+    """Row ``row`` of an extended ``stack_ragged`` cache without its padding: its own
+    ``length`` cached tokens followed by everything after ``padded`` (new tensors)."""
+    import torch
+
+    new = clone_cache(cache, row=row)
+    for layer in new.layers:
+        if layer.keys is None or layer.keys.numel() == 0:
+            continue
+        layer.keys = torch.cat([layer.keys[:, :, :length], layer.keys[:, :, padded:]], dim=2)
+        layer.values = torch.cat([layer.values[:, :, :length], layer.values[:, :, padded:]], dim=2)
+    return new
+
+
 def cache_nbytes(cache) -> int:
     """Bytes of the key/value tensors (views count their own elements only)."""
     total = 0

@@ -16,6 +16,11 @@ a bounded LRU cache keyed by its token tuple:
 * contexts that reuse the same entry at the same length are forwarded together: the
   cache is ``batch_repeat_interleave``-d and suffixes are right-padded (causal attention
   never lets a real token see the padding that follows it, so no mask is needed);
+* contexts that each extend a *different* whole KV entry by the same number of tokens
+  (expansions, parallel simulations, the searches of concurrent server requests) are
+  forwarded together on the entries' stacked caches; entries of different lengths are
+  right-padded to the longest and the padding masked out (an attention mask and
+  explicit position ids: a "ragged" batch, padded at most ~2× the real cache);
 * when several new contexts share a long prefix nobody has cached yet (a judge's
   few-shot prompt), that prefix is forwarded once first.
 
@@ -37,7 +42,8 @@ import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
 from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
-from rainlm.backends.kv_cache import cache_nbytes, clone_cache, lcp, plain_layers, stack_caches
+from rainlm.backends.kv_cache import (cache_nbytes, clone_cache, lcp, plain_layers, ragged_mask,
+                                      ragged_row, stack_caches, stack_ragged)
 from rainlm.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["TransformersBackend"]
@@ -63,6 +69,12 @@ class _Job:
     keep: int  # tokens of the source reused (the rest is cropped)
     contexts: list[tuple]
     sources: list[tuple] | None = None  # multi-source job: row r extends sources[r] whole
+    lengths: list[int] | None = None  # ragged multi-source job: sources' lengths (keep: the
+    # longest; the shorter rows' caches are padded to it and the padding masked out)
+
+    def row_keeps(self) -> list[int]:
+        """Tokens of each row's context already cached (the rest is forwarded)."""
+        return self.lengths if self.lengths is not None else [self.keep] * len(self.contexts)
 
 
 def _resolve_device(device: str) -> str:
@@ -318,29 +330,48 @@ class TransformersBackend:
 
     def _merge_single_extensions(self, jobs: list[_Job]) -> list[_Job]:
         """Batch one-context jobs that each extend a *different* whole source entry by the
-        same number of tokens on sources of the same length (the expansion and parallel
-        simulation patterns): their caches are stacked along the batch dimension and
-        forwarded once instead of once per context."""
-        buckets: dict[tuple[int, int], list[_Job]] = {}
+        same number of tokens (the expansion and parallel simulation patterns, and the
+        searches of concurrent requests): their caches are stacked along the batch
+        dimension and forwarded once instead of once per context. Sources of different
+        lengths are padded to the longest and the padding masked out (a ragged job)."""
+        buckets: dict[int, list[_Job]] = {}
         rest: list[_Job] = []
         for job in jobs:
             whole = (job.source is not None and len(job.contexts) == 1
                      and self._entries[job.source].tokens.shape[0] == job.keep)
             if whole:
                 width = len(job.contexts[0]) - job.keep
-                buckets.setdefault((job.keep, width), []).append(job)
+                buckets.setdefault(width, []).append(job)
             else:
                 rest.append(job)
-        for (keep, width), group in buckets.items():
-            step = max(1, self.max_batch_tokens // max(width, 1))
-            for i in range(0, len(group), step):
-                part = group[i:i + step]
+        for width, group in buckets.items():
+            group.sort(key=lambda j: j.keep)  # similar lengths share a batch: less padding
+            for part in self._ragged_chunks(group, width):
+                keeps = [j.keep for j in part]
                 if len(part) == 1:
                     rest.append(part[0])
                 else:
-                    rest.append(_Job(None, keep, [j.contexts[0] for j in part],
-                                     sources=[j.source for j in part]))
+                    rest.append(_Job(None, max(keeps), [j.contexts[0] for j in part],
+                                     sources=[j.source for j in part],
+                                     lengths=None if len(set(keeps)) == 1 else keeps))
         return rest
+
+    def _ragged_chunks(self, group: list[_Job], width: int) -> list[list[_Job]]:
+        """``group`` (sorted by source length) cut into batches of at most
+        ``max_batch_tokens // width`` rows whose padded cache (rows × the longest source)
+        stays within ~2× the real one (padding costs only memory and attention over
+        masked keys; a forward pass saved costs the whole model)."""
+        step = max(1, self.max_batch_tokens // max(width, 1))
+        parts: list[list[_Job]] = []
+        part: list[_Job] = []
+        for job in group:  # sorted: the longest source last
+            rows = len(part) + 1
+            real = sum(j.keep for j in part) + job.keep
+            if part and (rows > step or rows * job.keep > 2 * real + rows):
+                parts.append(part)
+                part = []
+            part.append(job)
+        return parts + [part] if part else parts
 
     def _run_jobs(self, jobs: list[_Job], *, counted: bool = True) -> dict[tuple, np.ndarray]:
         """Run jobs in order; a source shared by several jobs is copied, never extended."""
@@ -357,10 +388,10 @@ class TransformersBackend:
 
     def _run(self, job: _Job, *, counted: bool = True) -> dict[tuple, np.ndarray]:
         """Forward one job, store its contexts in the cache and return their log-probs."""
-        keep, ctxs = job.keep, job.contexts
-        widths = [len(c) - keep for c in ctxs]
+        keep, ctxs, keeps = job.keep, job.contexts, job.row_keeps()
+        widths = [len(c) - k for c, k in zip(ctxs, keeps)]
         lps, cache, in_place = self._forward(job, widths)  # lps: [B, V] float32
-        self._count(keep, widths, counted)
+        self._count(keeps, widths, counted)
         if in_place:  # the source now holds the new context: its old key keeps logits only
             self._demote(job.source)
         for src in job.sources or ():  # extended by one row each: the same, unless shared
@@ -371,7 +402,9 @@ class TransformersBackend:
             lp = np.array(lps[r], dtype=np.float32)
             lp.flags.writeable = False  # shared with the cache
             row = None
-            if self._kv_reuse:  # batch rows are views: [1, kv_heads, keep + w_r, head_dim]
+            if self._kv_reuse and job.lengths is not None:  # without the padding
+                row = ragged_row(cache, r, keeps[r], keep)
+            elif self._kv_reuse:  # batch rows are views: [1, kv_heads, keep + w_r, head_dim]
                 row = cache if len(ctxs) == 1 else clone_cache(cache, keep + widths[r], r)
             self._store(c, lp, row)
             result[c] = lp
@@ -391,17 +424,23 @@ class TransformersBackend:
         """
         import torch
 
-        rows, keep = len(widths), job.keep
+        rows, keeps = len(widths), job.row_keeps()
         pad = min(self.eos_token_ids, default=0)  # any valid id: padding is never attended
         ids = torch.full((rows, max(widths)), pad, dtype=torch.long)  # [B, S]
         for r, c in enumerate(job.contexts):
-            ids[r, : widths[r]] = torch.tensor(c[keep:], dtype=torch.long)
+            ids[r, : widths[r]] = torch.tensor(c[keeps[r]:], dtype=torch.long)
         cache, in_place = self._source_cache(job, rows)
         positions = sorted(set(w - 1 for w in widths))  # logits only where needed
+        ragged = {}
+        if job.lengths is not None:  # widths are equal here: only the cache is padded
+            ragged = {"attention_mask": ragged_mask(keeps, job.keep, widths[0]).to(self.device),
+                      "position_ids": (torch.tensor(keeps)[:, None]
+                                       + torch.arange(widths[0])[None, :]).to(self.device)}
         try:
             out = self.model(input_ids=ids.to(self.device), past_key_values=cache,
                              use_cache=True,
-                             logits_to_keep=torch.tensor(positions, device=self.device))
+                             logits_to_keep=torch.tensor(positions, device=self.device),
+                             **ragged)
         except BaseException:
             if in_place:  # some layers may have grown: the entry is no longer coherent
                 self._drop(job.source)
@@ -418,7 +457,10 @@ class TransformersBackend:
     def _source_cache(self, job: _Job, rows: int):
         """The cache to forward on (or None) and whether it is the source, extended in place."""
         if job.sources is not None:
-            return stack_caches([self._entries[k].cache for k in job.sources]), False
+            caches = [self._entries[k].cache for k in job.sources]
+            if job.lengths is not None:
+                return stack_ragged(caches, job.keep), False
+            return stack_caches(caches), False
         if job.source is None:
             return None, False
         entry = self._entries[job.source]
@@ -430,16 +472,17 @@ class TransformersBackend:
             cache.batch_repeat_interleave(rows)  # new tensors: [B, kv_heads, keep, head_dim]
         return cache, in_place
 
-    def _count(self, keep: int, widths: list[int], counted: bool) -> None:
-        """Record one forward pass of ``len(widths)`` rows on ``keep`` cached tokens."""
+    def _count(self, keeps: list[int], widths: list[int], counted: bool) -> None:
+        """Record one forward pass of ``len(widths)`` rows, row r on ``keeps[r]`` cached
+        tokens."""
         c = self.counters
         c.forward_calls += 1
         c.batch_sizes.append(len(widths))
-        if max(widths) == 1 and keep > 0:
+        if max(widths) == 1 and min(keeps) > 0:
             c.decode_tokens += len(widths)
         else:
             c.prefill_tokens += sum(widths)
-        c.cached_tokens_reused += keep * len(widths)
+        c.cached_tokens_reused += sum(keeps)
         if counted:
             c.cache_misses += len(widths)
 

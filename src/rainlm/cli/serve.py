@@ -79,9 +79,9 @@ Examples:
               help="Let requests choose rain.policy and rain.threshold (else 403).")
 @click.option("--shutdown-timeout", "shutdown_timeout_s", type=click.FloatRange(min=0),
               default=10.0, show_default=True, metavar="SECONDS",
-              help="On SIGTERM/Ctrl-C, how long the running search may go on before it is "
-                   "stopped and its answer so far recorded; queued requests are recorded as "
-                   "rejected at once. A second signal stops the search at once.")
+              help="On SIGTERM/Ctrl-C, how long running searches may go on before they are "
+                   "stopped and their answers so far recorded; queued requests are recorded "
+                   "as rejected at once. A second signal stops them at once.")
 @click.option("--max-candidates", type=click.IntRange(min=1), default=32, show_default=True,
               metavar="N", help="Largest candidate count a request may set (num_candidates, "
                                 "candidate_draws, top-k sizes, widening, parallel_leaves, "
@@ -100,8 +100,12 @@ Examples:
               help="Let requests choose how their search judges (rain.rubric, rain.scoring, "
                    "rain.judge_orders, a preset with another rubric; else 403). The fail-safe "
                    "always judges with the server's rubric.")
+@click.option("--max-concurrent", metavar="N", type=click.IntRange(min=1), default=8,
+              show_default=True,
+              help="Searches that run at once; their model calls are batched together, so "
+                   "concurrent requests share forward passes.")
 @click.option("--queue-size", metavar="N", type=click.IntRange(min=0), default=8, show_default=True,
-              help="Requests that may wait while one is searched; more get 429 with "
+              help="Requests that may wait while --max-concurrent run; more get 429 with "
                    "Retry-After.")
 @click.option("--max-time-budget", "max_time_budget_s", type=click.FloatRange(0, min_open=True),
               default=120.0, show_default=True, metavar="SECONDS",
@@ -157,9 +161,9 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
 
     class Server(uvicorn.Server):
         """uvicorn, with the engine told about each shutdown signal: the first rejects
-        the queue (recorded) and gives the running search --shutdown-timeout seconds;
-        the second stops it at its next model call (its answer so far is recorded before
-        the process exits)."""
+        the queue (recorded) and gives the running searches --shutdown-timeout seconds;
+        the second stops them at their next model call (their answers so far are recorded
+        before the process exits)."""
 
         signals_seen = itertools.count()  # next() is atomic: a handler may interrupt a handler
 
@@ -168,7 +172,7 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
                 log.warning("rain serve: %s: shutting down", signal.Signals(sig).name)
                 engine.begin_shutdown(settings.shutdown_timeout_s)
             else:
-                log.warning("rain serve: second signal (%s): stopping the running search now",
+                log.warning("rain serve: second signal (%s): stopping the running searches now",
                             signal.Signals(sig).name)
                 engine.stop_searches_now()
             super().handle_exit(sig, frame)

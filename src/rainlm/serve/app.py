@@ -93,7 +93,7 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
         engine.start(services, backend, on_ready)
         try:
             yield
-        finally:  # the running search's record is written before the store closes
+        finally:  # the running searches' records are written before the store closes
             engine.stop(settings.shutdown_timeout_s)
             if owns_store:
                 store.close()
@@ -291,14 +291,14 @@ def create_app(settings: ServerSettings, *, backend: Any = None, store: Any = No
                         headers={"Retry-After": str(settings.retry_after_s)})
 
     def _check_prompt_length(req: ParsedRequest) -> None:
-        # The tokenizer only reads here (no cache, no model): safe next to the worker.
+        # The tokenizer only (no cache, no model), through the shared door's tokenizer lock.
         from rainlm.errors import ConfigError
 
         from rainlm.api import prompt_token_ids
 
         param = "prompt" if req.continuation else "messages"
         try:
-            n = len(prompt_token_ids(engine.backend, req.prompt, req.messages, req.continuation))
+            n = len(prompt_token_ids(engine.shared.client(), req.prompt, req.messages, req.continuation))
         except ConfigError as exc:  # e.g. the chat template rejects the conversation
             raise ApiError(400, f"{param}: {exc}", param=param, code="invalid_value") from None
         if n > settings.max_prompt_tokens:

@@ -1,8 +1,11 @@
-"""The worker: one thread runs every search, in arrival order, and audits each request.
+"""The workers: up to ``max_concurrent`` searches at once, in arrival order, each audited.
 
-The backend and its prefix caches are not thread-safe, so the model is loaded and used
-on a single worker thread (a one-thread executor). The event loop only admits requests
-(at most ``queue_size`` waiting while one runs; more get 429) and awaits their futures.
+Each admitted request runs on a worker thread of its own (an executor of
+``max_concurrent`` threads); the others wait in arrival order (at most ``queue_size``;
+more get 429). The searches share the model through ``SharedBackend``: their model calls
+meet at one door and go to the backend together, one batch at a time, so concurrent
+requests share forward passes (``backends/shared.py``). The event loop only admits
+requests and awaits their futures.
 
 Every admitted request ends in exactly one ``TraceRecord`` written by the worker: the
 answer, its scores and search trace on success; ``error`` set when it failed. A client
@@ -27,11 +30,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainlm.backends.base import model_name
+from rainlm.backends.shared import SharedBackend
 from rainlm.config import PRESETS
 from rainlm.jsonable import json_ready
 from rainlm.serve.policy import apply_policy
 from rainlm.serve.schemas import ParsedRequest
 from rainlm.serve.settings import ServerSettings
+from rainlm.similarity.base import SerialEmbedder
 from rainlm.trace.from_result import new_trace_id, record_from_result
 from rainlm.trace.records import TraceRecord
 
@@ -155,24 +160,26 @@ def generation_budget(time_budget_s: float | None, judgement_s: float) -> float 
 
 
 class Engine:
-    """Owns the backend, the single worker thread, the admission counter and the store."""
+    """Owns the backend, the worker threads, the admission counter and the store."""
 
     def __init__(self, settings: ServerSettings, store: Any):
         self.settings = settings
         self.store = store
         self.backend: Any = None
+        self.shared: SharedBackend | None = None  # the door every search's model calls use
         self.embedder: Any = None
         self.state = LOADING
         self.load_error: str | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rain-worker")
+        self._executor = ThreadPoolExecutor(max_workers=settings.max_concurrent,
+                                            thread_name_prefix="rain-worker")
         self._lock = threading.RLock()  # re-entrant: the signal handler runs on the loop's thread
         self._admitted = 0  # waiting + running
-        self._running = False
+        self._running = 0  # searches running now
         self._recent_s: deque[float] = deque(maxlen=16)  # service times of recent jobs, s
         # recent fail-safe judgements: (judged prompt + answer tokens, seconds)
         self._judgements: deque[tuple[int, float]] = deque(maxlen=SCORE_RATE_WINDOW)
         self._queued: dict[str, tuple[Job, Future]] = {}  # submitted, not started yet
-        self._stop_searches = threading.Event()  # set: the running search ends at its next call
+        self._stop_searches = threading.Event()  # set: running searches end at their next call
         self._idle = threading.Event()  # set while no job runs
         self._idle.set()
 
@@ -186,7 +193,10 @@ class Engine:
         try:
             if backend is None:
                 backend = services.load_backend(self.settings.model, self.settings.device)
-            self.embedder = services.load_embedder(self.settings.embedder, self.settings.device)
+            embedder = services.load_embedder(self.settings.embedder, self.settings.device)
+            # an encoder object is shared by the searches (one call at a time)
+            self.embedder = SerialEmbedder(embedder) if hasattr(embedder, "embed") else embedder
+            self.shared = SharedBackend(backend)
             self.backend = backend
         except Exception as exc:  # reported on /health and as 503s; the process stays up
             log.exception("rain serve: loading the model failed")
@@ -201,8 +211,8 @@ class Engine:
     def begin_shutdown(self, timeout_s: float) -> None:
         """First step of a graceful stop (the first SIGTERM/SIGINT): refuse new work,
         record every queued request as rejected (its client gets 503), and let the
-        running search go on for at most ``timeout_s`` seconds before it is stopped at
-        its next model call (its answer so far is then recorded, finish reason
+        running searches go on for at most ``timeout_s`` seconds before they are stopped
+        at their next model call (their answers so far are then recorded, finish reason
         "stopped"). Returns at once."""
         if self.state == STOPPING:
             return
@@ -215,20 +225,20 @@ class Engine:
         timer = threading.Timer(timeout_s, self._stop_searches.set)
         timer.daemon = True
         timer.start()
-        log.warning("rain serve: shutting down: %d queued request(s) rejected; the running "
-                    "search may go on for %.0f s", len(queued), timeout_s)
+        log.warning("rain serve: shutting down: %d queued request(s) rejected; running "
+                    "searches may go on for %.0f s", len(queued), timeout_s)
 
     def stop(self, timeout_s: float = 0.0) -> None:
         """Stop now (the second signal, or the end of the server): as begin_shutdown, then
-        stop the running search at its next model call and wait until its record is
-        written, so nothing is lost when the store closes afterwards."""
+        stop the running searches at their next model call and wait until their records
+        are written, so nothing is lost when the store closes afterwards."""
         self.begin_shutdown(timeout_s)
         if not self._idle.wait(timeout_s):
             self.stop_searches_now()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def stop_searches_now(self) -> None:
-        """Stop the running search at its next model call (it is still recorded)."""
+        """Stop the running searches at their next model call (they are still recorded)."""
         self._stop_searches.set()
 
     def _reject(self, job: Job) -> None:
@@ -251,11 +261,14 @@ class Engine:
 
     def health(self) -> dict[str, Any]:
         with self._lock:
-            depth = self._admitted - (1 if self._running else 0)
-            busy = self._running
+            depth = self._admitted - self._running
+            running = self._running
         status = {READY: "ok"}.get(self.state, self.state)
         out = {"status": status, "model": self.model_name, "queue_depth": depth,
-               "queue_size": self.settings.queue_size, "busy": busy}
+               "queue_size": self.settings.queue_size, "busy": running > 0,
+               "running": running, "max_concurrent": self.settings.max_concurrent}
+        if self.shared is not None:
+            out["batching"] = self.shared.batch_stats()
         if self.load_error:
             out["error"] = self.load_error
         return out
@@ -270,7 +283,7 @@ class Engine:
         """Take a place in the queue, or raise QueueFull."""
         self.check_ready()
         with self._lock:
-            if self._admitted >= self.settings.queue_size + 1:
+            if self._admitted >= self.settings.queue_size + self.settings.max_concurrent:
                 raise QueueFull(self._retry_after())
             self._admitted += 1
 
@@ -289,11 +302,13 @@ class Engine:
             self._admitted -= 1
 
     def _retry_after(self) -> int:
-        """Seconds until a place is likely free: mean recent job time × jobs ahead."""
+        """Seconds until a place is likely free: mean recent job time × jobs ahead ÷ the
+        searches that run at once."""
         if not self._recent_s:
             return self.settings.retry_after_s
         mean = sum(self._recent_s) / len(self._recent_s)
-        return max(1, min(600, math.ceil(mean * max(1, self._admitted - self.settings.queue_size))))
+        ahead = max(1, self._admitted - self.settings.queue_size - self.settings.max_concurrent + 1)
+        return max(1, min(600, math.ceil(mean * ahead / self.settings.max_concurrent)))
 
     async def run(self, job: Job) -> JobOutcome:
         """Run an admitted job on the worker; raises JobFailed. Cancelling the caller
@@ -322,15 +337,16 @@ class Engine:
     def _run_job(self, job: Job) -> JobOutcome:
         started = time.perf_counter()
         with self._lock:
-            self._running = True
+            self._running += 1
             self._queued.pop(job.trace_id, None)
             self._idle.clear()
         result = None
         try:
             if job.cancelled.is_set():
                 raise ConnectionAbortedError("the client disconnected before its search started")
-            result = self._generate(job)
-            outcome = self._finish(job, result, started)
+            with self.shared.client() as backend:  # this search's door to the shared model
+                result = self._generate(job, backend)
+                outcome = self._finish(job, result, started, backend)
             self.store.record(outcome.record)
             return outcome
         except Exception as exc:
@@ -346,40 +362,41 @@ class Engine:
             raise JobFailed(record, exc) from exc
         finally:
             with self._lock:
-                self._running = False
+                self._running -= 1
                 self._recent_s.append(time.perf_counter() - started)
-                self._idle.set()
+                if self._running == 0:
+                    self._idle.set()
 
-    def _generate(self, job: Job) -> Any:
+    def _generate(self, job: Job, backend: Any) -> Any:
         from rainlm.api import generate, greedy, prompt_token_ids
 
         req = job.request
         budget = req.config.time_budget_s
         if budget is not None and self._judgements:
-            tokens = len(prompt_token_ids(self.backend, req.prompt, req.messages,
+            tokens = len(prompt_token_ids(backend, req.prompt, req.messages,
                                           req.continuation)) + req.max_new_tokens
             budget = generation_budget(budget, expected_judgement_seconds(self._judgements,
                                                                           tokens))
         job.generation_budget_s = None if budget is None else round(budget, 4)
         if req.method == "greedy":
-            return greedy(self.backend, req.prompt, max_new_tokens=req.max_new_tokens,
+            return greedy(backend, req.prompt, max_new_tokens=req.max_new_tokens,
                           stop_strings=req.config.stop_strings, continuation=req.continuation,
                           stop=self._stop_searches, time_budget_s=budget)
         config = req.config if budget == req.config.time_budget_s else \
             req.config.replace(time_budget_s=budget)
-        return generate(self.backend, req.prompt, config, embedder=self.embedder,
+        return generate(backend, req.prompt, config, embedder=self.embedder,
                         seed=req.seed, max_new_tokens=req.max_new_tokens,
                         continuation=req.continuation, stop=self._stop_searches,
                         on_progress=job.on_progress)
 
-    def _finish(self, job: Job, result: Any, started: float) -> JobOutcome:
+    def _finish(self, job: Job, result: Any, started: float, backend: Any) -> JobOutcome:
         from rainlm.judge.self_eval import score_final_answers
 
         req = job.request
         score_start = time.perf_counter()
         # The fail-safe's judge is the server's, whatever the request chose for its search.
         judge = PRESETS[self.settings.preset]
-        score, vote = score_final_answers(self.backend, judge.rubric, judge.judge_orders,
+        score, vote = score_final_answers(backend, judge.rubric, judge.judge_orders,
                                           result.messages, [result.text])[0]
         judged_tokens = len(result.prompt_token_ids) + len(result.token_ids)
         self._judgements.append((judged_tokens, time.perf_counter() - score_start))
@@ -393,7 +410,7 @@ class Engine:
                      total_s=round(time.perf_counter() - job.arrived, 4))
         record = record_from_result(
             _as_requested(result, req), trace_id=job.trace_id, created_at=job.created_at,
-            endpoint=req.endpoint, request=req.body, detokenize=self.backend.detokenize,
+            endpoint=req.endpoint, request=req.body, detokenize=backend.detokenize,
             answer=policy.text,
             model=self.model_name,
             scores={"value": score, "scoring": "continuous", "paper_vote": vote,

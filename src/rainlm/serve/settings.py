@@ -58,11 +58,16 @@ class ServerSettings:
     Either way the fail-safe judges every answer with the server's preset's rubric and
     judge orders, so no request can talk its way past it."""
     shutdown_timeout_s: float = 10.0
-    """On SIGTERM/SIGINT, how long the running search may go on before it is stopped at
-    its next model call and its answer so far recorded; queued requests are recorded as
-    rejected at once. A second signal stops the search at once (still recorded)."""
+    """On SIGTERM/SIGINT, how long running searches may go on before they are stopped at
+    their next model call and their answers so far recorded; queued requests are recorded
+    as rejected at once. A second signal stops them at once (still recorded)."""
+    max_concurrent: int = 8
+    """Searches that run at once. Their model calls are batched together
+    (``backends/shared.py``): more concurrent searches share more forward passes, each
+    a little slower."""
     queue_size: int = 8
-    """Requests that may wait while one runs; more get 429 with Retry-After."""
+    """Requests that may wait while ``max_concurrent`` run; more get 429 with
+    Retry-After."""
     max_time_budget_s: float = 120.0
     """Largest per-request search time budget (``rain.time_budget_s``), in seconds."""
     default_time_budget_s: float = 30.0
@@ -131,6 +136,8 @@ def _validate(s: ServerSettings) -> None:
         _fail("threshold", "must be a number in [-1, 1]", s.threshold)
     if not isinstance(s.refusal_message, str) or not s.refusal_message.strip():
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
+    if not is_int(s.max_concurrent) or s.max_concurrent < 1:
+        _fail("max_concurrent", "must be an integer >= 1", s.max_concurrent)
     if not is_int(s.queue_size) or s.queue_size < 0:
         _fail("queue_size", "must be an integer >= 0", s.queue_size)
     if not is_number(s.shutdown_timeout_s) or s.shutdown_timeout_s < 0:
