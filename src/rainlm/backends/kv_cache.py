@@ -41,41 +41,30 @@ def clone_cache(cache, keep: int | None = None, row: int | None = None):
     return new
 
 
-def stack_caches(caches: list):
-    """One DynamicCache whose batch rows are ``caches`` (each batch 1, same length).
+def stack_caches(caches: list, length: int | None = None):
+    """One DynamicCache whose batch rows are ``caches`` (each batch 1). With ``length``
+    (a ragged stack) the rows may differ in length: each is right-padded with zeros to
+    ``length`` tokens, and the padding must be masked out (``ragged_mask``).
 
     New tensors [B, kv_heads, T, head_dim]; the sources are left untouched."""
     import torch
 
-    new = clone_cache(caches[0])
-    for i, layer in enumerate(new.layers):
-        if layer.keys is None or layer.keys.numel() == 0:
-            continue
-        layer.keys = torch.cat([c.layers[i].keys for c in caches], dim=0)
-        layer.values = torch.cat([c.layers[i].values for c in caches], dim=0)
-    return new
-
-
-def stack_ragged(caches: list, length: int):
-    """One DynamicCache whose batch rows are ``caches`` (each batch 1, of different
-    lengths), each right-padded with zeros to ``length`` tokens. The padding must be
-    masked out (``ragged_mask``). New tensors [B, kv_heads, length, head_dim]."""
-    import torch
+    def rows(tensors: list) -> list:
+        if length is None:
+            return tensors
+        return [torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[2])) for t in tensors]
 
     new = clone_cache(caches[0])
     for i, layer in enumerate(new.layers):
         if layer.keys is None or layer.keys.numel() == 0:
             continue
-        pad = [(0, 0, 0, length - c.layers[i].keys.shape[2]) for c in caches]
-        layer.keys = torch.cat([torch.nn.functional.pad(c.layers[i].keys, p)
-                                for c, p in zip(caches, pad)], dim=0)
-        layer.values = torch.cat([torch.nn.functional.pad(c.layers[i].values, p)
-                                  for c, p in zip(caches, pad)], dim=0)
+        layer.keys = torch.cat(rows([c.layers[i].keys for c in caches]), dim=0)
+        layer.values = torch.cat(rows([c.layers[i].values for c in caches]), dim=0)
     return new
 
 
 def ragged_mask(lengths: list[int], padded: int, width: int):
-    """Attention mask [B, padded + width] of a ``stack_ragged`` cache extended by
+    """Attention mask [B, padded + width] of a ragged ``stack_caches`` cache extended by
     ``width`` tokens per row: row r sees its own ``lengths[r]`` cached tokens and the new
     ones, never the padding between them."""
     import torch
@@ -88,7 +77,7 @@ def ragged_mask(lengths: list[int], padded: int, width: int):
 
 
 def ragged_row(cache, row: int, length: int, padded: int):
-    """Row ``row`` of an extended ``stack_ragged`` cache without its padding: its own
+    """Row ``row`` of an extended ragged ``stack_caches`` cache without its padding: its own
     ``length`` cached tokens followed by everything after ``padded`` (new tensors)."""
     import torch
 

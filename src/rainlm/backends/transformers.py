@@ -43,7 +43,7 @@ import numpy as np
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
 from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
 from rainlm.backends.kv_cache import (cache_nbytes, clone_cache, lcp, plain_layers, ragged_mask,
-                                      ragged_row, stack_caches, stack_ragged)
+                                      ragged_row, stack_caches)
 from rainlm.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["TransformersBackend"]
@@ -457,10 +457,8 @@ class TransformersBackend:
     def _source_cache(self, job: _Job, rows: int):
         """The cache to forward on (or None) and whether it is the source, extended in place."""
         if job.sources is not None:
-            caches = [self._entries[k].cache for k in job.sources]
-            if job.lengths is not None:
-                return stack_ragged(caches, job.keep), False
-            return stack_caches(caches), False
+            ragged = job.keep if job.lengths is not None else None
+            return stack_caches([self._entries[k].cache for k in job.sources], ragged), False
         if job.source is None:
             return None, False
         entry = self._entries[job.source]
