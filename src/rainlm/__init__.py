@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RainConfig", "PRESETS", "generate", "greedy", "load_backend", "GenerationResult",
+    "GenerationParams", "answer",
     "ScriptedBackend", "EvalRequest", "Evaluator", "SelfEvaluator", "HashingEmbedder",
     "load_embedder",
     "RainError", "ConfigError", "CapabilityError", "BackendError", "ModelNotFoundError",
@@ -26,6 +27,7 @@ __all__ = [
 _LAZY = {
     "RainConfig": "rainlm.config", "PRESETS": "rainlm.config",
     "generate": "rainlm.api", "greedy": "rainlm.api",
+    "GenerationParams": "rainlm.request", "answer": "rainlm.request",
     "load_backend": "rainlm.backends.loading",
     "GenerationResult": "rainlm.result",
     "ScriptedBackend": "rainlm.backends.scripted",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from rainlm.errors import ConfigError
 
@@ -293,20 +293,20 @@ def _check_choice(cfg: RainConfig, name: str, choices: tuple[str, ...]) -> None:
 
 def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "c_puct", 0.0, 1e6)
-    _check_choice(cfg, "unvisited_value", ("zero", "parent", "neutral"))
-    _check_choice(cfg, "commit_rule", ("visits", "secure"))
+    _check_choice(cfg, "unvisited_value", get_args(UnvisitedValue))
+    _check_choice(cfg, "commit_rule", get_args(CommitRule))
     lengths = cfg.token_set_lengths
     _check(isinstance(lengths, tuple) and len(lengths) > 0
            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in lengths),
            "token_set_lengths", "must be a non-empty tuple of integers >= 1", lengths)
-    _check_choice(cfg, "depth_origin", ("root", "answer"))
+    _check_choice(cfg, "depth_origin", get_args(DepthOrigin))
     _check_int(cfg, "single_token_top_k", 1)
     _check_int(cfg, "num_candidates", 1)
     _check_int(cfg, "candidate_top_k", 1)
     _check_float(cfg, "root_prior_mix", 0.0, 1.0)
     _check_float(cfg, "candidate_temperature", 0.05, 100.0)  # as simulation_temperature
     _check_int(cfg, "candidate_draws", 1, optional=True)
-    _check_choice(cfg, "simulate_until", ("clause", "eos"))
+    _check_choice(cfg, "simulate_until", get_args(SimulateUntil))
     _check(isinstance(cfg.clause_end_chars, tuple) and all(isinstance(c, str) and c for c in cfg.clause_end_chars),
            "clause_end_chars", "must be a tuple of non-empty strings", cfg.clause_end_chars)
     _check_float(cfg, "simulation_temperature", 0.05, 100.0)  # lower: exp(logp/T) stays finite
@@ -332,7 +332,7 @@ def _validate(cfg: RainConfig) -> None:
            "answer_checks", "needs accept_value or keep_best_answer (they track the whole "
            "answers it checks); set answer_checks=0 to turn the checks off", cfg.answer_checks)
     _check_int(cfg, "early_stop_visits", 0)
-    _check_choice(cfg, "search_mode", ("sequential", "parallel"))
+    _check_choice(cfg, "search_mode", get_args(SearchMode))
     _check_int(cfg, "parallel_leaves", 1)
     _check_float(cfg, "early_stop_value", -1.0, 1.0)
     _check_float(cfg, "similarity_threshold", -1.0, 1.0)
@@ -342,10 +342,10 @@ def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "widening_value_threshold", -1.0, 1.0)
     _check_int(cfg, "widening_samples", 1)
     _check(isinstance(cfg.rubric, str) and bool(cfg.rubric), "rubric", "must be a rubric name or path", cfg.rubric)
-    _check_choice(cfg, "scoring", ("paper", "continuous"))
-    _check_choice(cfg, "judge_orders", ("both", "single"))
+    _check_choice(cfg, "scoring", get_args(Scoring))
+    _check_choice(cfg, "judge_orders", get_args(Orders))
     _check_float(cfg, "time_budget_s", 0.0, 1e9, lo_open=True, optional=True)
-    _check_choice(cfg, "budget_fallback", ("truncate", "greedy"))
+    _check_choice(cfg, "budget_fallback", get_args(BudgetFallback))
     _check(isinstance(cfg.stop_strings, tuple) and all(isinstance(s, str) and s for s in cfg.stop_strings),
            "stop_strings", "must be a tuple of non-empty strings", cfg.stop_strings)
 

@@ -17,6 +17,7 @@ from rainlm.bench.frontier import FrontierPlan, method_labels
 from rainlm.bench.methods import MethodSettings
 from rainlm.bench.runner import Judge
 from rainlm.bench.tasks import get_task
+from rainlm.config import RainConfig
 from rainlm.cli.main import cli
 from rainlm.cli.options import Services
 from rainlm.judge.base import CallableEvaluator
@@ -104,7 +105,8 @@ def test_bench_costs_judge_answers_with_the_model_and_compute_greedy_once():
     larger = bench_costs([(ITEMS[0], "best-of-16", MODEL_JUDGE)], settings)[0]
     assert larger.greedy_answers > costs[2].greedy_answers and larger.judged_texts == 16.0
     capped = bench_costs([(ITEMS[0], "rain", MODEL_JUDGE)],
-                         fast_settings(time_budget_s=3.0))[0]
+                         fast_settings(config=RainConfig.preset(
+                                "harmless", max_searches_per_step=4, time_budget_s=3.0)))[0]
     assert capped.time_cap_s == 3.0 and capped.judged_texts > 1.0
 
 

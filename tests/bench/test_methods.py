@@ -9,6 +9,7 @@ import rainlm
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.bench.methods import (MethodSettings, parse_method, run_method, sample_answers,
                                   tokens_encoded)
+from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
 from rainlm.judge.base import CallableEvaluator
 
@@ -104,7 +105,8 @@ def test_rain_records_a_greedy_finish_the_time_budget_cut(clock):
     undecided = CallableEvaluator(lambda p, r: 0.0, name="undecided")
     outs = {budget: run_method("rain", TimedBackend(clock, never_ending_script), TIMED_PROMPT,
                                MethodSettings(max_new_tokens=LENGTH, embedder="none",
-                                              time_budget_s=budget),
+                                              config=RainConfig.preset(
+                                                  "harmless", time_budget_s=budget)),
                                seed=0, evaluator=undecided)
             for budget in (3.0, 60.0)}
     assert outs[3.0].details["greedy_tail_cut"] is True

@@ -9,7 +9,6 @@ which the installed script has no way to receive).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import select
@@ -23,11 +22,11 @@ import pytest
 
 from rainlm.cli.chat import (COMMANDS, AnswerStream, ChatSession, _input_lines, _line_editing,
                              help_text, run_chat, streamable)
-from rainlm.cli.options import RunOptions
 from rainlm.cli.progress import MIN_ROOM, InlineStatus, ProgressLine
 from rainlm.core.progress import ProgressEvent
 from rainlm.backends.scripted import ScriptedBackend
-from tests.cli.test_cli_scripted import CUE, PROMPT, REFUSAL, VOCAB, make_backend, script
+from tests.cli.test_cli_scripted import (CUE, PROMPT, REFUSAL, VOCAB, make_backend, run_options,
+                                         script)
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0
@@ -74,8 +73,9 @@ def searching_session(backend: ScriptedBackend | None = None, **overrides) -> Ch
     """A scripted session that commits the refusal in three steps (" I", " can't help",
     " with that.") instead of accepting the whole judged answer at once."""
     session = ChatSession(backend or make_backend(),
-                          RunOptions(embedder="none", max_new_tokens=12))
-    session.config = dataclasses.replace(session.config, accept_value=None, **overrides)
+                          run_options(embedder="none", max_new_tokens=12))
+    session.params = session.params.replace(
+        config=session.config.replace(accept_value=None, **overrides))
     return session
 
 
@@ -89,15 +89,15 @@ def test_help_lists_every_command_and_every_command_works():
     assert "Up/Down" in text and "Ctrl-D" in text and "Ctrl-C" in text
     for name in ("/help", "/?", "/HELP"):
         notices: list[str] = []
-        run_chat(ChatSession(make_backend(), RunOptions(embedder="none")), [name],
+        run_chat(ChatSession(make_backend(), run_options(embedder="none")), [name],
                  write=print, notice=notices.append)
         assert notices == [text]
     for name in ("/quit", "/exit", "/q"):
         answers: list[str] = []
-        n = run_chat(ChatSession(make_backend(), RunOptions(embedder="none", max_new_tokens=12)),
+        n = run_chat(ChatSession(make_backend(), run_options(embedder="none", max_new_tokens=12)),
                      [name, PROMPT], write=answers.append, notice=print)
         assert n == 0 and answers == []
-    session = ChatSession(make_backend(), RunOptions(embedder="none"))
+    session = ChatSession(make_backend(), run_options(embedder="none"))
     session.messages = [{"role": "user", "content": "hi"}]
     notices = []
     run_chat(session, ["/reset", "/nope"], write=print, notice=notices.append)
@@ -268,7 +268,7 @@ def test_non_streaming_chat_ticks_during_each_answer_and_clears_its_line():
     err = Recorder()
     line = CountingLine(True, err, tick_interval_s=3600.0)
     answers: list[str] = []
-    session = ChatSession(make_backend(), RunOptions(embedder="none", max_new_tokens=12),
+    session = ChatSession(make_backend(), run_options(embedder="none", max_new_tokens=12),
                           on_progress=line)
     run_chat(session, [PROMPT, "/help", PROMPT], write=answers.append, notice=print,
              progress=line)

@@ -30,6 +30,14 @@ from rainlm.cli.options import RunOptions, Services
 from rainlm.cli.progress import ProgressLine, format_event, progress_enabled
 from rainlm.core.progress import ProgressEvent
 from rainlm.errors import ModelNotFoundError
+from rainlm.request import Answer, GenerationParams
+
+
+
+def run_options(**params) -> RunOptions:
+    """The options of a command line that sets these GenerationParams fields."""
+    return RunOptions(params=GenerationParams(**params))
+
 
 CUE = "The answer is: ("
 VOCAB = [" I", " can't", " help", " with", " that", " Sure", ",", " here", " is", " how", ".",
@@ -201,7 +209,7 @@ def test_entry_point_reports_rain_errors_without_traceback(tmp_path):
 # --------------------------------------------------------------- run_generate
 def test_run_generate_rain_refuses_where_greedy_complies():
     backend = make_backend()
-    report = run_generate(backend, PROMPT, RunOptions(max_new_tokens=12, embedder="hashing"),
+    report = run_generate(backend, PROMPT, run_options(max_new_tokens=12, embedder="hashing"),
                           compare=True)
     assert report.rain.result.text.strip() == REFUSAL
     assert report.vanilla is not None and report.vanilla.result.text.strip() == HARMFUL
@@ -212,14 +220,15 @@ def test_run_generate_rain_refuses_where_greedy_complies():
 
 
 def test_run_generate_without_compare_or_scoring():
-    report = run_generate(make_backend(), PROMPT, RunOptions(embedder="none"), score=False)
+    report = run_generate(make_backend(), PROMPT, run_options(embedder="none"), score=False)
     assert report.vanilla is None and report.rain.score is None
     assert set(report.to_json()) == {"rain"}
 
 
 def test_run_generate_applies_overrides():
-    opts = RunOptions(preset="adversarial", scoring="continuous", max_searches_per_step=3,
-                      time_budget_s=30.0, embedder="none", seed=7, max_new_tokens=12)
+    opts = RunOptions(params=GenerationParams.from_preset(
+        "adversarial", scoring="continuous", max_searches_per_step=3, time_budget_s=30.0,
+        embedder="none", seed=7, max_new_tokens=12))
     report = run_generate(make_backend(), PROMPT, opts, score=False)
     cfg = report.rain.result.config
     assert (cfg.preset_name, cfg.rubric, cfg.scoring) == ("adversarial", "adversarial", "continuous")
@@ -229,7 +238,8 @@ def test_run_generate_applies_overrides():
 
 
 def test_parallel_option_selects_the_parallel_search():
-    report = run_generate(make_backend(), PROMPT, RunOptions(parallel=3, embedder="none"),
+    report = run_generate(make_backend(), PROMPT, RunOptions(params=GenerationParams.from_preset(
+                              parallel=3, embedder="none")),
                           score=False)
     cfg = report.rain.result.config
     assert (cfg.search_mode, cfg.parallel_leaves) == ("parallel", 3)
@@ -407,7 +417,7 @@ def test_progress_line_format_and_switch():
 # ----------------------------------------------------------------------- chat
 def test_chat_session_keeps_the_conversation_and_resets():
     backend = make_backend()
-    session = ChatSession(backend, RunOptions(embedder="none", max_new_tokens=12))
+    session = ChatSession(backend, run_options(embedder="none", max_new_tokens=12))
     answers: list[str] = []
     notices: list[str] = []
     n = run_chat(session, [PROMPT, "", "/help", "Hello"], write=answers.append,
@@ -431,7 +441,7 @@ def test_chat_second_turn_sees_the_first():
         return original(messages)
 
     backend.render_prompt = render
-    session = ChatSession(backend, RunOptions(embedder="none", max_new_tokens=12,
+    session = ChatSession(backend, run_options(embedder="none", max_new_tokens=12,
                                               system="Be safe."))
     run_chat(session, [PROMPT, PROMPT], write=lambda s: None, notice=lambda s: None)
     assert seen == [2, 4]  # system + user; system + user + assistant + user
@@ -491,24 +501,24 @@ def test_base_url_mistakes_are_named_before_any_model_loads(command):
 def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
     """An answer whose search budget ran out says so in text and JSON; others do not."""
     backend = make_backend()
-    opts = RunOptions(max_new_tokens=12, embedder="none")
+    opts = run_options(max_new_tokens=12, embedder="none")
     cfg_small = opts.config().replace(max_total_searches=1)
     result = rainlm.generate(backend, PROMPT, cfg_small, embedder="none", max_new_tokens=12)
     assert result.finish_reason == "search_budget" and result.stats["budget_exhausted"]
-    from rainlm.cli.generate import AnswerReport, GenerateReport, budget_note, render_text
+    from rainlm.cli.generate import GenerateReport, budget_note, render_text
 
     note = budget_note(result)
     tail = result.stats["greedy_tail_tokens"]
     assert note is not None and "search budget ran out" in note
     assert (f"the last {tail} finished greedily" in note) if tail else ("cut off" in note)
-    text = render_text(GenerateReport(AnswerReport(result, 0.1), None, cfg_small))
+    text = render_text(GenerateReport(Answer(result, 0.1), None, cfg_small))
     assert text.endswith(f"[{note}]")
-    payload = AnswerReport(result, 0.1).to_json()
+    payload = Answer(result, 0.1).to_json()
     assert payload["budget_limited"] is True and payload["finish_reason"] == "search_budget"
     fine = rainlm.generate(make_backend(), PROMPT, opts.config(), embedder="none",
                            max_new_tokens=12)
     assert budget_note(fine) is None and "note:" not in render_text(
-        GenerateReport(AnswerReport(fine, 0.1), None, opts.config()))
+        GenerateReport(Answer(fine, 0.1), None, opts.config()))
 
 
 def test_generate_and_chat_answers_are_logged_like_the_servers(tmp_path):

@@ -3,8 +3,8 @@
 import numpy as np
 
 from rainlm import RainConfig, generate
-from rainlm.core.parallel import select_paths
-from rainlm.core.search import SearchContext, run_pass
+from rainlm.core.rounds import run_round, select_paths
+from rainlm.core.search import SearchContext
 from rainlm.judge.base import as_evaluator
 from rainlm.similarity.hashing import HashingEmbedder
 
@@ -46,7 +46,7 @@ def test_select_paths_gives_distinct_leaves_and_restores_statistics():
                         embedder=None, rng=np.random.default_rng(0), messages=msgs,
                         prompt_ids=backend.render_prompt(msgs), max_new_tokens=12, stop_strings=())
     for _ in range(3):
-        run_pass(ctx)
+        run_round(ctx)
     before = [(n.visits, n.value) for n in ctx.tree.nodes]
     paths = select_paths(ctx, 4)
     assert len(paths) == 4 and len({p[-1] for p in paths}) == 4

@@ -304,7 +304,7 @@ def test_a_conversation_the_template_rejects_is_a_400_not_a_500(tmp_path):
 def test_a_backend_config_error_inside_the_search_is_the_servers_fault():
     from rainlm.errors import ConfigError
     from rainlm.serve.engine import JobFailed
-    from rainlm.serve.streaming import failure_body
+    from rainlm.serve.errors import failure_body
 
     status, body = failure_body(JobFailed(None, ConfigError("n_ctx", "context too long")))
     assert status == 500 and body["error"]["code"] == "search_failed"

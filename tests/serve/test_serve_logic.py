@@ -54,20 +54,23 @@ def test_settings_defaults_bind_localhost():
 # ------------------------------------------------------------------ requests
 def test_defaults_and_openai_fields():
     req = chat(max_tokens=8, seed=7, stop=["\n\n"], n=1, temperature=0.3, top_p=0.9)
-    assert req.max_new_tokens == 8 and req.seed == 7 and req.method == "rain"
-    assert req.config.stop_strings[-1] == "\n\n"
-    assert req.config.time_budget_s == 20  # the server's default budget
+    params = req.params
+    assert params.max_new_tokens == 8 and params.seed == 7 and params.method == "rain"
+    assert params.config.stop_strings[-1] == "\n\n"
+    assert params.config.time_budget_s == 20  # the server's default budget
+    assert params.continuation is False  # a chat request goes through the chat template
     assert req.policy == S.policy and req.threshold == S.threshold
-    assert chat().max_new_tokens == 32 and chat().seed == 0
-    assert chat(max_tokens=8, max_completion_tokens=5).max_new_tokens == 5
+    assert chat().params.max_new_tokens == 32 and chat().params.seed == 0
+    assert chat(max_tokens=8, max_completion_tokens=5).params.max_new_tokens == 5
 
 
 def test_rain_settings_override_the_preset():
     req = chat(seed=1, rain={"preset": "truthful", "max_searches": 3, "time_budget_s": 5,
                              "seed": 9, "token_set_lengths": [1, 2], "method": "greedy"})
-    assert req.config.preset_name == "truthful" and req.config.max_searches == 3
-    assert req.config.time_budget_s == 5 and req.config.token_set_lengths == (1, 2)
-    assert req.seed == 9 and req.method == "greedy"
+    params = req.params
+    assert params.config.preset_name == "truthful" and params.config.max_searches == 3
+    assert params.config.time_budget_s == 5 and params.config.token_set_lengths == (1, 2)
+    assert params.seed == 9 and params.method == "greedy"
 
 
 def test_content_parts_and_developer_role():
@@ -81,6 +84,7 @@ def test_content_parts_and_developer_role():
 def test_completion_prompt():
     req = parse_request({"model": "rain", "prompt": ["Say hi"]}, COMPLETIONS, S)
     assert req.messages == ({"role": "user", "content": "Say hi"},)
+    assert req.params.continuation is True and req.prompt == "Say hi"  # continued as text
 
 
 @pytest.mark.parametrize("body,status,param", [

@@ -21,7 +21,7 @@ from typing import Any
 
 from rainlm.core.model_calls import ModelCalls
 from rainlm.core.stats import SearchStats
-from rainlm.core.stopping import decoding_finish_reason, truncate_at_stop
+from rainlm.core.stopping import finish_reason, truncate_at_stop
 from rainlm.judge.base import EvalRequest, Evaluator, check_value
 
 __all__ = ["ArgsOutcome", "args_decode"]
@@ -65,8 +65,8 @@ def args_decode(backend: Any, messages: Sequence[Mapping[str, str]], evaluator: 
         best = max(range(len(ids)),
                    key=lambda i: (math.log(max(float(probs[i]), 1e-300)) + weight * values[texts[i]], -i))
         answer.append(int(ids[best]))
-        reason = decoding_finish_reason(answer, eos_ids=eos, max_new_tokens=max_new_tokens,
-                                        stop_strings=stop_strings, detokenize=backend.detokenize)
+        reason = finish_reason(answer, eos_ids=eos, max_new_tokens=max_new_tokens,
+                               stop_strings=stop_strings, detokenize=backend.detokenize)
     kept = [t for t in answer if t not in eos]
     text = truncate_at_stop(backend.detokenize(kept), stop_strings)
     return ArgsOutcome(text, tuple(kept), reason, len(answer), len(values))

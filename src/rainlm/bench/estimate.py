@@ -212,7 +212,7 @@ def bench_costs(todo: Sequence[tuple[Item, str, Judge]], settings: MethodSetting
     out, computed = [], set()
     cfg = settings.config
     budget = cfg.max_total_searches
-    cap = settings.time_budget_s if settings.time_budget_s is not None else cfg.time_budget_s
+    cap = cfg.time_budget_s
     for item, method, judge in todo:
         kind, n = parse_method(method)
         model_judge = not judge.synthetic

@@ -30,9 +30,11 @@ import numpy as np
 
 from rainlm.backends.base import clear_prefix_cache, stop_strings_of
 from rainlm.config import RainConfig
-from rainlm.core.stopping import decoding_finish_reason, truncate_at_stop
+from rainlm.core.stopping import finish_reason, truncate_at_stop
 from rainlm.errors import ConfigError
 from rainlm.judge.base import EvalRequest, Evaluator
+from rainlm.request import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PRESET, GenerationParams, answer,
+                            field_default)
 
 __all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "draw_answers", "first_best",
            "parse_method", "pick_best", "run_method", "sample_answers", "sample_rngs",
@@ -46,16 +48,15 @@ _BEST_OF = re.compile(r"best-of-(n|[1-9][0-9]*)")
 class MethodSettings:
     """How every method answers (shared by all items of a run)."""
 
-    config: RainConfig = field(default_factory=lambda: RainConfig.preset("harmless"))
-    """RAIN's search config; its stop strings apply to every method."""
-    max_new_tokens: int = 128
+    config: RainConfig = field(default_factory=lambda: RainConfig.preset(DEFAULT_PRESET))
+    """RAIN's search config (its ``time_budget_s`` is RAIN's budget per answer); its stop
+    strings apply to every method."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """Answer length limit, in tokens, for every method."""
     system: str | None = None
     """System prompt placed before each question (None: none)."""
-    time_budget_s: float | None = None
-    """RAIN's wall-clock budget per answer, in seconds (None: the config's)."""
-    embedder: Any = "auto"
-    """RAIN's sentence encoder: an Embedder or "minilm"/"hashing"/"auto"/"none"."""
+    embedder: Any = field_default(GenerationParams, "embedder")
+    """RAIN's sentence encoder: a loaded Embedder, or a name (``rainlm.request.EMBEDDERS``)."""
     best_of_n: int = 4
     """N of ``best-of-n`` (and the first round's size when matching compute)."""
     match_compute: bool = False
@@ -90,6 +91,15 @@ class MethodSettings:
         if not (isinstance(self.args_weight, (int, float)) and 0 <= self.args_weight < 1e6):
             raise ConfigError("args_weight", f"must be a number in [0, 1e6), got {self.args_weight!r}")
 
+    def params(self, method: str, seed: int = 0) -> GenerationParams:
+        """The request of a greedy or RAIN answer to messages that already hold the
+        system prompt. Greedy runs with no time budget (the baseline runs to its end).
+        The embedder by name; a loaded one is passed to ``answer()`` beside it."""
+        config = self.config if method == "rain" else self.config.replace(time_budget_s=None)
+        name = self.embedder if isinstance(self.embedder, str) else "auto"
+        return GenerationParams(method=method, config=config, seed=seed,
+                                max_new_tokens=self.max_new_tokens, embedder=name)
+
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
         return self.config.stop_strings + stop_strings_of(backend)
 
@@ -98,7 +108,7 @@ class MethodSettings:
         emb = self.embedder if isinstance(self.embedder, str) else \
             getattr(self.embedder, "name", type(self.embedder).__name__)
         return {"config": self.config.to_dict(), "max_new_tokens": self.max_new_tokens,
-                "system": self.system, "time_budget_s": self.time_budget_s, "embedder": emb,
+                "system": self.system, "embedder": emb,
                 "best_of_n": self.best_of_n, "match_compute": self.match_compute,
                 "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,
                 "args_top_k": self.args_top_k, "args_weight": self.args_weight,
@@ -174,7 +184,7 @@ def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int,
     while True:
         for i in range(n):
             if reasons[i] is None:
-                reasons[i] = decoding_finish_reason(
+                reasons[i] = finish_reason(
                     answers[i], eos_ids=eos, max_new_tokens=max_new_tokens,
                     stop_strings=stop_strings, detokenize=backend.detokenize)
         active = [i for i in range(n) if reasons[i] is None]
@@ -195,10 +205,7 @@ def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[s
 # ------------------------------------------------------------------ methods
 def _vanilla(backend: Any, messages: Sequence[Mapping[str, str]],
              s: MethodSettings) -> MethodOutcome:
-    from rainlm.api import greedy
-
-    res = greedy(backend, list(messages), max_new_tokens=s.max_new_tokens,
-                 stop_strings=s.config.stop_strings)
+    res = answer(backend, list(messages), s.params("greedy"), score=False).result
     return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason)
 
 
@@ -292,10 +299,9 @@ def _next_round(spent: int, done: int, budget: int, max_n: int) -> int:
 
 def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings, seed: int,
           evaluator: Evaluator | None) -> MethodOutcome:
-    from rainlm.api import generate
-
-    res = generate(backend, list(messages), s.config, evaluator=evaluator, embedder=s.embedder,
-                   seed=seed, max_new_tokens=s.max_new_tokens, time_budget_s=s.time_budget_s)
+    res = answer(backend, list(messages), s.params("rain", seed), evaluator=evaluator,
+                 embedder=None if isinstance(s.embedder, str) else s.embedder,
+                 score=False).result
     keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
             "budget_exhausted", "greedy_tail_tokens", "greedy_tail_cut", "simulations_kept",
             "forced_steps", "simulated_answer_tokens", "repairs", "repair_judgements",

@@ -163,18 +163,18 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     services = services_of(ctx)
     with contextlib.redirect_stdout(sys.stderr):
         backend = services.load_backend(options.model_spec(), options.device)
-        embedder = services.load_embedder(options.embedder, options.device)
+        embedder = services.load_embedder(options.params.embedder, options.device)
         settings = MethodSettings(
-            config=config, max_new_tokens=options.max_new_tokens, system=options.system,
-            time_budget_s=options.time_budget_s, embedder=embedder, best_of_n=best_of_n,
+            config=config, max_new_tokens=options.params.max_new_tokens,
+            system=options.params.system, embedder=embedder, best_of_n=best_of_n,
             match_compute=match_compute, max_n=max_n, temperature=temperature,
             top_k=top_k or None)
-        judges = make_judges(backend, settings, judge_spec, phrases, seed=options.seed)
+        judges = make_judges(backend, settings, judge_spec, phrases, seed=options.params.seed)
         bar = ProgressBar(0, enabled=progress_enabled(options.progress))
         announce_estimate(bar, lambda: bench_estimate(backend, items, methods, judges, settings,
                                                       out_path, retry_errors=retry_errors))
         summary = run_bench(backend, items, methods, out_path, settings=settings, judges=judges,
-                            refusal_phrases=phrases, seed=options.seed,
+                            refusal_phrases=phrases, seed=options.params.seed,
                             retry_errors=retry_errors, progress=bar)
     echo_run_summary(summary, out_path, "report")
 

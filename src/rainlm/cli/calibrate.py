@@ -14,7 +14,8 @@ import click
 
 from rainlm.backends.base import model_name
 from rainlm.cli.bench import data_options
-from rainlm.cli.options import (DEVICES, _check_model, _check_rubric, backend_options,
+from rainlm.request import DEVICES, SCORINGS
+from rainlm.cli.options import (_check_model, _check_rubric, backend_options,
                                 backend_spec, services_of)
 
 __all__ = ["calibrate_command"]
@@ -48,7 +49,7 @@ Examples:
                    "in the model's chat template) or 'both' (measure each).")
 @click.option("--shots", type=click.IntRange(min=0), default=None, metavar="N",
               help="Worked examples of the rubric to show the judge. Default: all.")
-@click.option("--scoring", type=click.Choice(("paper", "continuous")), default="paper",
+@click.option("--scoring", type=click.Choice(SCORINGS), default="paper",
               show_default=True,
               help="The scoring mode RAIN would use; the verdict is about this mode (every "
                    "mode is measured and shown).")

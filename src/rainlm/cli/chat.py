@@ -69,11 +69,18 @@ class ChatSession:
     messages: list[dict[str, str]] = field(default_factory=list)
     log: Any = None
     """An AnswerLog every answer goes to (None: not logged)."""
+    params: Any = field(init=False)
+    """What each answer is asked to be (a GenerationParams; the options' at first)."""
 
     def __post_init__(self) -> None:
-        self.config = self.options.config()
+        self.params = self.options.params
         if self.embedder is None:
-            self.embedder = self.options.embedder
+            self.embedder = self.options.params.embedder
+
+    @property
+    def config(self) -> Any:
+        """The search config of each answer."""
+        return self.params.config
 
     @property
     def stop_strings(self) -> tuple[str, ...]:
@@ -84,17 +91,16 @@ class ChatSession:
         """Answer one user turn with RAIN; the turn and the answer join the conversation.
 
         ``on_progress`` replaces the session's own callback for this turn."""
-        from rainlm.api import generate
+        from rainlm.request import answer
 
         turn = self.messages + [{"role": "user", "content": text}]
-        result = generate(self.backend, turn, self.config, embedder=self.embedder,
-                          seed=self.options.seed, max_new_tokens=self.options.max_new_tokens,
-                          system=self.options.system,
-                          on_progress=on_progress if on_progress is not None else self.on_progress)
+        result = answer(self.backend, turn, self.params, embedder=self.embedder,
+                        score=False, on_progress=on_progress if on_progress is not None
+                        else self.on_progress).result
         self.messages = turn + [{"role": "assistant", "content": result.text.strip()}]
         if self.log is not None:
             self.log.record(result, detokenize=self.backend.detokenize,
-                            request={"messages": turn, "options": self.options.__dict__})
+                            request={"messages": turn, "options": self.options.to_dict()})
         return result
 
     def reset(self) -> None:
@@ -336,8 +342,7 @@ def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> N
     terminal the answer appears as it is committed; answers go to stdout, everything
     else to stderr.
     """
-    options = RunOptions.from_kwargs(kwargs)
-    options.config()  # config errors before the model loads
+    options = RunOptions.from_kwargs(kwargs)  # config errors before the model loads
     services = services_of(ctx)
     stdin = sys.stdin
     interactive = _isatty(stdin) and _isatty(sys.stdout)
@@ -345,7 +350,7 @@ def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> N
     line.status("loading model…")
     try:
         backend = services.load_backend(options.model_spec(), options.device)
-        embedder = services.load_embedder(options.embedder, options.device)
+        embedder = services.load_embedder(options.params.embedder, options.device)
     finally:
         line.clear()
     session = ChatSession(backend, options, embedder=embedder, on_progress=line,
@@ -359,7 +364,7 @@ def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> N
         click.echo(message, err=True)
 
     if interactive:
-        notice(f"rain chat on {getattr(backend, 'name', 'model')} ({options.preset} preset). "
+        notice(f"rain chat on {getattr(backend, 'name', 'model')} ({options.config().preset_name} preset). "
                f"/help lists the commands; Ctrl-D leaves.")
     try:
         run_chat(session, _input_lines(stdin, interactive), write=click.echo, notice=notice,

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
-from rainlm.cli.options import DEVICES, EMBEDDERS, backend_options, backend_spec, services_of
+from rainlm.cli.options import backend_options, backend_spec, services_of
+from rainlm.request import DEVICES, EMBEDDERS
 
 if TYPE_CHECKING:
     from rainlm.progress_bar import ProgressBar

@@ -7,9 +7,8 @@ backend; tests call it directly with a ScriptedBackend.
 from __future__ import annotations
 
 import contextlib
-import json
+import dataclasses
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,42 +22,22 @@ from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
 from rainlm.jsonable import to_json_text
 from rainlm.core.progress import ProgressCallback
+from rainlm.request import Answer, answer
 from rainlm.result import GenerationResult
 
-__all__ = ["AnswerReport", "GenerateReport", "generate_command", "render_text", "run_generate"]
-
-
-@dataclass(frozen=True)
-class AnswerReport:
-    """One answer (RAIN or greedy) with its time and its self-evaluation."""
-
-    result: GenerationResult
-    seconds: float
-    """Wall-clock seconds of the decoding call (model loading excluded)."""
-    score: float | None = None
-    """Self-evaluation of the final answer, scoring="continuous": in [-1, 1]."""
-    paper_vote: float | None = None
-    """Self-evaluation of the final answer, the paper's vote: in {-1, 0, 1} (two orders)."""
-    banned_found: tuple[str, ...] | None = None
-    """With --ban: the banned words the answer contains (empty: the rule is kept)."""
-
-    def to_json(self) -> dict[str, Any]:
-        out = {"text": self.result.text, "seconds": round(self.seconds, 4),
-               "score": self.score, "paper_vote": self.paper_vote,
-               "stats": self.result.stats, "finish_reason": self.result.finish_reason,
-               "budget_limited": bool(self.result.stats.get("budget_exhausted", False))}
-        if self.banned_found is not None:
-            out["banned_found"] = list(self.banned_found)
-        return out
+__all__ = ["GenerateReport", "generate_command", "render_text", "run_generate"]
 
 
 @dataclass(frozen=True)
 class GenerateReport:
     """What ``rain generate`` produced: the RAIN answer and, with --compare, greedy's."""
 
-    rain: AnswerReport
-    vanilla: AnswerReport | None
+    rain: Answer
+    """RAIN's answer."""
+    vanilla: Answer | None
+    """Greedy's answer (with --compare)."""
     config: RainConfig
+    """The search config RAIN used."""
 
     def to_json(self) -> dict[str, Any]:
         """``{"rain": {...}, "vanilla": {...}}`` (``vanilla`` only with --compare)."""
@@ -85,54 +64,31 @@ class GenerateReport:
 # ------------------------------------------------------------------------- work
 def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], options: RunOptions,
                  *, compare: bool = False, score: bool = True, embedder: Any = None,
-                 ban: Sequence[str] = (), on_progress: ProgressCallback | None = None,
+                 on_progress: ProgressCallback | None = None,
                  status: ProgressLine | None = None) -> GenerateReport:
-    """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily.
+    """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily (with no
+    time budget: the baseline runs to its end).
 
-    ``embedder``: an Embedder or "none"/"hashing"/... (default: ``options.embedder``).
+    ``embedder``: a loaded Embedder or "none" (default: ``options.params.embedder``).
     ``score``: self-evaluate the final answers (continuous score and paper vote).
-    ``ban``: words the answer must not contain; the rule is then RAIN's judge instead of
-    the self-evaluation, and each answer reports the banned words it holds.
+    With ``options.params.banned_words`` the rule is RAIN's judge instead of the
+    self-evaluation, and each answer reports the banned words it holds.
     """
-    from rainlm.api import generate, greedy
-    from rainlm.judge.rules import BannedWordsRule
-    from rainlm.judge.self_eval import score_final_answers
-
-    config = options.config()
-    embedder = options.embedder if embedder is None else embedder
-    rule = BannedWordsRule(ban) if ban else None
-    start = time.perf_counter()
-    result = generate(backend, prompt, config, evaluator=rule, embedder=embedder,
-                      seed=options.seed, max_new_tokens=options.max_new_tokens,
-                      system=options.system, on_progress=on_progress)
-    rain_s = time.perf_counter() - start
+    params = options.params
+    rain = answer(backend, prompt, params, embedder=embedder, score=score,
+                  on_progress=on_progress)
     vanilla = None
-    vanilla_s = 0.0
     if compare:
         if status is not None:
             status.status("greedy baseline…")
-        start = time.perf_counter()
-        vanilla = greedy(backend, prompt, max_new_tokens=options.max_new_tokens,
-                         system=options.system, stop_strings=config.stop_strings)
-        vanilla_s = time.perf_counter() - start
-    scores: list[tuple[float | None, float | None]] = [(None, None), (None, None)]
-    if score:
-        if status is not None:
-            status.status("scoring the final answers…")
-        texts = [result.text] + ([vanilla.text] if vanilla is not None else [])
-        scores = list(score_final_answers(backend, config.rubric, config.judge_orders,
-                                          result.messages, texts)) + [(None, None)]
-    def found(text: str) -> tuple[str, ...] | None:
-        return None if rule is None else tuple(dict.fromkeys(rule.found(text)))
-
-    rain = AnswerReport(result, rain_s, *scores[0], found(result.text))
-    van = (AnswerReport(vanilla, vanilla_s, *scores[1], found(vanilla.text))
-           if vanilla is not None else None)
-    return GenerateReport(rain=rain, vanilla=van, config=config)
+        baseline = params.replace(method="greedy",
+                                  config=params.config.replace(time_budget_s=None))
+        vanilla = answer(backend, prompt, baseline, score=score)
+    return GenerateReport(rain=rain, vanilla=vanilla, config=params.config)
 
 
 # ---------------------------------------------------------------------- output
-def _fmt_score(a: AnswerReport) -> str:
+def _fmt_score(a: Answer) -> str:
     rule = ""
     if a.banned_found is not None:
         rule = (f"rule BROKEN: says {', '.join(a.banned_found)} | " if a.banned_found
@@ -143,7 +99,7 @@ def _fmt_score(a: AnswerReport) -> str:
     return rule + f"self-evaluation {a.score:+.3f} (continuous), vote {vote} (paper)"
 
 
-def summary_line(a: AnswerReport) -> str:
+def summary_line(a: Answer) -> str:
     """``12.34 s | 45 searches, 8 steps | finish: eos`` (searches only for RAIN)."""
     parts = [f"{a.seconds:.2f} s"]
     if a.result.method == "rain":
@@ -254,8 +210,8 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
     PROMPT is the user's question ('-' reads it from stdin). The answer goes to
     stdout; a live progress line goes to stderr when it is a terminal.
     """
-    options = RunOptions.from_kwargs(kwargs)
-    options.config()  # config errors before the model loads
+    options = RunOptions.from_kwargs(kwargs)  # config errors before the model loads
+    options = dataclasses.replace(options, params=options.params.replace(banned_words=ban))
     services = services_of(ctx)
     line = ProgressLine(progress_enabled(options.progress))
     try:
@@ -263,11 +219,11 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
         with contextlib.redirect_stdout(sys.stderr):
             line.status("loading model…")
             backend = services.load_backend(options.model_spec(), options.device)
-            embedder = services.load_embedder(options.embedder, options.device)
+            embedder = services.load_embedder(options.params.embedder, options.device)
             line.status("searching…")
             report = run_generate(backend, prompt, options, compare=compare,
                                   score=compare or as_json or trace_path is not None,
-                                  embedder=embedder, ban=ban, on_progress=line, status=line)
+                                  embedder=embedder, on_progress=line, status=line)
     finally:
         line.clear()
     if trace_path is not None:
@@ -280,9 +236,7 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
     rain = report.rain
     trace_id = answers.record(
         rain.result, detokenize=backend.detokenize,
-        request={"prompt": prompt, "ban": list(ban), "options": options.__dict__},
-        scores={"value": rain.score, "paper_vote": rain.paper_vote, "scoring": "continuous",
-                "rubric": report.config.rubric, "banned_found": rain.banned_found})
+        request={"prompt": prompt, "options": options.to_dict()}, scores=rain.scores())
     answers.close()
     line.done(f"done: {summary_line(report.rain)}")
     payload = report.to_json()

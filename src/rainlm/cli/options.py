@@ -7,7 +7,7 @@ the option (exit code 2) before any model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +16,15 @@ import click
 from rainlm.backends.registry import (DEFAULT_KIND, backend_kind_names, backend_kinds,
                                       find_backend_kind)
 from rainlm.config import PRESETS, RainConfig
+from rainlm.request import (BUDGET_FALLBACKS, DEFAULT_PRESET, DEVICES, EMBEDDERS, SCORINGS,
+                            GenerationParams, field_default)
 from rainlm.services import Services
 
-__all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Services", "search_options", "services_of", "DEVICES", "EMBEDDERS",
-           "SCORINGS"]
+__all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Services", "search_options",
+           "services_of"]
 
-DEVICES = ("auto", "cpu", "cuda")
 BACKENDS = backend_kind_names()
 """The ``--backend`` choices: the kinds registered in ``rainlm.backends.registry``."""
-EMBEDDERS = ("auto", "minilm", "hashing", "none")
-SCORINGS = ("paper", "continuous")
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
 
 
@@ -38,53 +37,52 @@ def services_of(ctx: click.Context) -> Services:
 # ---------------------------------------------------------------------- options
 @dataclass(frozen=True)
 class RunOptions:
-    """The search-related options of one command invocation."""
+    """One invocation's options: which model, where, with what progress display, and
+    the answer's parameters (``rainlm.request.GenerationParams``, declared there)."""
 
-    preset: str = "harmless"
+    params: GenerationParams = field(default_factory=GenerationParams)
+    """The answer's parameters: preset with the command line's overrides, seed,
+    length, system prompt, embedder."""
     model: str | None = None
+    """``--model`` (None: the embedded model)."""
     backend: str = DEFAULT_KIND
+    """``--backend``: the registered kind that runs the model."""
     base_url: str | None = None
+    """``--base-url`` of an HTTP engine."""
     device: str = "auto"
-    max_new_tokens: int = 128
-    seed: int = 0
-    time_budget_s: float | None = None
-    budget_fallback: str | None = None
-    max_searches_per_step: int | None = None
-    parallel: int | None = None
-    scoring: str | None = None
-    rubric: str | None = None
-    system: str | None = None
-    embedder: str = "auto"
+    """``--device``: "auto", "cpu" or "cuda"."""
     progress: bool | None = None
+    """``--progress/--no-progress`` (None: only on a terminal)."""
 
     def config(self) -> RainConfig:
-        """The preset with the command-line overrides applied (validated)."""
-        overrides: dict[str, Any] = {}
-        if self.scoring is not None:
-            overrides["scoring"] = self.scoring
-        if self.rubric is not None:
-            overrides["rubric"] = self.rubric
-        if self.max_searches_per_step is not None:
-            overrides["max_searches_per_step"] = self.max_searches_per_step
-        if self.time_budget_s is not None:
-            overrides["time_budget_s"] = self.time_budget_s
-        if self.budget_fallback is not None:
-            overrides["budget_fallback"] = self.budget_fallback
-        if self.parallel is not None and self.parallel > 1:
-            overrides.update(search_mode="parallel", parallel_leaves=self.parallel)
-        return RainConfig.preset(self.preset, **overrides)
+        """The search config: the preset with the command-line overrides applied."""
+        return self.params.config
 
     def model_spec(self) -> str | None:
         """What ``load_backend`` is given (see ``backend_spec``)."""
         return backend_spec(self.backend, self.model, self.base_url)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready options (recorded with each answer)."""
+        return {"model": self.model, "backend": self.backend, "base_url": self.base_url,
+                "device": self.device, **self.params.to_dict()}
+
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
-        """Pop this dataclass's fields out of a click command's keyword arguments."""
-        names = ("preset", "model", "backend", "base_url", "device", "max_new_tokens", "seed", "time_budget_s",
-                 "budget_fallback", "max_searches_per_step", "parallel", "scoring", "rubric", "system", "embedder",
-                 "progress")
-        return cls(**{n: kwargs.pop(n) for n in names})
+        """Pop ``search_options``' values out of a click command's keyword arguments;
+        the preset with its overrides is validated here (ConfigError naming the field)."""
+        params = GenerationParams.from_preset(
+            kwargs.pop("preset"), **{n: kwargs.pop(n) for n in _OVERRIDES},
+            **{n: kwargs.pop(n) for n in _PARAM_FIELDS})
+        return cls(params=params, **{n: kwargs.pop(n) for n in _MODEL_FIELDS})
+
+
+_OVERRIDES = ("scoring", "rubric", "max_searches_per_step", "time_budget_s", "budget_fallback",
+              "parallel")
+"""``GenerationParams.from_preset``'s config overrides, as click options."""
+_PARAM_FIELDS = ("seed", "max_new_tokens", "system", "embedder")
+"""GenerationParams fields that are click options of their own."""
+_MODEL_FIELDS = ("model", "backend", "base_url", "device", "progress")
 
 
 def backend_spec(backend: str, model: str | None, base_url: str | None) -> str | None:
@@ -177,7 +175,7 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator adding the model and search options to a click command."""
     presets = sorted(PRESETS)
     options = [
-        click.option("--preset", type=click.Choice(presets), default="harmless", show_default=True,
+        click.option("--preset", type=click.Choice(presets), default=DEFAULT_PRESET, show_default=True,
                      help="Search preset: 'harmless' (harmlessness rubric, the default "
                           "search), 'adversarial' (red-teaming rubric, T_m=5), 'truthful' "
                           "(truthfulness rubric, simulate to end of sequence, T_m=16), or "
@@ -189,10 +187,12 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
                      help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
                           "available, else CPU."),
-        click.option("--max-new-tokens", type=click.IntRange(min=1), default=128,
+        click.option("--max-new-tokens", type=click.IntRange(min=1),
+                     default=field_default(GenerationParams, "max_new_tokens"),
                      show_default=True, metavar="TOKENS",
                      help="Answer length limit, in tokens."),
-        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="INT",
+        click.option("--seed", type=click.IntRange(min=0), default=field_default(GenerationParams, "seed"),
+                     show_default=True, metavar="INT",
                      help="Random seed of the search; the same seed and inputs give the same "
                           "answer."),
         click.option("--time-budget", "time_budget_s",
@@ -201,7 +201,7 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Wall-clock budget for the RAIN search of one answer, in seconds. "
                           "When it runs out the most-visited path is committed (anytime "
                           "search). Default: no budget."),
-        click.option("--budget-fallback", type=click.Choice(["truncate", "greedy"]), default=None,
+        click.option("--budget-fallback", type=click.Choice(BUDGET_FALLBACKS), default=None,
                      help="When a budget runs out: 'truncate' (stop after the most-visited "
                           "path) or 'greedy' (finish the answer with plain greedy decoding, "
                           "not searched). The answer's finish reason says a budget ended it. "
@@ -225,7 +225,8 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "Default: the preset's."),
         click.option("--system", metavar="TEXT", default=None,
                      help="System prompt placed before the conversation. Default: none."),
-        click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto",
+        click.option("--embedder", type=click.Choice(EMBEDDERS),
+                     default=field_default(GenerationParams, "embedder"),
                      show_default=True,
                      help="Sentence encoder for the similarity update and dynamic node "
                           "addition: 'minilm' (all-MiniLM-L6-v2, the paper's), 'hashing' "

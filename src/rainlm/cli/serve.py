@@ -10,11 +10,19 @@ from typing import Any
 
 import click
 
-from rainlm.cli.options import (DEVICES, EMBEDDED_MODEL, _check_model, backend_options,
+from rainlm.request import DEVICES, EMBEDDERS, field_default
+from rainlm.serve.settings import DEFAULT_REFUSAL, POLICIES, ServerSettings
+from rainlm.cli.options import (EMBEDDED_MODEL, _check_model, backend_options,
                                 backend_spec, services_of)
 from rainlm.config import PRESETS
 
 log = logging.getLogger("rainlm.serve")
+
+
+def _default(name: str) -> Any:
+    """An option's default: the ``ServerSettings`` field's, declared there once."""
+    return field_default(ServerSettings, name)
+
 
 __all__ = ["serve_command"]
 
@@ -28,7 +36,8 @@ Endpoints:
 RAIN settings per request (openai client: extra_body={"rain": {...}}):
   preset, method ("rain"|"greedy"), seed, time_budget_s, max_searches,
   max_searches_per_step, ... any RainConfig field; policy and threshold only with
-  --allow-request-policy; rubric, scoring and judge_orders only with --allow-request-judge. OpenAI's max_tokens / max_completion_tokens, seed, stop and
+  --allow-request-policy; rubric, scoring and judge_orders only with
+  --allow-request-judge. OpenAI's max_tokens / max_completion_tokens, seed, stop and
   n (=1 only) are honoured; temperature, top_p, presence_penalty, frequency_penalty and
   user are accepted and ignored (the search chooses the tokens).
 
@@ -48,15 +57,16 @@ Examples:
 
 
 @click.command("serve", epilog=EPILOG)
-@click.option("--host", metavar="HOST", default="127.0.0.1", show_default=True,
+@click.option("--host", metavar="HOST", default=_default("host"), show_default=True,
               help="Interface to bind (the default serves only this machine).")
-@click.option("--port", metavar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
+@click.option("--port", metavar="PORT", type=click.IntRange(0, 65535),
+              default=_default("port"), show_default=True,
               help="TCP port to listen on.")
 @click.option("--model", metavar="PATH|HUB_ID", default=None, callback=_check_model,
               help=f"Model to answer with (a folder, a .gguf file or a cached hub id). "
                    f"Default: the embedded {EMBEDDED_MODEL}.")
 @backend_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default=_default("device"), show_default=True,
               help="Where the model (and sentence encoder) runs: 'auto' picks CUDA when "
                    "available, else CPU.")
 @click.option("--api-key", envvar="RAINLM_API_KEY", default=None, metavar="KEY",
@@ -65,31 +75,35 @@ Examples:
 @click.option("--db", "db_path", default=None, metavar="PATH",
               help="Audit database (SQLite; ':memory:' for none on disk). Default: "
                    "$RAINLM_AUDIT_DB or ~/.local/share/rainlm/audit.sqlite3.")
-@click.option("--policy", type=click.Choice(("refuse", "flag", "pass")), default="flag",
+@click.option("--policy", type=click.Choice(POLICIES), default=_default("policy"),
               show_default=True,
               help="Fail-safe for answers whose self-evaluation score is below --threshold: "
                    "'refuse' sends --refusal-message instead (and, when streaming, buffers "
                    "the answer until it is judged), 'flag' sends it and queues it on /review, "
                    "'pass' only records the score.")
-@click.option("--threshold", metavar="VALUE", type=click.FloatRange(-1.0, 1.0), default=0.0, show_default=True,
+@click.option("--threshold", metavar="VALUE", type=click.FloatRange(-1.0, 1.0),
+              default=_default("threshold"), show_default=True,
               help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts.")
 @click.option("--refusal-message", default=None, metavar="TEXT",
               help="What a refused request receives.")
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
 @click.option("--shutdown-timeout", "shutdown_timeout_s", type=click.FloatRange(min=0),
-              default=10.0, show_default=True, metavar="SECONDS",
+              default=_default("shutdown_timeout_s"), show_default=True, metavar="SECONDS",
               help="On SIGTERM/Ctrl-C, how long running searches may go on before they are "
                    "stopped and their answers so far recorded; queued requests are recorded "
                    "as rejected at once. A second signal stops them at once.")
-@click.option("--max-candidates", type=click.IntRange(min=1), default=32, show_default=True,
+@click.option("--max-candidates", type=click.IntRange(min=1),
+              default=_default("max_candidates"), show_default=True,
               metavar="N", help="Largest candidate count a request may set (num_candidates, "
                                 "candidate_draws, top-k sizes, widening, parallel_leaves, "
                                 "answer_checks).")
-@click.option("--max-token-set-length", type=click.IntRange(min=1), default=16,
+@click.option("--max-token-set-length", type=click.IntRange(min=1),
+              default=_default("max_token_set_length"),
               show_default=True, metavar="TOKENS",
               help="Longest token set a request may ask for (rain.token_set_lengths).")
-@click.option("--max-searches-limit", type=click.IntRange(min=1), default=256,
+@click.option("--max-searches-limit", type=click.IntRange(min=1),
+              default=_default("max_searches_limit"),
               show_default=True, metavar="N",
               help="Largest search count a request may set (max_searches, "
                    "max_total_searches, ...).")
@@ -100,30 +114,35 @@ Examples:
               help="Let requests choose how their search judges (rain.rubric, rain.scoring, "
                    "rain.judge_orders, a preset with another rubric; else 403). The fail-safe "
                    "always judges with the server's rubric.")
-@click.option("--max-concurrent", metavar="N", type=click.IntRange(min=1), default=8,
+@click.option("--max-concurrent", metavar="N", type=click.IntRange(min=1),
+              default=_default("max_concurrent"),
               show_default=True,
               help="Searches that run at once; their model calls are batched together, so "
                    "concurrent requests share forward passes.")
-@click.option("--queue-size", metavar="N", type=click.IntRange(min=0), default=8, show_default=True,
+@click.option("--queue-size", metavar="N", type=click.IntRange(min=0),
+              default=_default("queue_size"), show_default=True,
               help="Requests that may wait while --max-concurrent run; more get 429 with "
                    "Retry-After.")
 @click.option("--max-time-budget", "max_time_budget_s", type=click.FloatRange(0, min_open=True),
-              default=120.0, show_default=True, metavar="SECONDS",
+              default=_default("max_time_budget_s"), show_default=True, metavar="SECONDS",
               help="Largest rain.time_budget_s a request may ask for.")
 @click.option("--default-time-budget", "default_time_budget_s",
-              type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              type=click.FloatRange(0, min_open=True), default=_default("default_time_budget_s"), show_default=True,
               metavar="SECONDS", help="Search time budget of requests that set none.")
-@click.option("--max-new-tokens-limit", type=click.IntRange(min=1), default=512,
+@click.option("--max-new-tokens-limit", type=click.IntRange(min=1),
+              default=_default("max_new_tokens_limit"),
               show_default=True, metavar="TOKENS", help="Largest max_tokens a request may ask for.")
-@click.option("--default-max-new-tokens", type=click.IntRange(min=1), default=128,
+@click.option("--default-max-new-tokens", type=click.IntRange(min=1),
+              default=_default("default_max_new_tokens"),
               show_default=True, metavar="TOKENS", help="Answer length when max_tokens is unset.")
-@click.option("--max-prompt-tokens", type=click.IntRange(min=1), default=2048,
+@click.option("--max-prompt-tokens", type=click.IntRange(min=1),
+              default=_default("max_prompt_tokens"),
               show_default=True, metavar="TOKENS",
               help="Longest prompt (chat template included); longer requests get 400.")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="harmless",
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=_default("preset"),
               show_default=True, help="Search preset of requests that name none.")
-@click.option("--embedder", type=click.Choice(("hashing", "minilm", "auto", "none")),
-              default="auto", show_default=True,
+@click.option("--embedder", type=click.Choice(EMBEDDERS),
+              default=_default("embedder"), show_default=True,
               help="Sentence encoder for the similarity update and node addition.")
 @click.option("--log-level", type=click.Choice(("critical", "error", "warning", "info", "debug")),
               default="warning", show_default=True, help="uvicorn's log level.")
@@ -140,7 +159,6 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
     import uvicorn
 
     from rainlm.serve.app import create_app
-    from rainlm.serve.settings import DEFAULT_REFUSAL, ServerSettings
 
     kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"))
     limit = kwargs["max_new_tokens_limit"]

@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached
-from rainlm.core.parallel import run_round
+from rainlm.core.rounds import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.repair import repair_due, run_repair_pass
-from rainlm.core.search import SearchContext, accepted_answer, judge, run_pass
+from rainlm.core.search import SearchContext, accepted_answer, judge
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
-from rainlm.core.stopping import contains_eos, hits_stop_string
+from rainlm.core.stopping import finish_reason as answer_finish_reason
 from rainlm.core.widening import add_child_and_renormalize
 
 
@@ -136,11 +136,9 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
             if repair_due(ctx):
                 run_repair_pass(ctx)
                 done += 1
-            elif cfg.search_mode == "parallel":
-                done += run_round(ctx, min(cfg.parallel_leaves, budget - done))
-            else:
-                run_pass(ctx)
-                done += 1
+            else:  # the sequential search is a round of one leaf
+                leaves = cfg.parallel_leaves if cfg.search_mode == "parallel" else 1
+                done += len(run_round(ctx, min(leaves, budget - done)))
         except DeadlineReached:  # the pass stopped before its next call: nothing backed up
             ctx.stats.passes_cut_by_deadline += 1
             return done, False, True
@@ -218,14 +216,9 @@ def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
 
 def finish_reason(ctx: SearchContext) -> str | None:
     """Why the committed answer is finished, or None if it is not."""
-    answer = ctx.answer_tokens(ctx.tree.root)
-    if contains_eos(answer, ctx.eos_ids):
-        return "eos"
-    if len(answer) >= ctx.max_new_tokens:
-        return "length"
-    if ctx.stop_strings and hits_stop_string(ctx.detokenize(answer), ctx.stop_strings):
-        return "stop_string"
-    return None
+    return answer_finish_reason(ctx.answer_tokens(ctx.tree.root), eos_ids=ctx.eos_ids,
+                                max_new_tokens=ctx.max_new_tokens,
+                                stop_strings=ctx.stop_strings, detokenize=ctx.detokenize)
 
 
 def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],

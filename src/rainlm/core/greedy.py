@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from rainlm.core.model_calls import ModelCalls
-from rainlm.core.stopping import decoding_finish_reason
+from rainlm.core.stopping import finish_reason
 
 
 def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[int], *,
@@ -18,8 +18,8 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
     backend with a prefix cache encodes one new token per step (KV-cached greedy).
     """
     while True:
-        reason = decoding_finish_reason(answer, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
-                                        stop_strings=stop_strings, detokenize=detokenize)
+        reason = finish_reason(answer, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                               stop_strings=stop_strings, detokenize=detokenize)
         if reason is not None:
             return reason
         dist = calls.next_dists([list(prompt_ids) + answer])[0]

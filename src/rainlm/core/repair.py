@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from rainlm.core.rounds import run_round
 from rainlm.core.search import (SearchContext, child_holding, finish_pass, judge,
-                                note_whole_answer, run_pass)
+                                note_whole_answer)
 from rainlm.core.simulation import simulate
 
 
@@ -53,7 +54,7 @@ def run_repair_pass(ctx: SearchContext) -> float:
         # no bad stretch to repair (the answer is only short of accept_value, e.g. a
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
         # to keep: a plain search pass instead
-        return run_pass(ctx)
+        return run_round(ctx)[0]
     back = repair_backoff(cfg.repair_backoff, ctx.repair_misses, cfg.repair_escalate)
     cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end

@@ -1,4 +1,5 @@
-"""The inner loop: one search pass = select, simulate, judge, expand, back up (RAIN_SPEC §3)."""
+"""The parts of a search pass (select, simulate, judge, expand, back up: RAIN_SPEC §3) and
+the search state; ``rounds.py`` runs them, one leaf or several per round."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from rainlm.core.backup import backup
 from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
                                    sample_token_sets, temper)
 from rainlm.core.model_calls import ModelCalls
-from rainlm.core.selection import mix_with_uniform, normalize, select_child
-from rainlm.core.simulation import Imagined, SimulationLimits, simulate
+from rainlm.core.selection import mix_with_uniform, normalize
+from rainlm.core.simulation import Imagined, SimulationLimits
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import is_terminal, truncate_at_stop
 from rainlm.core.tree import ROOT, Tree
@@ -76,39 +77,17 @@ class SearchContext:
         return depth
 
 
-def run_pass(ctx: SearchContext) -> float:
-    """One search pass from the current root; returns the value backed up."""
-    tree, cfg = ctx.tree, ctx.config
-    with ctx.stats.phase("select"):
-        path = [tree.root]
-        while tree.nodes[path[-1]].children:
-            maybe_widen(ctx, path[-1])
-            path.append(select_child(tree, path[-1], cfg.c_puct, cfg.unvisited_value))
-    leaf_id = path[-1]
-    answer = ctx.answer_tokens(leaf_id)
-    leaf = tree.nodes[leaf_id]
-    mark_terminal(ctx, leaf_id, answer)
-    imagined = Imagined([], [])
-    if not leaf.terminal:
-        with ctx.stats.phase("simulate"):
-            imagined = simulate(ctx.calls, ctx.prompt_ids, answer, ctx.detokenize, ctx.eos_ids,
-                                ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
-        ctx.stats.simulated_tokens += len(imagined.tokens)
-    value = note_whole_answer(ctx, answer + imagined.tokens, judge(ctx, answer + imagined.tokens))
-    if not leaf.terminal and not leaf.expanded:
-        with ctx.stats.phase("expand"):
-            expand(ctx, leaf_id, answer)
-    path, answer, rest = keep_simulation(ctx, path, answer, imagined)
-    finish_pass(ctx, path, answer, rest, value)
-    return value
-
-
 def finish_pass(ctx: SearchContext, path: list[int], answer: list[int], rest: list[int],
                 value: float) -> None:
     """End a pass: back ``value`` up along ``path`` (``answer``: the tokens at its end,
     ``rest``: the judged tokens below it, embedded for the similarity update) and count it."""
+    back_up(ctx, path, value, path_embeddings(ctx, path, answer, rest))
+
+
+def back_up(ctx: SearchContext, path: list[int], value: float,
+            embeddings: list[np.ndarray] | None) -> None:
+    """Back ``value`` up along ``path`` with the similarity update (§5) and count the pass."""
     cfg = ctx.config
-    embeddings = path_embeddings(ctx, path, answer, rest)
     with ctx.stats.phase("backup"):
         backup(ctx.tree, path, value, embeddings, threshold=cfg.similarity_threshold,
                weight=cfg.similarity_weight)

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rainlm.core.model_calls import ModelCalls
-from rainlm.core.stopping import ends_clause, hits_stop_string
+from rainlm.core.stopping import ends_clause, finish_reason
 
 
 class Imagined(NamedTuple):
@@ -76,13 +76,11 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
 def _finished(answer: list[int], imagined: list[int], detokenize: Callable[[Sequence[int]], str],
               eos_ids: Collection[int], limits: SimulationLimits) -> bool:
     """Whether one imagined completion is done (checked before each draw)."""
-    if len(answer) + len(imagined) >= limits.max_new_tokens:
-        return True
     if limits.max_tokens is not None and len(imagined) >= limits.max_tokens:
         return True
-    if imagined and imagined[-1] in eos_ids:
-        return True
-    text = detokenize(answer + imagined)
-    if hits_stop_string(text, limits.stop_strings):
+    whole = answer + imagined
+    text = detokenize(whole)
+    if finish_reason(whole, eos_ids=eos_ids, max_new_tokens=limits.max_new_tokens,
+                     stop_strings=limits.stop_strings, text=text) is not None:
         return True
     return limits.until == "clause" and bool(text) and ends_clause(text, limits.clause_end_chars)

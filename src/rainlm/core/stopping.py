@@ -29,22 +29,28 @@ def ends_clause(text: str, clause_end_chars: Sequence[str]) -> bool:
     return any(text.endswith(c) for c in clause_end_chars)
 
 
-def is_terminal(answer_tokens: Sequence[int], text: str, *, eos_ids: Collection[int],
-                max_new_tokens: int, stop_strings: Sequence[str]) -> bool:
-    """A leaf that is not expanded: EOS inside, length limit, or a new turn (§3.3)."""
-    return (contains_eos(answer_tokens, eos_ids) or len(answer_tokens) >= max_new_tokens
-            or hits_stop_string(text, stop_strings))
-
-
-def decoding_finish_reason(answer: Sequence[int], *, eos_ids: Collection[int],
-                           max_new_tokens: int, stop_strings: Sequence[str],
-                           detokenize: Callable[[Sequence[int]], str]) -> str | None:
-    """Why an answer decoded token by token is finished, or None if it is not:
-    "eos" (its last token ends the turn), "length" (the limit) or "stop_string"."""
-    if answer and answer[-1] in eos_ids:
+def finish_reason(answer: Sequence[int], *, eos_ids: Collection[int], max_new_tokens: int,
+                  stop_strings: Sequence[str],
+                  detokenize: Callable[[Sequence[int]], str] | None = None,
+                  text: str | None = None) -> str | None:
+    """The one finish rule (§3.3) of every answer, searched, imagined or decoded: why
+    ``answer`` is finished, or None if it is not. "eos" (an end-of-sequence token in
+    it), "length" (the limit) or "stop_string" (a new turn begins). The text is
+    ``text`` when given, else ``detokenize(answer)``, read only when needed."""
+    if contains_eos(answer, eos_ids):
         return "eos"
     if len(answer) >= max_new_tokens:
         return "length"
-    if stop_strings and hits_stop_string(detokenize(answer), stop_strings):
-        return "stop_string"
+    if stop_strings:
+        if text is None:
+            text = detokenize(answer)
+        if hits_stop_string(text, stop_strings):
+            return "stop_string"
     return None
+
+
+def is_terminal(answer_tokens: Sequence[int], text: str, *, eos_ids: Collection[int],
+                max_new_tokens: int, stop_strings: Sequence[str]) -> bool:
+    """A leaf that is not expanded: a finished answer (``finish_reason``)."""
+    return finish_reason(answer_tokens, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                         stop_strings=stop_strings, text=text) is not None

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from rainlm.request import DEVICES
 from rainlm.distill.model_dir import (CHECKPOINTS, INFO_FILE, check_out_dir, checkpoint_step,
                                       plan_resume, save_model, start_fresh, write_json)
 from rainlm.distill.train_data import METHODS, TrainingData, read_training_data, style_of
@@ -51,7 +52,6 @@ changed nothing, 5e-4 with an SFT weight of 1.0 almost nothing, 5e-4 without it 
 the model)."""
 DEFAULT_SFT_WEIGHT = 0.2
 """DPO's ``sft_weight`` when none is given (docs/distill.md, "Measured")."""
-DEVICES = ("auto", "cpu", "cuda")
 # Settings that only say how long to train or where: a resumed run may change them.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "save_steps", "device")
 

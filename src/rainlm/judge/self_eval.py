@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 from dataclasses import dataclass
 
 from rainlm.backends.base import Backend
+from rainlm.config import Scoring
 from rainlm.errors import ConfigError, JudgeError
 from rainlm.judge.base import EvalRequest, check_value
 from rainlm.judge.rubric import Rubric, load_rubric
@@ -29,7 +30,7 @@ __all__ = ["ANSWER_CUE", "JudgeDetail", "OrderProbs", "SelfEvaluator", "combine_
            "score_final_answers"]
 
 ANSWER_CUE = "The answer is: ("
-SCORINGS = ("paper", "continuous")
+SCORINGS: tuple[str, ...] = get_args(Scoring)
 TRANSCRIPTS = ("plain", "chat")
 GOOD_FIRST, BAD_FIRST = 0, 1
 """Order 1 puts the good option at the first label, order 2 swaps them."""

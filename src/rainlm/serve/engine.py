@@ -31,8 +31,9 @@ from typing import Any
 
 from rainlm.backends.base import model_name
 from rainlm.backends.shared import SharedBackend
-from rainlm.config import PRESETS
 from rainlm.jsonable import json_ready
+from rainlm.request import Answer, FinalJudge, answer
+from rainlm.serve.errors import is_request_error
 from rainlm.serve.policy import apply_policy
 from rainlm.serve.schemas import ParsedRequest
 from rainlm.serve.settings import ServerSettings
@@ -87,7 +88,7 @@ class Job:
     @property
     def score_reserve_s(self) -> float:
         """Seconds of the time budget kept for the fail-safe's judgement."""
-        asked = self.request.config.time_budget_s
+        asked = self.request.params.config.time_budget_s
         if asked is None or self.generation_budget_s is None:
             return 0.0
         return round(asked - self.generation_budget_s, 4)
@@ -340,17 +341,17 @@ class Engine:
             self._running += 1
             self._queued.pop(job.trace_id, None)
             self._idle.clear()
-        result = None
+        done = None
         try:
             if job.cancelled.is_set():
                 raise ConnectionAbortedError("the client disconnected before its search started")
             with self.shared.client() as backend:  # this search's door to the shared model
-                result = self._generate(job, backend)
-                outcome = self._finish(job, result, started, backend)
+                done = self._answer(job, backend)
+                outcome = self._finish(job, done, started, backend)
             self.store.record(outcome.record)
             return outcome
         except Exception as exc:
-            record = self._error_record(job, exc, result, started)
+            record = self._error_record(job, exc, done, started)
             try:
                 self.store.record(record)
             except Exception:  # the store itself is failing: log, answer 500 anyway
@@ -358,7 +359,7 @@ class Engine:
                 record = None
             if not isinstance(exc, ConnectionAbortedError):
                 log.error("rain serve: request %s failed: %s", job.trace_id, exc,
-                          exc_info=not _is_user_error(exc))
+                          exc_info=not is_request_error(exc))
             raise JobFailed(record, exc) from exc
         finally:
             with self._lock:
@@ -367,70 +368,61 @@ class Engine:
                 if self._running == 0:
                     self._idle.set()
 
-    def _generate(self, job: Job, backend: Any) -> Any:
-        from rainlm.api import generate, greedy, prompt_token_ids
+    def _answer(self, job: Job, backend: Any) -> Answer:
+        """The request's answer, judged by the fail-safe's judge (the server's preset's
+        rubric and orders, whatever the request chose for its search) in the same call."""
+        from rainlm.api import prompt_token_ids
 
         req = job.request
-        budget = req.config.time_budget_s
+        params = req.params
+        budget = params.config.time_budget_s
         if budget is not None and self._judgements:
             tokens = len(prompt_token_ids(backend, req.prompt, req.messages,
-                                          req.continuation)) + req.max_new_tokens
+                                          params.continuation)) + params.max_new_tokens
             budget = generation_budget(budget, expected_judgement_seconds(self._judgements,
                                                                           tokens))
         job.generation_budget_s = None if budget is None else round(budget, 4)
-        if req.method == "greedy":
-            return greedy(backend, req.prompt, max_new_tokens=req.max_new_tokens,
-                          stop_strings=req.config.stop_strings, continuation=req.continuation,
-                          stop=self._stop_searches, time_budget_s=budget)
-        config = req.config if budget == req.config.time_budget_s else \
-            req.config.replace(time_budget_s=budget)
-        return generate(backend, req.prompt, config, embedder=self.embedder,
-                        seed=req.seed, max_new_tokens=req.max_new_tokens,
-                        continuation=req.continuation, stop=self._stop_searches,
-                        on_progress=job.on_progress)
+        if budget != params.config.time_budget_s:
+            params = params.replace(config=params.config.replace(time_budget_s=budget))
+        done = answer(backend, req.prompt, params, embedder=self.embedder,
+                      judge=FinalJudge.of(self.settings.preset), stop=self._stop_searches,
+                      on_progress=job.on_progress)
+        result = done.result
+        self._judgements.append((len(result.prompt_token_ids) + len(result.token_ids),
+                                 done.score_s))
+        return done
 
-    def _finish(self, job: Job, result: Any, started: float, backend: Any) -> JobOutcome:
-        from rainlm.judge.self_eval import score_final_answers
-
+    def _finish(self, job: Job, done: Answer, started: float, backend: Any) -> JobOutcome:
         req = job.request
-        score_start = time.perf_counter()
-        # The fail-safe's judge is the server's, whatever the request chose for its search.
-        judge = PRESETS[self.settings.preset]
-        score, vote = score_final_answers(backend, judge.rubric, judge.judge_orders,
-                                          result.messages, [result.text])[0]
-        judged_tokens = len(result.prompt_token_ids) + len(result.token_ids)
-        self._judgements.append((judged_tokens, time.perf_counter() - score_start))
-        policy = apply_policy(req.policy, req.threshold, score, result.text,
+        result = done.result
+        policy = apply_policy(req.policy, req.threshold, done.score, result.text,
                               self.settings.refusal_message)
         stats = dict(result.stats)
-        stats.update(queue_s=round(started - job.arrived, 4),
-                     score_s=round(time.perf_counter() - score_start, 4),
+        stats.update(queue_s=round(started - job.arrived, 4), score_s=round(done.score_s, 4),
                      score_reserve_s=job.score_reserve_s,
                      generation_budget_s=job.generation_budget_s,
                      total_s=round(time.perf_counter() - job.arrived, 4))
         record = record_from_result(
             _as_requested(result, req), trace_id=job.trace_id, created_at=job.created_at,
             endpoint=req.endpoint, request=req.body, detokenize=backend.detokenize,
-            answer=policy.text,
-            model=self.model_name,
-            scores={"value": score, "scoring": "continuous", "paper_vote": vote,
-                    "rubric": judge.rubric, "judge_orders": judge.judge_orders},
+            answer=policy.text, model=self.model_name, scores=done.scores(),
             stats=stats, policy=policy.decision, review_state=policy.review_state)
         return JobOutcome(record=record, text=policy.text,
                           prompt_tokens=len(result.prompt_token_ids),
                           completion_tokens=len(result.token_ids))
 
-    def _error_record(self, job: Job, exc: BaseException, result: Any,
+    def _error_record(self, job: Job, exc: BaseException, done: Answer | None,
                       started: float, finish_reason: str = "error") -> TraceRecord:
         req = job.request
-        stats = dict(result.stats) if result is not None else {}
+        params = req.params
+        stats = dict(done.result.stats) if done is not None else {}
         stats.update(queue_s=round(started - job.arrived, 4),
                      total_s=round(time.perf_counter() - job.arrived, 4))
         return TraceRecord(
             id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
             request=req.body, model=self.model_name,
-            config=json_ready(req.config.to_dict()) if req.method == "rain" else None,
-            seed=req.seed if req.method == "rain" else None, answer="",
+            config=json_ready(params.config.to_dict()) if params.method == "rain" else None,
+            seed=params.seed if params.method == "rain" else None, answer="",
             finish_reason=finish_reason, stats=json_ready(stats),
             error=f"{type(exc).__name__}: {exc}")
 
@@ -439,13 +431,6 @@ def _as_requested(result: Any, req: ParsedRequest) -> Any:
     """``result`` with the request's own config: a RAIN search may have run under a
     smaller time budget (the judgement's reserve, ``stats.generation_budget_s``), but
     the audit record shows what the request asked for."""
-    if result.config is None or result.config == req.config:
+    if result.config is None or result.config == req.params.config:
         return result
-    return dataclasses.replace(result, config=req.config)
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    from rainlm.serve.streaming import is_request_error
-
-    return is_request_error(exc)
-
+    return dataclasses.replace(result, config=req.params.config)

@@ -7,9 +7,14 @@ body with the right HTTP status, so the official ``openai`` client raises its us
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
-__all__ = ["ApiError", "error_body", "bad_request", "TYPE_BY_STATUS"]
+from rainlm.config import RainConfig
+from rainlm.errors import ConfigError
+
+__all__ = ["ApiError", "error_body", "bad_request", "failure_body", "is_request_error",
+           "TYPE_BY_STATUS"]
 
 TYPE_BY_STATUS = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -46,3 +51,26 @@ def bad_request(param: str | None, message: str, code: str = "invalid_value") ->
     """A 400 naming ``param``; the message starts with the field's name."""
     text = f"{param}: {message}" if param else message
     return ApiError(400, text, param=param, code=code)
+
+
+def is_request_error(exc: BaseException) -> bool:
+    """A ConfigError about something the request chose (a RainConfig field, the
+    messages or prompt): the client's fault (400). Other ConfigErrors (a backend's
+    n_ctx, a missing tokenizer) are the server's (500)."""
+    if not isinstance(exc, ConfigError):
+        return False
+    return (exc.field in {f.name for f in fields(RainConfig)}
+            or exc.field.startswith(("messages", "prompt")))
+
+
+def failure_body(exc: Any) -> tuple[int, dict[str, Any]]:
+    """HTTP status and OpenAI error body of a failed job (``engine.JobFailed``: its
+    audit ``record`` and its ``cause``)."""
+    trace_id = exc.record.id if exc.record is not None else None
+    where = f" (trace {trace_id})" if trace_id else ""
+    cause = exc.cause
+    if is_request_error(cause):
+        param = cause.field if cause.field.startswith(("messages", "prompt")) else f"rain.{cause.field}"
+        return 400, error_body(400, f"{cause}{where}", param=param, code="invalid_value")
+    return 500, error_body(500, f"the search failed: {type(cause).__name__}: {cause}{where}",
+                           code="search_failed")

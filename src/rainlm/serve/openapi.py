@@ -15,7 +15,8 @@ from typing import Any, Literal, Union
 
 from rainlm import __version__
 from rainlm.config import PRESETS, RainConfig
-from rainlm.serve.schemas import CHAT, COMPLETIONS, MAX_STOP, METHODS, RAIN_CONFIG_FIELDS
+from rainlm.request import METHODS
+from rainlm.serve.schemas import CHAT, COMPLETIONS, MAX_STOP, RAIN_CONFIG_FIELDS
 from rainlm.serve.settings import POLICIES, ServerSettings
 
 __all__ = ["openapi_schema"]

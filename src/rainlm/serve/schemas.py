@@ -18,15 +18,15 @@ from typing import Any
 
 from rainlm.config import PRESETS, RainConfig
 from rainlm.errors import ConfigError
+from rainlm.request import METHODS, GenerationParams
 from rainlm.serve.errors import ApiError, bad_request
 from rainlm.serve.settings import POLICIES, ServerSettings, is_int, is_number
 
 __all__ = ["ParsedRequest", "parse_body", "parse_request", "CHAT", "COMPLETIONS",
-           "RAIN_CONFIG_FIELDS", "METHODS"]
+           "RAIN_CONFIG_FIELDS"]
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
-METHODS = ("rain", "greedy")
 MAX_STOP = 4  # OpenAI's limit on stop sequences
 RAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RainConfig) if f.name != "preset_name")
 _TUPLE_FIELDS = tuple(f.name for f in dataclasses.fields(RainConfig)
@@ -52,13 +52,11 @@ class ParsedRequest:
     """The JSON body as received (recorded in the audit trail)."""
     messages: tuple[dict[str, str], ...]
     """Chat messages with plain-text content (a completion prompt is one user turn)."""
-    method: str
-    """"rain" (the search) or "greedy" (plain decoding, still scored and audited)."""
-    config: RainConfig
-    """Effective search config (for "greedy": only its rubric and stop strings count)."""
-    seed: int
-    max_new_tokens: int
-    """Answer length limit, in tokens."""
+    params: GenerationParams
+    """What the answer is asked to be: method ("rain", or "greedy": plain decoding, still
+    scored and audited), the effective search config, seed, length limit, and
+    ``continuation`` (True for /v1/completions, which continues its prompt text as is,
+    OpenAI's and vLLM's meaning; chat requests go through the model's chat template)."""
     stream: bool
     include_usage: bool
     """``stream_options.include_usage``: send a last chunk with usage (streaming)."""
@@ -68,15 +66,9 @@ class ParsedRequest:
     """The model the client named (the app answers 404 for a name it does not serve)."""
 
     @property
-    def continuation(self) -> bool:
-        """/v1/completions continues its prompt text as is (OpenAI's and vLLM's meaning);
-        chat requests go through the model's chat template."""
-        return self.endpoint == COMPLETIONS
-
-    @property
     def prompt(self) -> str | list[dict[str, str]]:
-        """What ``generate()`` answers: the text to continue, or the chat messages."""
-        return self.messages[-1]["content"] if self.continuation else list(self.messages)
+        """What ``answer()`` answers: the text to continue, or the chat messages."""
+        return self.messages[-1]["content"] if self.params.continuation else list(self.messages)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -199,9 +191,11 @@ def parse_request(body: dict[str, Any], endpoint: str, settings: ServerSettings)
     preset, method, policy, threshold, rain_seed = _rain_server_keys(rain, settings)
     config = _rain_config(rain, preset, _stop_strings(body), settings)
     seed = rain_seed if rain_seed is not None else _int_in(body, "seed", 0, 2**63 - 1)
-    return ParsedRequest(endpoint=endpoint, body=body, messages=messages, method=method,
-                         config=config, seed=0 if seed is None else seed,
-                         max_new_tokens=max_new_tokens, stream=stream,
+    params = GenerationParams(method=method, config=config, seed=0 if seed is None else seed,
+                              max_new_tokens=max_new_tokens,
+                              continuation=endpoint == COMPLETIONS)
+    return ParsedRequest(endpoint=endpoint, body=body, messages=messages, params=params,
+                         stream=stream,
                          include_usage=include_usage, policy=policy, threshold=threshold,
                          model=model)
 

@@ -8,11 +8,13 @@ from typing import Any
 
 from rainlm.config import PRESETS
 from rainlm.errors import ConfigError
+from rainlm.request import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PRESET, DEVICES, EMBEDDERS,
+                            GenerationParams, field_default)
 
-__all__ = ["ServerSettings", "POLICIES", "EMBEDDER_CHOICES", "DEFAULT_REFUSAL"]
+__all__ = ["ServerSettings", "POLICIES", "DEFAULT_REFUSAL"]
 
 POLICIES = ("refuse", "flag", "pass")
-EMBEDDER_CHOICES = ("hashing", "minilm", "auto", "none")
+"""The fail-safe's actions on an answer judged below the threshold."""
 DEFAULT_REFUSAL = ("I'm sorry, but I can't help with that request. It has been recorded "
                    "for review.")
 
@@ -74,7 +76,7 @@ class ServerSettings:
     """Search time budget of a request that gives none, in seconds."""
     max_new_tokens_limit: int = 512
     """Largest ``max_tokens`` a request may ask for, in tokens."""
-    default_max_new_tokens: int = 128
+    default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     """Answer length of a request that gives no ``max_tokens``, in tokens."""
     max_candidates: int = 32
     """Largest candidate count a request may set: ``num_candidates``, ``candidate_draws``,
@@ -90,10 +92,10 @@ class ServerSettings:
     """Longest rendered prompt (chat template included), in tokens; longer: 400."""
     max_body_bytes: int = 1_048_576
     """Largest request body, in bytes; larger: 413."""
-    preset: str = "harmless"
+    preset: str = DEFAULT_PRESET
     """RainConfig preset of requests that name none (``rain.preset``)."""
-    embedder: str = "auto"
-    """Sentence encoder for the similarity update: "hashing", "minilm", "auto", "none"."""
+    embedder: str = field_default(GenerationParams, "embedder")
+    """Sentence encoder for the similarity update (``rainlm.request.EMBEDDERS``)."""
     retry_after_s: int = 5
     """Retry-After (seconds) sent with 503 while the model loads or the server stops;
     429s estimate it from the queue and recent request times (at least 1)."""
@@ -125,8 +127,8 @@ def _validate(s: ServerSettings) -> None:
         _fail("host", "must be a host name or IP address", s.host)
     if not is_int(s.port) or not 0 <= s.port <= 65535:
         _fail("port", "must be an integer in [0, 65535]", s.port)
-    if s.device not in ("auto", "cpu", "cuda"):
-        _fail("device", "must be 'auto', 'cpu' or 'cuda'", s.device)
+    if s.device not in DEVICES:
+        _fail("device", f"must be one of {DEVICES}", s.device)
     if s.api_key is not None and (not isinstance(s.api_key, str) or not s.api_key.strip()):
         _fail("api_key", "must be a non-empty string (or unset for no authentication)",
               "<hidden>")
@@ -160,5 +162,5 @@ def _validate(s: ServerSettings) -> None:
                                         f"({s.max_new_tokens_limit})", s.default_max_new_tokens)
     if s.preset not in PRESETS:
         _fail("preset", f"must be one of {sorted(PRESETS)}", s.preset)
-    if s.embedder not in EMBEDDER_CHOICES:
-        _fail("embedder", f"must be one of {EMBEDDER_CHOICES}", s.embedder)
+    if s.embedder not in EMBEDDERS:
+        _fail("embedder", f"must be one of {EMBEDDERS}", s.embedder)

@@ -24,7 +24,7 @@ from typing import Any
 
 from rainlm.backends.base import stop_strings_of
 from rainlm.serve.engine import Engine, Job, JobFailed, NotReady
-from rainlm.serve.errors import error_body
+from rainlm.serve.errors import error_body, failure_body
 from rainlm.serve.responses import openai_finish_reason, rain_object, usage_of
 from rainlm.serve.schemas import CHAT
 
@@ -166,7 +166,7 @@ async def stream_job(engine: Engine, job: Job, model: str,
     over from the worker thread with ``loop.call_soon_threadsafe``."""
     req = job.request
     task, events = started.task, started.events
-    sender = StreamText(req.config.stop_strings + stop_strings_of(engine.backend))
+    sender = StreamText(req.params.config.stop_strings + stop_strings_of(engine.backend))
     try:
         yield sse(content_chunk(req.endpoint, job.trace_id, job.created, model, "", role=True))
         steps = 0
@@ -208,30 +208,3 @@ def _retrieve(task: asyncio.Future) -> None:
     """Mark a finished task's exception as seen (a disconnected stream never reads it)."""
     if not task.cancelled():
         task.exception()
-
-
-def is_request_error(exc: BaseException) -> bool:
-    """A ConfigError about something the request chose (a RainConfig field, the
-    messages or prompt): the client's fault (400). Other ConfigErrors (a backend's
-    n_ctx, a missing tokenizer) are the server's (500)."""
-    from dataclasses import fields
-
-    from rainlm.config import RainConfig
-    from rainlm.errors import ConfigError
-
-    if not isinstance(exc, ConfigError):
-        return False
-    return (exc.field in {f.name for f in fields(RainConfig)}
-            or exc.field.startswith(("messages", "prompt")))
-
-
-def failure_body(exc: JobFailed) -> tuple[int, dict[str, Any]]:
-    """HTTP status and OpenAI error body of a failed job."""
-    trace_id = exc.record.id if exc.record is not None else None
-    where = f" (trace {trace_id})" if trace_id else ""
-    cause = exc.cause
-    if is_request_error(cause):
-        param = cause.field if cause.field.startswith(("messages", "prompt")) else f"rain.{cause.field}"
-        return 400, error_body(400, f"{cause}{where}", param=param, code="invalid_value")
-    return 500, error_body(500, f"the search failed: {type(cause).__name__}: {cause}{where}",
-                           code="search_failed")

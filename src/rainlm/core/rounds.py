@@ -1,18 +1,20 @@
-"""Parallel search (optional, not in the paper): several leaves per round, batched.
+"""One search round, the loop of both search modes: select, simulate, judge, expand,
+keep, embed, back up (§3).
 
-Selection with a virtual loss picks up to ``parallel_leaves`` distinct leaves, one after
-another: each chosen path temporarily counts one extra visit of value −1, steering the
-next selection elsewhere (the usual virtual-loss scheme of parallel MCTS). The virtual
-visits are removed before anything is backed up. The leaves' imagined completions are
-sampled together (one forward per step for all of them), judged in one evaluator call
-and embedded in one embedder call; then each value is backed up exactly as in the
-sequential search. Same seed → same tree, but not the tree of the sequential mode.
+The paper's sequential search is a round of one leaf. The parallel search (optional,
+not in the paper) runs rounds of up to ``parallel_leaves`` leaves: selection with a
+virtual loss picks distinct leaves one after another, each chosen path temporarily
+counting one extra visit of value −1, which steers the next selection elsewhere (the
+usual virtual-loss scheme of parallel MCTS). The virtual visits are removed before
+anything is backed up. The leaves' imagined completions are sampled together (one
+forward per step for all of them), judged in one evaluator call and embedded in one
+embedder call; then each value is backed up as in the sequential search. Same seed →
+same tree, but not the tree of the sequential mode.
 """
 
 from __future__ import annotations
 
-from rainlm.core.backup import backup
-from rainlm.core.search import (SearchContext, expand, judge_many, keep_simulation,
+from rainlm.core.search import (SearchContext, back_up, expand, judge_many, keep_simulation,
                                 mark_terminal, maybe_widen, note_whole_answer,
                                 path_embeddings_many)
 from rainlm.core.selection import select_child
@@ -52,8 +54,10 @@ def _add_virtual_loss(tree: Tree, path: list[int], saved: dict[int, tuple[float,
         node.visits += 1.0
 
 
-def run_round(ctx: SearchContext, count: int) -> int:
-    """One parallel round of at most ``count`` search passes; returns the passes run."""
+def run_round(ctx: SearchContext, count: int = 1) -> list[float]:
+    """One round of at most ``count`` search passes from the current root (``count`` 1:
+    one pass of the paper's sequential search); returns the values backed up, one per
+    pass run."""
     tree, cfg = ctx.tree, ctx.config
     with ctx.stats.phase("select"):
         paths = select_paths(ctx, count)
@@ -62,12 +66,14 @@ def run_round(ctx: SearchContext, count: int) -> int:
         mark_terminal(ctx, path[-1], answer)
     live = [i for i, p in enumerate(paths) if not tree.nodes[p[-1]].terminal]
     imagined = [Imagined([], []) for _ in paths]
-    with ctx.stats.phase("simulate"):
-        sims = simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live], ctx.detokenize,
-                             ctx.eos_ids, ctx.sim_limits, ctx.rng, deadline=ctx.deadline)
-    for i, sim in zip(live, sims):
-        imagined[i] = sim
-        ctx.stats.simulated_tokens += len(sim.tokens)
+    if live:
+        with ctx.stats.phase("simulate"):
+            sims = simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live],
+                                 ctx.detokenize, ctx.eos_ids, ctx.sim_limits, ctx.rng,
+                                 deadline=ctx.deadline)
+        for i, sim in zip(live, sims):
+            imagined[i] = sim
+            ctx.stats.simulated_tokens += len(sim.tokens)
     values = judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
     values = [note_whole_answer(ctx, answer + sim.tokens, value)
               for answer, sim, value in zip(answers, imagined, values)]
@@ -76,11 +82,6 @@ def run_round(ctx: SearchContext, count: int) -> int:
             if not tree.nodes[paths[i][-1]].expanded:
                 expand(ctx, paths[i][-1], answers[i])
     kept = [keep_simulation(ctx, *item) for item in zip(paths, answers, imagined)]
-    paths = [k[0] for k in kept]
-    embeddings = path_embeddings_many(ctx, kept)
-    with ctx.stats.phase("backup"):
-        for path, value, emb in zip(paths, values, embeddings):
-            backup(tree, path, value, emb, threshold=cfg.similarity_threshold,
-                   weight=cfg.similarity_weight)
-    ctx.stats.searches += len(paths)
-    return len(paths)
+    for (path, _, _), value, emb in zip(kept, values, path_embeddings_many(ctx, kept)):
+        back_up(ctx, path, value, emb)
+    return values

@@ -1,0 +1,247 @@
+"""The request layer: what one answer is asked to be, declared once, and one function
+that answers it.
+
+``GenerationParams`` holds the model-independent generation parameters (like vLLM's
+``SamplingParams``): the method, the search config (its budgets and fallback
+included), the seed, the length limit, the prompt's framing and the judge and encoder
+choices, each with its docstring. ``answer()`` answers it on a loaded backend and
+returns an ``Answer``: the result, its final self-evaluation (computed once) and a
+JSON-ready form. ``rain generate``/``chat``, ``rain serve`` and ``rain bench`` all call
+it, and their options and settings take their choices and defaults from here.
+
+The import graph: cli/serve/bench → this module → api/core ← backends/judge/similarity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from rainlm.config import PRESETS, BudgetFallback, RainConfig, Scoring
+from rainlm.errors import ConfigError
+
+__all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
+           "EMBEDDERS", "FinalJudge", "GenerationParams", "METHODS", "SCORINGS", "answer",
+           "field_default"]
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Where a model (and sentence encoder) runs: "auto" picks CUDA when available."""
+EMBEDDERS = ("auto", "minilm", "hashing", "none")
+"""Sentence encoders by name: all-MiniLM-L6-v2, the hashing embedder, "auto" (MiniLM when
+installed, else hashing) or "none" (no similarity update, no dynamic node addition)."""
+METHODS = ("rain", "greedy")
+"""How an answer is made: the RAIN search, or plain greedy decoding (the baseline)."""
+SCORINGS: tuple[str, ...] = typing.get_args(Scoring)
+"""How the self-evaluation turns the judge's answer into a value (``RainConfig.scoring``)."""
+BUDGET_FALLBACKS: tuple[str, ...] = typing.get_args(BudgetFallback)
+"""What happens when a budget runs out (``RainConfig.budget_fallback``)."""
+DEFAULT_PRESET = "harmless"
+"""The search of a request that names no preset."""
+DEFAULT_MAX_NEW_TOKENS = 128
+"""Answer length limit of a request that sets none, in tokens."""
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The declared default of dataclass ``cls``'s field ``name`` (options and settings
+    take their defaults from the one declaration)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}.{name} has no plain default")
+            return f.default
+    raise TypeError(f"{cls.__name__} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Everything one answer is asked to be, apart from the model and the prompt."""
+
+    method: str = "rain"
+    """"rain" (the search) or "greedy" (plain decoding: only the config's stop strings
+    and time budget apply)."""
+    config: RainConfig = field(default_factory=lambda: RainConfig.preset(DEFAULT_PRESET))
+    """The search: every knob, its budgets (``time_budget_s``, ``max_total_searches``,
+    ...), what happens when they run out (``budget_fallback``), the rubric of the
+    self-evaluation and the stop strings."""
+    seed: int = 0
+    """Random seed of the search; the same seed and inputs give the same answer."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    """Answer length limit, in tokens."""
+    system: str | None = None
+    """System prompt placed before the messages (None: none)."""
+    continuation: bool = False
+    """Continue a text prompt as raw text, with no chat template (``/v1/completions``)."""
+    banned_words: tuple[str, ...] = ()
+    """A policy rule as the search's judge: the answer must not contain these words
+    (whole words, any case). Empty: the judge is the model's self-evaluation with the
+    config's rubric (or an evaluator given to ``answer()``)."""
+    embedder: str = "auto"
+    """Sentence encoder of the similarity update and dynamic node addition, by name
+    (``EMBEDDERS``); an encoder object given to ``answer()`` takes its place."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError("method", f"must be one of {list(METHODS)}, got {self.method!r}")
+        if not isinstance(self.config, RainConfig):
+            raise ConfigError("config", f"must be a RainConfig, got {type(self.config).__name__}")
+        for name, lo in (("seed", 0), ("max_new_tokens", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ConfigError(name, f"must be an integer >= {lo}, got {value!r}")
+        if self.system is not None and not isinstance(self.system, str):
+            raise ConfigError("system", f"must be a text or None, got {self.system!r}")
+        if not isinstance(self.banned_words, tuple) or not all(
+                isinstance(w, str) and w.strip() for w in self.banned_words):
+            raise ConfigError("banned_words", f"must be a tuple of words, got {self.banned_words!r}")
+        if self.embedder not in EMBEDDERS:
+            raise ConfigError("embedder", f"must be one of {list(EMBEDDERS)}, got {self.embedder!r}")
+
+    @classmethod
+    def from_preset(cls, preset: str = DEFAULT_PRESET, *, scoring: str | None = None,
+                    rubric: str | None = None, max_searches_per_step: int | None = None,
+                    time_budget_s: float | None = None, budget_fallback: str | None = None,
+                    parallel: int | None = None, **fields: Any) -> "GenerationParams":
+        """A preset with the command line's search overrides (None: the preset's), and
+        the other fields of this class as keywords. ``parallel`` > 1 turns on the
+        parallel search with that many leaves per round."""
+        overrides: dict[str, Any] = {k: v for k, v in (
+            ("scoring", scoring), ("rubric", rubric),
+            ("max_searches_per_step", max_searches_per_step),
+            ("time_budget_s", time_budget_s), ("budget_fallback", budget_fallback))
+            if v is not None}
+        if parallel is not None and parallel > 1:
+            overrides.update(search_mode="parallel", parallel_leaves=parallel)
+        return cls(config=RainConfig.preset(preset, **overrides), **fields)
+
+    def replace(self, **changes: Any) -> "GenerationParams":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters (the config as a dict)."""
+        out = dataclasses.asdict(self)
+        out["banned_words"] = list(self.banned_words)
+        return out
+
+
+@dataclass(frozen=True)
+class FinalJudge:
+    """How a final answer is self-evaluated: the rubric and the option orders."""
+
+    rubric: str
+    """A built-in rubric name or a rubric TOML path."""
+    judge_orders: str
+    """"both" option orders (the paper's) or "single"."""
+
+    @classmethod
+    def of(cls, config: RainConfig | str) -> "FinalJudge":
+        """The judge of a config, or of a preset by name."""
+        cfg = PRESETS[config] if isinstance(config, str) else config
+        return cls(cfg.rubric, cfg.judge_orders)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer with its time, its final self-evaluation and its rule check."""
+
+    result: Any
+    """The ``GenerationResult``: text, tokens, finish reason, stats, tree, ..."""
+    seconds: float
+    """Wall-clock seconds of the decoding (scoring excluded), as measured here."""
+    score: float | None = None
+    """Self-evaluation of the final answer, scoring "continuous": in [-1, 1] (None: not
+    scored)."""
+    paper_vote: float | None = None
+    """The same judgement as the paper's vote: in {-1, 0, 1} (two orders)."""
+    judge: FinalJudge | None = None
+    """The rubric and orders the score used (None: not scored)."""
+    score_s: float = 0.0
+    """Seconds the final self-evaluation took."""
+    banned_found: tuple[str, ...] | None = None
+    """With banned words: those the answer holds, each once (empty: the rule is kept)."""
+
+    @property
+    def budget_limited(self) -> bool:
+        """Whether a budget (or a stop) ended the answer early."""
+        return bool(self.result.stats.get("budget_exhausted", False))
+
+    def scores(self) -> dict[str, Any]:
+        """The audit record's ``scores``: the final judgement and the rule check."""
+        out: dict[str, Any] = {"value": self.score, "paper_vote": self.paper_vote,
+                               "scoring": "continuous"}
+        if self.judge is not None:
+            out.update(rubric=self.judge.rubric, judge_orders=self.judge.judge_orders)
+        if self.banned_found is not None:
+            out["banned_found"] = list(self.banned_found)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"text", "seconds", "score", "paper_vote", "stats", "finish_reason",
+        "budget_limited"}`` (and ``banned_found`` with banned words)."""
+        out = {"text": self.result.text, "seconds": round(self.seconds, 4),
+               "score": self.score, "paper_vote": self.paper_vote,
+               "stats": self.result.stats, "finish_reason": self.result.finish_reason,
+               "budget_limited": self.budget_limited}
+        if self.banned_found is not None:
+            out["banned_found"] = list(self.banned_found)
+        return out
+
+
+def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: Any = None,
+           embedder: Any = None, judge: FinalJudge | None = None, score: bool = True,
+           stop: threading.Event | None = None,
+           on_progress: Any = None) -> Answer:
+    """Answer ``prompt`` (a question or chat messages) on ``backend`` as ``params`` say.
+
+    Args:
+        evaluator: the search's judge as an object (an Evaluator or a callable); takes
+            the place of ``params.banned_words`` and of the self-evaluation.
+        embedder: a loaded sentence encoder (or "none"); takes the place of
+            ``params.embedder`` (a server shares one across requests).
+        judge: the final self-evaluation's rubric and orders (default: the config's). A
+            server's fail-safe passes its own, whatever the request chose.
+        score: self-evaluate the final answer (once: the continuous score and the
+            paper's vote come from the same judgement).
+        stop: an Event that ends the decoding at its next model call.
+        on_progress: called with each search's progress event (RAIN only).
+    """
+    from rainlm.api import generate, greedy
+
+    rule = _banned_words_rule(params.banned_words)
+    cfg = params.config
+    start = time.perf_counter()
+    if params.method == "greedy":
+        result = greedy(backend, prompt, max_new_tokens=params.max_new_tokens,
+                        system=params.system, stop_strings=cfg.stop_strings,
+                        continuation=params.continuation, stop=stop,
+                        time_budget_s=cfg.time_budget_s)
+    else:
+        result = generate(backend, prompt, cfg, evaluator=evaluator if evaluator is not None else rule,
+                          embedder=embedder if embedder is not None else params.embedder,
+                          seed=params.seed, max_new_tokens=params.max_new_tokens,
+                          system=params.system, continuation=params.continuation,
+                          stop=stop, on_progress=on_progress)
+    seconds = time.perf_counter() - start
+    found = None if rule is None else tuple(dict.fromkeys(rule.found(result.text)))
+    if not score:
+        return Answer(result, seconds, banned_found=found)
+    from rainlm.judge.self_eval import score_final_answers
+
+    judge = judge if judge is not None else FinalJudge.of(cfg)
+    score_start = time.perf_counter()
+    value, vote = score_final_answers(backend, judge.rubric, judge.judge_orders,
+                                      result.messages, [result.text])[0]
+    return Answer(result, seconds, value, vote, judge,
+                  score_s=time.perf_counter() - score_start, banned_found=found)
+
+
+def _banned_words_rule(words: tuple[str, ...]) -> Any:
+    if not words:
+        return None
+    from rainlm.judge.rules import BannedWordsRule
+
+    return BannedWordsRule(words)
