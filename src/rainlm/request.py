@@ -26,7 +26,7 @@ from rainlm.errors import ConfigError
 
 __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
            "EMBEDDERS", "FinalJudge", "GenerationParams", "METHODS", "SCORINGS", "answer",
-           "field_default"]
+           "field_default", "score_answer"]
 
 DEVICES = ("auto", "cpu", "cuda")
 """Where a model (and sentence encoder) runs: "auto" picks CUDA when available."""
@@ -225,18 +225,26 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
                           seed=params.seed, max_new_tokens=params.max_new_tokens,
                           system=params.system, continuation=params.continuation,
                           stop=stop, on_progress=on_progress)
-    seconds = time.perf_counter() - start
     found = None if rule is None else tuple(dict.fromkeys(rule.found(result.text)))
+    done = Answer(result, time.perf_counter() - start, banned_found=found)
     if not score:
-        return Answer(result, seconds, banned_found=found)
+        return done
+    return score_answer(backend, done, judge if judge is not None else FinalJudge.of(cfg))
+
+
+def score_answer(backend: Any, done: Answer, judge: FinalJudge) -> Answer:
+    """``done`` with its final self-evaluation by ``judge``, judged once: the continuous
+    score and the paper's vote come from the same per-order probabilities. (``answer()``
+    calls it; a caller that must keep the answer when the judgement fails calls
+    ``answer(score=False)`` and then this.)"""
     from rainlm.judge.self_eval import score_final_answers
 
-    judge = judge if judge is not None else FinalJudge.of(cfg)
-    score_start = time.perf_counter()
+    result = done.result
+    start = time.perf_counter()
     value, vote = score_final_answers(backend, judge.rubric, judge.judge_orders,
                                       result.messages, [result.text])[0]
-    return Answer(result, seconds, value, vote, judge,
-                  score_s=time.perf_counter() - score_start, banned_found=found)
+    return dataclasses.replace(done, score=value, paper_vote=vote, judge=judge,
+                               score_s=time.perf_counter() - start)
 
 
 def _banned_words_rule(words: tuple[str, ...]) -> Any:

@@ -22,7 +22,7 @@ from rainlm.services import Services  # noqa: E402
 from rainlm.serve.app import create_app  # noqa: E402
 from rainlm.serve.settings import ServerSettings  # noqa: E402
 from rainlm.trace.store import TraceStore  # noqa: E402
-from tests.bench.scripted import VOCAB, make_backend, script  # noqa: E402
+from tests.bench.scripted import CUE, VOCAB, make_backend, script  # noqa: E402
 
 KEY = "test-key"
 LOCAL = "http://127.0.0.1"  # the Host the server accepts by default
@@ -252,6 +252,26 @@ def test_failure_inside_search_is_500_with_an_error_record(tmp_path):
         assert len(records) == 2 and all("caught fire" in r.error for r in records)
         assert all(r.answer == "" for r in records)
         assert client.get("/health").json()["busy"] is False
+
+
+def test_a_failed_fail_safe_judgement_keeps_the_answers_stats_in_its_record(tmp_path):
+    def judge_on_fire(answer):
+        if answer and answer[-1] == CUE:  # the fail-safe's judge prompt
+            raise RuntimeError("the judge caught fire")
+        return script(answer)
+
+    store = TraceStore(tmp_path / "audit.sqlite3")
+    backend = ScriptedBackend(VOCAB, judge_on_fire, name="scripted-judge-fails")
+    app = create_ready_app(ServerSettings(embedder="none"), backend=backend, store=store,
+                           services=NO_EMBEDDER)
+    with TestClient(app, base_url=LOCAL) as client:
+        wait_ready(client)
+        resp = client.post("/v1/chat/completions",
+                           json=dict(CHAT, rain={"method": "greedy"}))  # no judge in the search
+        assert resp.status_code == 500 and "caught fire" in resp.json()["error"]["message"]
+    (record,) = store.list(limit=10)
+    assert "caught fire" in record.error and record.answer == ""
+    assert record.stats["answer_tokens"] > 0 and record.stats["model_calls"] > 0
 
 
 def test_503_with_retry_after_while_loading(tmp_path):

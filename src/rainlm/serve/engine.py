@@ -32,7 +32,7 @@ from typing import Any
 from rainlm.backends.base import model_name
 from rainlm.backends.shared import SharedBackend
 from rainlm.jsonable import json_ready
-from rainlm.request import Answer, FinalJudge, answer
+from rainlm.request import Answer, FinalJudge, answer, score_answer
 from rainlm.serve.errors import is_request_error
 from rainlm.serve.policy import apply_policy
 from rainlm.serve.schemas import ParsedRequest
@@ -347,6 +347,7 @@ class Engine:
                 raise ConnectionAbortedError("the client disconnected before its search started")
             with self.shared.client() as backend:  # this search's door to the shared model
                 done = self._answer(job, backend)
+                done = self._judge(done, backend)  # (a failure keeps the answer's stats)
                 outcome = self._finish(job, done, started, backend)
             self.store.record(outcome.record)
             return outcome
@@ -369,8 +370,8 @@ class Engine:
                     self._idle.set()
 
     def _answer(self, job: Job, backend: Any) -> Answer:
-        """The request's answer, judged by the fail-safe's judge (the server's preset's
-        rubric and orders, whatever the request chose for its search) in the same call."""
+        """The request's answer, not judged yet (``_judge``), under the time budget left
+        after the expected judgement."""
         from rainlm.api import prompt_token_ids
 
         req = job.request
@@ -384,9 +385,14 @@ class Engine:
         job.generation_budget_s = None if budget is None else round(budget, 4)
         if budget != params.config.time_budget_s:
             params = params.replace(config=params.config.replace(time_budget_s=budget))
-        done = answer(backend, req.prompt, params, embedder=self.embedder,
-                      judge=FinalJudge.of(self.settings.preset), stop=self._stop_searches,
-                      on_progress=job.on_progress)
+        return answer(backend, req.prompt, params, embedder=self.embedder, score=False,
+                      stop=self._stop_searches, on_progress=job.on_progress)
+
+    def _judge(self, done: Answer, backend: Any) -> Answer:
+        """The answer with the fail-safe's judgement: the server's preset's rubric and
+        orders, whatever the request chose for its search; its time is remembered for
+        the next requests' budgets."""
+        done = score_answer(backend, done, FinalJudge.of(self.settings.preset))
         result = done.result
         self._judgements.append((len(result.prompt_token_ids) + len(result.token_ids),
                                  done.score_s))
