@@ -23,6 +23,7 @@ from typing import Any
 
 from rainlm.config import PRESETS, BudgetFallback, RainConfig, Scoring
 from rainlm.errors import ConfigError
+from rainlm.similarity.loading import EMBEDDERS as LOADABLE_EMBEDDERS
 
 __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
            "EMBEDDERS", "FinalJudge", "GenerationParams", "METHODS", "SCORINGS", "answer",
@@ -30,13 +31,15 @@ __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRES
 
 DEVICES = ("auto", "cpu", "cuda")
 """Where a model (and sentence encoder) runs: "auto" picks CUDA when available."""
-EMBEDDERS = ("auto", "minilm", "hashing", "none")
-"""Sentence encoders by name: all-MiniLM-L6-v2, the hashing embedder, "auto" (MiniLM when
-installed, else hashing) or "none" (no similarity update, no dynamic node addition)."""
+EMBEDDERS: tuple[str, ...] = (*LOADABLE_EMBEDDERS, "none")
+"""Sentence encoders by name: "auto" (MiniLM when installed, else hashing), "minilm"
+(all-MiniLM-L6-v2), "hashing", or "none" (no similarity update, no dynamic node
+addition)."""
 METHODS = ("rain", "greedy")
 """How an answer is made: the RAIN search, or plain greedy decoding (the baseline)."""
 SCORINGS: tuple[str, ...] = typing.get_args(Scoring)
-"""How the self-evaluation turns the judge's answer into a value (``RainConfig.scoring``)."""
+"""How the self-evaluation turns the judge's answer into a value (``RainConfig.scoring``;
+the judge reads the same Literal)."""
 BUDGET_FALLBACKS: tuple[str, ...] = typing.get_args(BudgetFallback)
 """What happens when a budget runs out (``RainConfig.budget_fallback``)."""
 DEFAULT_PRESET = "harmless"

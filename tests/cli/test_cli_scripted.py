@@ -33,7 +33,6 @@ from rainlm.errors import ModelNotFoundError
 from rainlm.request import Answer, GenerationParams
 
 
-
 def run_options(**params) -> RunOptions:
     """The options of a command line that sets these GenerationParams fields."""
     return RunOptions(params=GenerationParams(**params))

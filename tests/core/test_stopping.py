@@ -42,7 +42,9 @@ def test_the_text_is_read_only_when_a_stop_string_could_end_it():
                          text="Hi") == "stop_string"
 
 
-def test_a_terminal_leaf_is_a_finished_answer():
-    for ids in ([1], [1, EOS], [1, 3], [1, 2, 1, 2, 1]):
-        assert is_terminal(ids, detokenize(ids), eos_ids={EOS}, max_new_tokens=5,
-                           stop_strings=("\nUser:",)) is (reason(ids) is not None)
+@pytest.mark.parametrize("ids,terminal", [
+    ([1], False), ([1, 2, 1, 2], False), ([1, EOS], True), ([1, 3], True), ([1, 2, 1, 2, 1], True),
+])
+def test_a_terminal_leaf_is_a_finished_answer(ids, terminal):
+    assert is_terminal(ids, detokenize(ids), eos_ids={EOS}, max_new_tokens=5,
+                       stop_strings=("\nUser:",)) is terminal

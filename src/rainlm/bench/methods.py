@@ -108,7 +108,8 @@ class MethodSettings:
         emb = self.embedder if isinstance(self.embedder, str) else \
             getattr(self.embedder, "name", type(self.embedder).__name__)
         return {"config": self.config.to_dict(), "max_new_tokens": self.max_new_tokens,
-                "system": self.system, "embedder": emb,
+                "system": self.system, "time_budget_s": self.config.time_budget_s,
+                "embedder": emb,
                 "best_of_n": self.best_of_n, "match_compute": self.match_compute,
                 "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,
                 "args_top_k": self.args_top_k, "args_weight": self.args_weight,

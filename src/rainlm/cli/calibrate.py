@@ -14,9 +14,9 @@ import click
 
 from rainlm.backends.base import model_name
 from rainlm.cli.bench import data_options
-from rainlm.request import DEVICES, SCORINGS
 from rainlm.cli.options import (_check_model, _check_rubric, backend_options,
                                 backend_spec, services_of)
+from rainlm.request import DEVICES, SCORINGS
 
 __all__ = ["calibrate_command"]
 

@@ -22,7 +22,7 @@ from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
 from rainlm.jsonable import to_json_text
 from rainlm.core.progress import ProgressCallback
-from rainlm.request import Answer, answer
+from rainlm.request import Answer, FinalJudge, answer, score_answer
 from rainlm.result import GenerationResult
 
 __all__ = ["GenerateReport", "generate_command", "render_text", "run_generate"]
@@ -75,7 +75,7 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
     self-evaluation, and each answer reports the banned words it holds.
     """
     params = options.params
-    rain = answer(backend, prompt, params, embedder=embedder, score=score,
+    rain = answer(backend, prompt, params, embedder=embedder, score=False,
                   on_progress=on_progress)
     vanilla = None
     if compare:
@@ -83,7 +83,13 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
             status.status("greedy baseline…")
         baseline = params.replace(method="greedy",
                                   config=params.config.replace(time_budget_s=None))
-        vanilla = answer(backend, prompt, baseline, score=score)
+        vanilla = answer(backend, prompt, baseline, score=False)
+    if score:
+        if status is not None:
+            status.status("scoring the final answers…")
+        judge = FinalJudge.of(params.config)
+        rain = score_answer(backend, rain, judge)
+        vanilla = None if vanilla is None else score_answer(backend, vanilla, judge)
     return GenerateReport(rain=rain, vanilla=vanilla, config=params.config)
 
 

@@ -10,21 +10,21 @@ from typing import Any
 
 import click
 
-from rainlm.request import DEVICES, EMBEDDERS, field_default
-from rainlm.serve.settings import DEFAULT_REFUSAL, POLICIES, ServerSettings
 from rainlm.cli.options import (EMBEDDED_MODEL, _check_model, backend_options,
                                 backend_spec, services_of)
 from rainlm.config import PRESETS
+from rainlm.request import DEVICES, EMBEDDERS, field_default
+from rainlm.serve.settings import DEFAULT_REFUSAL, POLICIES, ServerSettings
 
 log = logging.getLogger("rainlm.serve")
+
+__all__ = ["serve_command"]
 
 
 def _default(name: str) -> Any:
     """An option's default: the ``ServerSettings`` field's, declared there once."""
     return field_default(ServerSettings, name)
 
-
-__all__ = ["serve_command"]
 
 EPILOG = """\b
 Endpoints:

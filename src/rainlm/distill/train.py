@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from rainlm.request import DEVICES
 from rainlm.distill.model_dir import (CHECKPOINTS, INFO_FILE, check_out_dir, checkpoint_step,
                                       plan_resume, save_model, start_fresh, write_json)
 from rainlm.distill.train_data import METHODS, TrainingData, read_training_data, style_of
 from rainlm.errors import ConfigError, ModelNotFoundError, RainError
+from rainlm.request import DEVICES
 
 __all__ = ["TrainSettings", "TrainResult", "train", "require_training_deps", "peak_memory_mib",
            "base_model_spec", "INSTALL_HINT", "DEFAULT_LEARNING_RATES", "DEFAULT_SFT_WEIGHT",
