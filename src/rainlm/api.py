@@ -74,8 +74,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
         prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
         max_new_tokens=max_new_tokens,
         stop_strings=cfg.stop_strings + stop_strings_of(backend),
-        stats=stats, batched=batched)
-    ctx.calls.stop = stop
+        stats=stats, batched=batched, stop=stop)
     outcome = rain_decode(ctx, on_progress=on_progress)
     text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
     out_stats = stats.to_dict()
@@ -114,8 +113,7 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     stops = tuple(stop_strings) + stop_strings_of(backend)
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
-    calls = ModelCalls(backend, stats)
-    calls.stop = stop
+    calls = ModelCalls(backend, stats, stop=stop)
     calls.deadline = None if time_budget_s is None else start + time_budget_s
     exhausted = False
     try:

@@ -29,13 +29,14 @@ class ModelCalls:
     nothing.
     """
 
-    def __init__(self, backend: Backend, stats: SearchStats, *, batched: bool = True):
+    def __init__(self, backend: Backend, stats: SearchStats, *, batched: bool = True,
+                 stop: threading.Event | None = None):
         self.backend = backend
         self.stats = stats
         self.batched = batched
         self.deadline: float | None = None
         """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
-        self.stop: threading.Event | None = None
+        self.stop = stop
         """Once set (a server shutting down), no call starts (DeadlineReached)."""
         self.reserve: Callable[[], float] | None = None
         """Seconds before ``deadline`` from which no call starts (the time a greedy finish

@@ -3,6 +3,7 @@ the search state; ``rounds.py`` runs them, one leaf or several per round."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,9 +53,10 @@ class SearchContext:
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
     vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
+    stop: threading.Event | None = None  # once set, no model call starts (the caller ends it)
 
     def __post_init__(self) -> None:
-        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched)
+        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched, stop=self.stop)
         self.eos_ids = frozenset(self.backend.eos_token_ids)
         cfg = self.config
         self.sim_limits = SimulationLimits(
