@@ -125,3 +125,13 @@ def test_no_module_imports_itself_through_others():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_front_ends_answer_only_through_the_request_layer():
+    # one path from a front end to an answer: rainlm.request.answer (and its scoring)
+    def allowed(src: str, dst: str) -> bool:
+        return not (package_of(src) in FRONT_ENDS
+                    and dst in ("rainlm.api.generate", "rainlm.api.greedy",
+                                "rainlm.judge.self_eval.score_final_answers"))
+
+    assert violations(allowed) == []

@@ -1,6 +1,6 @@
 """The answering methods the benchmark compares, all on the same backend and judge.
 
-- ``vanilla``: plain greedy decoding (:func:`rainlm.greedy`).
+- ``vanilla``: plain greedy decoding (:func:`rainlm.request.answer`, method "greedy").
 - ``vanilla-sampled``: one answer sampled with the seeded sampling loop below.
 - ``best-of-n`` (or ``best-of-8``, …): N sampled answers, the one the judge scores
   best is kept (ties: the first). With ``match_compute`` N is chosen as the run goes
@@ -9,7 +9,8 @@
 - ``args``: reward-guided decoding in the style of ARGS (Khanov et al., 2024, "ARGS-greedy"):
   at each step the top-k next tokens are scored by log-probability plus w × the judge's
   value of the extended answer, and the best is taken (:mod:`rainlm.bench.args`).
-- ``rain``: :func:`rainlm.generate` with the run's RainConfig (any preset or config).
+- ``rain``: :func:`rainlm.request.answer` (RAIN) with the run's RainConfig (any preset or
+  config).
 
 Each returns a :class:`MethodOutcome`: the answer, seconds, tokens encoded (the
 backend's prefill + decode counters over the call, judge calls included) and the texts
