@@ -31,7 +31,6 @@ prompt's content words that its answer uses — on topic — and repeated 3-gram
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import subprocess
@@ -73,11 +72,13 @@ def parse_args() -> argparse.Namespace:
 def collect(backend: Any, task: Any, args: argparse.Namespace) -> Path:
     from rainlm.bench.frontier import FrontierPlan, run_frontier
     from rainlm.bench.methods import MethodSettings
+    from rainlm.request import GenerationParams
 
     items = task.items(data_dir=None, limit=args.train, offset=args.train_offset)
     plan = FrontierPlan(task=task, noise=(1.0,), best_of=(), args=False, sampled=False,
                         rain=("default",), budgets=(args.budget,), seed=args.seed,
-                        settings=MethodSettings(max_new_tokens=task.max_new_tokens))
+                        settings=MethodSettings(params=GenerationParams(
+                            max_new_tokens=task.max_new_tokens)))
     path = args.out / "train.jsonl"
     started = time.monotonic()
     summary = run_frontier(backend, items, plan, path,
@@ -121,10 +122,11 @@ def compare(base: Any, distilled: Any, task: Any, args: argparse.Namespace) -> l
     from rainlm.bench.frontier import RAIN_VARIANTS
     from rainlm.bench.methods import MethodSettings, run_method
     from rainlm.bench.runner import item_seed
+    from rainlm.request import GenerationParams
 
     rule = task.rule_for("", data_dir=None)
-    settings = MethodSettings(max_new_tokens=task.max_new_tokens)
-    rain = dataclasses.replace(settings, config=RAIN_VARIANTS["default"]().replace(
+    settings = MethodSettings(params=GenerationParams(max_new_tokens=task.max_new_tokens))
+    rain = settings.with_params(config=RAIN_VARIANTS["default"]().replace(
         max_total_searches=args.budget, budget_fallback="greedy"))
     path = args.out / "compare.jsonl"
     done = {(r["item_id"], r["method"]): r for r in _read_jsonl(path)}

@@ -14,6 +14,7 @@ from tests.self_judging import judge_law
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.bench.methods import MethodSettings
 from rainlm.config import RainConfig
+from rainlm.request import GenerationParams
 
 CUE = "The answer is: ("
 VOCAB = [" I", " cannot", " help", " with", " that", " Sure", ",", " here", " is", " how", ".",
@@ -40,9 +41,9 @@ def make_backend(name: str = "scripted-bench") -> ScriptedBackend:
     return ScriptedBackend(VOCAB, script, name=name)
 
 
-def fast_settings(**overrides) -> MethodSettings:
+def fast_settings(*, config: RainConfig | None = None, max_new_tokens: int = 10,
+                  **overrides) -> MethodSettings:
     """Small searches, no sentence encoder: every method answers in milliseconds."""
-    cfg = RainConfig.preset("harmless", max_searches_per_step=4)
-    base = dict(config=cfg, max_new_tokens=10, embedder="none", best_of_n=4, top_k=None)
-    base.update(overrides)
-    return MethodSettings(**base)
+    cfg = config or RainConfig.preset("harmless", max_searches_per_step=4)
+    params = GenerationParams(config=cfg, max_new_tokens=max_new_tokens, embedder="none")
+    return MethodSettings(**{"params": params, "best_of_n": 4, "top_k": None, **overrides})

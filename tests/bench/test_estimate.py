@@ -21,6 +21,7 @@ from rainlm.config import RainConfig
 from rainlm.cli.main import cli
 from rainlm.cli.options import Services
 from rainlm.judge.base import CallableEvaluator
+from rainlm.request import GenerationParams
 
 from .scripted import fast_settings, make_backend
 
@@ -39,7 +40,8 @@ RULE_JUDGE = Judge("synthetic@1", Synthetic(lambda p, r: 0.0, name="synthetic@1"
 def _plan(**kw) -> FrontierPlan:
     base = dict(task=get_task("banned-words", max_new_tokens=8, banned=1), noise=(1.0, 0.8),
                 best_of=(2, 4), rain=("default",), budgets=(8, 16),
-                settings=MethodSettings(max_new_tokens=8, embedder="none", top_k=None))
+                settings=MethodSettings(params=GenerationParams(max_new_tokens=8, embedder="none"),
+                                        top_k=None))
     base.update(kw)
     return FrontierPlan(**base)
 

@@ -18,6 +18,7 @@ from rainlm.bench.methods import MethodSettings
 from rainlm.bench.tasks import get_task
 from rainlm.cli.main import cli
 from rainlm.cli.options import Services
+from rainlm.request import GenerationParams
 
 from .scripted import make_backend
 
@@ -43,7 +44,8 @@ class Spy:
 def _plan(**kw) -> FrontierPlan:
     task = get_task("banned-words", max_new_tokens=8, banned=1)
     base = dict(task=task, noise=(1.0, 0.8), best_of=(2, 4), rain=("default", "paper"),
-                budgets=(4,), settings=MethodSettings(max_new_tokens=8, embedder="none", top_k=None))
+                budgets=(4,), settings=MethodSettings(params=GenerationParams(max_new_tokens=8, embedder="none"),
+                                        top_k=None))
     base.update(kw)
     return FrontierPlan(**base)
 
@@ -100,7 +102,7 @@ def test_resume_redoes_nothing_and_other_settings_are_refused(tmp_path):
 
     def plan_with_a_new_embedder():  # a resumed run loads its embedder afresh
         return _plan(best_of=(2,), rain=("default",), settings=MethodSettings(
-            max_new_tokens=8, embedder=HashingEmbedder(), top_k=None))
+            params=GenerationParams(max_new_tokens=8), encoder=HashingEmbedder(), top_k=None))
 
     plan = plan_with_a_new_embedder()
     prompts: list[tuple[int, int]] = []

@@ -12,6 +12,7 @@ from rainlm.bench.methods import (MethodSettings, parse_method, run_method, samp
 from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
 from rainlm.judge.base import CallableEvaluator
+from rainlm.request import GenerationParams
 
 from tests.core.test_time_budget import PROMPT as TIMED_PROMPT
 from tests.core.test_time_budget import (LENGTH, TimedBackend, clock,  # noqa: F401 (fixture)
@@ -104,9 +105,9 @@ def test_rain_records_a_greedy_finish_the_time_budget_cut(clock):
     # fake seconds (one per context): 3 cannot pay for a 12-token greedy finish, 60 can
     undecided = CallableEvaluator(lambda p, r: 0.0, name="undecided")
     outs = {budget: run_method("rain", TimedBackend(clock, never_ending_script), TIMED_PROMPT,
-                               MethodSettings(max_new_tokens=LENGTH, embedder="none",
-                                              config=RainConfig.preset(
-                                                  "harmless", time_budget_s=budget)),
+                               MethodSettings(params=GenerationParams(
+                                   max_new_tokens=LENGTH, embedder="none",
+                                   config=RainConfig.preset("harmless", time_budget_s=budget))),
                                seed=0, evaluator=undecided)
             for budget in (3.0, 60.0)}
     assert outs[3.0].details["greedy_tail_cut"] is True
@@ -117,10 +118,15 @@ def test_rain_records_a_greedy_finish_the_time_budget_cut(clock):
 
 
 def test_settings_are_validated():
-    for bad in ({"best_of_n": 0}, {"max_new_tokens": 0}, {"temperature": 0}, {"top_k": 0}):
-        with pytest.raises(ConfigError):
+    for bad in ({"best_of_n": 0}, {"params": "harmless"}, {"temperature": 0}, {"top_k": 0}):
+        with pytest.raises(ConfigError) as err:
             MethodSettings(**bad)
+        assert err.value.field == next(iter(bad))
     assert MethodSettings().to_dict()["config"]["preset_name"] == "harmless"
+    # the keys of result files written before ``params`` existed (their runs resume)
+    assert set(MethodSettings().to_dict()) >= {"config", "max_new_tokens", "system",
+                                               "time_budget_s", "embedder"}
+    assert MethodSettings().to_dict()["embedder"] == "auto"
 
 
 class CachedScripted(ScriptedBackend):

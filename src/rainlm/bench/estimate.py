@@ -278,7 +278,7 @@ def probe_greedy(backend: Any, prompt: str, settings: MethodSettings,
                  tokens: int = PROBE_TOKENS) -> Probe:
     """Time one greedy answer of at most ``tokens`` new tokens to ``prompt`` (the run's
     system prompt and stop strings, from a cold prefix cache like every answer)."""
-    short = dataclasses.replace(settings, max_new_tokens=min(tokens, settings.max_new_tokens))
+    short = settings.with_params(max_new_tokens=min(tokens, settings.max_new_tokens))
     out = run_method("vanilla", backend, prompt, short, seed=0)
     return Probe(seconds=out.seconds, answer_tokens=out.answer_tokens)
 

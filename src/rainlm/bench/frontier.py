@@ -144,7 +144,7 @@ class FrontierPlan:
         changes: dict[str, Any] = {"max_new_tokens": self.task.max_new_tokens}
         if config is not None:
             changes["config"] = config
-        return dataclasses.replace(self.settings, **changes)
+        return self.settings.with_params(**changes)
 
     def rain_config(self, variant: str, budget: int) -> RainConfig:
         return RAIN_VARIANTS[variant]().replace(max_total_searches=budget,
@@ -200,8 +200,7 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
         parts += [s.args_top_k, s.args_weight]
     if method.startswith("rain:"):
         variant, _, budget = method[5:].partition("@")
-        parts += [plan.rain_config(variant, int(budget)).to_dict(),
-                  s.embedder if isinstance(s.embedder, str) else getattr(s.embedder, "name", "?")]
+        parts += [plan.rain_config(variant, int(budget)).to_dict(), s.embedder_name]
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

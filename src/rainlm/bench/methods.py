@@ -34,8 +34,7 @@ from rainlm.config import RainConfig
 from rainlm.core.stopping import finish_reason, truncate_at_stop
 from rainlm.errors import ConfigError
 from rainlm.judge.base import EvalRequest, Evaluator
-from rainlm.request import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PRESET, GenerationParams, answer,
-                            field_default)
+from rainlm.request import GenerationParams, answer
 
 __all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "draw_answers", "first_best",
            "parse_method", "pick_best", "run_method", "sample_answers", "sample_rngs",
@@ -49,15 +48,14 @@ _BEST_OF = re.compile(r"best-of-(n|[1-9][0-9]*)")
 class MethodSettings:
     """How every method answers (shared by all items of a run)."""
 
-    config: RainConfig = field(default_factory=lambda: RainConfig.preset(DEFAULT_PRESET))
-    """RAIN's search config (its ``time_budget_s`` is RAIN's budget per answer); its stop
-    strings apply to every method."""
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    """Answer length limit, in tokens, for every method."""
-    system: str | None = None
-    """System prompt placed before each question (None: none)."""
-    embedder: Any = field_default(GenerationParams, "embedder")
-    """RAIN's sentence encoder: a loaded Embedder, or a name (``rainlm.request.EMBEDDERS``)."""
+    params: GenerationParams = field(default_factory=GenerationParams)
+    """What every answer is asked to be (``rainlm.request``): RAIN's search config (its
+    ``time_budget_s`` is RAIN's budget per answer; its stop strings apply to every
+    method), the answer length, the system prompt and RAIN's sentence encoder by name.
+    Each answer sets its own method and seed."""
+    encoder: Any = None
+    """A loaded sentence encoder for RAIN, in place of ``params.embedder`` (None: RAIN
+    loads the one ``params.embedder`` names)."""
     best_of_n: int = 4
     """N of ``best-of-n`` (and the first round's size when matching compute)."""
     match_compute: bool = False
@@ -78,7 +76,9 @@ class MethodSettings:
     are then comparable across methods and independent of their order."""
 
     def __post_init__(self) -> None:
-        for name, lo in (("max_new_tokens", 1), ("best_of_n", 1), ("max_n", 1)):
+        if not isinstance(self.params, GenerationParams):
+            raise ConfigError("params", f"must be a GenerationParams, got {self.params!r}")
+        for name, lo in (("best_of_n", 1), ("max_n", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ConfigError(name, f"must be an integer >= {lo}, got {value!r}")
@@ -92,25 +92,47 @@ class MethodSettings:
         if not (isinstance(self.args_weight, (int, float)) and 0 <= self.args_weight < 1e6):
             raise ConfigError("args_weight", f"must be a number in [0, 1e6), got {self.args_weight!r}")
 
-    def params(self, method: str, seed: int = 0) -> GenerationParams:
-        """The request of a greedy or RAIN answer to messages that already hold the
-        system prompt. Greedy runs with no time budget (the baseline runs to its end).
-        The embedder by name; a loaded one is passed to ``answer()`` beside it."""
+    @property
+    def config(self) -> RainConfig:
+        """RAIN's search config (``params.config``)."""
+        return self.params.config
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Answer length limit of every method, in tokens (``params.max_new_tokens``)."""
+        return self.params.max_new_tokens
+
+    @property
+    def system(self) -> str | None:
+        """System prompt placed before each question (``params.system``)."""
+        return self.params.system
+
+    @property
+    def embedder_name(self) -> str:
+        """RAIN's sentence encoder by name: the loaded one's, else ``params.embedder``."""
+        if self.encoder is None:
+            return self.params.embedder
+        return getattr(self.encoder, "name", type(self.encoder).__name__)
+
+    def with_params(self, **changes: Any) -> "MethodSettings":
+        """A copy whose ``params`` have some fields changed (validated again)."""
+        return dataclasses.replace(self, params=self.params.replace(**changes))
+
+    def request(self, method: str, seed: int = 0) -> GenerationParams:
+        """The parameters of a greedy or RAIN answer to messages that already hold the
+        system prompt. Greedy runs with no time budget (the baseline runs to its end)."""
         config = self.config if method == "rain" else self.config.replace(time_budget_s=None)
-        name = self.embedder if isinstance(self.embedder, str) else "auto"
-        return GenerationParams(method=method, config=config, seed=seed,
-                                max_new_tokens=self.max_new_tokens, embedder=name)
+        return self.params.replace(method=method, config=config, seed=seed, system=None)
 
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
         return self.config.stop_strings + stop_strings_of(backend)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready settings (the embedder by name)."""
-        emb = self.embedder if isinstance(self.embedder, str) else \
-            getattr(self.embedder, "name", type(self.embedder).__name__)
+        """JSON-ready settings (the embedder by name; the keys of files written before
+        ``params`` existed, so their runs resume)."""
         return {"config": self.config.to_dict(), "max_new_tokens": self.max_new_tokens,
                 "system": self.system, "time_budget_s": self.config.time_budget_s,
-                "embedder": emb,
+                "embedder": self.embedder_name,
                 "best_of_n": self.best_of_n, "match_compute": self.match_compute,
                 "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,
                 "args_top_k": self.args_top_k, "args_weight": self.args_weight,
@@ -207,7 +229,7 @@ def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[s
 # ------------------------------------------------------------------ methods
 def _vanilla(backend: Any, messages: Sequence[Mapping[str, str]],
              s: MethodSettings) -> MethodOutcome:
-    res = answer(backend, list(messages), s.params("greedy"), score=False).result
+    res = answer(backend, list(messages), s.request("greedy"), score=False).result
     return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason)
 
 
@@ -301,9 +323,8 @@ def _next_round(spent: int, done: int, budget: int, max_n: int) -> int:
 
 def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings, seed: int,
           evaluator: Evaluator | None) -> MethodOutcome:
-    res = answer(backend, list(messages), s.params("rain", seed), evaluator=evaluator,
-                 embedder=None if isinstance(s.embedder, str) else s.embedder,
-                 score=False).result
+    res = answer(backend, list(messages), s.request("rain", seed), evaluator=evaluator,
+                 embedder=s.encoder, score=False).result
     keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
             "budget_exhausted", "greedy_tail_tokens", "greedy_tail_cut", "simulations_kept",
             "forced_steps", "simulated_answer_tokens", "repairs", "repair_judgements",

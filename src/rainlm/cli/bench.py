@@ -155,8 +155,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     from rainlm.bench.runner import make_judges, run_bench
     from rainlm.cli.progress import progress_enabled
 
-    options = RunOptions.from_kwargs(kwargs)
-    config = options.config()  # config errors before any data or model loads
+    options = RunOptions.from_kwargs(kwargs)  # config errors before any data or model loads
     items = load_dataset(dataset, data_dir=data_dir, path=data_file, prompt_field=prompt_field,
                          limit=limit, offset=offset, seed=sample_seed, suffix=suffix)
     phrases = load_refusal_prefixes(data_dir, path=phrases_file)
@@ -165,8 +164,8 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
         backend = services.load_backend(options.model_spec(), options.device)
         embedder = services.load_embedder(options.params.embedder, options.device)
         settings = MethodSettings(
-            config=config, max_new_tokens=options.params.max_new_tokens,
-            system=options.params.system, embedder=embedder, best_of_n=best_of_n,
+            params=options.params, encoder=None if isinstance(embedder, str) else embedder,
+            best_of_n=best_of_n,
             match_compute=match_compute, max_n=max_n, temperature=temperature,
             top_k=top_k or None)
         judges = make_judges(backend, settings, judge_spec, phrases, seed=options.params.seed)

@@ -13,7 +13,7 @@ import click
 
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
 from rainlm.cli.options import backend_options, backend_spec, services_of
-from rainlm.request import DEVICES, EMBEDDERS
+from rainlm.request import DEVICES, EMBEDDERS, GenerationParams
 
 if TYPE_CHECKING:
     from rainlm.progress_bar import ProgressBar
@@ -137,7 +137,8 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
         items = the_task.items(data_dir=data_dir, limit=limit, offset=offset)
         plan = FrontierPlan(task=the_task, noise=noise, best_of=best_of, args=with_args,
                             rain=rain_variants, budgets=budgets, seed=seed,
-                            settings=MethodSettings(max_new_tokens=the_task.max_new_tokens))
+                            settings=MethodSettings(params=GenerationParams(
+                                max_new_tokens=the_task.max_new_tokens, embedder=embedder)))
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     services = services_of(ctx)
@@ -148,8 +149,9 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
             the_backend = services.load_backend(spec, device)
             loaded = services.load_embedder(embedder, device)
             bar.start_ticking()  # after the loads: their own output is not overdrawn
-            plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
-                                                                          embedder=loaded))
+            if not isinstance(loaded, str):  # ("none" stays a name)
+                plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
+                                                                              encoder=loaded))
             try:  # a file of other settings fails before the probe
                 resumable_records(out_path, plan, model_name(the_backend))
             except ConfigError as exc:
