@@ -19,11 +19,14 @@ import threading
 import time
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rainlm.config import PRESETS, BudgetFallback, RainConfig, Scoring
 from rainlm.errors import ConfigError
 from rainlm.similarity.loading import EMBEDDERS as LOADABLE_EMBEDDERS
+
+if TYPE_CHECKING:  # (the result module imports the search's tree: not needed to declare)
+    from rainlm.result import GenerationResult
 
 __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
            "EMBEDDERS", "FinalJudge", "GenerationParams", "METHODS", "SCORINGS", "answer",
@@ -151,8 +154,8 @@ class FinalJudge:
 class Answer:
     """One answer with its time, its final self-evaluation and its rule check."""
 
-    result: Any
-    """The ``GenerationResult``: text, tokens, finish reason, stats, tree, ..."""
+    result: GenerationResult
+    """The answer: text, tokens, finish reason, stats, tree, ..."""
     seconds: float
     """Wall-clock seconds of the decoding (scoring excluded), as measured here."""
     score: float | None = None
@@ -223,7 +226,8 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
                         continuation=params.continuation, stop=stop,
                         time_budget_s=cfg.time_budget_s)
     else:
-        result = generate(backend, prompt, cfg, evaluator=evaluator if evaluator is not None else rule,
+        result = generate(backend, prompt, cfg,
+                          evaluator=evaluator if evaluator is not None else rule,
                           embedder=embedder if embedder is not None else params.embedder,
                           seed=params.seed, max_new_tokens=params.max_new_tokens,
                           system=params.system, continuation=params.continuation,
