@@ -5,11 +5,13 @@ that answers it.
 ``SamplingParams``): the method, the search config (its budgets and fallback
 included), the seed, the length limit, the prompt's framing and the judge and encoder
 choices, each with its docstring. ``answer()`` answers it on a loaded backend and
-returns an ``Answer``: the result, its final self-evaluation (computed once) and a
-JSON-ready form. ``rain generate``/``chat``, ``rain serve`` and ``rain bench`` all call
-it, and their options and settings take their choices and defaults from here.
+returns an ``Answer``: the result, its final self-evaluation (``score_answer``: one
+judgement gives the continuous score and the paper's vote) and a JSON-ready form.
+``rain generate``/``chat``, ``rain serve`` and ``rain bench`` all call it, and their
+options and settings take their choices and defaults from here.
 
-The import graph: cli/serve/bench → this module → api/core ← backends/judge/similarity.
+The import graph: cli/serve/bench → this module → api/core ← backends/judge/similarity
+(and the encoder names of ``similarity.loading``).
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class GenerationParams:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def baseline(self) -> "GenerationParams":
+        """The greedy baseline of these parameters: plain decoding with no time budget
+        (the baseline runs to its end)."""
+        return self.replace(method="greedy", config=self.config.replace(time_budget_s=None))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (the config as a dict)."""
         out = dataclasses.asdict(self)
@@ -208,8 +215,9 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
             the place of ``params.banned_words`` and of the self-evaluation.
         embedder: a loaded sentence encoder (or "none"); takes the place of
             ``params.embedder`` (a server shares one across requests).
-        judge: the final self-evaluation's rubric and orders (default: the config's). A
-            server's fail-safe passes its own, whatever the request chose.
+        judge: the final self-evaluation's rubric and orders (default: the config's); a
+            caller that judges with its own (a server's fail-safe) passes it here or to
+            ``score_answer``.
         score: self-evaluate the final answer (once: the continuous score and the
             paper's vote come from the same judgement).
         stop: an Event that ends the decoding at its next model call.

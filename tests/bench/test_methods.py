@@ -123,10 +123,17 @@ def test_settings_are_validated():
             MethodSettings(**bad)
         assert err.value.field == next(iter(bad))
     assert MethodSettings().to_dict()["config"]["preset_name"] == "harmless"
-    # the keys of result files written before ``params`` existed (their runs resume)
-    assert set(MethodSettings().to_dict()) >= {"config", "max_new_tokens", "system",
-                                               "time_budget_s", "embedder"}
+    # exactly the keys of result files written before ``params`` existed (the fingerprint
+    # hashes them: another key would stop every earlier run from resuming)
+    assert set(MethodSettings().to_dict()) == {
+        "config", "max_new_tokens", "system", "time_budget_s", "embedder", "best_of_n",
+        "match_compute", "max_n", "temperature", "top_k", "args_top_k", "args_weight",
+        "cold_cache"}
     assert MethodSettings().to_dict()["embedder"] == "auto"
+    assert MethodSettings().with_encoder("none").to_dict()["embedder"] == "none"
+    with pytest.raises(ConfigError) as err:
+        MethodSettings(params=GenerationParams(banned_words=("x",)))
+    assert err.value.field == "params"
 
 
 class CachedScripted(ScriptedBackend):

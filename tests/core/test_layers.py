@@ -127,11 +127,21 @@ def test_no_module_imports_itself_through_others():
     assert cycles == []
 
 
+ANSWERING = ("rainlm.api.generate", "rainlm.api.greedy", "rainlm.generate", "rainlm.greedy",
+             "rainlm.judge.self_eval.score_final_answers")
+"""What answers or scores below the request layer (the package re-exports two lazily)."""
+
+
 def test_front_ends_answer_only_through_the_request_layer():
     # one path from a front end to an answer: rainlm.request.answer (and its scoring)
     def allowed(src: str, dst: str) -> bool:
-        return not (package_of(src) in FRONT_ENDS
-                    and dst in ("rainlm.api.generate", "rainlm.api.greedy",
-                                "rainlm.judge.self_eval.score_final_answers"))
+        return not (package_of(src) in FRONT_ENDS and dst in ANSWERING)
 
     assert violations(allowed) == []
+    # nor as attributes: ``import rainlm`` then ``rainlm.generate(...)``
+    used = sorted(f"{module_name(p)} uses rainlm.{node.attr}"
+                  for p in sorted(SRC.rglob("*.py")) if package_of(module_name(p)) in FRONT_ENDS
+                  for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                  if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "rainlm" and f"rainlm.{node.attr}" in ANSWERING)
+    assert used == []

@@ -101,7 +101,7 @@ def test_the_final_score_is_one_judgement():
 
 
 def test_a_judge_given_to_answer_scores_the_final_answer():
-    # a search that judges one option order; the server's fail-safe judges both
+    # a search that judges one option order; a judge given to answer() judges both
     params = GenerationParams(max_new_tokens=12, embedder="none",
                               config=rainlm.RainConfig.preset("harmless", judge_orders="single"))
     done = answer(make_backend(), PROMPT, params, judge=FinalJudge.of("harmless"))

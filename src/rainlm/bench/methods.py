@@ -78,6 +78,10 @@ class MethodSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.params, GenerationParams):
             raise ConfigError("params", f"must be a GenerationParams, got {self.params!r}")
+        if self.params.banned_words or self.params.continuation:
+            # the bench's judge is its evaluator and its prompts are questions
+            raise ConfigError("params", "banned_words and continuation do not apply to the "
+                                        "bench (give the judge as --judge / a task)")
         for name, lo in (("best_of_n", 1), ("max_n", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
@@ -118,11 +122,18 @@ class MethodSettings:
         """A copy whose ``params`` have some fields changed (validated again)."""
         return dataclasses.replace(self, params=self.params.replace(**changes))
 
+    def with_encoder(self, loaded: Any) -> "MethodSettings":
+        """A copy using what ``Services.load_embedder`` returned: a loaded encoder, or a
+        name (such as "none") that RAIN then reads as ``params.embedder``."""
+        if isinstance(loaded, str):
+            return self.with_params(embedder=loaded)
+        return dataclasses.replace(self, encoder=loaded)
+
     def request(self, method: str, seed: int = 0) -> GenerationParams:
         """The parameters of a greedy or RAIN answer to messages that already hold the
         system prompt. Greedy runs with no time budget (the baseline runs to its end)."""
-        config = self.config if method == "rain" else self.config.replace(time_budget_s=None)
-        return self.params.replace(method=method, config=config, seed=seed, system=None)
+        params = self.params if method == "rain" else self.params.baseline()
+        return params.replace(method=method, seed=seed, system=None)
 
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
         return self.config.stop_strings + stop_strings_of(backend)

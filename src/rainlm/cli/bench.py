@@ -164,10 +164,8 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
         backend = services.load_backend(options.model_spec(), options.device)
         embedder = services.load_embedder(options.params.embedder, options.device)
         settings = MethodSettings(
-            params=options.params, encoder=None if isinstance(embedder, str) else embedder,
-            best_of_n=best_of_n,
-            match_compute=match_compute, max_n=max_n, temperature=temperature,
-            top_k=top_k or None)
+            params=options.params, best_of_n=best_of_n, match_compute=match_compute,
+            max_n=max_n, temperature=temperature, top_k=top_k or None).with_encoder(embedder)
         judges = make_judges(backend, settings, judge_spec, phrases, seed=options.params.seed)
         bar = ProgressBar(0, enabled=progress_enabled(options.progress))
         announce_estimate(bar, lambda: bench_estimate(backend, items, methods, judges, settings,

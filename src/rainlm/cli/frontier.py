@@ -149,9 +149,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
             the_backend = services.load_backend(spec, device)
             loaded = services.load_embedder(embedder, device)
             bar.start_ticking()  # after the loads: their own output is not overdrawn
-            if not isinstance(loaded, str):  # ("none" stays a name)
-                plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings,
-                                                                              encoder=loaded))
+            plan = dataclasses.replace(plan, settings=plan.settings.with_encoder(loaded))
             try:  # a file of other settings fails before the probe
                 resumable_records(out_path, plan, model_name(the_backend))
             except ConfigError as exc:

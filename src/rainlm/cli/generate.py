@@ -81,12 +81,10 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
     if compare:
         if status is not None:
             status.status("greedy baseline…")
-        baseline = params.replace(method="greedy",
-                                  config=params.config.replace(time_budget_s=None))
-        vanilla = answer(backend, prompt, baseline, score=False)
+        vanilla = answer(backend, prompt, params.baseline(), score=False)
     if score:
         if status is not None:
-            status.status("scoring the final answers…")
+            status.status("scoring the final answer" + ("s…" if compare else "…"))
         judge = FinalJudge.of(params.config)
         rain = score_answer(backend, rain, judge)
         vanilla = None if vanilla is None else score_answer(backend, vanilla, judge)
