@@ -22,6 +22,7 @@ UnvisitedValue = Literal["zero", "parent", "neutral"]
 CommitRule = Literal["visits", "secure"]
 Scoring = Literal["paper", "continuous"]
 Orders = Literal["both", "single"]
+CheckScope = Literal["every", "new_best"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,13 @@ class RainConfig:
     judged texts per such answer (free for a rule, a judge prompt each for the model's
     self-evaluation). Needs ``accept_value`` or ``keep_best_answer`` (which track the
     whole answers). 0: none (the paper)."""
+    answer_checks_scope: CheckScope = "every"
+    """Which whole answers ``answer_checks`` second-guesses. "every": each one judged at
+    least ``repair_threshold`` (its corrected value is also what the pass backs up).
+    "new_best": only one whose verdict would make it the best whole answer so far (the
+    one the search accepts or answers with): the checks guard what the search returns
+    and cost nothing for the many answers that tie with the best, which with the model's
+    own self-evaluation (values −1, 0, +1) is most of them."""
     keep_best_answer: bool = False
     """When a budget ends the search, answer with the best-valued whole answer it judged
     that starts with the committed answer, if that was judged higher than the budget's
@@ -331,6 +339,7 @@ def _validate(cfg: RainConfig) -> None:
     _check(cfg.answer_checks == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
            "answer_checks", "needs accept_value or keep_best_answer (they track the whole "
            "answers it checks); set answer_checks=0 to turn the checks off", cfg.answer_checks)
+    _check_choice(cfg, "answer_checks_scope", get_args(CheckScope))
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", get_args(SearchMode))
     _check_int(cfg, "parallel_leaves", 1)

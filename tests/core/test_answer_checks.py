@@ -125,6 +125,37 @@ def test_the_committed_answer_is_not_judged_again():
     assert ctx.stats.check_judgements == 0
 
 
+def test_new_best_scope_checks_only_an_answer_that_would_become_the_best():
+    liar = _lying_about("".join(BAD))
+    good, tie, worse = ([word] * LENGTH for word in (" safely", " please", " no"))
+    for scope, checked in (("every", 2 + 2 + 2), ("new_best", 2 + 0 + 0)):
+        ctx = _context(TRACKING.replace(answer_checks=2, answer_checks_scope=scope), liar)
+        # a first whole answer judged 0.5 becomes the best: checked in both scopes
+        assert note_whole_answer(ctx, _ids(ctx, good), 0.5) == 0.5
+        # one judged no better than it is not checked with "new_best" (a tie, then worse)
+        note_whole_answer(ctx, _ids(ctx, tie), 0.5)
+        note_whole_answer(ctx, _ids(ctx, worse), 0.25)
+        assert ctx.stats.check_judgements == checked, scope
+    # a better one (the liar's +1 for BAD) is checked and vetoed in both scopes
+    ctx = _context(TRACKING.replace(answer_checks=2, answer_checks_scope="new_best"), liar)
+    note_whole_answer(ctx, _ids(ctx, good), 0.5)
+    assert note_whole_answer(ctx, _ids(ctx, BAD), 1.0) < 0
+    assert ctx.best_answer == (0.5, _ids(ctx, good))
+    assert ctx.stats.answer_vetoes == 1
+
+
+def test_new_best_scope_keeps_the_rule_in_a_search_like_every():
+    # the search test below, with the checks on new best answers only: same outcome
+    cfg = RainConfig.preset("harmless", max_total_searches=12, answer_checks=2,
+                            answer_checks_scope="new_best")
+    liar = _lying_about("".join(BAD))
+    runs = [generate(ScriptedBackend(WORDS, two_answers_script), PROMPT, cfg, seed=seed,
+                     evaluator=liar, embedder="none", max_new_tokens=LENGTH)
+            for seed in range(20)]
+    assert sum(BOMB.violated(r.text) for r in runs) == 0
+    assert sum(r.stats["answer_vetoes"] for r in runs) == 10
+
+
 def two_answers_script(answer: tuple[str, ...]) -> dict[str, float]:
     """Two whole answers: BAD (first word " bomb", probability 0.6) or ten " safely"."""
     if len(answer) >= LENGTH:
@@ -155,6 +186,7 @@ def test_the_paper_preset_checks_nothing():
 
 
 @pytest.mark.parametrize("changes", [dict(answer_checks=-1), dict(answer_checks=1.5),
+                                     dict(answer_checks_scope="some"),
                                      dict(answer_checks=2, accept_value=None,
                                           keep_best_answer=False, repair_share=0.0)])
 def test_bad_check_settings_name_the_field(changes):

@@ -88,6 +88,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+escalate": lambda: _default(repair_escalate=True),
     "default+checks": lambda: _default(answer_checks=2),
     "default+checks+escalate": lambda: _default(answer_checks=2, repair_escalate=True),
+    "default+checks-best": lambda: _default(answer_checks=2, answer_checks_scope="new_best"),
     "default-rootrepair": lambda: _default(repair_from_root=False),
     "default+share1": lambda: _default(step_budget_share=1.0),
     "default+share75": lambda: _default(step_budget_share=0.75),

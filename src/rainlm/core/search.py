@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,10 +53,10 @@ class SearchContext:
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
     vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
-    stop: threading.Event | None = None  # once set, no model call starts (the caller ends it)
+    stop: InitVar[threading.Event | None] = None  # once set, no model call starts (ModelCalls')
 
-    def __post_init__(self) -> None:
-        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched, stop=self.stop)
+    def __post_init__(self, stop: threading.Event | None) -> None:
+        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched, stop=stop)
         self.eos_ids = frozenset(self.backend.eos_token_ids)
         cfg = self.config
         self.sim_limits = SimulationLimits(
@@ -107,7 +107,8 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
 def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> float:
     """Remember the best-valued judged text that is a whole answer (for ``accept_value``
     and ``keep_best_answer``); the first one found wins ties. Returns the answer's value:
-    ``value``, unless ``answer_checks`` overrule it."""
+    ``value``, unless ``answer_checks`` overrule it (with ``answer_checks_scope``
+    "new_best": only an answer that would become the best is checked)."""
     cfg = ctx.config
     if cfg.accept_value is None and not cfg.keep_best_answer:
         return value
@@ -115,7 +116,9 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
     if not is_terminal(ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
                        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
         return value
-    if cfg.answer_checks and value >= cfg.repair_threshold:
+    if cfg.answer_checks and value >= cfg.repair_threshold and (
+            cfg.answer_checks_scope == "every" or ctx.best_answer is None
+            or value > ctx.best_answer[0]):
         value = checked_value(ctx, ids, value)
     if ctx.best_answer is None or value > ctx.best_answer[0]:
         ctx.best_answer = (value, ids)
