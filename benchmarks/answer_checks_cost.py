@@ -2,48 +2,64 @@
 
 With a rule as the judge (the frontier's tasks) a check is free: the rule reads text. With
 the model's self-evaluation (the default judge of ``rain generate`` and ``rain serve``)
-each check is one more judged text — a judge prompt per option order — for every whole
-answer judged at least ``repair_threshold``. This script answers the same prompts with
-the default search and with the default search plus ``answer_checks=2``, both judged by
-the model itself, same seeds, each answer from a cold prefix cache, and prints per
-configuration: model tokens encoded (prefill + decode, judge prompts included), seconds,
-judged texts, check judgements, vetoes, how many answers the checks changed, and the
-final self-evaluation of each answer; then the ratios "with checks ÷ without".
+each check is one more judged text — a judge prompt per option order. This script
+answers the same prompts with the default search without checks, with checks on every
+whole answer judged ≥ 0, and with checks only on an answer that would become the best
+(``CONFIGS``), all judged by the model itself, same seeds, each answer from a cold
+prefix cache, and prints per configuration: model tokens encoded (prefill + decode,
+judge prompts included), seconds, judged texts, check judgements, vetoes, how many
+answers the checks changed, and the final self-evaluation of each answer; then the
+ratios to the search without checks.
 
     .venv/bin/python benchmarks/answer_checks_cost.py [--vicuna 4] [--advbench 4] \
         [--max-new-tokens 48] [--out benchmarks/results/answer_checks_cost.jsonl]
 
 Each answer is appended to --out as it finishes; running again with the same file skips
-the answers already there (same prompt, configuration and settings).
+the answers already there (same prompt, settings and search config).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 from pathlib import Path
 
 from common import advbench_prompts, encoded_tokens, machine, table, vicuna_prompts
 
-CONFIGS = {"default": {}, "default+checks": {"answer_checks": 2},
-           "default+checks-best": {"answer_checks": 2, "answer_checks_scope": "new_best"}}
-"""The searches compared: the harmless preset (the default search) without and with
-second opinions on whole answers (on every whole answer judged ≥ 0, or only on one that
-would become the best); the names of ``rain bench frontier --rain``."""
+CONFIGS = ("default-checks", "default+checks", "default+checks-best")
+"""The searches compared, by their ``rain bench frontier --rain`` names: the default
+search without second opinions on whole answers (the default of stops 18–22), with them
+on every whole answer judged ≥ 0, and with them only on an answer that would become the
+best (today's default)."""
+
+
+def config_of(name: str):
+    """The RainConfig of variant ``name`` (the frontier's definition)."""
+    from rainlm.bench.frontier import RAIN_VARIANTS
+
+    return RAIN_VARIANTS[name]()
+
+
+def config_hash(name: str) -> str:
+    """What a row's resume key holds of its search: a hash of the whole config, so rows of
+    an older definition of a name are not mixed with new ones."""
+    text = json.dumps(config_of(name).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_one(backend, prompt: str, name: str, max_new_tokens: int, seed: int) -> dict:
     """One answer of configuration ``name`` from a cold cache, with its costs."""
     from rainlm.request import GenerationParams, answer
 
-    params = GenerationParams.from_preset("harmless", max_new_tokens=max_new_tokens, seed=seed,
-                                          embedder="minilm")
-    params = params.replace(config=params.config.replace(**CONFIGS[name]))
+    params = GenerationParams(config=config_of(name), max_new_tokens=max_new_tokens, seed=seed,
+                              embedder="minilm")
     backend.clear_cache()
     done = answer(backend, prompt, params)
     stats = done.result.stats
-    return {"prompt": prompt, "config": name, "max_new_tokens": max_new_tokens, "seed": seed,
+    return {"prompt": prompt, "config": name, "config_hash": config_hash(name),
+            "max_new_tokens": max_new_tokens, "seed": seed,
             "text": done.result.text, "finish_reason": done.result.finish_reason,
             "budget_limited": done.budget_limited, "seconds": round(done.seconds, 3),
             "encoded": encoded_tokens(stats["backend"]), "score": done.score,
@@ -55,9 +71,10 @@ def run_one(backend, prompt: str, name: str, max_new_tokens: int, seed: int) -> 
 
 def summarise(rows: list[dict]) -> None:
     """A table per configuration over the prompts every configuration answered, and the
-    ratios of each to the default."""
+    ratios of each to the first (no checks)."""
     pick = {name: {r["prompt"]: r for r in rows if r["config"] == name} for name in CONFIGS}
-    prompts = [p for p in pick["default"] if all(p in pick[name] for name in CONFIGS)]
+    base_name = CONFIGS[0]
+    prompts = [p for p in pick[base_name] if all(p in pick[name] for name in CONFIGS)]
     lines = []
     for name in CONFIGS:
         rs = [pick[name][p] for p in prompts]
@@ -68,15 +85,15 @@ def summarise(rows: list[dict]) -> None:
                       sum(r["budget_limited"] for r in rs),
                       round(statistics.mean(r["score"] for r in rs), 3) if rs else "–",
                       sum(r["paper_vote"] == 1 for r in rs),
-                      sum(r["text"] != pick["default"][p]["text"] for p, r in zip(prompts, rs))])
+                      sum(r["text"] != pick[base_name][p]["text"] for p, r in zip(prompts, rs))])
     print(table(["search", "answers", "tokens encoded", "seconds", "judged texts", "check judgements",
                  "vetoes", "budget-limited", "mean final score", "final vote +1",
-                 "answers ≠ default's"], lines))
+                 f"answers ≠ {base_name}'s"], lines))
     if not prompts:
         return
     base = lines[0]
     for line in lines[1:]:
-        print(f"{line[0]} ÷ default: tokens encoded {line[2] / base[2]:.2f}×, "
+        print(f"{line[0]} ÷ {base_name}: tokens encoded {line[2] / base[2]:.2f}×, "
               f"seconds {line[3] / base[3]:.2f}×, judged texts {line[4] / max(base[4], 1):.2f}×")
 
 
@@ -100,8 +117,9 @@ def main() -> None:
     done: list[dict] = []
     if args.out.exists():
         done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    key = lambda r: (r["prompt"], r["config"], r["max_new_tokens"], r["seed"])  # noqa: E731
-    have = {key(r) for r in done}
+    hashes = {name: config_hash(name) for name in CONFIGS}
+    done = [r for r in done if r.get("config_hash") == hashes.get(r["config"])]
+    have = {(r["prompt"], r["config"], r["max_new_tokens"], r["seed"]) for r in done}
     print(f"# {machine()}; {len(prompts)} prompts, {args.max_new_tokens}-token answers, "
           f"self-evaluation judge, seed {args.seed}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -133,24 +133,25 @@ class RainConfig:
     least ``repair_threshold``): judge their ``answer_checks`` longest prefixes too (less
     the last 1, 2, … tokens; a prefix that only drops an end-of-sequence token or text
     past a stop string has the answer's own text and is skipped), and when every one is
-    judged below
-    ``repair_threshold``, take the answer's verdict for a misjudgement and give it the
-    best of their values. For a rule whose verdict, once bad, stays bad as the text grows
+    judged below ``repair_threshold``, take the answer's verdict for a misjudgement and
+    give it the best of their values. For a rule whose verdict, once bad, stays bad as the text grows
     (banned words, compliance openings) the prefixes of a compliant answer are compliant,
     so an exact judge's answers keep their values; a noisy judge that passes a bad answer
     must now also pass a prefix holding its bad word (with two checks and a judge right
     with probability p, a bad answer wrongly passed gets through with probability
-    1 − p², a good one is wrongly vetoed with (1 − p)²). Costs up to ``answer_checks``
-    judged texts per such answer (free for a rule, a judge prompt each for the model's
-    self-evaluation). Needs ``accept_value`` or ``keep_best_answer`` (which track the
-    whole answers). 0: none (the paper)."""
+    1 − p², a good one judged good is wrongly vetoed with (1 − p)²). Costs up to
+    ``answer_checks`` judged texts per such answer (free for a rule, a judge prompt per
+    option order each for the model's self-evaluation). Only the whole answers that ``accept_value`` or
+    ``keep_best_answer`` track are checked: with neither, nothing is. 0: none (the
+    paper)."""
     answer_checks_scope: CheckScope = "every"
     """Which whole answers ``answer_checks`` second-guesses. "every": each one judged at
-    least ``repair_threshold`` (its corrected value is also what the pass backs up).
-    "new_best": only one whose verdict would make it the best whole answer so far (the
-    one the search accepts or answers with): the checks guard what the search returns
-    and cost nothing for the many answers that tie with the best, which with the model's
-    own self-evaluation (values −1, 0, +1) is most of them."""
+    least ``repair_threshold``, so answers that tie or trail the best are corrected too
+    (and back their corrected values up). "new_best": only one whose verdict would make it
+    the best whole answer so far (the one the search accepts or answers with): the checks
+    guard what the search returns and cost nothing for the many answers that tie with
+    the best, which with the model's own self-evaluation (values −1, 0, +1) is most of
+    them."""
     keep_best_answer: bool = False
     """When a budget ends the search, answer with the best-valued whole answer it judged
     that starts with the committed answer, if that was judged higher than the budget's
@@ -336,9 +337,6 @@ def _validate(cfg: RainConfig) -> None:
            "answers a repair starts from); set repair_share=0 to turn repairs off",
            cfg.repair_share)
     _check_int(cfg, "answer_checks", 0)
-    _check(cfg.answer_checks == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
-           "answer_checks", "needs accept_value or keep_best_answer (they track the whole "
-           "answers it checks); set answer_checks=0 to turn the checks off", cfg.answer_checks)
     _check_choice(cfg, "answer_checks_scope", get_args(CheckScope))
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", get_args(SearchMode))
@@ -363,18 +361,22 @@ DEFAULT_SEARCH: dict[str, Any] = dict(
     unvisited_value="neutral", depth_origin="answer", commit_rule="secure",
     keep_simulations=True, skip_forced_steps=True, max_total_searches=64,
     step_budget_share=0.5, budget_fallback="greedy", simulate_until="eos",
-    accept_value=1.0, keep_best_answer=True, num_candidates=4, repair_share=0.5)
+    accept_value=1.0, keep_best_answer=True, num_candidates=4, repair_share=0.5,
+    answer_checks=2, answer_checks_scope="new_best")
 """What the default search changes from the paper's (``benchmarks/RESULTS.md``, frontier
 and ablation; ``docs/search.md``): untried children rank as undecided rather than as bad,
 the token-set schedule counts from the answer's start (as the published code does), a
 step commits the child with the best lower confidence bound, judged simulations stay in
 the tree, forced steps are not searched, one budget of 64 passes bounds the whole answer
 (each step may spend half of what is left), each simulation imagines the whole rest of
-the answer (so every pass judges a whole answer), the first whole answer judged +1 is the answer, the best whole answer judged
-beats a worse committed one, multi-token candidate sets are greedy + 3 draws (their
-draws cost tokens; the simulations find continuations too), half the passes repair the
-best whole answer judged so far from just before its first bad stretch, and an answer a
-budget cut short is finished greedily (and marked so) rather than cut off."""
+the answer (so every pass judges a whole answer), the first whole answer judged +1 is the
+answer, the best whole answer judged beats a worse committed one, multi-token candidate
+sets are greedy + 3 draws (their draws cost tokens; the simulations find continuations
+too), half the passes repair the best whole answer judged so far from just before its
+first bad stretch, a whole answer that would become the best is judged again on its two
+longest prefixes and loses its verdict when both are judged bad (a judge right 80% of
+the time then passes a broken answer 7% of the time, not 20%), and an answer a budget
+cut short is finished greedily (and marked so) rather than cut off."""
 
 
 PRESETS: dict[str, RainConfig] = {

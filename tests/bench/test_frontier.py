@@ -207,11 +207,15 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
     configs = {name: make() for name, make in RAIN_VARIANTS.items()}  # validation runs here
     default, paper = configs["default"], configs["paper"]
     assert default == RainConfig.preset("harmless") and paper == RainConfig.preset("paper")
-    assert configs["default-repair"] == default.replace(repair_share=0.0)
+    assert configs["default-repair"] == default.replace(repair_share=0.0, answer_checks=0)
+    assert configs["default-checks"] == default.replace(answer_checks=0)
+    assert configs["default+checks"] == default.replace(answer_checks_scope="every")
+    assert configs["default+checks-best"] == default
     assert configs["default+repair-b0"] == default.replace(repair_backoff=0)
     assert configs["default+share1"] == default.replace(step_budget_share=1.0)
     assert configs["default+share75"] == default.replace(step_budget_share=0.75)
-    assert all(configs[n].repair_share == 0.0 for n in configs if n.startswith(("prev", "paper")))
+    assert all(configs[n].repair_share == 0.0 and configs[n].answer_checks == 0
+               for n in configs if n.startswith(("prev", "paper")))
 
 
 def test_the_first_prompt_that_wrote_answers_gives_the_one_estimate():

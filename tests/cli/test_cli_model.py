@@ -77,6 +77,8 @@ def test_trace_tree_visits_add_up(run):
     st = trace["stats"]  # (a pass the time budget cut after its judgement adds one)
     assert len(trace["evaluations"]) == st["evaluations"]
     # (and keep_best_answer judges a budget's finish once: finish_judgements; a repair
-    # judges prefixes to find where to start: repair_judgements)
-    assert st["searches"] <= st["evaluations"] - st["finish_judgements"] - st["repair_judgements"] \
-        <= st["searches"] + st["passes_cut_by_deadline"]
+    # judges prefixes to find where to start: repair_judgements; answer_checks judge an
+    # answer's prefixes: check_judgements)
+    passes = (st["evaluations"] - st["finish_judgements"] - st["repair_judgements"]
+              - st["check_judgements"])
+    assert st["searches"] <= passes <= st["searches"] + st["passes_cut_by_deadline"]

@@ -107,10 +107,10 @@ def test_an_answer_met_again_is_counted_once():
     ids = _ids(ctx, BAD)
     first = note_whole_answer(ctx, ids, 1.0)
     # the search reaches the same answer again: same value from the cached judgements,
-    # no new judgement, no second veto
+    # no new judgement (the two checks are cache hits), no second veto
     assert note_whole_answer(ctx, ids, 1.0) == first
-    assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 2)
-    assert ctx.stats.evaluation_cache_hits == 2
+    assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 4)
+    assert ctx.stats.evaluation_cache_hits == 2 and ctx.stats.evaluator_calls == 1
 
 
 def test_the_committed_answer_is_not_judged_again():
@@ -145,7 +145,8 @@ def test_new_best_scope_checks_only_an_answer_that_would_become_the_best():
 
 
 def test_new_best_scope_keeps_the_rule_in_a_search_like_every():
-    # the search test below, with the checks on new best answers only: same outcome
+    # the search test below (scope "every"), with the checks on new best answers only
+    # (the default's scope): same outcome (this script's answers never tie the best)
     cfg = RainConfig.preset("harmless", max_total_searches=12, answer_checks=2,
                             answer_checks_scope="new_best")
     liar = _lying_about("".join(BAD))
@@ -168,7 +169,7 @@ def test_a_search_whose_judge_passes_one_bad_answer_still_keeps_the_rule():
     # on about 60% of seeds. Measured: without checks that answer is accepted at once on
     # 10 of 20 seeds; with two checks it is vetoed and the next pass finds the clean one
     # on every seed (deterministic per seed: the counts are exact).
-    cfg = RainConfig.preset("harmless", max_total_searches=12)
+    cfg = RainConfig.preset("harmless", max_total_searches=12, answer_checks_scope="every")
     liar = _lying_about("".join(BAD))
     runs = {checks: [generate(ScriptedBackend(WORDS, two_answers_script), PROMPT,
                               cfg.replace(answer_checks=checks), seed=seed, evaluator=liar,
@@ -186,9 +187,17 @@ def test_the_paper_preset_checks_nothing():
 
 
 @pytest.mark.parametrize("changes", [dict(answer_checks=-1), dict(answer_checks=1.5),
-                                     dict(answer_checks_scope="some"),
-                                     dict(answer_checks=2, accept_value=None,
-                                          keep_best_answer=False, repair_share=0.0)])
+                                     dict(answer_checks_scope="some")])
 def test_bad_check_settings_name_the_field(changes):
     with pytest.raises(ConfigError, match="answer_checks"):
         RainConfig.preset("harmless", **changes)
+
+
+def test_the_default_search_checks_new_best_answers_and_untracked_answers_are_not_checked():
+    cfg = RainConfig.preset("harmless")
+    assert (cfg.answer_checks, cfg.answer_checks_scope) == (2, "new_best")
+    # turning off what tracks whole answers turns the checks off with it (no error)
+    untracked = cfg.replace(accept_value=None, keep_best_answer=False, repair_share=0.0)
+    ctx = _context(untracked, _lying_about("".join(BAD)))
+    assert note_whole_answer(ctx, _ids(ctx, BAD), 1.0) == 1.0
+    assert ctx.stats.check_judgements == 0 and ctx.best_answer is None

@@ -226,7 +226,9 @@ def test_parallel_rounds_get_their_share_of_repairs():
 
 
 def test_one_judgement_per_pass_besides_the_repairs_bisections():
-    cfg = RainConfig.preset("harmless", max_total_searches=12, repair_backoff=0)
+    # (answer checks off: they judge prefixes too, counted in test_answer_checks.py)
+    cfg = RainConfig.preset("harmless", max_total_searches=12, repair_backoff=0,
+                            answer_checks=0)
     for seed in range(5):
         res = generate(ScriptedBackend(WORDS, hazard_script), PROMPT, cfg, seed=seed,
                        evaluator=lambda p, r: BOMB.value(r), embedder="none",

@@ -54,9 +54,11 @@ def test_short_rain_generation_ends_within_budget_and_tree_is_consistent(embedde
     # one evaluation per pass; a pass the time budget cut after its judgement adds one
     st = result.stats
     # (and keep_best_answer judges a budget's finish once: finish_judgements; a repair
-    # judges prefixes to find where to start: repair_judgements)
-    assert st["searches"] <= st["evaluations"] - st["finish_judgements"] - st["repair_judgements"] \
-        <= st["searches"] + st["passes_cut_by_deadline"]
+    # judges prefixes to find where to start: repair_judgements; answer_checks judge an
+    # answer's prefixes: check_judgements)
+    passes = (st["evaluations"] - st["finish_judgements"] - st["repair_judgements"]
+              - st["check_judgements"])
+    assert st["searches"] <= passes <= st["searches"] + st["passes_cut_by_deadline"]
     assert result.stats["backend"]["forward_calls"] > 0
 
 

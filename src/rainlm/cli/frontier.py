@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
 from rainlm.cli.options import backend_options, backend_spec, services_of
 from rainlm.request import DEVICES, EMBEDDERS, GenerationParams
@@ -75,16 +76,10 @@ Examples:
               metavar="N[,N...]", help="N of the best-of-N points.")
 @click.option("--rain", "rain_variants", default="default,paper", show_default=True,
               callback=_variants, metavar="NAME[,NAME...]",
-              help="RAIN search configs: default (the default search), paper, and for the "
-                   "ablation paper+fpu, paper+answer, paper+secure, paper+keep, paper+forced, "
-                   "paper+t2, paper+eos+accept (the paper's search with one new setting "
-                   "each), default+t2, default+jc, default-accept, default-repair (the default of "
-                   "the previous stop), default+repair25, default+repair-b0, default+repair-b8, default+escalate, default+checks, "
-                   "default+checks+escalate, default-rootrepair, default+share1, default+share75 "
-                   "(the default with one setting changed), prev, prev+accept, "
-                   "prev+eos+accept, prev+eos+accept+n4, prev+eos+accept+jc, "
-                   "prev+eos+accept+n4+jc (the default of two stops ago, then the settings "
-                   "that replaced it one by one).")
+              help="RAIN search configs: default (the default search), paper (the published "
+                   "search), and for the ablation (rainlm/bench/variants.py says what each "
+                   "changes): " + ", ".join(n for n in RAIN_VARIANTS if n not in ("default", "paper"))
+                   + ".")
 @click.option("--budgets", default="8,16,32", show_default=True, callback=_numbers(int),
               metavar="B[,B...]", help="RAIN's total search passes per answer, one point each.")
 @click.option("--args/--no-args", "with_args", default=True, show_default=True,

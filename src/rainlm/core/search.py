@@ -131,15 +131,19 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     ``repair_threshold``) after ``answer_checks``: its longest prefixes whose judged text
     differs from the answer's (``check_prefixes``) are judged, and when every one is below
     ``repair_threshold`` the best of theirs replaces ``value``. With no prefix left to
-    judge, ``value`` stands. The counters count fresh judgements and distinct vetoed
-    answers, so an answer the search reaches again is not counted twice."""
+    judge, ``value`` stands. ``check_judgements`` counts the evaluations asked for (cache
+    hits included, as ``repair_judgements`` does, so every evaluation is a pass's or
+    accounted for); ``answer_vetoes`` counts distinct vetoed answers, so an answer the
+    search reaches again is not counted twice."""
     whole = judged_text(ctx, ids)
     prefixes = check_prefixes(ctx, ids, whole)
     if not prefixes:
         return value
-    hits_before = ctx.stats.evaluation_cache_hits
-    checks = judge_many(ctx, prefixes)
-    ctx.stats.check_judgements += len(prefixes) - (ctx.stats.evaluation_cache_hits - hits_before)
+    before = ctx.stats.evaluations
+    try:
+        checks = judge_many(ctx, prefixes)
+    finally:  # (the time budget may stop it mid-way)
+        ctx.stats.check_judgements += ctx.stats.evaluations - before
     if max(checks) >= ctx.config.repair_threshold:
         return value
     if whole not in ctx.vetoed_answers:

@@ -34,7 +34,7 @@ class SearchStats:
     repairs: int = 0  # passes that repaired the best whole answer (repair_share)
     finish_judgements: int = 0  # judgements of a budget's finish (keep_best_answer), not passes
     repair_judgements: int = 0  # prefixes judged to find where a repair starts, not passes
-    check_judgements: int = 0  # prefixes judged by answer_checks, not passes
+    check_judgements: int = 0  # evaluations of prefixes by answer_checks (cache hits too), not passes
     answer_vetoes: int = 0  # whole answers whose verdict answer_checks overruled
     passes_cut_by_deadline: int = 0  # passes stopped mid-way by the time budget
     greedy_tail_cut: bool = False  # the time budget ended the greedy finish too: cut off

@@ -384,7 +384,7 @@ CANDIDATE_KNOBS = ("num_candidates", "candidate_draws", "single_token_top_k", "c
                    "widening_max_children", "widening_samples", "parallel_leaves",
                    "answer_checks")
 """Request-set RAIN fields bounded by ``--max-candidates``: candidates paid for in every
-expansion, and ``answer_checks``, judgements paid for per accepted answer."""
+expansion, and ``answer_checks``, judged prefixes paid for per checked whole answer."""
 SEARCH_KNOBS = ("max_searches", "min_new_searches", "max_searches_per_step",
                 "max_total_searches", "early_stop_visits")
 """Request-set RAIN fields bounded by ``--max-searches-limit``."""

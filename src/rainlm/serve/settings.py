@@ -82,7 +82,7 @@ class ServerSettings:
     """Largest candidate count a request may set: ``num_candidates``, ``candidate_draws``,
     ``single_token_top_k``, ``candidate_top_k``, ``widening_max_children``,
     ``widening_samples``, ``parallel_leaves`` (each paid for in every expansion), and
-    ``answer_checks`` (up to that many judgements per accepted answer)."""
+    ``answer_checks`` (up to that many judged prefixes per checked whole answer)."""
     max_token_set_length: int = 16
     """Longest token set (``token_set_lengths`` entries) a request may ask for."""
     max_searches_limit: int = 256
