@@ -87,9 +87,9 @@ RAIN_MIN_SECONDS = 1.5
 """RAIN with a tiny budget: at least greedy's answer plus a pass."""
 RAIN_UNBOUNDED_SECONDS = 50.0
 """RAIN with no total budget (the paper's search): seconds ÷ greedy without judging."""
-RAIN_JUDGED_PER_PASS = 1.5
-"""RAIN with a total budget: texts judged per pass (11.2 at 8 passes, when the budget is
-spent; repairs judge partial texts too)."""
+RAIN_JUDGED_PER_PASS = 1.9
+"""RAIN with a total budget: texts judged per pass (15.1 at 8 passes on banned words with
+a noisy judge, most budgets spent; repairs and answer checks judge partial texts too)."""
 RAIN_UNBOUNDED_JUDGED_PER_TOKEN = 8.0
 """RAIN with no total budget: texts judged per answer token."""
 ARGS_JUDGED_PER_TOKEN = 10.0
