@@ -37,7 +37,7 @@ best (today's default)."""
 
 def config_of(name: str):
     """The RainConfig of variant ``name`` (the frontier's definition)."""
-    from rainlm.bench.frontier import RAIN_VARIANTS
+    from rainlm.bench.variants import RAIN_VARIANTS
 
     return RAIN_VARIANTS[name]()
 
@@ -51,11 +51,12 @@ def config_hash(name: str) -> str:
 
 def run_one(backend, prompt: str, name: str, max_new_tokens: int, seed: int) -> dict:
     """One answer of configuration ``name`` from a cold cache, with its costs."""
+    from rainlm.backends.base import clear_prefix_cache
     from rainlm.request import GenerationParams, answer
 
     params = GenerationParams(config=config_of(name), max_new_tokens=max_new_tokens, seed=seed,
                               embedder="minilm")
-    backend.clear_cache()
+    clear_prefix_cache(backend)
     done = answer(backend, prompt, params)
     stats = done.result.stats
     return {"prompt": prompt, "config": name, "config_hash": config_hash(name),

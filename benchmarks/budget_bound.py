@@ -91,8 +91,9 @@ _WIDE: dict[str, Any] = {
     "candidate_temperature": 100.0, "simulation_temperature": 100.0,
     "simulate_until": "eos", "max_simulation_tokens": None, "keep_simulations": True,
     # judge every new child (32 candidates x 2 orders of self-evaluation per expansion)
-    # and check whole answers' prefixes (answer_checks has no server limit)
-    "judge_candidates": True, "keep_best_answer": True, "answer_checks": 16,
+    # and check every whole answer's prefixes (answer_checks up to --max-candidates)
+    "judge_candidates": True, "keep_best_answer": True, "answer_checks": LIMITS.max_candidates,
+    "answer_checks_scope": "every",
     # half the passes repair the best answer, rewinding far and imagining a new ending
     "repair_share": 0.5, "repair_backoff": 64, "repair_escalate": True,
     # dynamic node addition on every visit (each one samples widening_samples sets)

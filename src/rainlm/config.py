@@ -130,20 +130,21 @@ class RainConfig:
     therefore does not accept). None: never (the paper)."""
     answer_checks: int = 0
     """Second opinions on whole answers the judge finds nothing wrong with (judged at
-    least ``repair_threshold``): judge their ``answer_checks`` longest prefixes too (less
-    the last 1, 2, … tokens; a prefix that only drops an end-of-sequence token or text
-    past a stop string has the answer's own text and is skipped), and when every one is
-    judged below ``repair_threshold``, take the answer's verdict for a misjudgement and
-    give it the best of their values. For a rule whose verdict, once bad, stays bad as the text grows
-    (banned words, compliance openings) the prefixes of a compliant answer are compliant,
-    so an exact judge's answers keep their values; a noisy judge that passes a bad answer
-    must now also pass a prefix holding its bad word (with two checks and a judge right
-    with probability p, a bad answer wrongly passed gets through with probability
-    1 − p², a good one judged good is wrongly vetoed with (1 − p)²). Costs up to
-    ``answer_checks`` judged texts per such answer (free for a rule, a judge prompt per
-    option order each for the model's self-evaluation). Only the whole answers that ``accept_value`` or
-    ``keep_best_answer`` track are checked: with neither, nothing is. 0: none (the
-    paper)."""
+    least ``repair_threshold``; ``answer_checks_scope`` says which of them): judge their
+    ``answer_checks`` longest prefixes too (less the last 1, 2, … tokens; a prefix that
+    only drops an end-of-sequence token or text past a stop string has the answer's own
+    text and is skipped), and when every one is judged below ``repair_threshold``, take
+    the answer's verdict for a misjudgement and give it the best of their values. For a
+    rule whose verdict, once bad, stays bad as the text grows (banned words) the prefixes
+    of a compliant answer are compliant, so an exact judge's answers keep their values (a
+    refusal judge can veto an answer whose refusal phrase ends in its last two tokens
+    after a compliance opening); a noisy judge that passes a bad answer must now also
+    pass a prefix holding its bad word (with two checks and a judge right with
+    probability p, a bad answer wrongly passed gets through with probability 1 − p², a
+    good one judged good is wrongly vetoed with (1 − p)²). Costs up to
+    ``answer_checks`` judged texts per checked answer (free for a rule, a judge prompt
+    per option order each for the model's self-evaluation). Needs ``accept_value`` or
+    ``keep_best_answer`` (which track the whole answers). 0: none (the paper)."""
     answer_checks_scope: CheckScope = "every"
     """Which whole answers ``answer_checks`` second-guesses. "every": each one judged at
     least ``repair_threshold``, so answers that tie or trail the best are corrected too
@@ -332,11 +333,13 @@ def _validate(cfg: RainConfig) -> None:
     _check_float(cfg, "repair_share", 0.0, 1.0)
     _check_float(cfg, "repair_threshold", -1.0, 1.0)
     _check_int(cfg, "repair_backoff", 0)
-    _check(cfg.repair_share == 0 or cfg.accept_value is not None or cfg.keep_best_answer,
-           "repair_share", "needs accept_value or keep_best_answer (they track the whole "
-           "answers a repair starts from); set repair_share=0 to turn repairs off",
-           cfg.repair_share)
     _check_int(cfg, "answer_checks", 0)
+    tracked = cfg.accept_value is not None or cfg.keep_best_answer
+    for name in ("repair_share", "answer_checks"):  # both work on the tracked whole answers
+        _check(tracked or not getattr(cfg, name), name,
+               "needs accept_value or keep_best_answer (they track the whole answers that "
+               "repairs start from and checks second-guess); without them set "
+               "repair_share=0 and answer_checks=0", getattr(cfg, name))
     _check_choice(cfg, "answer_checks_scope", get_args(CheckScope))
     _check_int(cfg, "early_stop_visits", 0)
     _check_choice(cfg, "search_mode", get_args(SearchMode))

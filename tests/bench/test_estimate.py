@@ -67,7 +67,7 @@ def test_method_cost_counts_judged_texts_only_when_the_judge_is_the_model():
     assert method_cost("best-of-n", n=8, max_new_tokens=48, model_judge=True) == Cost(2.1, 8.0)
     assert method_cost("args", max_new_tokens=48, model_judge=True) == Cost(1.0, 480.0)
     assert method_cost("rain", budget=16, max_new_tokens=48, model_judge=True) == \
-        Cost(pytest.approx(6.5), pytest.approx(1.9 * 16))
+        Cost(pytest.approx(6.5), pytest.approx(1.2 * 16))
     assert method_cost("rain", budget=None, max_new_tokens=10, model_judge=True) == Cost(50.0, 80.0)
     with pytest.raises(ValueError):
         method_cost("beam", max_new_tokens=8)

@@ -187,17 +187,23 @@ def test_the_paper_preset_checks_nothing():
 
 
 @pytest.mark.parametrize("changes", [dict(answer_checks=-1), dict(answer_checks=1.5),
-                                     dict(answer_checks_scope="some")])
+                                     dict(answer_checks_scope="some"),
+                                     dict(answer_checks=2, accept_value=None,
+                                          keep_best_answer=False, repair_share=0.0)])
 def test_bad_check_settings_name_the_field(changes):
     with pytest.raises(ConfigError, match="answer_checks"):
         RainConfig.preset("harmless", **changes)
 
 
-def test_the_default_search_checks_new_best_answers_and_untracked_answers_are_not_checked():
+def test_the_default_search_checks_new_best_answers():
     cfg = RainConfig.preset("harmless")
     assert (cfg.answer_checks, cfg.answer_checks_scope) == (2, "new_best")
-    # turning off what tracks whole answers turns the checks off with it (no error)
-    untracked = cfg.replace(accept_value=None, keep_best_answer=False, repair_share=0.0)
-    ctx = _context(untracked, _lying_about("".join(BAD)))
-    assert note_whole_answer(ctx, _ids(ctx, BAD), 1.0) == 1.0
-    assert ctx.stats.check_judgements == 0 and ctx.best_answer is None
+
+
+def test_turning_off_answer_tracking_names_both_fields_that_need_it():
+    # the default repairs and checks whole answers: one error says to turn both off
+    with pytest.raises(ConfigError, match="repair_share=0 and answer_checks=0"):
+        RainConfig.preset("harmless", accept_value=None, keep_best_answer=False)
+    cfg = RainConfig.preset("harmless", accept_value=None, keep_best_answer=False,
+                            repair_share=0.0, answer_checks=0)
+    assert cfg.answer_checks == 0

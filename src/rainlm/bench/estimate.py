@@ -87,9 +87,10 @@ RAIN_MIN_SECONDS = 1.5
 """RAIN with a tiny budget: at least greedy's answer plus a pass."""
 RAIN_UNBOUNDED_SECONDS = 50.0
 """RAIN with no total budget (the paper's search): seconds ÷ greedy without judging."""
-RAIN_JUDGED_PER_PASS = 1.9
-"""RAIN with a total budget: texts judged per pass (15.1 at 8 passes on banned words with
-a noisy judge, most budgets spent; repairs and answer checks judge partial texts too)."""
+RAIN_JUDGED_PER_PASS = 1.2
+"""RAIN with a total budget and the model as the judge: texts judged per pass
+(``answer_checks_cost.py``, the default search with the self-evaluation: 337 in 293
+passes; repairs and answer checks judge partial texts too)."""
 RAIN_UNBOUNDED_JUDGED_PER_TOKEN = 8.0
 """RAIN with no total budget: texts judged per answer token."""
 ARGS_JUDGED_PER_TOKEN = 10.0

@@ -44,7 +44,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default+t2": lambda: _default(candidate_temperature=2.0, candidate_draws=7),
     "default+jc": lambda: _default(judge_candidates=True),
     "default-accept": lambda: _default(accept_value=None, keep_best_answer=False,
-                                       repair_share=0.0),
+                                       repair_share=0.0, answer_checks=0),
     "default-repair": lambda: _default(repair_share=0.0, answer_checks=0),
     "default+repair25": lambda: _default(repair_share=0.25),
     "default+repair-b0": lambda: _default(repair_backoff=0),

@@ -53,7 +53,9 @@ class SearchContext:
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
     vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
-    stop: InitVar[threading.Event | None] = None  # once set, no model call starts (ModelCalls')
+    # once set, no model call starts; held by ``calls`` (read ``calls.stopped``: as an
+    # InitVar with a default, ``ctx.stop`` reads None whatever was passed)
+    stop: InitVar[threading.Event | None] = None
 
     def __post_init__(self, stop: threading.Event | None) -> None:
         self.calls = ModelCalls(self.backend, self.stats, batched=self.batched, stop=stop)
@@ -140,10 +142,8 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     if not prefixes:
         return value
     before = ctx.stats.evaluations
-    try:
-        checks = judge_many(ctx, prefixes)
-    finally:  # (the time budget may stop it mid-way)
-        ctx.stats.check_judgements += ctx.stats.evaluations - before
+    checks = judge_many(ctx, prefixes)
+    ctx.stats.check_judgements += ctx.stats.evaluations - before
     if max(checks) >= ctx.config.repair_threshold:
         return value
     if whole not in ctx.vetoed_answers:
