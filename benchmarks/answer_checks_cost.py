@@ -42,10 +42,10 @@ def config_of(name: str):
     return RAIN_VARIANTS[name]()
 
 
-def config_hash(name: str) -> str:
+def config_hash(config) -> str:
     """What a row's resume key holds of its search: a hash of the whole config, so rows of
     an older definition of a name are not mixed with new ones."""
-    text = json.dumps(config_of(name).to_dict(), sort_keys=True, default=str)
+    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -54,12 +54,13 @@ def run_one(backend, prompt: str, name: str, max_new_tokens: int, seed: int) -> 
     from rainlm.backends.base import clear_prefix_cache
     from rainlm.request import GenerationParams, answer
 
-    params = GenerationParams(config=config_of(name), max_new_tokens=max_new_tokens, seed=seed,
+    config = config_of(name)
+    params = GenerationParams(config=config, max_new_tokens=max_new_tokens, seed=seed,
                               embedder="minilm")
     clear_prefix_cache(backend)
     done = answer(backend, prompt, params)
     stats = done.result.stats
-    return {"prompt": prompt, "config": name, "config_hash": config_hash(name),
+    return {"prompt": prompt, "config": name, "config_hash": config_hash(config),
             "max_new_tokens": max_new_tokens, "seed": seed,
             "text": done.result.text, "finish_reason": done.result.finish_reason,
             "budget_limited": done.budget_limited, "seconds": round(done.seconds, 3),
@@ -118,7 +119,7 @@ def main() -> None:
     done: list[dict] = []
     if args.out.exists():
         done = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
-    hashes = {name: config_hash(name) for name in CONFIGS}
+    hashes = {name: config_hash(config_of(name)) for name in CONFIGS}
     done = [r for r in done if r.get("config_hash") == hashes.get(r["config"])]
     have = {(r["prompt"], r["config"], r["max_new_tokens"], r["seed"]) for r in done}
     print(f"# {machine()}; {len(prompts)} prompts, {args.max_new_tokens}-token answers, "

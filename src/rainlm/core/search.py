@@ -119,13 +119,17 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
                        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
         return value
     if cfg.answer_checks and value >= cfg.repair_threshold and (
-            cfg.answer_checks_scope == "every" or ctx.best_answer is None
-            or value > ctx.best_answer[0]):
+            cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
         value = checked_value(ctx, ids, value)
-    if ctx.best_answer is None or value > ctx.best_answer[0]:
+    if beats_best_answer(ctx, value):
         ctx.best_answer = (value, ids)
         ctx.repair_misses = 0
     return value
+
+
+def beats_best_answer(ctx: SearchContext, value: float) -> bool:
+    """Would a whole answer valued ``value`` become the best one (the first wins ties)?"""
+    return ctx.best_answer is None or value > ctx.best_answer[0]
 
 
 def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
