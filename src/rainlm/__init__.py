@@ -16,7 +16,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "RainConfig", "PRESETS", "generate", "greedy", "load_backend", "GenerationResult",
+    "RainConfig", "PRESETS", "generate", "generate_many", "greedy", "load_backend", "GenerationResult",
     "GenerationParams", "answer",
     "ScriptedBackend", "EvalRequest", "Evaluator", "SelfEvaluator", "HashingEmbedder",
     "load_embedder",
@@ -26,7 +26,7 @@ __all__ = [
 
 _LAZY = {
     "RainConfig": "rainlm.config", "PRESETS": "rainlm.config",
-    "generate": "rainlm.api", "greedy": "rainlm.api",
+    "generate": "rainlm.api", "generate_many": "rainlm.api", "greedy": "rainlm.api",
     "GenerationParams": "rainlm.request", "answer": "rainlm.request",
     "load_backend": "rainlm.backends.loading",
     "GenerationResult": "rainlm.result",

@@ -1,4 +1,5 @@
-"""Public entry points: generate() runs RAIN, greedy() runs the baseline.
+"""Public entry points: generate() runs RAIN, generate_many() runs several RAIN searches
+together (sharing forward passes), greedy() runs the baseline.
 
 They wire a backend, an evaluator and an embedder to the search core; the CLI, the
 server and the bench harness all call these.
@@ -8,16 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rainlm.backends.base import Backend, model_name, stop_strings_of
 from rainlm.config import RainConfig
-from rainlm.core.decode import rain_decode
+from rainlm.core.decode import DecodeOutcome, rain_decode
 from rainlm.core.greedy import greedy_continue
-from rainlm.core.model_calls import DeadlineReached, ModelCalls
+from rainlm.core.model_calls import DeadlineReached, ModelCalls, Steps, drive
 from rainlm.core.progress import ProgressCallback
+from rainlm.core.scheduler import BatchCounts, run_together
 from rainlm.core.search import SearchContext
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import truncate_at_stop
@@ -63,33 +67,111 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
     _check_backend(backend)
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
+    search = _start_search(backend, prompt, cfg=cfg,
+                           evaluator=_resolve_evaluator(evaluator, backend, cfg),
+                           embedder=_resolve_embedder(embedder), seed=seed,
+                           max_new_tokens=max_new_tokens, system=system, batched=batched,
+                           continuation=continuation, stop=stop, on_progress=on_progress)
+    return search.result(drive(search.steps, backend))
+
+
+def generate_many(backend: Backend, prompts: Sequence[PromptLike],
+                  config: RainConfig | str | None = None, *, evaluator: Any = None,
+                  embedder: EmbedderLike = None, seed: int | Sequence[int] | None = 0,
+                  max_new_tokens: int = 128, time_budget_s: float | None = None,
+                  system: str | None = None, continuation: bool = False,
+                  stop: threading.Event | None = None,
+                  batch_counts: BatchCounts | None = None) -> list[GenerationResult]:
+    """Answer several prompts with RAIN at once: their searches advance together and
+    every round's model calls (next-token calls of all searches and of the model's
+    self-evaluation, embeddings, rule judgements) go out as one batch
+    (``rainlm.core.scheduler``), so the searches share forward passes.
+
+    Each answer is the answer :func:`generate` gives that prompt alone with the same
+    arguments (the same seed gives the same tree). The arguments are :func:`generate`'s,
+    except ``seed``: one for every prompt, or a list of one per prompt; ``evaluator``
+    and ``embedder`` are shared by the searches. ``batch_counts`` (optional) receives how many searches each model call
+    served. Each result's ``stats["wall_time_s"]`` and ``stats["backend"]`` are the
+    whole run's, shared by the answers (``stats["answered_together"]``: how many). When
+    a search fails the others still finish, then the first error is raised.
+    """
+    _check_backend(backend)
+    if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+        raise ConfigError("prompts", "must be a list of prompts (use generate() for one)")
+    if isinstance(seed, np.random.Generator):  # one generator would be drawn from by all
+        raise ConfigError("seed", "must be an integer, None or a list of one per prompt; "
+                                  "a numpy Generator cannot be shared by the searches")
+    seeds = list(seed) if isinstance(seed, Sequence) else [seed] * len(prompts)
+    if len(seeds) != len(prompts):
+        raise ConfigError("seed", f"gives {len(seeds)} seeds for {len(prompts)} prompts; "
+                                  "give one seed, or one per prompt")
+    cfg = _resolve_config(config, time_budget_s)
+    _check_max_new_tokens(max_new_tokens)
+    judge = _resolve_evaluator(evaluator, backend, cfg)
+    encoder = _resolve_embedder(embedder)
+    start, before = time.perf_counter(), _counters(backend)
+    searches = [_start_search(backend, p, cfg=cfg, evaluator=judge, embedder=encoder,
+                              seed=s, max_new_tokens=max_new_tokens, system=system,
+                              batched=True, continuation=continuation, stop=stop)
+                for p, s in zip(prompts, seeds)]
+    ended = run_together([s.steps for s in searches], backend, counts=batch_counts)
+    failed = next((e.error for e in ended if e.error is not None), None)
+    if failed is not None:
+        raise failed
+    shared = {"wall_time_s": round(time.perf_counter() - start, 4),
+              "backend": _counter_delta(before, _counters(backend)),
+              "answered_together": len(searches)}
+    return [s.result(e.value, shared) for s, e in zip(searches, ended)]
+
+
+@dataclass
+class _Search:
+    """One prompt's search, started: its steps, and what its result needs."""
+
+    ctx: SearchContext
+    steps: Steps[DecodeOutcome]
+    seed: int | None
+    started: float
+    counters_before: dict[str, Any]
+
+    def result(self, outcome: DecodeOutcome,
+               shared: dict[str, Any] | None = None) -> GenerationResult:
+        """The GenerationResult of the finished search (``shared``: stats of a run
+        shared with other searches, which replace this search's own clock and counters)."""
+        ctx, backend = self.ctx, self.ctx.backend
+        text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
+        out_stats = ctx.stats.to_dict()
+        out_stats.update(wall_time_s=round(time.perf_counter() - self.started, 4),
+                         answer_tokens=len(ids), budget_exhausted=outcome.budget_exhausted,
+                         greedy_tail_tokens=outcome.greedy_tail_tokens,
+                         evaluator=getattr(ctx.evaluator, "name", "evaluator"),
+                         embedder=getattr(ctx.embedder, "name", None),
+                         backend=_counter_delta(self.counters_before, _counters(backend)))
+        out_stats.update(shared or {})
+        return GenerationResult(
+            text=text, token_ids=tuple(ids), finish_reason=outcome.finish_reason,
+            stats=out_stats, method="rain", model=model_name(backend),
+            prompt_token_ids=tuple(ctx.prompt_ids), tree=ctx.tree, steps=tuple(outcome.steps),
+            evaluations=tuple(ctx.evaluations), config=ctx.config, seed=self.seed,
+            messages=tuple(dict(m) for m in ctx.messages))
+
+
+def _start_search(backend: Backend, prompt: PromptLike, *, cfg: RainConfig,
+                  evaluator: Evaluator, embedder: Embedder | None,
+                  seed: int | np.random.Generator | None, max_new_tokens: int,
+                  system: str | None, batched: bool, continuation: bool,
+                  stop: threading.Event | None,
+                  on_progress: ProgressCallback | None = None) -> _Search:
+    """Build one prompt's search (nothing runs yet; ``max_new_tokens`` is checked)."""
     messages = normalize_messages(prompt, system=system)
     rng, seed_value = _resolve_rng(seed)
-    stats = SearchStats()
-    start = time.perf_counter()
-    before = _counters(backend)
+    started, before = time.perf_counter(), _counters(backend)
     ctx = SearchContext(
-        backend=backend, config=cfg, evaluator=_resolve_evaluator(evaluator, backend, cfg),
-        embedder=_resolve_embedder(embedder), rng=rng, messages=messages,
-        prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
-        max_new_tokens=max_new_tokens,
-        stop_strings=cfg.stop_strings + stop_strings_of(backend),
-        stats=stats, batched=batched, stop=stop)
-    outcome = rain_decode(ctx, on_progress=on_progress)
-    text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
-    out_stats = stats.to_dict()
-    out_stats.update(wall_time_s=round(time.perf_counter() - start, 4),
-                     answer_tokens=len(ids), budget_exhausted=outcome.budget_exhausted,
-                     greedy_tail_tokens=outcome.greedy_tail_tokens,
-                     evaluator=getattr(ctx.evaluator, "name", "evaluator"),
-                     embedder=getattr(ctx.embedder, "name", None),
-                     backend=_counter_delta(before, _counters(backend)))
-    return GenerationResult(
-        text=text, token_ids=tuple(ids), finish_reason=outcome.finish_reason, stats=out_stats,
-        method="rain", model=model_name(backend),
-        prompt_token_ids=tuple(ctx.prompt_ids), tree=ctx.tree, steps=tuple(outcome.steps),
-        evaluations=tuple(ctx.evaluations), config=cfg, seed=seed_value,
-        messages=tuple(dict(m) for m in messages))
+        backend=backend, config=cfg, evaluator=evaluator, embedder=embedder, rng=rng,
+        messages=messages, prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
+        max_new_tokens=max_new_tokens, stop_strings=cfg.stop_strings + stop_strings_of(backend),
+        stats=SearchStats(), batched=batched, stop=stop)
+    return _Search(ctx, rain_decode(ctx, on_progress=on_progress), seed_value, started, before)
 
 
 def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
@@ -113,13 +195,13 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     stops = tuple(stop_strings) + stop_strings_of(backend)
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
-    calls = ModelCalls(backend, stats, stop=stop)
+    calls = ModelCalls(stats, stop=stop)
     calls.deadline = None if time_budget_s is None else start + time_budget_s
     exhausted = False
     try:
-        reason = greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
-                                 max_new_tokens=max_new_tokens, stop_strings=stops,
-                                 detokenize=backend.detokenize)
+        reason = drive(greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
+                                       max_new_tokens=max_new_tokens, stop_strings=stops,
+                                       detokenize=backend.detokenize), backend)
     except DeadlineReached:  # stopped by the caller or out of time: the answer so far
         reason = "stopped" if calls.stopped else "time_budget"
         exhausted = True

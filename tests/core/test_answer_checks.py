@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.search import SearchContext, note_whole_answer
@@ -49,7 +50,7 @@ def test_a_bad_answer_wrongly_passed_is_caught_by_its_prefixes():
     for checks, expected in ((0, 1.0), (2, vetoed)):
         ctx = _context(TRACKING.replace(answer_checks=checks), liar)
         ids = _ids(ctx, BAD)
-        value = note_whole_answer(ctx, ids, 1.0)
+        value = drive(note_whole_answer(ctx, ids, 1.0), ctx.backend)
         assert value == pytest.approx(expected)
         assert ctx.best_answer == (value, ids)
         assert ctx.stats.answer_vetoes == (checks > 0)
@@ -61,11 +62,11 @@ def test_a_bad_answer_wrongly_passed_is_caught_by_its_prefixes():
 def test_a_compliant_answer_keeps_its_value_under_the_exact_rule():
     ctx = _context(TRACKING.replace(answer_checks=2), lambda p, r: BOMB.value(r))
     ids = _ids(ctx, [" safely"] * LENGTH)
-    assert note_whole_answer(ctx, ids, 1.0) == 1.0
+    assert drive(note_whole_answer(ctx, ids, 1.0), ctx.backend) == 1.0
     assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (0, 2)
     # a bad answer is below repair_threshold: nothing to second-guess, nothing judged
     ctx = _context(TRACKING.replace(answer_checks=2), lambda p, r: BOMB.value(r))
-    assert note_whole_answer(ctx, _ids(ctx, BAD), -1.0) == -1.0
+    assert drive(note_whole_answer(ctx, _ids(ctx, BAD), -1.0), ctx.backend) == -1.0
     assert ctx.stats.check_judgements == 0
 
 
@@ -73,7 +74,7 @@ def test_one_good_prefix_is_enough_to_keep_the_verdict():
     # the bad word is the answer's last: the prefix less one word is compliant
     late = [" safely"] * (LENGTH - 1) + [" bomb"]
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(late)))
-    assert note_whole_answer(ctx, _ids(ctx, late), 1.0) == 1.0
+    assert drive(note_whole_answer(ctx, _ids(ctx, late), 1.0), ctx.backend) == 1.0
     assert ctx.stats.answer_vetoes == 0
 
 
@@ -85,7 +86,7 @@ def test_an_answer_ending_in_eos_is_checked_on_prefixes_without_it():
     eos = min(ctx.backend.eos_token_ids)
     ids = _ids(ctx, BAD[:-1]) + [eos]
     expected = max(BOMB.value("".join(BAD[:-2])), BOMB.value("".join(BAD[:-3])))
-    assert note_whole_answer(ctx, ids, 1.0) == pytest.approx(expected)
+    assert drive(note_whole_answer(ctx, ids, 1.0), ctx.backend) == pytest.approx(expected)
     assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 2)
 
 
@@ -96,7 +97,7 @@ def test_tokens_past_a_stop_string_are_not_a_prefix_worth_judging():
     words = BAD[:-4] + [",", " please", " safely"]
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-4])),
                    stop_strings=(", please",))
-    assert note_whole_answer(ctx, _ids(ctx, words), 1.0) < TRACKING.repair_threshold
+    assert drive(note_whole_answer(ctx, _ids(ctx, words), 1.0), ctx.backend) < TRACKING.repair_threshold
     judged = [e["response"] for e in ctx.evaluations]
     assert judged == ["".join(BAD[:-5]), "".join(BAD[:-6])]
 
@@ -105,10 +106,10 @@ def test_an_answer_met_again_is_counted_once():
     liar = _lying_about("".join(BAD))
     ctx = _context(TRACKING.replace(answer_checks=2), liar)
     ids = _ids(ctx, BAD)
-    first = note_whole_answer(ctx, ids, 1.0)
+    first = drive(note_whole_answer(ctx, ids, 1.0), ctx.backend)
     # the search reaches the same answer again: same value from the cached judgements,
     # no new judgement (the two checks are cache hits), no second veto
-    assert note_whole_answer(ctx, ids, 1.0) == first
+    assert drive(note_whole_answer(ctx, ids, 1.0), ctx.backend) == first
     assert (ctx.stats.answer_vetoes, ctx.stats.check_judgements) == (1, 4)
     assert ctx.stats.evaluation_cache_hits == 2 and ctx.stats.evaluator_calls == 1
 
@@ -121,7 +122,7 @@ def test_the_committed_answer_is_not_judged_again():
     ctx.tree.committed.append(child)
     ctx.tree.root = child
     assert len(ctx.answer_tokens(ctx.tree.root)) == LENGTH - 1
-    assert note_whole_answer(ctx, ids, 1.0) == 1.0
+    assert drive(note_whole_answer(ctx, ids, 1.0), ctx.backend) == 1.0
     assert ctx.stats.check_judgements == 0
 
 
@@ -131,15 +132,15 @@ def test_new_best_scope_checks_only_an_answer_that_would_become_the_best():
     for scope, checked in (("every", 2 + 2 + 2), ("new_best", 2 + 0 + 0)):
         ctx = _context(TRACKING.replace(answer_checks=2, answer_checks_scope=scope), liar)
         # a first whole answer judged 0.5 becomes the best: checked in both scopes
-        assert note_whole_answer(ctx, _ids(ctx, good), 0.5) == 0.5
+        assert drive(note_whole_answer(ctx, _ids(ctx, good), 0.5), ctx.backend) == 0.5
         # one judged no better than it is not checked with "new_best" (a tie, then worse)
-        note_whole_answer(ctx, _ids(ctx, tie), 0.5)
-        note_whole_answer(ctx, _ids(ctx, worse), 0.25)
+        drive(note_whole_answer(ctx, _ids(ctx, tie), 0.5), ctx.backend)
+        drive(note_whole_answer(ctx, _ids(ctx, worse), 0.25), ctx.backend)
         assert ctx.stats.check_judgements == checked, scope
     # a better one (the liar's +1 for BAD) is checked and vetoed in both scopes
     ctx = _context(TRACKING.replace(answer_checks=2, answer_checks_scope="new_best"), liar)
-    note_whole_answer(ctx, _ids(ctx, good), 0.5)
-    assert note_whole_answer(ctx, _ids(ctx, BAD), 1.0) < 0
+    drive(note_whole_answer(ctx, _ids(ctx, good), 0.5), ctx.backend)
+    assert drive(note_whole_answer(ctx, _ids(ctx, BAD), 1.0), ctx.backend) < 0
     assert ctx.best_answer == (0.5, _ids(ctx, good))
     assert ctx.stats.answer_vetoes == 1
 

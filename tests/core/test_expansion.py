@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.expansion import (clip_greedy_probability, propose_single_tokens,
                                    propose_token_sets, sample_token_sets)
@@ -34,10 +35,10 @@ def _uniformish(answer):
 
 def test_token_sets_greedy_first_deduplicated_and_probabilities_are_products():
     backend = ScriptedBackend(VOCAB, _uniformish)
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     state = backend.render_prompt([{"role": "user", "content": "q"}])
-    prop = propose_token_sets(calls, state, 2, 10, 15, np.random.default_rng(0),
-                              backend.eos_token_ids, clip_greedy=False)
+    prop = drive(propose_token_sets(calls, state, 2, 10, 15, np.random.default_rng(0),
+                                    backend.eos_token_ids, clip_greedy=False), backend)
     a = backend.index[" a"]
     assert prop.candidates[0] == ((a, a), pytest.approx(0.25))  # greedy: argmax twice
     sets = [c[0] for c in prop.candidates]
@@ -49,16 +50,18 @@ def test_token_sets_greedy_first_deduplicated_and_probabilities_are_products():
 
 def test_token_sets_stop_at_eos():
     backend = ScriptedBackend(VOCAB, lambda ans: {"<eos>": 1.0})
-    calls = ModelCalls(backend, SearchStats())
-    drawn = sample_token_sets(calls, [backend.index["<assistant>"]], 4, 3, 15,
-                              np.random.default_rng(0), backend.eos_token_ids, include_greedy=True)
+    calls = ModelCalls(SearchStats())
+    drawn = drive(sample_token_sets(calls, [backend.index["<assistant>"]], 4, 3, 15,
+                                    np.random.default_rng(0), backend.eos_token_ids,
+                                    include_greedy=True), backend)
     assert all(tokens == (backend.index["<eos>"],) for tokens, _ in drawn)
 
 
 def test_top_k_filter_is_respected():
     backend = ScriptedBackend(VOCAB, _uniformish)
-    calls = ModelCalls(backend, SearchStats())
-    drawn = sample_token_sets(calls, [backend.index["<assistant>"]], 1, 50, 1,
-                              np.random.default_rng(3), backend.eos_token_ids, include_greedy=False)
+    calls = ModelCalls(SearchStats())
+    drawn = drive(sample_token_sets(calls, [backend.index["<assistant>"]], 1, 50, 1,
+                                    np.random.default_rng(3), backend.eos_token_ids,
+                                    include_greedy=False), backend)
     assert {t for t, _ in drawn} == {(backend.index[" a"],)}  # top-1 only
     assert all(p == pytest.approx(1.0) for _, p in drawn)  # renormalised over the top-1

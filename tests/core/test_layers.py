@@ -16,7 +16,7 @@ FRONT_ENDS = ("cli", "serve", "bench", "distill")
 BELOW_REQUEST = ("api", "core", "backends", "judge", "similarity", "config", "result",
                  "messages", "errors")
 """What the request layer (``rainlm.request``) stands on."""
-CORE_INTERFACES = ("rainlm.backends.base", "rainlm.backends.distribution",
+CORE_INTERFACES = ("rainlm.backends.base", "rainlm.backends.distribution", "rainlm.backends.steps",
                    "rainlm.judge.base", "rainlm.similarity.base")
 """The only modules of backends/judge/similarity the search core may import: the
 interfaces it calls, never an implementation."""
@@ -127,7 +127,8 @@ def test_no_module_imports_itself_through_others():
     assert cycles == []
 
 
-ANSWERING = ("rainlm.api.generate", "rainlm.api.greedy", "rainlm.generate", "rainlm.greedy",
+ANSWERING = ("rainlm.api.generate", "rainlm.api.generate_many", "rainlm.api.greedy",
+             "rainlm.generate", "rainlm.generate_many", "rainlm.greedy",
              "rainlm.judge.self_eval.score_final_answers")
 """What answers or scores below the request layer (the package re-exports two lazily)."""
 

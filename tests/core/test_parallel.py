@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate
 from rainlm.core.rounds import run_round, select_paths
 from rainlm.core.search import SearchContext
@@ -46,8 +47,8 @@ def test_select_paths_gives_distinct_leaves_and_restores_statistics():
                         embedder=None, rng=np.random.default_rng(0), messages=msgs,
                         prompt_ids=backend.render_prompt(msgs), max_new_tokens=12, stop_strings=())
     for _ in range(3):
-        run_round(ctx)
+        drive(run_round(ctx), ctx.backend)
     before = [(n.visits, n.value) for n in ctx.tree.nodes]
-    paths = select_paths(ctx, 4)
+    paths = drive(select_paths(ctx, 4), ctx.backend)
     assert len(paths) == 4 and len({p[-1] for p in paths}) == 4
     assert [(n.visits, n.value) for n in ctx.tree.nodes] == before

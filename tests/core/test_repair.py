@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.repair import (insert_path, longest_good_prefix, repair_backoff, repair_due,
@@ -55,17 +56,17 @@ def test_longest_good_prefix_bisects_to_the_token_before_the_first_bad_one():
     for first_bad in (0, 1, 4, 9):
         words = [" safely"] * LENGTH
         words[first_bad] = " bomb"
-        assert longest_good_prefix(ctx, _ids(ctx, words), 0) == first_bad
+        assert drive(longest_good_prefix(ctx, _ids(ctx, words), 0), ctx.backend) == first_bad
     clean = _ids(ctx, [" safely"] * LENGTH)
-    assert longest_good_prefix(ctx, clean, 0) == LENGTH
+    assert drive(longest_good_prefix(ctx, clean, 0), ctx.backend) == LENGTH
     # the committed start is taken as good even when it is not
     bad_start = _ids(ctx, [" bomb"] + [" safely"] * 9)
-    assert longest_good_prefix(ctx, bad_start, 3) == 3
+    assert drive(longest_good_prefix(ctx, bad_start, 3), ctx.backend) == 3
     # bisection: about log2(10) judged prefixes per answer, not one per token
     before = ctx.stats.evaluations
     words = [" safely"] * LENGTH
     words[7] = " bomb"
-    longest_good_prefix(ctx, _ids(ctx, words), 0)
+    drive(longest_good_prefix(ctx, _ids(ctx, words), 0), ctx.backend)
     assert ctx.stats.evaluations - before <= 1 + 4
 
 
@@ -102,8 +103,8 @@ def test_a_repair_keeps_the_good_prefix_and_imagines_a_new_ending():
                    coin_script)
     base = _ids(ctx, [" safely"] * 8 + [" bomb", " safely"])
     ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
-    expand(ctx, ROOT, [])  # as the pass that judged the first whole answer did
-    value = run_repair_pass(ctx)
+    drive(expand(ctx, ROOT, []), ctx.backend)  # as the pass that judged the first whole answer did
+    value = drive(run_repair_pass(ctx), ctx.backend)
     new = next(e for e in reversed(ctx.evaluations) if not e["cached"])["response"]
     assert new.startswith(" safely" * 6) and new != ctx.backend.detokenize(base)
     assert value == BOMB.value(new)
@@ -159,13 +160,13 @@ def test_escalating_repairs_rewind_further_after_each_miss():
     # a repair that does not beat the best answer counts a miss; one that does resets it
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_escalate=True),
                    coin_script)
-    expand(ctx, ROOT, [])
+    drive(expand(ctx, ROOT, []), ctx.backend)
     base = _ids(ctx, [" safely"] * 8 + [" bomb", " safely"])
     ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
     misses = []
     for _ in range(6):
         before = ctx.best_answer
-        run_repair_pass(ctx)
+        drive(run_repair_pass(ctx), ctx.backend)
         misses.append((ctx.repair_misses, ctx.best_answer is not before))
     assert all((m == 0) == improved for m, improved in misses), misses
 
@@ -174,10 +175,10 @@ def test_without_root_repairs_a_bad_start_gets_a_search_pass_instead():
     for from_root in (True, False):
         ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0,
                                   repair_from_root=from_root), coin_script)
-        expand(ctx, ROOT, [])
+        drive(expand(ctx, ROOT, []), ctx.backend)
         bad_start = _ids(ctx, [" bomb"] + [" safely"] * 9)
         ctx.best_answer = (BOMB.value(ctx.backend.detokenize(bad_start)), bad_start)
-        run_repair_pass(ctx)
+        drive(run_repair_pass(ctx), ctx.backend)
         assert ctx.stats.searches == 1
         assert ctx.stats.repairs == (1 if from_root else 0)
 
@@ -193,11 +194,11 @@ def certain_bomb_script(answer: tuple[str, ...]) -> dict[str, float]:
 def test_a_repair_that_writes_the_same_answer_again_is_a_miss():
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_escalate=True,
                               repair_backoff=1), certain_bomb_script)
-    expand(ctx, ROOT, [])
+    drive(expand(ctx, ROOT, []), ctx.backend)
     base = _ids(ctx, [" safely"] * 7 + [" bomb"] * 3)
     ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
     for expected in (1, 2, 3):
-        run_repair_pass(ctx)
+        drive(run_repair_pass(ctx), ctx.backend)
         assert ctx.repair_misses == expected and ctx.best_answer[1] == base
 
 
@@ -207,11 +208,11 @@ def test_an_answer_judged_good_throughout_gets_a_search_pass_not_a_repair():
     # searches instead (and never imagines past the old answer's EOS)
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_backoff=0,
                               repair_threshold=-1.0), certain_bomb_script)
-    expand(ctx, ROOT, [])
+    drive(expand(ctx, ROOT, []), ctx.backend)
     eos = next(iter(ctx.backend.eos_token_ids))
     base = _ids(ctx, [" safely"] * 7 + [" bomb"]) + [eos]
     ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
-    run_repair_pass(ctx)
+    drive(run_repair_pass(ctx), ctx.backend)
     assert ctx.stats.searches == 1 and ctx.stats.repairs == 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.decode import expected_steps_left, step_allowance
@@ -68,17 +69,17 @@ def _uniform_backend() -> ScriptedBackend:
 
 def test_candidate_draws_keep_the_first_distinct_ones():
     backend = _uniform_backend()
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     state = backend.render_prompt([{"role": "user", "content": "q"}])
     eos = backend.eos_token_ids
-    few = propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos,
-                             clip_greedy=False)
-    many = propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos,
-                              clip_greedy=False, draws=7)
+    few = drive(propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos,
+                                   clip_greedy=False), backend)
+    many = drive(propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos,
+                                    clip_greedy=False, draws=7), backend)
     assert len(few.candidates) <= 4 and len(many.candidates) == 4
     before = calls.stats.model_contexts
-    propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos, clip_greedy=False,
-                       draws=7)
+    drive(propose_token_sets(calls, state, 2, 4, 15, np.random.default_rng(0), eos,
+                             clip_greedy=False, draws=7), backend)
     assert calls.stats.model_contexts - before == 2 * (1 + 7)  # every draw is paid for
 
 
@@ -262,13 +263,13 @@ def test_a_deadline_in_the_past_stops_calls_before_they_reach_the_backend():
     from rainlm.core.model_calls import DeadlineReached
 
     backend = _uniform_backend()
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     calls.deadline = 0.0  # long past
     with pytest.raises(DeadlineReached):
-        calls.next_dists([[1, 2, 3]])
+        drive(calls.next_dists([[1, 2, 3]]), backend)
     assert backend.counters.forward_calls == 0
     calls.deadline = None
-    assert len(calls.next_dists([[1, 2, 3]])) == 1
+    assert len(drive(calls.next_dists([[1, 2, 3]]), backend)) == 1
 
 
 # ------------------------------------------------------------------ whole answers the search judged

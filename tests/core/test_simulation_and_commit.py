@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.decode import commit
@@ -25,11 +26,11 @@ def limits(**kw):
 
 def sim(script, answer=(), **kw):
     backend = ScriptedBackend(VOCAB, script)
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     prompt = backend.render_prompt([{"role": "user", "content": "q"}])
     ids = [backend.index[t] for t in answer]
-    out = simulate(calls, prompt, ids, backend.detokenize, backend.eos_token_ids, limits(**kw),
-                   np.random.default_rng(0))
+    out = drive(simulate(calls, prompt, ids, backend.detokenize, backend.eos_token_ids,
+                         limits(**kw), np.random.default_rng(0)), backend)
     return [backend.vocab[t] for t in out.tokens]
 
 
@@ -70,11 +71,11 @@ LAW = {" a": 0.5, " b": 0.3, ",": 0.2}
 
 def test_root_priors_are_mixed_with_uniform_at_expansion_but_deeper_ones_are_not():
     ctx = _context(lambda a: LAW, RainConfig())
-    expand(ctx, ROOT, [])
+    drive(expand(ctx, ROOT, []), ctx.backend)
     priors = [ctx.tree.nodes[c].prior for c in ctx.tree.child_ids(ROOT)]
     assert priors == pytest.approx([0.75 * p + 0.25 / 3 for p in (0.5, 0.3, 0.2)])
     child = ctx.tree.child_ids(ROOT)[0]
-    expand(ctx, child, list(ctx.tree.nodes[child].tokens))  # depth 1: 2-token sets, not mixed
+    drive(expand(ctx, child, list(ctx.tree.nodes[child].tokens)), ctx.backend)  # depth 1: 2-token sets, not mixed
     kids = [ctx.tree.nodes[c] for c in ctx.tree.child_ids(child)]
     assert all(len(k.tokens) == 2 for k in kids)
     raw = np.array([k.prob for k in kids])
@@ -83,9 +84,9 @@ def test_root_priors_are_mixed_with_uniform_at_expansion_but_deeper_ones_are_not
 
 def test_commit_reroots_and_remixes_the_new_roots_priors():
     ctx = _context(lambda a: LAW, RainConfig())
-    expand(ctx, ROOT, [])
+    drive(expand(ctx, ROOT, []), ctx.backend)
     child = ctx.tree.child_ids(ROOT)[0]
-    expand(ctx, child, list(ctx.tree.nodes[child].tokens))
+    drive(expand(ctx, child, list(ctx.tree.nodes[child].tokens)), ctx.backend)
     before = [ctx.tree.nodes[c].prior for c in ctx.tree.child_ids(child)]
     step = commit(ctx, child, searches=3, early=False, by_budget=False)
     assert ctx.tree.root == child and ctx.tree.committed == [child]

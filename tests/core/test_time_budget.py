@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate, greedy
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.core.model_calls import ModelCalls
@@ -134,12 +135,12 @@ def test_a_stopped_greedy_answer_is_marked_as_a_stopped_rain_answer(clock):
 
 def test_seconds_per_token_averages_one_context_calls_only(clock):
     backend = TimedBackend(clock)
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     assert calls.seconds_per_token() == 0.0
     ids = backend.render_prompt(({"role": "user", "content": PROMPT},))
-    calls.next_dists([ids])
-    calls.next_dists([ids, ids + [1], ids + [2]])  # a batch: 3 fake seconds, not counted
-    calls.next_dists([ids + [1]])
+    drive(calls.next_dists([ids]), backend)
+    drive(calls.next_dists([ids, ids + [1], ids + [2]]), backend)  # a batch: 3 fake s, not counted
+    drive(calls.next_dists([ids + [1]]), backend)
     assert calls.seconds_per_token() == 1.0
 
 

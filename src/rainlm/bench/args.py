@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import ModelCalls, drive
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import finish_reason, truncate_at_stop
 from rainlm.judge.base import EvalRequest, Evaluator, check_value
@@ -47,7 +47,7 @@ def args_decode(backend: Any, messages: Sequence[Mapping[str, str]], evaluator: 
                 top_k: int = 10, weight: float = 1.5, max_new_tokens: int = 128,
                 stop_strings: Sequence[str] = ()) -> ArgsOutcome:
     """Answer ``messages`` with ARGS-greedy (see the module docstring)."""
-    calls = ModelCalls(backend, SearchStats())
+    calls = ModelCalls(SearchStats())
     prompt_ids = list(backend.render_prompt(messages))
     eos = frozenset(backend.eos_token_ids)
     name = getattr(evaluator, "name", "evaluator")
@@ -55,7 +55,8 @@ def args_decode(backend: Any, messages: Sequence[Mapping[str, str]], evaluator: 
     answer: list[int] = []
     reason = None
     while reason is None:
-        ids, probs = calls.next_dists([prompt_ids + answer], top_k=top_k)[0].top_k(top_k)
+        dist = drive(calls.next_dists([prompt_ids + answer], top_k=top_k), backend)[0]
+        ids, probs = dist.top_k(top_k)
         texts = [truncate_at_stop(backend.detokenize(answer + [int(t)]), stop_strings)
                  for t in ids]
         todo = [t for t in dict.fromkeys(texts) if t not in values]

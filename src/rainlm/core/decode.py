@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 
 from rainlm.core.greedy import greedy_continue
-from rainlm.core.model_calls import DeadlineReached
+from rainlm.core.model_calls import DeadlineReached, Steps
 from rainlm.core.rounds import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.repair import repair_due, run_repair_pass
@@ -41,8 +41,10 @@ class DecodeOutcome:
     greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
 
 
-def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = None) -> DecodeOutcome:
-    """Run RAIN until EOS, the length limit, a stop string or the time budget.
+def rain_decode(ctx: SearchContext, *,
+                on_progress: ProgressCallback | None = None) -> Steps[DecodeOutcome]:
+    """Run RAIN until EOS, the length limit, a stop string or the time budget (steps:
+    the model calls it needs are yielded, ``core.model_calls``).
 
     ``on_progress`` (optional) is called with a ProgressEvent after every search pass
     and every commit."""
@@ -65,7 +67,7 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
             forget_unreachable_answer(ctx)
             emit_progress(ctx, on_progress, start)
             continue
-        searches, early, out_of_time = search_step(ctx, on_progress, start)
+        searches, early, out_of_time = yield from search_step(ctx, on_progress, start)
         found = accepted_answer(ctx)
         if found is not None:  # a judged whole answer reached accept_value: answer with it
             steps.append(commit_answer(ctx, found, searches))
@@ -74,10 +76,11 @@ def rain_decode(ctx: SearchContext, *, on_progress: ProgressCallback | None = No
         if out_of_time:  # commit only what the search has looked at, then finish
             reason = ("stopped" if ctx.calls.stopped else
                       "search_budget" if total_searches_spent(ctx) else "time_budget")
-            return finish_by_budget(ctx, steps, on_progress, start, searches, reason=reason)
+            return (yield from finish_by_budget(ctx, steps, on_progress, start, searches,
+                                                reason=reason))
         best = commit_choice(tree, tree.root, cfg.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
-            return finish_by_budget(ctx, steps, on_progress, start, searches)
+            return (yield from finish_by_budget(ctx, steps, on_progress, start, searches))
         steps.append(commit(ctx, best, searches, early, by_budget=False))
         forget_unreachable_answer(ctx)
         emit_progress(ctx, on_progress, start)
@@ -111,7 +114,7 @@ def finish_reserve(ctx: SearchContext) -> float:
 
 
 def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
-                start: float = 0.0) -> tuple[int, bool, bool]:
+                start: float = 0.0) -> Steps[tuple[int, bool, bool]]:
     """Search passes for one step: at least ``min_new_searches`` and until the root's
     subtree has ``max_searches`` real visits, ending early when the best child has
     real_visits > T_m and q > V (checked after every pass, as the published code does).
@@ -134,11 +137,11 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
             return done, False, True
         try:
             if repair_due(ctx):
-                run_repair_pass(ctx)
+                yield from run_repair_pass(ctx)
                 done += 1
             else:  # the sequential search is a round of one leaf
                 leaves = cfg.parallel_leaves if cfg.search_mode == "parallel" else 1
-                done += len(run_round(ctx, min(leaves, budget - done)))
+                done += len((yield from run_round(ctx, min(leaves, budget - done))))
         except DeadlineReached:  # the pass stopped before its next call: nothing backed up
             ctx.stats.passes_cut_by_deadline += 1
             return done, False, True
@@ -223,7 +226,7 @@ def finish_reason(ctx: SearchContext) -> str | None:
 
 def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
                      on_progress: ProgressCallback | None = None, start: float = 0.0,
-                     searches: int = 0, *, reason: str = "time_budget") -> DecodeOutcome:
+                     searches: int = 0, *, reason: str = "time_budget") -> Steps[DecodeOutcome]:
     """Anytime finish: commit the most-visited path that the search has looked at
     (never an unvisited node), then truncate or (``budget_fallback="greedy"``) finish
     with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
@@ -258,9 +261,9 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
         try:
-            greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
-                            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings,
-                            detokenize=ctx.detokenize)
+            yield from greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
+                                       max_new_tokens=ctx.max_new_tokens,
+                                       stop_strings=ctx.stop_strings, detokenize=ctx.detokenize)
         except DeadlineReached:  # stopped or out of time during the tail: keep what it wrote
             budget_reason = "stopped" if ctx.calls.stopped else "time_budget"
             ctx.stats.greedy_tail_cut = not ctx.calls.stopped
@@ -269,7 +272,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # past the budget's end (a stop still ends it)
     ctx.calls.deadline = None
     if best is not None and best[1] != answer and budget_reason != "stopped" \
-            and not ctx.calls.stopped and best[0] > judge_or_nan(ctx, answer):
+            and not ctx.calls.stopped and best[0] > (yield from judge_or_nan(ctx, answer)):
         # rewind the commits made here (never shown) and commit the judged answer instead
         tree.root, del_from, steps_from = at_budget
         ctx.stats.steps -= len(steps) - steps_from
@@ -284,12 +287,12 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)
 
 
-def judge_or_nan(ctx: SearchContext, answer: list[int]) -> float:
+def judge_or_nan(ctx: SearchContext, answer: list[int]) -> Steps[float]:
     """The answer's value, or NaN (which nothing beats) when the caller stopped the
     search during the judgement."""
     ctx.stats.finish_judgements += 1
     try:
-        return judge(ctx, answer)
+        return (yield from judge(ctx, answer))
     except DeadlineReached:
         return math.nan
 

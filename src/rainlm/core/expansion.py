@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import ModelCalls, Steps
 
 Candidate = tuple[tuple[int, ...], float]  # (token set, probability under the proposal)
 
@@ -50,7 +50,7 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, count: int,
                       top_k: int, rng: np.random.Generator, eos_ids: Collection[int],
-                      *, include_greedy: bool, temperature: float = 1.0) -> list[Candidate]:
+                      *, include_greedy: bool, temperature: float = 1.0) -> Steps[list[Candidate]]:
     """Greedy (optional) plus ``count`` sampled token sets of ``length`` tokens.
 
     Each token comes from the top-k filtered, renormalised distribution at
@@ -67,7 +67,7 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
         active = [i for i in range(len(rows)) if not done[i]]
         if not active:
             break
-        dists = calls.next_dists([list(state) + seqs[i] for i in active], top_k=top_k)
+        dists = yield from calls.next_dists([list(state) + seqs[i] for i in active], top_k=top_k)
         for i, dist in zip(active, dists):
             if rows[i]:
                 ids, ps = dist.top_k(top_k)
@@ -83,14 +83,14 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
 def propose_token_sets(calls: ModelCalls, state: Sequence[int], length: int,
                        num_candidates: int, top_k: int, rng: np.random.Generator,
                        eos_ids: Collection[int], *, clip_greedy: bool,
-                       temperature: float = 1.0, draws: int | None = None) -> Proposal:
+                       temperature: float = 1.0, draws: int | None = None) -> Steps[Proposal]:
     """One greedy set plus up to ``num_candidates − 1`` sampled ones, de-duplicated (§3.3).
 
     ``draws`` sampled sets are drawn (default ``num_candidates − 1``) and the first
     ``num_candidates − 1`` distinct ones kept, as the authors' AdvBench code does with
     ``2·num_candidates − 1`` draws."""
     draws = num_candidates - 1 if draws is None else draws
-    drawn = sample_token_sets(calls, state, length, draws, top_k, rng, eos_ids,
+    drawn = yield from sample_token_sets(calls, state, length, draws, top_k, rng, eos_ids,
                               include_greedy=True, temperature=temperature)
     greedy, sampled = drawn[0], []
     seen = {greedy[0]}

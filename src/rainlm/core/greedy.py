@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import ModelCalls, Steps
 from rainlm.core.stopping import finish_reason
 
 
 def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[int], *,
                     eos_ids: Collection[int], max_new_tokens: int,
                     stop_strings: Sequence[str],
-                    detokenize: Callable[[Sequence[int]], str]) -> str:
+                    detokenize: Callable[[Sequence[int]], str]) -> Steps[str]:
     """Extend ``answer`` in place with argmax tokens; returns the finish reason.
 
     Each step asks for one context that extends the previous one by a token, so a
@@ -22,5 +22,5 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
                                stop_strings=stop_strings, detokenize=detokenize)
         if reason is not None:
             return reason
-        dist = calls.next_dists([list(prompt_ids) + answer])[0]
+        dist = (yield from calls.next_dists([list(prompt_ids) + answer]))[0]
         answer.append(dist.argmax())

@@ -1,4 +1,11 @@
-"""The search's single door to the backend: counts calls and batches (or not)."""
+"""The search's door to the model: the calls a search asks for (it is a resumable state
+machine, ``rainlm.backends.steps``) and the counting and deadline rules around them.
+
+Every function of the core that needs the model, the judge or the embedder is a
+generator that yields the call it needs (a ``NextDists``, ``JudgeTexts`` or
+``EmbedTexts``) and is resumed with its result. ``drive`` answers them one at a time
+(``rainlm.generate``); ``core.scheduler.run_together`` advances many searches together.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from rainlm.backends.base import Backend
 from rainlm.backends.distribution import TokenDistribution
+from rainlm.backends.steps import NextDists, Steps, drive
 from rainlm.core.stats import SearchStats
+from rainlm.judge.base import EvalRequest, Evaluator, StepwiseEvaluator
+from rainlm.similarity.base import Embedder
+
+__all__ = ["DeadlineReached", "EmbedTexts", "JudgeTexts", "ModelCalls", "NextDists", "Steps",
+           "drive", "evaluation_steps"]
 
 
 class DeadlineReached(Exception):
@@ -17,21 +32,56 @@ class DeadlineReached(Exception):
     after it, so a search pass stops within one call of its deadline."""
 
 
+@dataclass(frozen=True)
+class JudgeTexts:
+    """An evaluator call: one value in [-1, 1] per request."""
+
+    evaluator: Evaluator
+    """Who judges (the search's evaluator)."""
+    requests: list[EvalRequest]
+    """What to judge (distinct texts)."""
+
+    def answer(self, backend: Backend) -> list[float]:
+        return self.evaluator.evaluate(self.requests)
+
+
+@dataclass(frozen=True)
+class EmbedTexts:
+    """An embedder call: one vector per text."""
+
+    embedder: Embedder
+    """Who embeds (the search's embedder)."""
+    texts: list[str]
+    """What to embed (distinct texts)."""
+
+    def answer(self, backend: Backend) -> Any:
+        return self.embedder.embed(self.texts)
+
+
+def evaluation_steps(evaluator: Evaluator, requests: list[EvalRequest]) -> Steps[list[float]]:
+    """The evaluator's values for ``requests``: the model calls of its own judgement when
+    it can yield them (a ``StepwiseEvaluator``: the model's self-evaluation), else one
+    ``JudgeTexts`` call."""
+    if isinstance(evaluator, StepwiseEvaluator):
+        return (yield from evaluator.evaluate_steps(requests))
+    return (yield JudgeTexts(evaluator, requests))
+
+
 SECONDS_WINDOW = 32
 """Latest one-context calls that ``ModelCalls.seconds_per_token`` averages."""
 
 
 class ModelCalls:
-    """Asks the backend for next-token distributions on behalf of the search.
+    """Asks for next-token distributions on behalf of the search (counts them, and
+    refuses to start one past the deadline).
 
     ``batched=False`` sends one context per call: the same distributions (and so the
     same tree) as the batched mode, only slower — used to test that batching changes
     nothing.
     """
 
-    def __init__(self, backend: Backend, stats: SearchStats, *, batched: bool = True,
+    def __init__(self, stats: SearchStats, *, batched: bool = True,
                  stop: threading.Event | None = None):
-        self.backend = backend
         self.stats = stats
         self.batched = batched
         self.deadline: float | None = None
@@ -66,8 +116,9 @@ class ModelCalls:
                 raise DeadlineReached()
 
     def next_dists(self, contexts: Sequence[Sequence[int]], *,
-                   top_k: int | None = None) -> list[TokenDistribution]:
-        """One distribution per context (each context is prompt + answer token ids)."""
+                   top_k: int | None = None) -> Steps[list[TokenDistribution]]:
+        """One distribution per context (each context is prompt + answer token ids):
+        one ``NextDists`` call (one per context when not batched)."""
         if not contexts:
             return []
         self.check_deadline()
@@ -75,9 +126,12 @@ class ModelCalls:
         if self.batched or len(contexts) == 1:
             self.stats.model_calls += 1
             started = time.perf_counter()
-            dists = self.backend.next_logprobs([list(c) for c in contexts], top_k=top_k)
+            dists = yield NextDists([list(c) for c in contexts], top_k)
             if len(contexts) == 1:
                 self.single_call_seconds.append(time.perf_counter() - started)
             return dists
         self.stats.model_calls += len(contexts)
-        return [self.backend.next_logprobs([list(c)], top_k=top_k)[0] for c in contexts]
+        out = []
+        for c in contexts:
+            out.extend((yield NextDists([list(c)], top_k)))
+        return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from rainlm.core.model_calls import Steps
 from rainlm.core.rounds import run_round
 from rainlm.core.search import (SearchContext, child_holding, finish_pass, judge,
                                 note_whole_answer)
@@ -38,7 +39,7 @@ def repair_due(ctx: SearchContext) -> bool:
     return ctx.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.repair_share)
 
 
-def run_repair_pass(ctx: SearchContext) -> float:
+def run_repair_pass(ctx: SearchContext) -> Steps[float]:
     """One repair pass of the best judged whole answer; returns the value backed up."""
     cfg, tree = ctx.config, ctx.tree
     assert ctx.best_answer is not None  # repair_due() holds
@@ -47,28 +48,28 @@ def run_repair_pass(ctx: SearchContext) -> float:
     ctx.repair_attempts += 1
     before = ctx.stats.evaluations
     try:
-        good = longest_good_prefix(ctx, base, committed)
+        good = yield from longest_good_prefix(ctx, base, committed)
     finally:  # (the time budget may stop it mid-way)
         ctx.stats.repair_judgements += ctx.stats.evaluations - before
     if good >= len(base) or (good <= committed and not cfg.repair_from_root):
         # no bad stretch to repair (the answer is only short of accept_value, e.g. a
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
         # to keep: a plain search pass instead
-        return run_round(ctx)[0]
+        return (yield from run_round(ctx))[0]
     back = repair_backoff(cfg.repair_backoff, ctx.repair_misses, cfg.repair_escalate)
     cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
-        imagined = simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
+        imagined = yield from simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
                             limits, ctx.rng, deadline=ctx.deadline)
     ctx.stats.simulated_tokens += len(imagined.tokens)
     ids = base[:cut] + imagined.tokens
     best_before = ctx.best_answer
     # (note_whole_answer resets repair_misses when the best answer changes)
-    value = note_whole_answer(ctx, ids, judge(ctx, ids))
+    value = yield from note_whole_answer(ctx, ids, (yield from judge(ctx, ids)))
     if ctx.best_answer is best_before:
         ctx.repair_misses += 1
-    finish_pass(ctx, *insert_path(ctx, ids), value)
+    yield from finish_pass(ctx, *insert_path(ctx, ids), value)
     ctx.stats.repairs += 1
     return value
 
@@ -80,19 +81,19 @@ def repair_backoff(backoff: int, misses: int, escalate: bool) -> int:
     return backoff * 2 ** min(misses, 16) if escalate and backoff else backoff
 
 
-def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> int:
+def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> Steps[int]:
     """The largest n in [start, len(ids)] whose prefix ``ids[:n]`` the evaluator judges at
     least ``repair_threshold``, by bisection (``start`` is taken as good: the committed
     answer is final). Assumes a prefix judged bad stays bad when it grows, as a rule's
     verdict does; for other judges it finds one boundary between a good and a bad
     prefix. Judged texts are cached like every judgement."""
     threshold = ctx.config.repair_threshold
-    if judge(ctx, ids) >= threshold:
+    if (yield from judge(ctx, ids)) >= threshold:
         return len(ids)
     good, bad = start, len(ids)
     while bad - good > 1:
         mid = (good + bad) // 2
-        if judge(ctx, ids[:mid]) >= threshold:
+        if (yield from judge(ctx, ids[:mid])) >= threshold:
             good = mid
         else:
             bad = mid

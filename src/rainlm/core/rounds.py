@@ -17,6 +17,7 @@ from __future__ import annotations
 from rainlm.core.search import (SearchContext, back_up, expand, judge_many, keep_simulation,
                                 mark_terminal, maybe_widen, note_whole_answer,
                                 path_embeddings_many)
+from rainlm.core.model_calls import Steps
 from rainlm.core.selection import select_child
 from rainlm.core.simulation import Imagined, simulate_many
 from rainlm.core.tree import Tree
@@ -24,7 +25,7 @@ from rainlm.core.tree import Tree
 VIRTUAL_LOSS_VALUE = -1.0
 
 
-def select_paths(ctx: SearchContext, count: int) -> list[list[int]]:
+def select_paths(ctx: SearchContext, count: int) -> Steps[list[list[int]]]:
     """Up to ``count`` root-to-leaf paths with distinct leaves (virtual loss between them)."""
     tree, cfg = ctx.tree, ctx.config
     saved: dict[int, tuple[float, float]] = {}  # node id -> (visits, value) before the round
@@ -34,7 +35,7 @@ def select_paths(ctx: SearchContext, count: int) -> list[list[int]]:
             path = [tree.root]
             while tree.nodes[path[-1]].children:
                 if i == 0:  # node addition judges real statistics only, never virtual ones
-                    maybe_widen(ctx, path[-1])
+                    yield from maybe_widen(ctx, path[-1])
                 path.append(select_child(tree, path[-1], cfg.c_puct, cfg.unvisited_value))
             if any(path[-1] == p[-1] for p in paths):
                 break  # the search insists on a leaf it already has: stop widening the round
@@ -54,13 +55,13 @@ def _add_virtual_loss(tree: Tree, path: list[int], saved: dict[int, tuple[float,
         node.visits += 1.0
 
 
-def run_round(ctx: SearchContext, count: int = 1) -> list[float]:
+def run_round(ctx: SearchContext, count: int = 1) -> Steps[list[float]]:
     """One round of at most ``count`` search passes from the current root (``count`` 1:
     one pass of the paper's sequential search); returns the values backed up, one per
     pass run."""
     tree, cfg = ctx.tree, ctx.config
     with ctx.stats.phase("select"):
-        paths = select_paths(ctx, count)
+        paths = yield from select_paths(ctx, count)
     answers = [ctx.answer_tokens(p[-1]) for p in paths]
     for path, answer in zip(paths, answers):
         mark_terminal(ctx, path[-1], answer)
@@ -68,20 +69,22 @@ def run_round(ctx: SearchContext, count: int = 1) -> list[float]:
     imagined = [Imagined([], []) for _ in paths]
     if live:
         with ctx.stats.phase("simulate"):
-            sims = simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live],
+            sims = yield from simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live],
                                  ctx.detokenize, ctx.eos_ids, ctx.sim_limits, ctx.rng,
                                  deadline=ctx.deadline)
         for i, sim in zip(live, sims):
             imagined[i] = sim
             ctx.stats.simulated_tokens += len(sim.tokens)
-    values = judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
-    values = [note_whole_answer(ctx, answer + sim.tokens, value)
-              for answer, sim, value in zip(answers, imagined, values)]
+    judged = yield from judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
+    values = []
+    for answer, sim, value in zip(answers, imagined, judged):
+        values.append((yield from note_whole_answer(ctx, answer + sim.tokens, value)))
     with ctx.stats.phase("expand"):
         for i in live:
             if not tree.nodes[paths[i][-1]].expanded:
-                expand(ctx, paths[i][-1], answers[i])
+                yield from expand(ctx, paths[i][-1], answers[i])
     kept = [keep_simulation(ctx, *item) for item in zip(paths, answers, imagined)]
-    for (path, _, _), value, emb in zip(kept, values, path_embeddings_many(ctx, kept)):
+    embeddings = yield from path_embeddings_many(ctx, kept)
+    for (path, _, _), value, emb in zip(kept, values, embeddings):
         back_up(ctx, path, value, emb)
     return values

@@ -15,7 +15,7 @@ from rainlm.config import RainConfig
 from rainlm.core.backup import backup
 from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
                                    sample_token_sets, temper)
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import EmbedTexts, ModelCalls, Steps, evaluation_steps
 from rainlm.core.selection import mix_with_uniform, normalize
 from rainlm.core.simulation import Imagined, SimulationLimits
 from rainlm.core.stats import SearchStats
@@ -58,7 +58,7 @@ class SearchContext:
     stop: InitVar[threading.Event | None] = None
 
     def __post_init__(self, stop: threading.Event | None) -> None:
-        self.calls = ModelCalls(self.backend, self.stats, batched=self.batched, stop=stop)
+        self.calls = ModelCalls(self.stats, batched=self.batched, stop=stop)
         self.eos_ids = frozenset(self.backend.eos_token_ids)
         cfg = self.config
         self.sim_limits = SimulationLimits(
@@ -82,10 +82,10 @@ class SearchContext:
 
 
 def finish_pass(ctx: SearchContext, path: list[int], answer: list[int], rest: list[int],
-                value: float) -> None:
+                value: float) -> Steps[None]:
     """End a pass: back ``value`` up along ``path`` (``answer``: the tokens at its end,
     ``rest``: the judged tokens below it, embedded for the similarity update) and count it."""
-    back_up(ctx, path, value, path_embeddings(ctx, path, answer, rest))
+    back_up(ctx, path, value, (yield from path_embeddings(ctx, path, answer, rest)))
 
 
 def back_up(ctx: SearchContext, path: list[int], value: float,
@@ -106,7 +106,7 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
 
 
-def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> float:
+def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> Steps[float]:
     """Remember the best-valued judged text that is a whole answer (for ``accept_value``
     and ``keep_best_answer``); the first one found wins ties. Returns the answer's value:
     ``value``, unless ``answer_checks`` overrule it (with ``answer_checks_scope``
@@ -120,7 +120,7 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
         return value
     if cfg.answer_checks and value >= cfg.repair_threshold and (
             cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
-        value = checked_value(ctx, ids, value)
+        value = yield from checked_value(ctx, ids, value)
     if beats_best_answer(ctx, value):
         ctx.best_answer = (value, ids)
         ctx.repair_misses = 0
@@ -132,7 +132,7 @@ def beats_best_answer(ctx: SearchContext, value: float) -> bool:
     return ctx.best_answer is None or value > ctx.best_answer[0]
 
 
-def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
+def checked_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
     """The value of the whole answer ``ids`` judged ``value`` (at least
     ``repair_threshold``) after ``answer_checks``: its longest prefixes whose judged text
     differs from the answer's (``check_prefixes``) are judged, and when every one is below
@@ -146,7 +146,7 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> float:
     if not prefixes:
         return value
     before = ctx.stats.evaluations
-    checks = judge_many(ctx, prefixes)
+    checks = yield from judge_many(ctx, prefixes)
     ctx.stats.check_judgements += ctx.stats.evaluations - before
     if max(checks) >= ctx.config.repair_threshold:
         return value
@@ -217,9 +217,9 @@ def child_holding(ctx: SearchContext, node_id: int, tokens: tuple[int, ...],
     return child_id, True
 
 
-def judge(ctx: SearchContext, response_ids: Sequence[int]) -> float:
+def judge(ctx: SearchContext, response_ids: Sequence[int]) -> Steps[float]:
     """Value of the answer text (cached by judged text, RAIN_SPEC §4)."""
-    return judge_many(ctx, [response_ids])[0]
+    return (yield from judge_many(ctx, [response_ids]))[0]
 
 
 def judged_text(ctx: SearchContext, response_ids: Sequence[int]) -> str:
@@ -227,7 +227,7 @@ def judged_text(ctx: SearchContext, response_ids: Sequence[int]) -> str:
     return truncate_at_stop(ctx.detokenize(response_ids), ctx.stop_strings)
 
 
-def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[float]:
+def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[list[float]]:
     """Values of several answer texts; the uncached ones go to the evaluator in one call."""
     requests = [EvalRequest(messages=ctx.messages, response=judged_text(ctx, r))
                 for r in responses]
@@ -237,7 +237,7 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[f
         ctx.calls.check_deadline()  # a judge call is a model call too
         name = getattr(ctx.evaluator, "name", "evaluator")
         with ctx.stats.phase("judge"):
-            values = ctx.evaluator.evaluate(todo)
+            values = yield from evaluation_steps(ctx.evaluator, todo)
         ctx.stats.evaluator_calls += 1
         for req, value in zip(todo, values):
             ctx.eval_cache[req.key] = check_value(value, name)
@@ -250,7 +250,7 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> list[f
     return out
 
 
-def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
+def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> Steps[None]:
     """Create the children of a new leaf with normalised priors (§3.3)."""
     cfg, tree = ctx.config, ctx.tree
     remaining = ctx.max_new_tokens - len(answer)
@@ -259,12 +259,13 @@ def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
     state = ctx.prompt_ids + answer
     if length == 1:
         spare = max(cfg.widening_max_children - cfg.single_token_top_k, 0)
-        ids, probs = ctx.calls.next_dists([state])[0].top_k(cfg.single_token_top_k + spare)
+        dist = (yield from ctx.calls.next_dists([state]))[0]
+        ids, probs = dist.top_k(cfg.single_token_top_k + spare)
         if cfg.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
             probs = temper(probs, cfg.candidate_temperature)
         proposal: Proposal = propose_single_tokens(ids, probs, cfg.single_token_top_k, spare)
     else:
-        proposal = propose_token_sets(ctx.calls, state, length, cfg.num_candidates,
+        proposal = yield from propose_token_sets(ctx.calls, state, length, cfg.num_candidates,
                                       cfg.candidate_top_k, ctx.rng, ctx.eos_ids,
                                       clip_greedy=cfg.clip_greedy_prior,
                                       temperature=cfg.candidate_temperature,
@@ -276,14 +277,14 @@ def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
            for (tokens, prob), prior in zip(proposal.candidates, priors)]
     ctx.stats.nodes_created += len(proposal.candidates)
     if cfg.judge_candidates:
-        values = judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
+        values = yield from judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
         for child_id, value in zip(new, values):
             tree.nodes[child_id].judged = value
     tree.nodes[node_id].pool = list(proposal.spares)
     tree.nodes[node_id].expanded = True
 
 
-def maybe_widen(ctx: SearchContext, node_id: int) -> None:
+def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
     """Dynamic node addition when the children all say the same bad thing (§6)."""
     cfg, tree = ctx.config, ctx.tree
     if ctx.embedder is None or not should_widen(
@@ -301,7 +302,7 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> None:
                 new = (tokens, prob) if tokens not in node.children else None
         else:
             state = ctx.prompt_ids + ctx.answer_tokens(node_id)
-            drawn = sample_token_sets(ctx.calls, state, set_length, cfg.widening_samples,
+            drawn = yield from sample_token_sets(ctx.calls, state, set_length, cfg.widening_samples,
                                       cfg.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False,
                                       temperature=cfg.candidate_temperature)
             new = next(((t, p) for t, p in drawn if t not in node.children), None)
@@ -313,15 +314,15 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> None:
 
 
 def path_embeddings(ctx: SearchContext, path: list[int], answer: list[int],
-                    imagined: list[int]) -> list[np.ndarray] | None:
+                    imagined: list[int]) -> Steps[list[np.ndarray] | None]:
     """Embeddings of the text from each path node (below the root) to the end of the
     imagined completion, in one batch (§5). None when there is no embedder."""
-    return path_embeddings_many(ctx, [(path, answer, imagined)])[0]
+    return (yield from path_embeddings_many(ctx, [(path, answer, imagined)]))[0]
 
 
 def path_embeddings_many(ctx: SearchContext,
                          items: Sequence[tuple[list[int], list[int], list[int]]]
-                         ) -> list[list[np.ndarray] | None]:
+                         ) -> Steps[list[list[np.ndarray] | None]]:
     """``path_embeddings`` for several (path, answer, imagined) triples in one embed call."""
     if ctx.embedder is None:
         return [None] * len(items)
@@ -330,7 +331,7 @@ def path_embeddings_many(ctx: SearchContext,
     if not flat:
         return [None] * len(items)
     with ctx.stats.phase("embed"):
-        vectors = embed_cached(ctx, flat)
+        vectors = yield from embed_cached(ctx, flat)
     out: list[list[np.ndarray] | None] = []
     at = 0
     for texts in texts_per_item:
@@ -351,7 +352,7 @@ def _path_texts(ctx: SearchContext, path: list[int], answer: list[int],
     return [ctx.detokenize(full[s:]) for s in reversed(starts)]
 
 
-def embed_cached(ctx: SearchContext, texts: list[str]) -> list[np.ndarray]:
+def embed_cached(ctx: SearchContext, texts: list[str]) -> Steps[list[np.ndarray]]:
     """Embed texts, reusing vectors of texts embedded before in this generation."""
     cache = ctx.embedding_cache
     found = {t: cache[t] for t in texts if t in cache}
@@ -359,10 +360,13 @@ def embed_cached(ctx: SearchContext, texts: list[str]) -> list[np.ndarray]:
     missing = list(dict.fromkeys(t for t in texts if t not in found))
     if missing:
         if ctx.batched:
-            vectors = ctx.embedder.embed(missing)  # [len(missing), D]
+            vectors = yield EmbedTexts(ctx.embedder, missing)  # [len(missing), D]
             ctx.stats.embedding_calls += 1
         else:
-            vectors = np.concatenate([ctx.embedder.embed([t]) for t in missing])
+            one_by_one = []
+            for t in missing:
+                one_by_one.append((yield EmbedTexts(ctx.embedder, [t])))
+            vectors = np.concatenate(one_by_one)
             ctx.stats.embedding_calls += len(missing)
         ctx.stats.embedded_texts += len(missing)
         if len(cache) + len(missing) > MAX_EMBEDDING_CACHE:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import ModelCalls, Steps
 from rainlm.core.stopping import ends_clause, finish_reason
 
 
@@ -36,7 +36,7 @@ class SimulationLimits:
 def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[int],
              detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
              limits: SimulationLimits, rng: np.random.Generator, *,
-             deadline: float | None = None) -> Imagined:
+             deadline: float | None = None) -> Steps[Imagined]:
     """Sample from the full distribution until the text ends a clause (or EOS, or a limit).
 
     ``answer_ids`` is the answer so far (committed + the leaf's path). Like the published
@@ -46,15 +46,15 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
     call, so the pass is dropped before its judgement). Returns the imagined tokens (EOS
     included if drawn) and their probabilities.
     """
-    return simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids, limits, rng,
-                         deadline=deadline)[0]
+    return (yield from simulate_many(calls, prompt_ids, [answer_ids], detokenize, eos_ids,
+                                     limits, rng, deadline=deadline))[0]
 
 
 def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
                   answers: Sequence[Sequence[int]],
                   detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
                   limits: SimulationLimits, rng: np.random.Generator, *,
-                  deadline: float | None = None) -> list[Imagined]:
+                  deadline: float | None = None) -> Steps[list[Imagined]]:
     """``simulate`` for several leaves at once: one batched model call per step.
 
     Draws are made in leaf order within each step, one per leaf still imagining.
@@ -65,7 +65,7 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
                   if not _finished(list(a), imagined[i].tokens, detokenize, eos_ids, limits)]
         if not active or (deadline is not None and time.perf_counter() >= deadline):
             return imagined
-        dists = calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i].tokens
+        dists = yield from calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i].tokens
                                   for i in active])
         for i, dist in zip(active, dists):
             token, p = dist.sample(rng, temperature=limits.temperature)

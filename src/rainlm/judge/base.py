@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from rainlm.backends.steps import Steps
 from rainlm.errors import EvaluatorError
 from rainlm.messages import last_user_text
 
@@ -39,6 +40,24 @@ class Evaluator(Protocol):
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         """One value in [-1, 1] per request, same order (batched where possible)."""
+        ...
+
+
+@runtime_checkable
+class StepwiseEvaluator(Protocol):
+    """An evaluator that can also judge as steps (``rainlm.backends.steps``): it yields
+    the model calls a judgement needs instead of making them, so whoever drives the
+    search answers them (a scheduler running several searches batches them together).
+    The model's self-evaluation is one; a rule needs no model and is not."""
+
+    name: str
+
+    def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
+        """As ``Evaluator.evaluate``."""
+        ...
+
+    def evaluate_steps(self, requests: Sequence[EvalRequest]) -> Steps[list[float]]:
+        """The same values as ``evaluate``, as steps."""
         ...
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from dataclasses import dataclass
 
 from rainlm.backends.base import Backend
+from rainlm.backends.steps import NextDists, Steps, drive
 from rainlm.config import Scoring
 from rainlm.errors import ConfigError, JudgeError
 from rainlm.judge.base import EvalRequest, check_value
@@ -198,10 +199,15 @@ class SelfEvaluator:
 
         All R requests × O orders go to the backend as one batch of R·O contexts.
         """
+        return drive(self.score_detail_steps(requests), self.backend)
+
+    def score_detail_steps(self, requests: Sequence[EvalRequest]) -> Steps[list[JudgeDetail]]:
+        """``score_details`` as steps: yields its one model call (a ``NextDists`` on
+        this evaluator's backend) instead of making it."""
         if not requests:
             return []
         contexts = [ctx for r in requests for ctx in self.contexts(r)]  # [R*O]
-        dists = self.backend.next_logprobs(contexts, top_k=20)
+        dists = yield NextDists(contexts, top_k=20, backend=self.backend)
         if len(dists) != len(contexts):
             raise JudgeError(f"backend returned {len(dists)} distributions for "
                              f"{len(contexts)} contexts")
@@ -236,7 +242,13 @@ class SelfEvaluator:
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         """One value in [-1, 1] per request (higher: the good option wins)."""
-        return [check_value(d.value, self.name) for d in self.score_details(requests)]
+        return drive(self.evaluate_steps(requests), self.backend)
+
+    def evaluate_steps(self, requests: Sequence[EvalRequest]) -> Steps[list[float]]:
+        """``evaluate`` as steps (``StepwiseEvaluator``): a search's driver answers
+        the model call, batched with other searches' when it runs several."""
+        details = yield from self.score_detail_steps(requests)
+        return [check_value(d.value, self.name) for d in details]
 
 
 def example_order(index: int) -> int:
