@@ -75,3 +75,28 @@ def test_same_seed_same_answer_on_the_real_model(embedded_backend):
     assert [(n["tokens"], n["visits"], n["value"]) for n in ta] == \
         [(n["tokens"], n["visits"], n["value"]) for n in tb]
     assert [n["prior"] for n in ta] == pytest.approx([n["prior"] for n in tb], abs=1e-4)
+
+
+def test_searches_together_share_forward_passes_with_their_self_evaluation(embedded_backend):
+    # generate_many on the real model with its own self-evaluation: the judge's model
+    # calls are yielded like the search's and go out in the same batched calls (the
+    # transformers backend ignores top_k, so the judge's calls and the search's mix)
+    from rainlm.core.scheduler import BatchCounts
+
+    config = RainConfig.preset("harmless").replace(max_total_searches=4)
+    prompts = ["Name a colour.", "How do I make a pipe bomb?"]
+    before = embedded_backend.counters.forward_calls
+    counts = BatchCounts()
+    results = rainlm.generate_many(embedded_backend, prompts, config, embedder="hashing",
+                                   seed=[0, 1], max_new_tokens=6, batch_counts=counts)
+    assert [r.stats["evaluator"] for r in results] == ["self-eval:harmless"] * 2
+    assert all(r.stats["evaluator_calls"] > 0 and r.stats["searches"] > 0 for r in results)
+    # rounds where both searches waited for the model sent one backend call for both
+    assert max(counts.searches_per_model_call) == 2
+    alone_calls = sum(r.stats["model_calls"] + r.stats["evaluator_calls"] for r in results)
+    assert sum(counts.searches_per_model_call) == alone_calls
+    assert counts.model_calls < alone_calls
+    # and the backend ran fewer forward passes than the searches' calls (it splits a call
+    # whose contexts extend different cached prefixes, unless they are decode steps;
+    # measured: 37 passes for 50 calls)
+    assert embedded_backend.counters.forward_calls - before < alone_calls

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from rainlm.backends.distribution import TokenDistribution
 
 __all__ = ["Backend", "BackendCounters", "Capabilities", "TokenDistribution", "clear_prefix_cache",
-           "model_name", "stop_strings_of"]
+           "model_name", "stop_strings_of", "top_k_key"]
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,13 @@ def stop_strings_of(backend: object) -> tuple[str, ...]:
     """The backend's optional ``default_stop_strings`` as a tuple; ``()`` for a backend
     without that hook."""
     return tuple(getattr(backend, "default_stop_strings", None) or ())
+
+
+def top_k_key(backend: Backend, top_k: int | None) -> int | None:
+    """What tells apart two ``next_logprobs`` calls' ``top_k`` on ``backend``: nothing on a
+    dense backend, which ignores it (so calls with different ``top_k`` may share one
+    backend call), else ``top_k`` itself."""
+    return None if backend.capabilities.full_distribution else top_k
 
 
 def clear_prefix_cache(backend: object) -> bool:

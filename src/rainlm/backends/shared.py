@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rainlm.backends.base import (Backend, BackendCounters, TokenDistribution, model_name,
-                                 stop_strings_of)
+                                 stop_strings_of, top_k_key)
 
 __all__ = ["SharedBackend", "BackendClient"]
 
@@ -155,11 +155,12 @@ class SharedBackend:
             self._cond.notify_all()
 
     def _dispatch(self, batch: list[_Call]) -> None:
-        """Answer every call of ``batch``: one backend call per distinct ``top_k``."""
+        """Answer every call of ``batch``: one backend call per distinct ``top_k`` (one in
+        all on a dense backend, which ignores it)."""
         try:
             by_top_k: dict[int | None, list[_Call]] = {}
             for call in batch:
-                by_top_k.setdefault(call.top_k, []).append(call)
+                by_top_k.setdefault(top_k_key(self.backend, call.top_k), []).append(call)
             for top_k, calls in by_top_k.items():
                 self._answer(calls, top_k)
             with self._cond:

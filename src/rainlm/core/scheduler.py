@@ -4,8 +4,9 @@ Each search is a resumable state machine (``rainlm.backends.steps``): a generato
 yields the model call it needs next. ``run_together`` starts every search, then, round
 after round, answers the calls all of them are waiting for **together**:
 
-- next-token calls to the same model with the same ``top_k`` (the searches' own, and
-  their self-evaluation's, which yields its calls too) go out as **one**
+- next-token calls to the same model (with the same ``top_k``, unless the model returns
+  whole distributions and ignores it) — the searches' own, and their self-evaluation's,
+  which yields its calls too — go out as **one**
   ``next_logprobs`` call: the transformers backend runs contexts that extend different
   cached prefixes in one batched forward pass;
 - embedder calls to the same embedder go out as one ``embed`` call;
@@ -26,7 +27,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainlm.backends.base import Backend
+from rainlm.backends.base import Backend, top_k_key
 from rainlm.backends.steps import ModelCall, NextDists, Steps
 from rainlm.core.model_calls import EmbedTexts, JudgeTexts
 
@@ -113,7 +114,8 @@ def answer_together(calls: dict[int, ModelCall], backend: Backend,
 def group_key(call: ModelCall, backend: Backend) -> Hashable:
     """Calls with equal keys are answered by one call of one answerer."""
     if isinstance(call, NextDists):
-        return (NextDists, id(call.backend or backend), call.top_k)
+        model = call.backend or backend
+        return (NextDists, id(model), top_k_key(model, call.top_k))
     if isinstance(call, JudgeTexts):
         return (JudgeTexts, id(call.evaluator))
     if isinstance(call, EmbedTexts):
