@@ -7,9 +7,10 @@ server and the bench harness all call these.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,8 +69,8 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
     search = _start_search(backend, prompt, cfg=cfg,
-                           evaluator=_resolve_evaluator(evaluator, backend, cfg),
-                           embedder=_resolve_embedder(embedder), seed=seed,
+                           judges=lambda: (_resolve_evaluator(evaluator, backend, cfg),
+                                           _resolve_embedder(embedder)), seed=seed,
                            max_new_tokens=max_new_tokens, system=system, batched=batched,
                            continuation=continuation, stop=stop, on_progress=on_progress)
     return search.result(drive(search.steps, backend))
@@ -88,9 +89,11 @@ def generate_many(backend: Backend, prompts: Sequence[PromptLike],
     (``rainlm.core.scheduler``), so the searches share forward passes.
 
     Each answer is the answer :func:`generate` gives that prompt alone with the same
-    arguments (the same seed gives the same tree). The arguments are :func:`generate`'s,
-    except ``seed``: one for every prompt, or a list of one per prompt; ``evaluator``
-    and ``embedder`` are shared by the searches. ``batch_counts`` (optional) receives how many searches each model call
+    arguments (the same seed gives the same tree; on a real model, up to batched
+    arithmetic's last bits), unless a time budget or ``stop`` ends the searches: they
+    share the clock, and a round waits for the whole batch. The arguments are
+    :func:`generate`'s, except ``seed``: one for every prompt, or a list of one per
+    prompt; ``evaluator`` and ``embedder`` are built once and shared by the searches. ``batch_counts`` (optional) receives how many searches each model call
     served. Each result's ``stats["wall_time_s"]`` and ``stats["backend"]`` are the
     whole run's, shared by the answers (``stats["answered_together"]``: how many). When
     a search fails the others still finish, then the first error is raised.
@@ -98,20 +101,20 @@ def generate_many(backend: Backend, prompts: Sequence[PromptLike],
     _check_backend(backend)
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
         raise ConfigError("prompts", "must be a list of prompts (use generate() for one)")
-    if isinstance(seed, np.random.Generator):  # one generator would be drawn from by all
-        raise ConfigError("seed", "must be an integer, None or a list of one per prompt; "
-                                  "a numpy Generator cannot be shared by the searches")
     seeds = list(seed) if isinstance(seed, Sequence) else [seed] * len(prompts)
     if len(seeds) != len(prompts):
         raise ConfigError("seed", f"gives {len(seeds)} seeds for {len(prompts)} prompts; "
                                   "give one seed, or one per prompt")
+    for s in seeds:  # (a numpy Generator would be drawn from by every search)
+        if s is not None and (not isinstance(s, int) or isinstance(s, bool) or s < 0):
+            raise ConfigError("seed", f"must be a non-negative integer, None, or a list of "
+                                      f"one per prompt; got {s!r}")
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
-    judge = _resolve_evaluator(evaluator, backend, cfg)
-    encoder = _resolve_embedder(embedder)
+    shared_judges = functools.cache(lambda: (_resolve_evaluator(evaluator, backend, cfg),
+                                             _resolve_embedder(embedder)))
     start, before = time.perf_counter(), _counters(backend)
-    searches = [_start_search(backend, p, cfg=cfg, evaluator=judge, embedder=encoder,
-                              seed=s, max_new_tokens=max_new_tokens, system=system,
+    searches = [_start_search(backend, p, cfg=cfg, judges=shared_judges, seed=s, max_new_tokens=max_new_tokens, system=system,
                               batched=True, continuation=continuation, stop=stop)
                 for p, s in zip(prompts, seeds)]
     ended = run_together([s.steps for s in searches], backend, counts=batch_counts)
@@ -157,15 +160,18 @@ class _Search:
 
 
 def _start_search(backend: Backend, prompt: PromptLike, *, cfg: RainConfig,
-                  evaluator: Evaluator, embedder: Embedder | None,
+                  judges: Callable[[], tuple[Evaluator, Embedder | None]],
                   seed: int | np.random.Generator | None, max_new_tokens: int,
                   system: str | None, batched: bool, continuation: bool,
                   stop: threading.Event | None,
                   on_progress: ProgressCallback | None = None) -> _Search:
-    """Build one prompt's search (nothing runs yet; ``max_new_tokens`` is checked)."""
+    """Build one prompt's search (nothing runs yet; ``max_new_tokens`` is checked).
+    ``judges`` gives the evaluator and the embedder, asked for once the prompt and the
+    seed are valid."""
     messages = normalize_messages(prompt, system=system)
     rng, seed_value = _resolve_rng(seed)
     started, before = time.perf_counter(), _counters(backend)
+    evaluator, embedder = judges()
     ctx = SearchContext(
         backend=backend, config=cfg, evaluator=evaluator, embedder=embedder, rng=rng,
         messages=messages, prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),

@@ -8,7 +8,7 @@ import pytest
 from rainlm import RainConfig, generate, generate_many
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.backends.steps import NextDists, drive
-from rainlm.core.model_calls import JudgeTexts
+from rainlm.core.model_calls import EmbedTexts, JudgeTexts
 from rainlm.core.scheduler import BatchCounts, run_together
 from rainlm.errors import ConfigError
 from rainlm.judge.base import StepwiseEvaluator
@@ -108,8 +108,9 @@ def test_a_search_that_fails_ends_alone_and_the_others_finish():
 
     config = CONFIGS["default"]
     backend = branching_backend()
-    searches = [_start_search(backend, p, cfg=config, evaluator=judge,
-                              embedder=HashingEmbedder(), seed=SEEDS[i], max_new_tokens=12,
+    searches = [_start_search(backend, p, cfg=config,
+                              judges=lambda j=judge: (j, HashingEmbedder()),
+                              seed=SEEDS[i], max_new_tokens=12,
                               system=None, batched=True, continuation=False, stop=None)
                 for i, (p, judge) in enumerate(zip(PROMPTS, (CallableJudge(), BrokenJudge(),
                                                              CallableJudge())))]
@@ -147,6 +148,30 @@ def test_a_call_that_fails_in_a_batch_is_retried_alone_for_each_search():
     assert counts.searches_per_model_call == [1]  # the failed shared call is not counted
 
 
+def test_a_batch_answered_with_a_wrong_count_is_retried_alone():
+    # a model that drops the last distribution of a batched call: slicing its answer
+    # would shift one search's distributions into another's; each is asked alone instead
+    inner = branching_backend()
+
+    class Dropping:
+        capabilities = inner.capabilities
+
+        def next_logprobs(self, contexts, *, top_k=None):
+            out = inner.next_logprobs(contexts, top_k=top_k)
+            return out[:-1] if len(contexts) > 1 else out
+
+    prompt = inner.render_prompt([{"role": "user", "content": "Hi"}])
+
+    def one_call(contexts):
+        return (yield NextDists(contexts))
+
+    first, second = run_together([one_call([prompt]), one_call([prompt + [5]])], Dropping())
+    assert first.error is second.error is None
+    assert first.value[0].logprobs.tolist() == inner.next_logprobs([prompt])[0].logprobs.tolist()
+    assert (second.value[0].logprobs.tolist()
+            == inner.next_logprobs([prompt + [5]])[0].logprobs.tolist())
+
+
 def test_rule_judgements_and_embeddings_of_a_round_go_out_together():
     calls = []
 
@@ -166,6 +191,23 @@ def test_rule_judgements_and_embeddings_of_a_round_go_out_together():
 
     ended = run_together([judged("a"), judged("b"), judged("c")], branching_backend())
     assert [e.value for e in ended] == [[0.0]] * 3 and calls == [3]
+
+    encoder, embedded = HashingEmbedder(), []
+
+    class RecordingEmbedder:
+        def embed(self, texts):
+            embedded.append(list(texts))
+            return encoder.embed(texts)
+
+    recording = RecordingEmbedder()
+
+    def embed(texts):
+        return (yield EmbedTexts(recording, texts))
+
+    ended = run_together([embed(["a", "b"]), embed(["c"])], branching_backend())
+    assert embedded == [["a", "b", "c"]]
+    assert ended[0].value.tolist() == encoder.embed(["a", "b"]).tolist()
+    assert ended[1].value.tolist() == encoder.embed(["c"]).tolist()
 
 
 def test_generate_many_names_a_bad_argument():

@@ -59,7 +59,8 @@ def drive(steps: Steps[T], backend: Backend) -> T:
     """Run ``steps`` to the end, answering each call it yields in turn (``backend``: for
     calls that name no model of their own); returns what it returns. A call that fails
     raises inside ``steps`` at the point that asked for it, so its ``try`` clauses run
-    as they would around a plain call."""
+    as they would around a plain call; anything else (KeyboardInterrupt) closes it, so
+    its ``finally`` clauses run then too."""
     try:
         call = next(steps)
         while True:
@@ -71,3 +72,5 @@ def drive(steps: Steps[T], backend: Backend) -> T:
                 call = steps.send(result)
     except StopIteration as done:
         return done.value
+    finally:
+        steps.close()

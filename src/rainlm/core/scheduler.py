@@ -16,7 +16,9 @@ Then every search is resumed with its own part of the answers and runs (plain Py
 selection, back-up, its seeded draws) to its next call. A search gets exactly the
 results it would get alone, in the same order, so its tree is the tree it grows alone
 (with a real model, batched arithmetic may differ in the last bits: see the backends'
-"cached equals fresh" tolerances). A call that fails, when several shared it, is
+"cached equals fresh" tolerances) — unless a time budget ends it: the searches share
+the clock, and each round waits for the whole batch. Its seconds (``phase_seconds``,
+the speed a greedy finish is reserved by) are likewise those of the shared rounds. A call that fails, when several shared it, is
 retried alone for each of them, so an error reaches only the search that caused it;
 a search that raises ends with its error and the others go on.
 """
@@ -88,13 +90,17 @@ def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
         except Exception as exc:  # this search failed; the others go on
             ended[i].error = exc
 
-    for i in range(len(searches)):
-        resume(i, first=True)
-    while waiting:
-        calls, waiting = waiting, {}
-        counts.rounds += 1
-        for i, (result, error) in answer_together(calls, backend, counts).items():
-            resume(i, result, error)
+    try:
+        for i in range(len(searches)):
+            resume(i, first=True)
+        while waiting:
+            calls, waiting = waiting, {}
+            counts.rounds += 1
+            for i, (result, error) in answer_together(calls, backend, counts).items():
+                resume(i, result, error)
+    finally:  # (interrupted: every search's ``finally`` clauses run now)
+        for steps in searches:
+            steps.close()
     return ended
 
 
@@ -125,17 +131,20 @@ def group_key(call: ModelCall, backend: Backend) -> Hashable:
 
 def answer_group(group: list[tuple[int, ModelCall]], backend: Backend,
                  counts: BatchCounts) -> dict[int, tuple[Any, BaseException | None]]:
-    """One call for the whole group; when it fails and several shared it, each is
-    answered alone, so an error reaches only the call that caused it."""
+    """One call for the whole group; when it fails (or returns a wrong number of
+    results) and several shared it, each is answered alone, so an error reaches only
+    the call that caused it."""
     calls = [call for _, call in group]
     merged, sizes = merge(calls)
     try:
         results = merged.answer(backend)
+        if sizes is not None and len(group) > 1 and len(results) != sum(sizes):
+            raise ValueError(f"{len(results)} results for {sum(sizes)} asked")  # (retried)
     except Exception as exc:
         if len(group) == 1:
             return {group[0][0]: (None, exc)}
         out: dict[int, tuple[Any, BaseException | None]] = {}
-        for member in group:
+        for member in group:  # alone, a wrong count is the search's to notice
             out.update(answer_group([member], backend, counts))
         return out
     if isinstance(merged, NextDists):

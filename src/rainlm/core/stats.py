@@ -18,11 +18,11 @@ class SearchStats:
     steps: int = 0  # committed token sets (§2)
     evaluations: int = 0  # values requested from the evaluator (cache hits included)
     evaluation_cache_hits: int = 0
-    evaluator_calls: int = 0  # calls into evaluator.evaluate (one may judge several texts)
+    evaluator_calls: int = 0  # evaluator calls asked for (one may judge several texts)
     embedding_calls: int = 0  # calls into embedder.embed
     embedded_texts: int = 0
     embedding_cache_hits: int = 0
-    model_calls: int = 0  # backend.next_logprobs calls made by the search
+    model_calls: int = 0  # next-token calls the search asked for (its judge's not included)
     model_contexts: int = 0  # contexts asked for in those calls
     simulated_tokens: int = 0
     nodes_created: int = 0
