@@ -17,6 +17,7 @@ sizes (searches per model call); then the ratios, and how many answers came out 
 near-tie). Writes the table to benchmarks/results/searches_together.txt.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/searches_together.py [-n 8] [--together 8]
+        [--cache-mb 512]
 """
 
 from __future__ import annotations
@@ -80,19 +81,22 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--max-searches-per-step", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cache-mb", type=float, default=512,
+                        help="the backend's prefix-cache budget (its default: 512 MiB)")
     parser.add_argument("--out", type=Path,
                         default=REPO / "benchmarks" / "results" / "searches_together.txt")
     args = parser.parse_args()
     from rainlm.backends.loading import load_backend
 
-    backend = load_backend(device="cpu")
+    backend = load_backend(device="cpu", cache_budget_mb=args.cache_mb)
     prompts = vicuna_prompts(args.n)
     rows = [phase(backend, prompts, args, 1), phase(backend, prompts, args, args.together)]
     alone, both = rows
     same = sum(a == b for a, b in zip(alone.pop("texts"), both.pop("texts")))
     header = (f"{args.n} Vicuna prompts, the embedded model, harmless preset (self-evaluation), "
               f"hashing embedder, max_tokens {args.max_tokens}, max_searches_per_step "
-              f"{args.max_searches_per_step}, seed {args.seed}, "
+              f"{args.max_searches_per_step}, seed {args.seed}, prefix cache "
+              f"{args.cache_mb:g} MiB, "
               f"{__import__('os').environ.get('OMP_NUM_THREADS', 'default')} torch thread(s)\n"
               f"machine: {machine()}\n\n")
     text = (header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n"

@@ -119,6 +119,8 @@ def main() -> None:
                         help="the started server's torch threads (OMP_NUM_THREADS)")
     parser.add_argument("--max-concurrent", type=int, default=8,
                         help="the started server's --max-concurrent")
+    parser.add_argument("--cache-mb", type=float, default=None,
+                        help="the started server's --cache-mb (default: the backend's own)")
     parser.add_argument("--time-budget", type=float, default=60.0,
                         help="seconds per request (high: the budget should not cut answers)")
     parser.add_argument("--max-tokens", type=int, default=16)
@@ -143,6 +145,8 @@ def main() -> None:
             server_args = ["--db", str(Path(tmp) / "audit.sqlite3"), "--embedder", "hashing",
                            "--device", "cpu", "--policy", "pass", "--queue-size", "16",
                            "--max-concurrent", str(args.max_concurrent)]
+            if args.cache_mb is not None:
+                server_args += ["--cache-mb", f"{args.cache_mb:g}"]
             with running_server(server_args, Path(tmp) / "server.log",
                                 env={"OMP_NUM_THREADS": str(args.threads)}) as srv:
                 rows = run(srv.url)
@@ -150,7 +154,8 @@ def main() -> None:
               f"{args.max_tokens}, time budget {args.time_budget} s, max_searches_per_step "
               f"{args.max_searches_per_step}; server on {args.threads} torch thread(s) "
               f"(OMP_NUM_THREADS={args.threads}), "
-              f"--max-concurrent {args.max_concurrent}\n"
+              f"--max-concurrent {args.max_concurrent}, --cache-mb "
+              f"{'default' if args.cache_mb is None else f'{args.cache_mb:g}'}\n"
               f"client machine: {machine()}\n\n")
     text = header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n" + ratios(rows) + "\n"
     print(text)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import rainlm
-from rainlm.backends.base import Backend, clear_prefix_cache, stop_strings_of
+from rainlm.backends.base import Backend, clear_prefix_cache, set_cache_budget, stop_strings_of
 from rainlm.backends.scripted import EOS, ScriptedBackend
 
 
@@ -42,6 +42,13 @@ def test_a_backend_with_the_hooks_is_heard():
     assert isinstance(backend, Backend)
     assert stop_strings_of(backend) == ("STOP",)
     assert clear_prefix_cache(backend) is True and backend.cleared == 1
+
+
+def test_the_cache_budget_is_set_only_where_there_is_one():
+    assert set_cache_budget(Bare(), 64) is False
+    budgeted = Hooked(["a"], {})
+    budgeted.cache_budget_bytes = 512 * 2**20
+    assert set_cache_budget(budgeted, 64) is True and budgeted.cache_budget_bytes == 64 * 2**20
 
 
 def test_a_non_callable_clear_cache_is_not_called():

@@ -567,3 +567,20 @@ def test_the_judgement_is_priced_as_a_fixed_cost_plus_a_part_per_token():
     # judgements that got faster with length give no negative slope: the median fixed
     # cost (0.4) plus the median distance from it (0.1)
     assert expected([(100, 0.5), (300, 0.4), (500, 0.3)], 1000) == pytest.approx(0.5)
+
+
+def test_the_cache_budget_setting_reaches_the_backend(tmp_path, caplog):
+    from rainlm.serve.engine import Engine
+
+    budgeted = make_backend()
+    budgeted.cache_budget_bytes = 512 * 2**20  # as the transformers backend has it
+    engine = Engine(ServerSettings(embedder="none", cache_mb=64), TraceStore(tmp_path / "a.db"))
+    engine.start(NO_EMBEDDER, budgeted).result(timeout=30)
+    assert budgeted.cache_budget_bytes == 64 * 2**20 and engine.health()["status"] == "ok"
+    engine.stop()
+    # a backend without a budgeted cache (an HTTP engine) loads anyway, with a warning
+    engine = Engine(ServerSettings(embedder="none", cache_mb=64), TraceStore(tmp_path / "b.db"))
+    with caplog.at_level("WARNING", logger="rainlm.serve"):
+        engine.start(NO_EMBEDDER, make_backend()).result(timeout=30)
+    assert engine.health()["status"] == "ok" and "--cache-mb ignored" in caplog.text
+    engine.stop()

@@ -39,7 +39,7 @@ def param_of(body, endpoint=CHAT, settings=S):
     ("port", 70000), ("policy", "block"), ("threshold", 1.5), ("queue_size", -1), ("max_concurrent", 0),
     ("max_time_budget_s", 0), ("default_time_budget_s", 500), ("preset", "nope"),
     ("embedder", "bert"), ("max_prompt_tokens", 0), ("refusal_message", " "),
-    ("default_max_new_tokens", 10_000), ("api_key", ""),
+    ("default_max_new_tokens", 10_000), ("api_key", ""), ("cache_mb", 0), ("cache_mb", "big"),
 ])
 def test_settings_errors_name_the_field(field, value):
     with pytest.raises(ConfigError) as info:

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 from rainlm.backends.distribution import TokenDistribution
 
 __all__ = ["Backend", "BackendCounters", "Capabilities", "TokenDistribution", "clear_prefix_cache",
-           "model_name", "stop_strings_of", "top_k_key"]
+           "model_name", "set_cache_budget", "stop_strings_of", "top_k_key"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,9 @@ class Backend(Protocol):
     * ``clear_cache() -> None``: forget every cached prefix so the next contexts are
       encoded from scratch; called through ``clear_prefix_cache(backend)`` (a backend
       without a prefix cache leaves it out).
+    * ``cache_budget_bytes: int``: the prefix cache's memory budget, which may be set
+      (the cache evicts down to it on its next call); set through
+      ``set_cache_budget(backend, mb)``.
     """
 
     name: str
@@ -122,6 +125,15 @@ def top_k_key(backend: Backend, top_k: int | None) -> int | None:
     dense backend, which ignores it (so calls with different ``top_k`` may share one
     backend call), else ``top_k`` itself."""
     return None if backend.capabilities.full_distribution else top_k
+
+
+def set_cache_budget(backend: object, mb: float) -> bool:
+    """Set the backend's optional ``cache_budget_bytes`` to ``mb`` MiB; False (nothing
+    done) for a backend without a budgeted prefix cache."""
+    if not isinstance(getattr(backend, "cache_budget_bytes", None), int):
+        return False
+    backend.cache_budget_bytes = int(mb * 2**20)  # type: ignore[attr-defined]
+    return True
 
 
 def clear_prefix_cache(backend: object) -> bool:

@@ -119,6 +119,11 @@ Examples:
               show_default=True,
               help="Searches that run at once; their model calls are batched together, so "
                    "concurrent requests share forward passes.")
+@click.option("--cache-mb", type=click.FloatRange(0, min_open=True), default=None,
+              metavar="MiB",
+              help="Memory budget of the model's prefix KV cache (in-process backends). "
+                   "Default: the backend's own (512). Concurrent searches each need a "
+                   "working set: give about 512 per --max-concurrent search when memory allows.")
 @click.option("--queue-size", metavar="N", type=click.IntRange(min=0),
               default=_default("queue_size"), show_default=True,
               help="Requests that may wait while --max-concurrent run; more get 429 with "

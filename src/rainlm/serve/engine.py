@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainlm.backends.base import model_name
+from rainlm.backends.base import model_name, set_cache_budget
 from rainlm.backends.shared import SharedBackend
 from rainlm.jsonable import json_ready
 from rainlm.request import Answer, FinalJudge, answer, score_answer
@@ -194,6 +194,10 @@ class Engine:
         try:
             if backend is None:
                 backend = services.load_backend(self.settings.model, self.settings.device)
+            if self.settings.cache_mb is not None and not set_cache_budget(
+                    backend, self.settings.cache_mb):
+                log.warning("rain serve: --cache-mb ignored: %s has no prefix-cache budget",
+                            model_name(backend))
             embedder = services.load_embedder(self.settings.embedder, self.settings.device)
             # an encoder object is shared by the searches (one call at a time)
             self.embedder = SerialEmbedder(embedder) if hasattr(embedder, "embed") else embedder

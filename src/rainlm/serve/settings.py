@@ -67,6 +67,12 @@ class ServerSettings:
     """Searches that run at once. Their model calls are batched together
     (``backends/shared.py``): more concurrent searches share more forward passes, each
     a little slower."""
+    cache_mb: float | None = None
+    """Memory budget of the in-process model's prefix KV cache, in MiB (None: the
+    backend's own, 512 for transformers). Concurrent searches each keep a working set
+    there: too small a budget makes them evict each other's prefixes and encode them
+    again (``benchmarks/RESULTS.md``, "Searches together"). Ignored by backends
+    without such a cache (an HTTP engine has its own)."""
     queue_size: int = 8
     """Requests that may wait while ``max_concurrent`` run; more get 429 with
     Retry-After."""
@@ -140,6 +146,9 @@ def _validate(s: ServerSettings) -> None:
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
     if not is_int(s.max_concurrent) or s.max_concurrent < 1:
         _fail("max_concurrent", "must be an integer >= 1", s.max_concurrent)
+    if s.cache_mb is not None and (not is_number(s.cache_mb) or s.cache_mb <= 0):
+        _fail("cache_mb", "must be a number of MiB > 0 (or unset for the backend's own)",
+              s.cache_mb)
     if not is_int(s.queue_size) or s.queue_size < 0:
         _fail("queue_size", "must be an integer >= 0", s.queue_size)
     if not is_number(s.shutdown_timeout_s) or s.shutdown_timeout_s < 0:
