@@ -7,7 +7,6 @@ server and the bench harness all call these.
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -105,17 +104,20 @@ def generate_many(backend: Backend, prompts: Sequence[PromptLike],
     if len(seeds) != len(prompts):
         raise ConfigError("seed", f"gives {len(seeds)} seeds for {len(prompts)} prompts; "
                                   "give one seed, or one per prompt")
-    for s in seeds:  # (a numpy Generator would be drawn from by every search)
+    for i, s in enumerate(seeds):
         if s is not None and (not isinstance(s, int) or isinstance(s, bool) or s < 0):
-            raise ConfigError("seed", f"must be a non-negative integer, None, or a list of "
-                                      f"one per prompt; got {s!r}")
+            raise ConfigError("seed", f"seed[{i}] must be a non-negative integer or None, "
+                                      f"got {s!r} (not a numpy Generator: the searches would "
+                                      "all draw from it)")
     cfg = _resolve_config(config, time_budget_s)
     _check_max_new_tokens(max_new_tokens)
-    shared_judges = functools.cache(lambda: (_resolve_evaluator(evaluator, backend, cfg),
-                                             _resolve_embedder(embedder)))
+    for p in prompts:  # every prompt checked before the judge and the embedder are built
+        normalize_messages(p, system=system)
+    judges = (_resolve_evaluator(evaluator, backend, cfg), _resolve_embedder(embedder))
     start, before = time.perf_counter(), _counters(backend)
-    searches = [_start_search(backend, p, cfg=cfg, judges=shared_judges, seed=s, max_new_tokens=max_new_tokens, system=system,
-                              batched=True, continuation=continuation, stop=stop)
+    searches = [_start_search(backend, p, cfg=cfg, judges=lambda: judges, seed=s,
+                              max_new_tokens=max_new_tokens, system=system, batched=True,
+                              continuation=continuation, stop=stop)
                 for p, s in zip(prompts, seeds)]
     ended = run_together([s.steps for s in searches], backend, counts=batch_counts)
     failed = next((e.error for e in ended if e.error is not None), None)

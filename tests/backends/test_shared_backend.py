@@ -113,6 +113,34 @@ def test_a_failing_context_fails_only_its_own_call():
     assert shared.batch_stats()["max_calls"] == 2
 
 
+def test_a_dispatch_answered_with_a_wrong_count_is_retried_alone_for_each_call():
+    # a model that drops the last distribution of a batched call: slicing its answer
+    # would shift one request's distributions into another's
+    inner = branching_backend()
+
+    class Dropping:
+        def __init__(self):
+            for name in ("name", "capabilities", "eos_token_ids", "bos_ids", "counters",
+                         "tokenize", "detokenize", "render_prompt"):
+                setattr(self, name, getattr(inner, name))
+
+        def next_logprobs(self, contexts, *, top_k=None):
+            out = inner.next_logprobs(contexts, top_k=top_k)
+            return out[:-1] if len(contexts) > 1 else out
+
+    prompt = inner.render_prompt([{"role": "user", "content": "Hi"}])
+    gated = GatedBackend(Dropping(), count=2)
+    shared = gated.shared = SharedBackend(gated)
+    first, a, b = shared.client(), shared.client(), shared.client()
+    results = run_threads([lambda: first.next_logprobs([prompt]),
+                           lambda: gated.entered.wait(JOIN_S) and a.next_logprobs([prompt + [5]]),
+                           lambda: gated.entered.wait(JOIN_S) and b.next_logprobs([prompt + [6]])])
+    assert shared.batch_stats()["max_calls"] == 2  # the two calls met in one dispatch
+    for got, context in zip(results[1:], (prompt + [5], prompt + [6])):
+        assert len(got) == 1
+        assert got[0].logprobs.tolist() == inner.next_logprobs([context])[0].logprobs.tolist()
+
+
 def _error_of(call):
     try:
         call()

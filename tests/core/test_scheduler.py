@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rainlm import RainConfig, generate, generate_many
+from rainlm.backends.base import Capabilities
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.backends.steps import NextDists, drive
 from rainlm.core.model_calls import EmbedTexts, JudgeTexts
@@ -170,6 +171,34 @@ def test_a_batch_answered_with_a_wrong_count_is_retried_alone():
     assert first.value[0].logprobs.tolist() == inner.next_logprobs([prompt])[0].logprobs.tolist()
     assert (second.value[0].logprobs.tolist()
             == inner.next_logprobs([prompt + [5]])[0].logprobs.tolist())
+
+
+class Sparse:
+    """The scripted model presented as a sparse (top-k) engine: it keeps ``top_k``."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.capabilities = Capabilities(full_distribution=False, max_top_logprobs=20)
+        self.top_ks = []
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        self.top_ks.append(top_k)
+        return self.inner.next_logprobs(contexts, top_k=top_k)
+
+
+def test_calls_with_different_top_k_share_a_call_only_on_a_dense_model():
+    dense = branching_backend()
+    prompt = dense.render_prompt([{"role": "user", "content": "Hi"}])
+
+    def one_call(top_k):
+        return (yield NextDists([prompt], top_k=top_k))
+
+    counts = BatchCounts()
+    run_together([one_call(None), one_call(20)], dense, counts=counts)
+    assert counts.searches_per_model_call == [2] and dense.counters.forward_calls == 1
+    sparse, counts = Sparse(branching_backend()), BatchCounts()
+    run_together([one_call(None), one_call(20)], sparse, counts=counts)
+    assert counts.searches_per_model_call == [1, 1] and sorted(sparse.top_ks, key=str) == [20, None]
 
 
 def test_rule_judgements_and_embeddings_of_a_round_go_out_together():

@@ -7,6 +7,7 @@ gives the same tree on every backend that returns the same distributions.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -22,7 +23,8 @@ class Capabilities:
     """What a backend can do; the search raises CapabilityError when it needs more."""
 
     full_distribution: bool
-    """next_logprobs returns the whole vocabulary (in-process backends) rather than top-k."""
+    """next_logprobs returns the whole vocabulary (in-process backends) rather than top-k,
+    whatever ``top_k`` it is given (so calls with different ``top_k`` may share one call)."""
     max_top_logprobs: int | None = None
     """Largest top-k a sparse backend can return (None: unlimited / dense)."""
     prefix_cache: bool = False
@@ -72,8 +74,8 @@ class Backend(Protocol):
       encoded from scratch; called through ``clear_prefix_cache(backend)`` (a backend
       without a prefix cache leaves it out).
     * ``cache_budget_bytes: int``: the prefix cache's memory budget, which may be set
-      (the cache evicts down to it on its next call); set through
-      ``set_cache_budget(backend, mb)``.
+      (the cache evicts down to it on its next call that encodes something); set
+      through ``set_cache_budget(backend, mb)``.
     """
 
     name: str
@@ -102,8 +104,8 @@ class Backend(Protocol):
                       top_k: int | None = None) -> list[TokenDistribution]:
         """Next-token distribution after each context (one per context, same order).
 
-        ``top_k`` is a hint: a dense backend may ignore it; a sparse backend returns at
-        most that many (and raises CapabilityError above its maximum).
+        ``top_k`` is a hint: a dense backend (``full_distribution``) ignores it; a sparse
+        backend returns at most that many (and raises CapabilityError above its maximum).
         """
         ...
 
@@ -130,7 +132,8 @@ def top_k_key(backend: Backend, top_k: int | None) -> int | None:
 def set_cache_budget(backend: object, mb: float) -> bool:
     """Set the backend's optional ``cache_budget_bytes`` to ``mb`` MiB; False (nothing
     done) for a backend without a budgeted prefix cache."""
-    if not isinstance(getattr(backend, "cache_budget_bytes", None), int):
+    budget = getattr(backend, "cache_budget_bytes", None)
+    if not isinstance(budget, numbers.Integral) or isinstance(budget, bool):
         return False
     backend.cache_budget_bytes = int(mb * 2**20)  # type: ignore[attr-defined]
     return True

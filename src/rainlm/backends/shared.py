@@ -175,12 +175,15 @@ class SharedBackend:
                     call.done = True
 
     def _answer(self, calls: list[_Call], top_k: int | None) -> None:
-        """One backend call for ``calls``; when it fails and several calls shared it,
-        each is retried alone, so an error reaches only the call that caused it."""
+        """One backend call for ``calls``; when it fails (or answers a wrong number of
+        contexts) and several calls shared it, each is retried alone, so an error reaches
+        only the call that caused it."""
         contexts = [ctx for call in calls for ctx in call.contexts]
         before = _snapshot(self.backend)
         try:
             dists = self.backend.next_logprobs(contexts, top_k=top_k)
+            if len(calls) > 1 and len(dists) != len(contexts):  # slicing would mix requests
+                raise ValueError(f"{len(dists)} distributions for {len(contexts)} contexts")
         except Exception as exc:
             if len(calls) == 1:
                 calls[0].error, calls[0].done = exc, True

@@ -119,11 +119,12 @@ Examples:
               show_default=True,
               help="Searches that run at once; their model calls are batched together, so "
                    "concurrent requests share forward passes.")
-@click.option("--cache-mb", type=click.FloatRange(0, min_open=True), default=None,
-              metavar="MiB",
-              help="Memory budget of the model's prefix KV cache (in-process backends). "
-                   "Default: the backend's own (512). Concurrent searches each need a "
-                   "working set: give about 512 per --max-concurrent search when memory allows.")
+@click.option("--cache-mb", type=click.FloatRange(0, min_open=True),
+              default=_default("cache_mb"), metavar="MiB",
+              help="Memory budget of the model's prefix KV cache (the transformers "
+                   "backend). Default: the backend's own (512). Concurrent searches each "
+                   "keep a working set there; too small a budget makes them encode "
+                   "prefixes again.")
 @click.option("--queue-size", metavar="N", type=click.IntRange(min=0),
               default=_default("queue_size"), show_default=True,
               help="Requests that may wait while --max-concurrent run; more get 429 with "

@@ -53,7 +53,8 @@ class BatchCounts:
     rounds: int = 0
     """Rounds: each answers every call the searches in flight were waiting for."""
     model_calls: int = 0
-    """``next_logprobs`` calls made (one per model and ``top_k`` per round)."""
+    """``next_logprobs`` calls made (one per model per round; per ``top_k`` too on a
+    sparse backend)."""
     searches_per_model_call: list[int] = field(default_factory=list)
     """For each of those calls, how many searches' calls it answered (its batch size)."""
     contexts: int = 0

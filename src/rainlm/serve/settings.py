@@ -71,8 +71,8 @@ class ServerSettings:
     """Memory budget of the in-process model's prefix KV cache, in MiB (None: the
     backend's own, 512 for transformers). Concurrent searches each keep a working set
     there: too small a budget makes them evict each other's prefixes and encode them
-    again (``benchmarks/RESULTS.md``, "Searches together"). Ignored by backends
-    without such a cache (an HTTP engine has its own)."""
+    again (``benchmarks/RESULTS.md``, "Searches together"). Ignored, with a warning, by
+    backends without such a budget (llama.cpp in process; an HTTP engine has its own)."""
     queue_size: int = 8
     """Requests that may wait while ``max_concurrent`` run; more get 429 with
     Retry-After."""
