@@ -65,7 +65,8 @@ def phase(backend, prompts: list[str], args: argparse.Namespace, together: int) 
             "decode_tokens": after["decode_tokens"] - before["decode_tokens"],
             "mean_batch": round(counts.mean_batch, 2) if sizes else 1,
             "max_batch": max(sizes) if sizes else 1,
-            "texts": [r.text for r in results], "searches": sum(r.stats["searches"] for r in results)}
+            "texts": [r.text for r in results],
+            "searches": sum(r.stats["searches"] for r in results)}
 
 
 def _config(args: argparse.Namespace):
@@ -100,7 +101,8 @@ def main() -> None:
               f"{__import__('os').environ.get('OMP_NUM_THREADS', 'default')} torch thread(s)\n"
               f"machine: {machine()}\n\n")
     text = (header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n"
-            f"together / one after another: answers/s x{both['answers_per_s'] / alone['answers_per_s']:.2f}, "
+            f"together / one after another: answers/s "
+            f"x{both['answers_per_s'] / alone['answers_per_s']:.2f}, "
             f"forward passes x{both['forward_passes'] / alone['forward_passes']:.2f}, "
             f"prefill tokens x{both['prefill_tokens'] / max(alone['prefill_tokens'], 1):.2f}; "
             f"same answer text: {same}/{args.n}\n")

@@ -93,9 +93,10 @@ def generate_many(backend: Backend, prompts: Sequence[PromptLike],
     share the clock, and a round waits for the whole batch. The arguments are
     :func:`generate`'s, except ``seed``: one for every prompt, or a list of one per
     prompt; ``evaluator`` and ``embedder`` are built once and shared by the searches.
-    ``batch_counts`` (optional) receives how many searches each model call served. Each result's ``stats["wall_time_s"]`` and ``stats["backend"]`` are the
-    whole run's, shared by the answers (``stats["answered_together"]``: how many). When
-    a search fails the others still finish, then the first error is raised.
+    ``batch_counts`` (optional) receives how many searches each model call served.
+    Each result's ``stats["wall_time_s"]`` and ``stats["backend"]`` are the whole run's,
+    shared by the answers (``stats["answered_together"]``: how many). When a search
+    fails the others still finish, then the first error is raised.
     """
     _check_backend(backend)
     if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
