@@ -52,13 +52,16 @@ class BatchCounts:
 
     rounds: int = 0
     """Rounds: each answers every call the searches in flight were waiting for."""
-    model_calls: int = 0
-    """``next_logprobs`` calls made (one per model per round; per ``top_k`` too on a
-    sparse backend)."""
     searches_per_model_call: list[int] = field(default_factory=list)
-    """For each of those calls, how many searches' calls it answered (its batch size)."""
+    """For each ``next_logprobs`` call made (one per model per round; per ``top_k`` too
+    on a sparse backend), how many searches' calls it answered (its batch size)."""
     contexts: int = 0
     """Contexts in those calls."""
+
+    @property
+    def model_calls(self) -> int:
+        """``next_logprobs`` calls made."""
+        return len(self.searches_per_model_call)
 
     @property
     def mean_batch(self) -> float:
@@ -76,13 +79,10 @@ def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
     ended = [Finished() for _ in searches]
     waiting: dict[int, ModelCall] = {}
 
-    def resume(i: int, result: Any = None, error: BaseException | None = None,
-               first: bool = False) -> None:
-        steps = searches[i]
+    def resume(i: int, result: Any = None, error: BaseException | None = None) -> None:
+        steps = searches[i]  # (sending None to a new generator starts it)
         try:
-            if first:
-                waiting[i] = next(steps)
-            elif error is not None:
+            if error is not None:
                 waiting[i] = steps.throw(error)
             else:
                 waiting[i] = steps.send(result)
@@ -93,7 +93,7 @@ def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
 
     try:
         for i in range(len(searches)):
-            resume(i, first=True)
+            resume(i)
         while waiting:
             calls, waiting = waiting, {}
             counts.rounds += 1
@@ -149,7 +149,6 @@ def answer_group(group: list[tuple[int, ModelCall]], backend: Backend,
             out.update(answer_group([member], backend, counts))
         return out
     if isinstance(merged, NextDists):
-        counts.model_calls += 1
         counts.searches_per_model_call.append(len(group))
         counts.contexts += len(merged.contexts)
     if sizes is None:
