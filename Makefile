@@ -21,11 +21,15 @@ demo: setup
 	@echo "   so expect RAIN's answer to be no safer than greedy's; use a rule or a stronger judge."
 	.venv/bin/rain generate --compare --budget-fallback greedy --time-budget $(BUDGET) --max-new-tokens 48 "$(PROMPT)"
 
+# One worker process (pytest-xdist): a test that crashes the interpreter (a signal in C
+# code) is reported as failed and a new worker runs the rest.
+PYTEST = .venv/bin/python -m pytest -q -n 1 --max-worker-restart 20
+
 test: setup-engines
-	.venv/bin/python -m pytest -q
+	$(PYTEST)
 
 test-fast: setup
-	.venv/bin/python -m pytest -q -m "not model"
+	$(PYTEST) -m "not model"
 
 bench: setup
 	.venv/bin/python benchmarks/run_all.py

@@ -4,14 +4,17 @@ On the embedded SmolLM2-135M-Instruct and prompts from the shipped data sets (Vi
 AdvBench behaviours), prints:
 
 1. greedy: ms per answer token (the unit everything else is divided by);
-2. RAIN with the self-evaluation judge (harmless preset, paper hyperparameters):
-   seconds per search iteration and that in greedy-token times; tokens the model
-   encoded per iteration, and ÷ the minimum (every distinct token encoded once);
-   RAIN time per answer token ÷ greedy time per token;
+2. RAIN with the self-evaluation judge, for each preset of ``--presets`` (default: the
+   default search, ``harmless``, and the paper's algorithm, ``paper``): seconds per
+   search iteration and that in greedy-token times; tokens the model encoded per
+   iteration, and ÷ the minimum (every distinct token encoded once); RAIN time per
+   answer token ÷ greedy time per token;
 3. the overhead floor: the same with an evaluator that approves everything, so the
-   search stops as early as the paper's rule allows;
-   (both also in the optional parallel search mode, 4 leaves per round);
-4. how time per iteration moves with the search budget (max_searches).
+   search stops as early as the preset's rules allow;
+   (both also in the optional parallel search mode, 4 leaves per round, for the first
+   preset);
+4. how time per iteration moves with the search budget (the paper preset's
+   ``max_searches``, per step; the default search's ``max_total_searches``, per answer).
 
     .venv/bin/python benchmarks/search_cost.py [--vicuna 3] [--advbench 2] [--max-new-tokens 16] [--threads 1]
 
@@ -86,7 +89,11 @@ def main() -> None:
     ap.add_argument("--vicuna", type=int, default=3, help="Vicuna questions (3)")
     ap.add_argument("--advbench", type=int, default=2, help="AdvBench behaviours (2)")
     ap.add_argument("--max-new-tokens", type=int, default=16, help="answer limit (16)")
-    ap.add_argument("--budgets", default="10,25,50", help="max_searches values to sweep")
+    ap.add_argument("--budgets", default="10,25,50",
+                    help="search budgets to sweep (max_searches, or max_total_searches for a "
+                         "preset that has one)")
+    ap.add_argument("--presets", default="harmless,paper",
+                    help="presets to measure, in one run (harmless: the default search)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     ap.add_argument("--only-floor", action="store_true",
                     help="only greedy and the approve-all floor (sequential), no sweep")
@@ -104,28 +111,40 @@ def main() -> None:
     counter = DistinctTokenCounter(backend)
     embedder = load_embedder("auto")
     prompts = vicuna_prompts(args.vicuna) + advbench_prompts(args.advbench)
-    cfg = rainlm.RainConfig.preset("harmless")
-    judge = SelfEvaluator(counter, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)
+    presets = [x for x in args.presets.split(",") if x]
+    configs = {name: rainlm.RainConfig.preset(name) for name in presets}
+    first = configs[presets[0]]
+    judge = SelfEvaluator(counter, first.rubric, scoring=first.scoring, orders=first.judge_orders)
     run_greedy(backend, prompts[:1], 4)  # warm-up (first-call overheads)
     greedy_runs: list = []
     greedy_s = run_greedy(backend, prompts, args.max_new_tokens, greedy_runs)
 
-    rows, raw = [], {"greedy_s_per_token": greedy_s, "greedy_per_prompt": greedy_runs}
-    parallel = cfg.replace(search_mode="parallel", parallel_leaves=4)
-    runs = [("self-eval judge", judge, cfg), ("approve-all (floor)", approve_all, cfg),
-            ("self-eval, parallel x4", judge, parallel), ("approve-all, parallel x4", approve_all, parallel)]
+    rows, raw = [], {"greedy_s_per_token": greedy_s, "greedy_per_prompt": greedy_runs,
+                     "presets": {name: c.to_dict() for name, c in configs.items()}}
+    runs = []
+    for name, cfg in configs.items():
+        runs += [(f"{name}: self-eval judge", judge, cfg),
+                 (f"{name}: approve-all (floor)", approve_all, cfg)]
+    parallel = first.replace(search_mode="parallel", parallel_leaves=4)
+    runs += [(f"{presets[0]}: self-eval, parallel x4", judge, parallel),
+             (f"{presets[0]}: approve-all, parallel x4", approve_all, parallel)]
     if args.only_floor:
-        runs, args.budgets = runs[1:2], ""
+        runs, args.budgets = [r for r in runs if "floor" in r[0]], ""
     for name, ev, c in runs:
         tot = run_rain(backend, counter, prompts, args.max_new_tokens, c, ev, embedder)
         rows.append(summarize(name, tot, greedy_s))
         raw[name] = tot
     sweep = []
     for b in [int(x) for x in args.budgets.split(",") if x]:
-        c = cfg.replace(max_searches=b, min_new_searches=min(cfg.min_new_searches, b))
-        tot = run_rain(backend, counter, prompts[:1], args.max_new_tokens, c, judge, embedder)
-        sweep.append(summarize(f"max_searches={b}", tot, greedy_s))
-        raw[f"sweep_{b}"] = tot
+        for name, cfg in configs.items():
+            if cfg.max_total_searches is not None:  # the default search: passes per answer
+                c, knob = cfg.replace(max_total_searches=b), "max_total_searches"
+            else:  # the paper: passes per step
+                c = cfg.replace(max_searches=b, min_new_searches=min(cfg.min_new_searches, b))
+                knob = "max_searches"
+            tot = run_rain(backend, counter, prompts[:1], args.max_new_tokens, c, judge, embedder)
+            sweep.append(summarize(f"{name}: {knob}={b}", tot, greedy_s))
+            raw[f"sweep_{name}_{b}"] = tot
 
     head = ["run", "searches", "s/iteration", "iteration ÷ greedy token", "tokens encoded/iteration",
             "encoded ÷ distinct", "RAIN ÷ greedy per answer token"]
@@ -133,14 +152,16 @@ def main() -> None:
     print(f"prompts: {len(prompts)} ({args.vicuna} Vicuna + {args.advbench} AdvBench), "
           f"max_new_tokens={args.max_new_tokens}, greedy {greedy_s * 1e3:.1f} ms/token\n")
     print(table(head, rows))
+    print(f"presets: {', '.join(presets)}")
     print("\nsearch budget sweep (first prompt, self-eval judge):\n")
     print(table(head, sweep))
     print("\nper prompt (self-eval judge vs greedy):\n")
     print(table(["prompt", "RAIN s", "greedy s", "RAIN tokens", "greedy tokens", "RAIN searches"],
                 [[g["prompt"], r["seconds"], g["seconds"], r["tokens"], g["tokens"], r["searches"]]
-                 for r, g in zip(raw["self-eval judge"]["per_prompt"], greedy_runs)]))
-    print("\nphase seconds (self-eval judge):", json.dumps(
-        {k: round(v, 2) for k, v in raw["self-eval judge"]["phases"].items()}))
+                 for r, g in zip(raw[f"{presets[0]}: self-eval judge"]["per_prompt"], greedy_runs)]))
+    for name in presets:
+        print(f"\nphase seconds ({name}, self-eval judge):", json.dumps(
+            {k: round(v, 2) for k, v in raw[f"{name}: self-eval judge"]["phases"].items()}))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(raw, indent=1))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.needs import require_embedded_model, require_module
+
 
 @pytest.fixture(scope="session")
 def embedded_backend():
@@ -12,7 +14,9 @@ def embedded_backend():
     One thread: on a busy 2-core machine two OpenMP threads wait on each other
     (measured: a test file took 142 s with 2 threads, 15 s with one).
     """
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
+    require_module("transformers")
+    require_embedded_model()
     from rainlm.backends.embedded import load_embedded_backend
 
     threads = torch.get_num_threads()

@@ -18,7 +18,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["EngineServer", "free_port", "llama_server_importable"]
+__all__ = ["ENGINE_INSTALL", "EngineServer", "free_port", "llama_server_importable"]
+
+ENGINE_INSTALL = ("run scripts/setup --engines (or pip install 'rainlm[engine]'), or set "
+                  "RAINLM_ENGINE_URL to a running server's /v1 URL (scripts/engine_server start)")
+"""How to get the engine the HTTP backend's tests drive (the message of a missing one)."""
 
 
 def free_port() -> int:

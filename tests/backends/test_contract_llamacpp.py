@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.backends.needs import require_module
+from tests.needs import require_module
 
-require_module("llama_cpp", "RAINLM_REQUIRE_LLAMACPP")
+require_module("llama_cpp", part="llama.cpp")
+# a build that crashes on this CPU fails these tests, not the run (conftest)
+pytestmark = pytest.mark.usefixtures("llamacpp_runs")
 
 from tests.backends.contract import BackendContract  # noqa: E402
 

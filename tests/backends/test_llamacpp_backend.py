@@ -11,9 +11,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from tests.backends.needs import require_module
+from tests.needs import require_module
 
-require_module("llama_cpp", "RAINLM_REQUIRE_LLAMACPP")
+require_module("llama_cpp", part="llama.cpp")
+# a build that crashes on this CPU fails these tests, not the run (conftest)
+pytestmark = pytest.mark.usefixtures("llamacpp_runs")
 
 from rainlm.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from rainlm.errors import (  # noqa: E402

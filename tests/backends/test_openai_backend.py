@@ -15,7 +15,9 @@ import pytest
 
 import rainlm
 from rainlm.errors import BackendError, CapabilityError
-from tests.backends.engine import EngineServer, free_port, llama_server_importable
+from tests.backends.engine import (ENGINE_INSTALL, EngineServer, free_port,
+                                   llama_server_importable)
+from tests.needs import require
 
 model = pytest.mark.model
 QUESTION = "What is the capital of France?"
@@ -174,8 +176,8 @@ def test_rain_with_self_evaluation_over_http(backend):
 @model
 def test_engine_dying_mid_search_is_a_prompt_backend_error():
     """Kill the server while RAIN runs: a clean BackendError naming the URL, in bounded time."""
-    if not llama_server_importable():
-        pytest.skip("llama_cpp.server is not importable")
+    require(llama_server_importable(), "llama_cpp.server (the llama.cpp engine)",
+            ENGINE_INSTALL, part="engine")
     from rainlm.backends.openai_compat import OpenAICompatibleBackend
 
     with EngineServer() as server:

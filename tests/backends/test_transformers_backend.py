@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rainlm.errors import CapabilityError, ModelNotFoundError
+from tests.needs import require_embedded_model, require_module
 
 model = pytest.mark.model
 TOL = 1e-4  # max abs difference of log-probs, cached vs fresh
@@ -21,8 +22,9 @@ TOL = 1e-4  # max abs difference of log-probs, cached vs fresh
 
 @pytest.fixture(scope="module")
 def backend():
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("transformers")
+    torch = require_module("torch")
+    require_module("transformers")
+    require_embedded_model()
     from rainlm.backends.embedded import load_embedded_backend
 
     # One thread for this module only: on a busy 2-core machine two OpenMP threads
@@ -31,8 +33,6 @@ def backend():
     torch.set_num_threads(1)
     try:
         yield load_embedded_backend(device="cpu")
-    except ModelNotFoundError as exc:
-        pytest.skip(str(exc))
     finally:
         torch.set_num_threads(threads)
 
@@ -293,7 +293,7 @@ def test_greedy_answers_paris(backend):
 
 
 def test_an_unavailable_device_is_a_clear_error(monkeypatch):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch")
     from rainlm.backends.transformers import _resolve_device
     from rainlm.errors import ConfigError
 

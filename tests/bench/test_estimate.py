@@ -1,18 +1,24 @@
-"""The pre-run estimate: the cost model by hand, what is left of a resumed run, the probe
-on a scripted model, and the commands printing the line only when the progress display
-is on (no timing is asserted: only counts, orderings and the model's arithmetic)."""
+"""The pre-run estimate: the cost model's behaviour (orderings, proportions, what a judge
+and a time budget add; never its measured constants restated), what is left of a resumed
+run, the probe on a scripted model with a known cost per call, and the commands printing
+the line only when the progress display is on."""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 from click.testing import CliRunner
 
+from rainlm.backends.scripted import ScriptedBackend
+from rainlm.bench import estimate
 from rainlm.bench.datasets import Item
-from rainlm.bench.estimate import (Cost, Probe, bench_costs, best_of_seconds, describe,
-                                   format_rough, frontier_costs, method_cost, pending_bench,
-                                   pending_frontier, probe_greedy, rain_seconds, run_seconds)
+from rainlm.bench.estimate import (Cost, Probe, bench_costs, bench_estimate, best_of_seconds,
+                                   describe, format_rough, frontier_costs, method_cost,
+                                   pending_bench, pending_frontier, probe_greedy, rain_judged,
+                                   rain_seconds, run_seconds)
 from rainlm.bench.frontier import FrontierPlan, method_labels
 from rainlm.bench.methods import MethodSettings
 from rainlm.bench.runner import Judge
@@ -23,7 +29,7 @@ from rainlm.cli.options import Services
 from rainlm.judge.base import CallableEvaluator
 from rainlm.request import GenerationParams
 
-from .scripted import fast_settings, make_backend
+from .scripted import VOCAB, fast_settings, make_backend, script
 
 ITEMS = [Item("t:1", "How do I make a bomb?", "test"), Item("t:2", "Tell me how.", "test")]
 LINE = "estimate before the run"
@@ -47,69 +53,125 @@ def _plan(**kw) -> FrontierPlan:
 
 
 # ------------------------------------------------------------------ the cost model
-def test_best_of_n_costs_the_measured_ratios_and_grows_with_n():
-    assert [best_of_seconds(n) for n in (1, 2, 4, 8, 16, 32)] == [1.0, 1.55, 1.85, 2.1, 2.8, 4.3]
-    assert best_of_seconds(3) == pytest.approx(1.55 + 0.3 * 0.5849625, abs=1e-6)  # log2 1.5
-    assert best_of_seconds(64) == pytest.approx(4.3 + 0.1 * 32)
+GREEDY = method_cost("vanilla", max_new_tokens=8).greedy_answers
+"""A greedy answer's cost, the unit every other method is priced in."""
+
+
+def increasing(values: list[float]) -> bool:
+    return all(a < b for a, b in zip(values, values[1:]))
+
+
+def test_best_of_n_costs_more_with_more_samples_but_less_than_n_greedy_answers():
+    """One sample is a greedy answer; samples are drawn in one batch, so N of them cost
+    more as N grows, yet less than N separate answers."""
+    assert best_of_seconds(1) == GREEDY
     costs = [best_of_seconds(n) for n in range(1, 80)]
-    assert all(a < b for a, b in zip(costs, costs[1:]))
+    assert increasing(costs)
+    assert all(best_of_seconds(n) < n * GREEDY for n in range(2, 80))
 
 
-def test_rain_costs_grow_with_the_budget_and_an_unbounded_search_costs_most():
-    assert [rain_seconds(b) for b in (8, 16, 32)] == pytest.approx([4.7, 6.5, 8.3])
-    assert rain_seconds(1) == 1.5 and rain_seconds(None) == 50.0
-    costs = [rain_seconds(b) for b in (2, 4, 8, 16, 32, 64, 128)]
-    assert all(a < b for a, b in zip(costs, costs[1:])) and costs[-1] < rain_seconds(None)
+def test_rain_costs_more_than_greedy_more_with_its_budget_and_most_without_one():
+    budgets = [2 ** k for k in range(11)]  # 1 ... 1024 passes
+    costs = [rain_seconds(b) for b in budgets]
+    assert min(costs) > GREEDY  # at least greedy's answer plus a pass
+    assert all(a <= b for a, b in zip(costs, costs[1:])) and costs[-1] > costs[3]
+    assert rain_seconds(None) > max(costs)
+    assert rain_judged(16, 48) > rain_judged(8, 48)  # more passes judge more texts
+    assert rain_judged(None, 20) == 2 * rain_judged(None, 10)  # per answer token
 
 
-def test_method_cost_counts_judged_texts_only_when_the_judge_is_the_model():
-    assert method_cost("best-of-n", n=8, max_new_tokens=48) == Cost(2.1, 0.0)
-    assert method_cost("best-of-n", n=8, max_new_tokens=48, model_judge=True) == Cost(2.1, 8.0)
-    assert method_cost("args", max_new_tokens=48, model_judge=True) == Cost(1.0, 480.0)
-    assert method_cost("rain", budget=16, max_new_tokens=48, model_judge=True) == \
-        Cost(pytest.approx(6.5), pytest.approx(1.2 * 16))
-    assert method_cost("rain", budget=None, max_new_tokens=10, model_judge=True) == Cost(50.0, 80.0)
-    with pytest.raises(ValueError):
+def test_only_a_model_judge_costs_time_and_its_texts_grow_with_the_work():
+    kinds = [("vanilla", {}), ("vanilla-sampled", {}), ("best-of-n", {"n": 8}),
+             ("args", {}), ("rain", {"budget": 16}), ("rain", {"budget": None})]
+    for kind, kw in kinds:
+        rule = method_cost(kind, max_new_tokens=48, **kw)
+        model = method_cost(kind, max_new_tokens=48, model_judge=True, **kw)
+        assert rule.judged_texts == 0.0 and model.greedy_answers == rule.greedy_answers, kind
+        assert (model.judged_texts > 0) == (kind not in ("vanilla", "vanilla-sampled")), kind
+    judged = lambda kind, **kw: method_cost(kind, model_judge=True, **kw).judged_texts  # noqa: E731
+    assert judged("best-of-n", n=8, max_new_tokens=48) == 8  # each sample once
+    assert judged("args", max_new_tokens=48) == 2 * judged("args", max_new_tokens=24)
+    assert judged("rain", budget=None, max_new_tokens=48) > judged("rain", budget=16,
+                                                                 max_new_tokens=48)
+    with pytest.raises(ValueError, match="beam"):
         method_cost("beam", max_new_tokens=8)
 
 
-def test_run_seconds_by_hand_is_a_pure_function():
+def test_run_seconds_adds_answers_scales_with_the_probe_and_caps_a_time_budget():
     costs = [Cost(1.0), Cost(2.0, judged_texts=4.0), Cost(10.0, time_cap_s=5.0)]
     # 1 × 2 s; 2 × 2 s + 4 × 0.5 s; 10 × 2 s capped at 5 s (the budget bounds search and
     # greedy finish together) + the run's one judgement of the answer
     assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 2.0 + 6.0 + 5.5
-    assert run_seconds(costs, greedy_s=2.0, judge_s=0.5) == 13.5  # same inputs, same answer
     assert run_seconds([], greedy_s=2.0) == 0.0
+    uncapped = [Cost(1.0), Cost(2.0, judged_texts=4.0), Cost(3.0, judged_texts=1.0)]
+    once = run_seconds(uncapped, greedy_s=2.0, judge_s=0.5)
+    assert run_seconds(uncapped * 3, greedy_s=2.0, judge_s=0.5) == pytest.approx(3 * once)
+    assert run_seconds(uncapped, greedy_s=6.0, judge_s=1.5) == pytest.approx(3 * once)
+    cap = Cost(10.0, time_cap_s=5.0)
+    for greedy_s in (0.1, 1.0, 100.0):  # never above the cap and one judgement, nor above
+        capped = run_seconds([cap], greedy_s=greedy_s, judge_s=0.5)  # the uncapped cost
+        assert capped <= min(5.0 + 0.5, run_seconds([Cost(10.0)], greedy_s=greedy_s))
 
 
-def test_frontier_costs_count_best_of_n_once_per_prompt_and_grow_with_the_plan():
+def _frontier_seconds(plan: FrontierPlan, items=ITEMS, labels=None) -> float:
+    """The frontier's cost (greedy answer = 1 s) of ``plan`` on ``items``, only the
+    method labels ``labels`` keeps when given."""
+    pending = [(item, label, p) for item in items for label, p in method_labels(plan)
+               if labels is None or labels(label)]
+    return run_seconds(frontier_costs(pending), greedy_s=1.0)
+
+
+def test_frontier_time_grows_with_prompts_and_plan_and_best_of_n_is_drawn_once():
     plan = _plan()
-    pending = [(item, label, p) for item in ITEMS for label, p in method_labels(plan)]
-    per_prompt = (1.0 + 1.0 + 1.55 + 1.85 + 2 * 1.0 + 2 * 4.7 + 2 * 6.5)  # greedy, sampled,
-    # best-of-2 and -4 drawn once for both accuracies, args and rain@8, @16 per accuracy
-    assert run_seconds(frontier_costs(pending), greedy_s=1.0) == pytest.approx(2 * per_prompt)
-    bigger = _plan(best_of=(2, 4, 32), budgets=(8, 16, 32))
-    more = [(item, label, p) for item in ITEMS for label, p in method_labels(bigger)]
-    assert run_seconds(frontier_costs(more), greedy_s=1.0) > \
-        run_seconds(frontier_costs(pending), greedy_s=1.0)
+    assert _frontier_seconds(plan, ITEMS) == pytest.approx(2 * _frontier_seconds(plan, ITEMS[:1]))
+    assert _frontier_seconds(_plan(best_of=(2, 4, 32), budgets=(8, 16, 32))) > \
+        _frontier_seconds(plan)
+    # a second judge accuracy: best-of-N's samples are judged again, not drawn again;
+    # args and RAIN answer once per accuracy
+    one, two = _plan(noise=(1.0,)), _plan(noise=(1.0, 0.8))
+    best_of = lambda label: label.startswith("best-of-")  # noqa: E731
+    per_accuracy = lambda label: label == "args" or label.startswith("rain:")  # noqa: E731
+    assert _frontier_seconds(two, labels=best_of) == _frontier_seconds(one, labels=best_of) > 0
+    assert _frontier_seconds(two, labels=per_accuracy) == \
+        pytest.approx(2 * _frontier_seconds(one, labels=per_accuracy))
 
 
 def test_bench_costs_judge_answers_with_the_model_and_compute_greedy_once():
     settings = fast_settings(best_of_n=4)
-    cfg_budget = settings.config.max_total_searches
     todo = [(ITEMS[0], "vanilla", MODEL_JUDGE), (ITEMS[0], "vanilla", RULE_JUDGE),
             (ITEMS[0], "best-of-n", MODEL_JUDGE), (ITEMS[0], "rain", RULE_JUDGE)]
     costs = bench_costs(todo, settings)
-    assert costs[0] == Cost(1.0, 1.0)  # answered, then judged by the model
+    assert costs[0] == Cost(GREEDY, 1.0)  # answered, then judged by the model
     assert costs[1] == Cost(0.0, 0.0)  # the same greedy answer, judged by a rule
-    assert costs[2] == Cost(1.85, 4.0)  # four samples judged, no second judgement
-    assert costs[3] == Cost(pytest.approx(rain_seconds(cfg_budget)), 0.0, None)
+    assert costs[2] == Cost(best_of_seconds(4), 4.0)  # four samples judged, no second judgement
+    assert costs[3].greedy_answers > GREEDY and costs[3].judged_texts == 0.0
     larger = bench_costs([(ITEMS[0], "best-of-16", MODEL_JUDGE)], settings)[0]
     assert larger.greedy_answers > costs[2].greedy_answers and larger.judged_texts == 16.0
     capped = bench_costs([(ITEMS[0], "rain", MODEL_JUDGE)],
                          fast_settings(config=RainConfig.preset(
                                 "harmless", max_searches_per_step=4, time_budget_s=3.0)))[0]
     assert capped.time_cap_s == 3.0 and capped.judged_texts > 1.0
+
+
+def _estimate_seconds(monkeypatch, items, methods, judges=(RULE_JUDGE,)) -> float:
+    """``bench_estimate``'s seconds for a run on ``items``, with a probe that says one
+    answer token takes 1 s (the printed ``~N s`` / ``~N min`` read back)."""
+    monkeypatch.setattr(estimate, "probe_greedy", lambda *a, **kw: Probe(8.0, 8))
+    line = bench_estimate(make_backend(), items, methods, list(judges),
+                          fast_settings(max_new_tokens=10), "/nonexistent/run.jsonl")
+    number, unit = re.search(r"~([\d.]+) (s|min|h) for", line).groups()
+    return float(number) * {"s": 1, "min": 60, "h": 3600}[unit]
+
+
+def test_the_estimate_is_proportional_to_the_prompts_and_rain_costs_more_than_greedy(
+        monkeypatch):
+    """End to end (probe, costs, line): 10 answer tokens at 1 s each per greedy answer."""
+    one = _estimate_seconds(monkeypatch, ITEMS[:1], ["vanilla"])
+    assert one == 10.0
+    assert _estimate_seconds(monkeypatch, ITEMS, ["vanilla"]) == 2 * one
+    assert _estimate_seconds(monkeypatch, ITEMS[:1], ["vanilla"], (MODEL_JUDGE,)) > one
+    assert _estimate_seconds(monkeypatch, ITEMS[:1], ["rain"]) > one
+    assert _estimate_seconds(monkeypatch, ITEMS[:1], ["best-of-4"]) > one
 
 
 # ------------------------------------------------------------------ what is left
@@ -140,11 +202,27 @@ def test_pending_leaves_out_what_a_resumed_run_will_not_redo(tmp_path):
 
 
 # ------------------------------------------------------------------ probe and message
-def test_the_probe_answers_a_few_greedy_tokens_through_the_backend():
-    backend = make_backend()
+class SlowBackend(ScriptedBackend):
+    """The scripted bench model, ``DELAY`` seconds per model call: a known cost to time."""
+
+    def next_logprobs(self, contexts, **kw):
+        time.sleep(DELAY)
+        return super().next_logprobs(contexts, **kw)
+
+
+DELAY = 0.05
+"""Seconds per model call of SlowBackend."""
+SLACK_S = 2.0
+"""What a busy 2-core machine may add to the probe's sleeps (a bound, not a timing)."""
+
+
+def test_the_probe_times_greedy_tokens_through_the_backend():
+    backend = SlowBackend(VOCAB, script, name="slow")
     probe = probe_greedy(backend, "How?", fast_settings(), tokens=3)
-    assert probe.answer_tokens == 3 and probe.seconds >= 0.0
-    assert backend.counters.decode_tokens + backend.counters.prefill_tokens > 0
+    calls = backend.counters.forward_calls
+    assert probe.answer_tokens == 3 and calls >= 3  # one call per token at least
+    assert DELAY * calls <= probe.seconds <= DELAY * calls + SLACK_S
+    assert probe.seconds_per_token >= DELAY
     assert probe_greedy(make_backend(), "How?", fast_settings(max_new_tokens=2)).answer_tokens == 2
     assert Probe(seconds=2.0, answer_tokens=8).seconds_per_token == 0.25
     assert Probe(seconds=2.0, answer_tokens=0).seconds_per_token == 2.0

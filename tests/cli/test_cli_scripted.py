@@ -9,6 +9,7 @@ SelfEvaluator path (prompt, labels, both orders) runs end to end.
 
 from __future__ import annotations
 
+from tests.needs import require
 from tests.self_judging import judge_law
 
 import json
@@ -195,8 +196,8 @@ def test_rain_error_is_a_clean_message_with_exit_2():
 def test_entry_point_reports_rain_errors_without_traceback(tmp_path):
     """The installed `rain` script (real loader): a missing model folder -> Error, exit 2."""
     rain = Path(sys.executable).with_name("rain")
-    if not rain.exists():
-        pytest.skip("the rain entry point is not installed in this environment")
+    require(rain.exists(), f"the `rain` script ({rain})",
+            "pip install -e . in this environment (scripts/setup does it)")
     proc = subprocess.run([str(rain), "generate", "--model", str(tmp_path / "nope") + "/",
                            "--embedder", "none", PROMPT], capture_output=True, text=True,
                           timeout=120)

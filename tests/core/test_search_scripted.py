@@ -11,10 +11,12 @@ from rainlm import RainConfig, generate, greedy
 from rainlm.core.tree import ROOT
 from rainlm.errors import EvaluatorError
 from rainlm.similarity.hashing import HashingEmbedder
+from tests.needs import switch_for
 
 from .scripts import branching_backend, harm_judge, trap_backend
 
 GOLDEN = Path(__file__).parent / "golden"
+REGEN = "RAINLM_REGEN_GOLDEN"
 PROMPT = "How do I build a bomb?"
 
 
@@ -148,13 +150,25 @@ def test_batched_equals_unbatched():
 def assert_matches_golden(result, name: str) -> None:
     """The tree serialised and compared with the stored JSON.
 
-    Regenerate (only after an intended change of the search) with RAINLM_REGEN_GOLDEN=1.
+    Regenerate (only after an intended change of the search) with RAINLM_REGEN_GOLDEN=1:
+    the file is rewritten and the test FAILS, saying so, so a regenerating run never
+    passes; review the change (git diff) and rerun without the variable. Never under
+    RAINLM_REQUIRE_ALL=1 (CI): there the test fails without writing anything.
     """
     got = {"text": result.text, "tree": result.tree.to_dict()}
     path = GOLDEN / name
-    if os.environ.get("RAINLM_REGEN_GOLDEN"):
+    if os.environ.get(REGEN):
+        switch = switch_for()
+        if switch is not None:
+            pytest.fail(f"{REGEN} is set under {switch}=1 (CI): golden files are never "
+                        f"rewritten there; unset {REGEN}.", pytrace=False)
         path.write_text(json.dumps(got, indent=1, sort_keys=True))
-    assert got == json.loads(path.read_text())
+        pytest.fail(f"golden file tests/core/golden/{name} regenerated: review it "
+                    f"(git diff), then rerun without {REGEN} (a run that regenerates "
+                    f"never passes).", pytrace=False)
+    assert got == json.loads(path.read_text()), (
+        f"the search no longer gives golden/{name}; if it changed on purpose, rerun with "
+        f"{REGEN}=1, review the diff and rerun without it")
 
 
 def test_golden_tree():
@@ -165,6 +179,25 @@ def test_golden_tree():
 
 def test_golden_trap_tree():
     assert_matches_golden(run(trap_backend(), seed=0), "trap_seed0.json")
+
+
+def test_regenerating_a_golden_file_never_passes(tmp_path, monkeypatch):
+    """With RAINLM_REGEN_GOLDEN the file is rewritten and the test fails; under
+    RAINLM_REQUIRE_ALL=1 (CI) it fails without writing; the rewritten file then passes."""
+    monkeypatch.setitem(globals(), "GOLDEN", tmp_path)
+    monkeypatch.delenv("RAINLM_REQUIRE_ALL", raising=False)
+    monkeypatch.setenv(REGEN, "1")
+    result = run(trap_backend(), seed=0)
+    with pytest.raises(pytest.fail.Exception, match="regenerated: review it"):
+        assert_matches_golden(result, "trap_seed0.json")
+    written = (tmp_path / "trap_seed0.json").read_text()
+    assert written == (Path(__file__).parent / "golden" / "trap_seed0.json").read_text()
+    monkeypatch.setenv("RAINLM_REQUIRE_ALL", "1")
+    with pytest.raises(pytest.fail.Exception, match="never rewritten there"):
+        assert_matches_golden(result, "other.json")
+    assert not (tmp_path / "other.json").exists()
+    monkeypatch.delenv(REGEN)
+    assert_matches_golden(result, "trap_seed0.json")  # the regenerated file, compared
 
 
 # ---------------------------------------------------------- budgets, stops, errors

@@ -13,7 +13,7 @@ import pytest
 from rainlm.core.model_calls import drive
 from rainlm import RainConfig, generate, greedy
 from rainlm.backends.scripted import ScriptedBackend
-from rainlm.core.model_calls import ModelCalls
+from rainlm.core.model_calls import MIN_DECODE_STEPS, ModelCalls
 from rainlm.core.stats import SearchStats
 
 from .scripts import WORDS, branching_script
@@ -133,25 +133,77 @@ def test_a_stopped_greedy_answer_is_marked_as_a_stopped_rain_answer(clock):
     assert plain.stats["budget_exhausted"] is rain.stats["budget_exhausted"] is True
 
 
-def test_seconds_per_token_averages_one_context_calls_only(clock):
+def test_seconds_per_token_is_the_median_of_decode_steps_only(clock):
     backend = TimedBackend(clock)
     calls = ModelCalls(SearchStats())
-    assert calls.seconds_per_token() == 0.0
     ids = backend.render_prompt(({"role": "user", "content": PROMPT},))
-    drive(calls.next_dists([ids]), backend)
-    drive(calls.next_dists([ids, ids + [1], ids + [2]]), backend)  # a batch: 3 fake s, not counted
-    drive(calls.next_dists([ids + [1]]), backend)
-    assert calls.seconds_per_token() == 1.0
+
+    def ask(*contexts, extra_s=0.0):
+        """One call (one fake second per context), ``extra_s`` slower."""
+        steps = calls.next_dists([list(c) for c in contexts])
+        call = next(steps)  # the call is asked for: its clock starts
+        clock.now += extra_s
+        try:
+            steps.send(call.answer(backend))
+        except StopIteration:
+            pass
+
+    ask(ids, extra_s=30.0)  # the prompt: not a decode step
+    ask(ids, ids + [1], ids + [2])  # a batch: not counted
+    ask(ids + [1, 2, 3], extra_s=30.0)  # three new tokens: not a decode step
+    answer = ids + [1, 2, 3]
+    for extra in (0.0, 8.0, 0.0):
+        answer = answer + [4]
+        ask(answer, extra_s=extra)
+    assert calls.seconds_per_token() == 0.0  # three decode steps: too few to say
+    ask(answer + [4], extra_s=1.0)
+    assert sorted(calls.decode_step_seconds) == [1.0, 1.0, 2.0, 9.0]
+    assert calls.seconds_per_token() == 1.5  # the median: the slow step moves it little
+
+
+class SlowStartBackend(TimedBackend):
+    """``first_s`` fake seconds for each of the first ``slow_calls`` calls (a prompt
+    prefill on a busy machine, first use), then ``then_s`` per context."""
+
+    def __init__(self, clock: FakeClock, *, slow_calls: int, first_s: float, then_s: float):
+        super().__init__(clock, never_ending_script)
+        self.slow_calls, self.first_s, self.then_s = slow_calls, first_s, then_s
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        slow = len(self.call_starts) < self.slow_calls
+        before = self.clock.now
+        out = super().next_logprobs(contexts, top_k=top_k)
+        self.clock.now = before + (self.first_s if slow else self.then_s * len(contexts))
+        return out
+
+
+@pytest.mark.parametrize(("slow_calls", "first_s"), [(1, 6.0), (2, 6.0), (5, 2.0)])
+def test_slow_first_calls_do_not_reserve_the_budget_for_the_finish(clock, slow_calls, first_s):
+    # 30 fake seconds, 12 tokens; the first calls are slow (the prompt's prefill, first
+    # use, a burst of load), then 0.1 s per context. Reserving 12 tokens x the mean of the
+    # calls so far would leave no time to search at all, and so would the median of the
+    # first four decode steps when all of them fall in the burst (5 slow calls); from
+    # decode steps, with the reserve capped until a window of them is measured, the
+    # search runs many passes and the greedy finish still ends inside the budget
+    backend = SlowStartBackend(clock, slow_calls=slow_calls, first_s=first_s, then_s=0.1)
+    cfg = RainConfig.preset("harmless", time_budget_s=30.0)
+    started = clock.now
+    res = generate(backend, PROMPT, cfg, evaluator=lambda prompt, response: 0.0,
+                   embedder="none", seed=0, max_new_tokens=LENGTH)
+    assert res.stats["searches"] >= 3
+    assert len(res.token_ids) == LENGTH and not res.stats["greedy_tail_cut"]
+    assert max(backend.call_starts) < started + 30.0
 
 
 def test_a_budget_smaller_than_one_pass_still_gets_a_greedy_answer(clock):
     # 10 fake seconds: the first pass (a whole imagined answer) cannot fit. The reserve
-    # is re-checked on every model call, so the pass stops once the speed is known and
-    # the finish writes about what plain greedy writes in the same budget (10 tokens).
+    # is re-checked on every model call, so the pass stops once the speed is known (the
+    # median of MIN_DECODE_STEPS decode steps) and the finish writes what is left of
+    # what plain greedy writes in the same budget (10 tokens).
     res, backend, started = _rain(clock, 10.0)
     plain = greedy(TimedBackend(clock, never_ending_script), PROMPT, max_new_tokens=LENGTH,
                    time_budget_s=10.0)
-    assert res.stats["greedy_tail_tokens"] >= len(plain.token_ids) - 3
+    assert res.stats["greedy_tail_tokens"] >= len(plain.token_ids) - MIN_DECODE_STEPS - 2
     assert max(backend.call_starts) < started + 10.0
 
 
@@ -190,3 +242,21 @@ def test_a_cut_finish_replaced_by_the_best_judged_answer_is_not_marked_cut(clock
                    embedder="none", seed=0, max_new_tokens=LENGTH)
     assert len(res.token_ids) == LENGTH and res.stats["greedy_tail_tokens"] == 0
     assert res.stats["greedy_tail_cut"] is False
+
+
+def test_the_finish_leaves_time_for_its_comparison_with_the_best_answer(clock):
+    # each judgement takes 4 fake seconds, each context 0.25 s; a judged whole answer
+    # (0.5) is kept, so the finish ends with one more judgement (the greedy finish
+    # against it). The reserve holds that judgement too: the answer, comparison
+    # included, ends within the budget and one model call of it
+    def slow_judge(prompt: str, response: str) -> float:
+        clock.now += 4.0
+        return 0.5 if response.count(" ") == LENGTH else 0.0
+
+    backend = SlowStartBackend(clock, slow_calls=0, first_s=0.0, then_s=0.25)
+    cfg = RainConfig.preset("harmless", time_budget_s=30.0)
+    started = clock.now
+    res = generate(backend, PROMPT, cfg, evaluator=slow_judge, embedder="none", seed=0,
+                   max_new_tokens=LENGTH)
+    assert res.stats["finish_judgements"] == 1 and res.stats["searches"] >= 1
+    assert clock.now <= started + 30.0 + 0.25

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from rainlm.cli.main import cli
 from rainlm.distill import formats
+from tests.needs import require_module
 
 from .helpers import audit_db, bench_row, flagged, frontier_row, write_jsonl
 
@@ -35,7 +36,7 @@ def sources(tmp_path):
 
 def test_export_writes_every_format_and_prints_the_summary(sources, tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "datasets_available", lambda: True)
-    pytest.importorskip("datasets", reason="the datasets package is not installed")
+    require_module("datasets")
     out = tmp_path / "data"
     result = invoke("distill", "export", *sources, "--out", out)
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ from rainlm.distill.formats import (dpo_rows, is_chat, parse_formats, sft_rows,
                                     write_formats)
 from rainlm.distill.pairs import Pair
 from rainlm.errors import ConfigError, RainError
+from tests.needs import require_module
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 
@@ -93,8 +94,7 @@ def test_nothing_to_write_and_missing_datasets(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("pairs", [PLAIN, MIXED], ids=["standard", "conversational"])
 def test_read_back_with_datasets_loaders(tmp_path, pairs):
-    datasets = pytest.importorskip("datasets", reason="the datasets package is not "
-                                   "installed (pip install 'rainlm[distill]')")
+    datasets = require_module("datasets")
     out = tmp_path / "out"
     write_formats(pairs, out, ["dpo", "sft", "hf"])
     for name, rows in (("dpo", dpo_rows(pairs)), ("sft", sft_rows(pairs))):
@@ -110,9 +110,8 @@ def test_read_back_with_datasets_loaders(tmp_path, pairs):
 
 @pytest.mark.slow
 def test_trl_sees_the_formats_it_expects(tmp_path):
-    pytest.importorskip("datasets", reason="the datasets package is not installed")
-    data_utils = pytest.importorskip("trl.data_utils", reason="trl is not installed "
-                                     "(pip install 'rainlm[distill]')")
+    require_module("datasets")
+    data_utils = require_module("trl.data_utils")
     import datasets
 
     write_formats(MIXED, tmp_path / "chat", ["dpo", "sft"])

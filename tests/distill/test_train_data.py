@@ -9,6 +9,7 @@ import pytest
 from rainlm.distill.formats import write_formats
 from rainlm.distill.train_data import read_training_data, resolve_data_path
 from rainlm.errors import ConfigError
+from tests.needs import require_module
 
 from .helpers import write_jsonl
 from .test_formats import make_pair
@@ -62,7 +63,7 @@ def test_an_export_folder_gives_the_methods_file(tmp_path):
 
 
 def test_an_hf_folder_is_read_with_datasets(tmp_path):
-    pytest.importorskip("datasets", reason="the datasets package is not installed")
+    require_module("datasets")
     write_formats([make_pair("Q?", "A.", "B.")], tmp_path / "data", ["hf"])
     data = read_training_data(tmp_path / "data" / "hf" / "dpo")
     assert data.as_rows(chat=True)[0]["chosen"] == [{"role": "assistant", "content": "A."}]

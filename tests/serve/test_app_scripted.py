@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-pytest.importorskip("fastapi")
+from tests.needs import require_module
+
+require_module("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -383,21 +385,30 @@ def test_requests_cannot_choose_how_they_are_judged(served, rain, param):
 
 
 def test_the_fail_safe_judges_with_the_servers_rubric_even_when_requests_choose(tmp_path):
+    """The search judges as the request chose (its record's config says so); the
+    fail-safe judges every answer with the server's rubric and orders all the same. (The
+    adversarial rubric: another rubric, whose options the scripted judge can read.)"""
     store = TraceStore(tmp_path / "audit.sqlite3")
     settings = ServerSettings(api_key=KEY, policy="refuse", threshold=0.5, embedder="none",
                               allow_request_judge=True)
     app = create_ready_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)
+    chosen = {"max_searches": 4, "rubric": "adversarial", "judge_orders": "single",
+              "scoring": "continuous"}
     with TestClient(app, base_url=LOCAL) as client:
         wait_ready(client)
-        body = dict(CHAT, rain={"max_searches": 4, "rubric": "truthful", "judge_orders": "single",
-                                "scoring": "continuous", "method": "greedy"})
-        resp = client.post("/v1/chat/completions", json=body, headers=AUTH).json()
-    record = store.get(resp["id"])
-    assert record.config is None or record.config["rubric"] == "truthful"
-    assert record.scores["rubric"] == "harmless" and record.scores["judge_orders"] == "both"
+        searched = client.post("/v1/chat/completions", json=dict(CHAT, rain=chosen),
+                               headers=AUTH).json()
+        plain = client.post("/v1/chat/completions", headers=AUTH,
+                            json=dict(CHAT, rain={**chosen, "method": "greedy"})).json()
+    record = store.get(searched["id"])
+    assert searched["rain"]["method"] == "rain" and record.config is not None
+    assert {k: record.config[k] for k in ("rubric", "judge_orders", "scoring")} == \
+        {"rubric": "adversarial", "judge_orders": "single", "scoring": "continuous"}
+    for rec in (record, store.get(plain["id"])):
+        assert rec.scores["rubric"] == "harmless" and rec.scores["judge_orders"] == "both"
     # greedy complies ("Sure, here is how."): the server's harmless judge refuses it
-    assert resp["choices"][0]["finish_reason"] == "content_filter"
-    assert record.policy.action == "refused"
+    assert plain["choices"][0]["finish_reason"] == "content_filter"
+    assert store.get(plain["id"]).policy.action == "refused"
 
 
 def test_hostile_bodies_get_400_naming_the_field(served):

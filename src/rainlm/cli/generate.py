@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from rainlm.backends.base import clear_prefix_cache
+from rainlm.backends.threads import fit_torch_threads
 from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.options import RunOptions, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
@@ -38,6 +40,10 @@ class GenerateReport:
     """Greedy's answer (with --compare)."""
     config: RainConfig
     """The search config RAIN used."""
+    cold_cache: bool = True
+    """Each answer started from an empty prefix cache, so neither time includes keys and
+    values the other paid for (False: the backend cannot clear its cache, e.g. an
+    engine over HTTP; the later answer's time may come partly from the cache)."""
 
     def to_json(self) -> dict[str, Any]:
         """``{"rain": {...}, "vanilla": {...}}`` (``vanilla`` only with --compare)."""
@@ -62,12 +68,20 @@ class GenerateReport:
 
 
 # ------------------------------------------------------------------------- work
+def start_cold(backend: Any) -> bool:
+    """Empty the backend's prefix cache; whether the next answer starts cold (True also
+    for a backend without a prefix cache; False for one that cannot empty its own)."""
+    caps = getattr(backend, "capabilities", None)
+    return clear_prefix_cache(backend) or not getattr(caps, "prefix_cache", False)
+
+
 def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], options: RunOptions,
                  *, compare: bool = False, score: bool = True, embedder: Any = None,
                  on_progress: ProgressCallback | None = None,
                  status: ProgressLine | None = None) -> GenerateReport:
     """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily (with no
-    time budget: the baseline runs to its end).
+    time budget: the baseline runs to its end). Each answer starts from an emptied prefix
+    cache where the backend has one (``GenerateReport.cold_cache``).
 
     ``embedder``: a loaded Embedder or "none" (default: ``options.params.embedder``).
     ``score``: self-evaluate the final answers (continuous score and paper vote).
@@ -75,12 +89,14 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
     self-evaluation, and each answer reports the banned words it holds.
     """
     params = options.params
+    cold = start_cold(backend)
     rain = answer(backend, prompt, params, embedder=embedder, score=False,
                   on_progress=on_progress)
     vanilla = None
     if compare:
         if status is not None:
             status.status("greedy baseline…")
+        cold = start_cold(backend) and cold  # greedy's time is not RAIN's cache's
         vanilla = answer(backend, prompt, params.baseline(), score=False)
     if score:
         if status is not None:
@@ -88,7 +104,7 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
         judge = FinalJudge.of(params.config)
         rain = score_answer(backend, rain, judge)
         vanilla = None if vanilla is None else score_answer(backend, vanilla, judge)
-    return GenerateReport(rain=rain, vanilla=vanilla, config=params.config)
+    return GenerateReport(rain=rain, vanilla=vanilla, config=params.config, cold_cache=cold)
 
 
 # ---------------------------------------------------------------------- output
@@ -145,6 +161,9 @@ def render_text(report: GenerateReport) -> str:
         note = budget_note(a.result) if a.result.method == "rain" else None
         blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
                       + (f"[{note}]\n" if note else "") + f"[{_fmt_score(a)} | {summary_line(a)}]")
+    if not report.cold_cache:
+        blocks.append("[times: this backend cannot empty its prefix cache, so greedy's may "
+                      "come partly from what RAIN's search cached]")
     return "\n\n".join(blocks)
 
 
@@ -224,6 +243,7 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
             line.status("loading model…")
             backend = services.load_backend(options.model_spec(), options.device)
             embedder = services.load_embedder(options.params.embedder, options.device)
+            fit_torch_threads()  # busy CPUs: fewer threads run faster (backends.threads)
             line.status("searching…")
             report = run_generate(backend, prompt, options, compare=compare,
                                   score=compare or as_json or trace_path is not None,

@@ -41,6 +41,11 @@ class DecodeOutcome:
     greedy_tail_tokens: int  # tokens added by the greedy fallback after the budget
 
 
+EARLY_RESERVE_SHARE = 0.5
+"""Most of the time budget the finish may reserve while the decode speed rests on fewer
+than a window of decode steps (``ModelCalls.speed_settled``)."""
+
+
 def rain_decode(ctx: SearchContext, *,
                 on_progress: ProgressCallback | None = None) -> Steps[DecodeOutcome]:
     """Run RAIN until EOS, the length limit, a stop string or the time budget (steps:
@@ -96,9 +101,10 @@ def total_searches_spent(ctx: SearchContext) -> bool:
 
 def set_search_deadline(ctx: SearchContext) -> None:
     """Set the search's deadline (``ctx.deadline``, also the model calls'): the time
-    budget's end, less — with ``budget_fallback="greedy"`` — the time a greedy finish of
-    the answer's remaining tokens is expected to take (``ModelCalls.seconds_per_token``),
-    so that the finish also ends within the budget. Called before every pass: the
+    budget's end, less — with ``budget_fallback="greedy"`` — the time the finish is
+    expected to take (``finish_reserve``: a greedy finish of the answer's remaining
+    tokens at ``ModelCalls.seconds_per_token``, and the comparison with the best judged
+    answer), so that the finish also ends within the budget. Called before every pass: the
     reserve shrinks as the answer is committed and follows the measured speed."""
     end = ctx.budget_end
     if end is not None and ctx.calls.reserve is not None:
@@ -108,9 +114,18 @@ def set_search_deadline(ctx: SearchContext) -> None:
 
 
 def finish_reserve(ctx: SearchContext) -> float:
-    """Seconds a greedy finish of the tokens not yet committed should take."""
+    """Seconds the finish should take: a greedy finish of the tokens not yet committed,
+    and — with ``keep_best_answer``, once there is a best judged whole answer — the
+    judgement that compares the finished answer with it."""
     left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
-    return max(0, left) * ctx.calls.seconds_per_token()
+    reserve = max(0, left) * ctx.calls.seconds_per_token()
+    if ctx.config.keep_best_answer and ctx.best_answer is not None:
+        reserve += ctx.calls.seconds_per_judgement()
+    if not ctx.calls.speed_settled() and ctx.config.time_budget_s is not None:
+        # a speed measured on a few steps (a burst of load from another process, first
+        # use) must not end the search for good: the finish may be cut off instead
+        reserve = min(reserve, EARLY_RESERVE_SHARE * ctx.config.time_budget_s)
+    return reserve
 
 
 def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,

@@ -9,6 +9,7 @@ generator that yields the call it needs (a ``NextDists``, ``JudgeTexts`` or
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -67,8 +68,10 @@ def evaluation_steps(evaluator: Evaluator, requests: list[EvalRequest]) -> Steps
     return (yield JudgeTexts(evaluator, requests))
 
 
-SECONDS_WINDOW = 32
-"""Latest one-context calls that ``ModelCalls.seconds_per_token`` averages."""
+DECODE_WINDOW = 16
+"""Latest decode steps whose median ``ModelCalls.seconds_per_token`` is."""
+MIN_DECODE_STEPS = 4
+"""Decode steps measured before ``seconds_per_token`` says anything (0.0 until then)."""
 
 
 class ModelCalls:
@@ -91,20 +94,50 @@ class ModelCalls:
         self.reserve: Callable[[], float] | None = None
         """Seconds before ``deadline`` from which no call starts (the time a greedy finish
         needs, ``core.decode.set_search_deadline``); None: none."""
-        self.single_call_seconds: deque[float] = deque(maxlen=SECONDS_WINDOW)
-        """Wall seconds of the latest calls for one context (a decoding step, as a greedy
-        finish makes them): what ``seconds_per_token`` averages."""
+        self.decode_step_seconds: deque[float] = deque(maxlen=DECODE_WINDOW)
+        """Wall seconds of the latest decode steps: calls for one context that extends
+        the previous one-context call's by one token (as a greedy finish makes them;
+        simulations make them too). What ``seconds_per_token`` is the median of."""
+        self._last_single: list[int] | None = None  # the previous one-context call's context
+        self.judgement_seconds: deque[float] = deque(maxlen=DECODE_WINDOW)
+        """Wall seconds of the latest judge calls for one text (as a finish's comparison
+        with the best judged answer makes them): what ``seconds_per_judgement`` is the
+        median of."""
 
     @property
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
     def seconds_per_token(self) -> float:
-        """Mean wall seconds of the latest one-context calls (0.0 before the first): the
-        expected cost of one more greedy token. The first call of an answer also encodes
-        the prompt, which makes the estimate err on the long side."""
-        calls = self.single_call_seconds
-        return sum(calls) / len(calls) if calls else 0.0
+        """The expected cost of one more greedy token: the median wall seconds of the
+        latest decode steps; 0.0 until ``MIN_DECODE_STEPS`` have been measured.
+
+        Decode steps only: the first call of an answer also encodes the prompt, and a
+        call for a new branch re-encodes part of it, so their seconds say nothing about
+        a greedy finish. The median, over a window that moves with the search: a few
+        slow calls (first use, a burst of load from another process) neither reserve
+        the whole budget for the finish nor hide a lasting slow-down."""
+        steps = self.decode_step_seconds
+        if len(steps) < MIN_DECODE_STEPS:
+            return 0.0
+        return float(statistics.median(steps))
+
+    def speed_settled(self) -> bool:
+        """Whether ``seconds_per_token`` rests on a whole window of decode steps."""
+        return len(self.decode_step_seconds) >= DECODE_WINDOW
+
+    def seconds_per_judgement(self) -> float:
+        """The expected cost of judging one more text: the median wall seconds of the
+        latest one-text judge calls (0.0 before the first)."""
+        times = self.judgement_seconds
+        return float(statistics.median(times)) if times else 0.0
+
+    def note_single_call(self, context: list[int], seconds: float) -> None:
+        """Record a one-context call's time when it was a decode step."""
+        last = self._last_single
+        if last is not None and len(context) == len(last) + 1 and context[:-1] == last:
+            self.decode_step_seconds.append(seconds)
+        self._last_single = context
 
     def check_deadline(self) -> None:
         """DeadlineReached when the deadline has passed or the search was told to stop."""
@@ -126,9 +159,10 @@ class ModelCalls:
         if self.batched or len(contexts) == 1:
             self.stats.model_calls += 1
             started = time.perf_counter()
-            dists = yield NextDists([list(c) for c in contexts], top_k)
-            if len(contexts) == 1:
-                self.single_call_seconds.append(time.perf_counter() - started)
+            asked = [list(c) for c in contexts]
+            dists = yield NextDists(asked, top_k)
+            if len(asked) == 1:
+                self.note_single_call(asked[0], time.perf_counter() - started)
             return dists
         self.stats.model_calls += len(contexts)
         out = []

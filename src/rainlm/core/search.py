@@ -4,6 +4,7 @@ the search state; ``rounds.py`` runs them, one leaf or several per round."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
 from typing import Any
@@ -236,8 +237,11 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[
     if todo:
         ctx.calls.check_deadline()  # a judge call is a model call too
         name = getattr(ctx.evaluator, "name", "evaluator")
+        started = time.perf_counter()
         with ctx.stats.phase("judge"):
             values = yield from evaluation_steps(ctx.evaluator, todo)
+        if len(todo) == 1:
+            ctx.calls.judgement_seconds.append(time.perf_counter() - started)
         ctx.stats.evaluator_calls += 1
         for req, value in zip(todo, values):
             ctx.eval_cache[req.key] = check_value(value, name)
