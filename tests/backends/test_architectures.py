@@ -214,23 +214,12 @@ class TestTinyArchitectureContract(BackendContract):
     # What the embedded model knows ("Paris"), random weights cannot say:
     test_the_answer_starts_sensibly = None
 
-    def test_cached_equals_fresh_after_rewinding(self, b, prompt_ids):
-        """The contract's rewinding check without its "Paris" (knowledge) assertion."""
-        first, = b.next_logprobs([prompt_ids], top_k=10)
-        ext = prompt_ids + b.tokenize(" The capital of France is")
-        branch = prompt_ids + b.tokenize(" I think")
-        b.next_logprobs([ext], top_k=10)
-        b.next_logprobs([branch], top_k=10)
-        again, = b.next_logprobs([prompt_ids], top_k=10)
-        self.assert_same(first, again)
-        cached, = b.next_logprobs([ext], top_k=5)  # an exact hit, encoded on a copy
-        assert np.abs(cached.logprobs - fresh(b, ext)).max() < TOL
+    def assert_knows_the_capital(self, b, ext, dist) -> None:
+        """Instead of "Paris": the cached distribution equals a fresh forward."""
+        assert np.abs(dist.logprobs - fresh(b, ext)).max() < TOL
 
-    def test_greedy_answers_and_respects_the_length_limit(self, b):
-        """The contract's greedy check without its "Paris" (knowledge) assertion."""
-        r = rainlm.greedy(b, QUESTION + " Answer in one sentence.", max_new_tokens=12)
-        assert r.token_ids and len(r.token_ids) <= 12
-        assert r.finish_reason in {"eos", "length", "stop_string"}
+    def assert_knows_the_answer(self, text: str) -> None:
+        """Random weights know nothing: the contract's length and finish checks remain."""
 
 
 # ------------------------------------------------------------------ the models themselves

@@ -177,21 +177,26 @@ class SlowStartBackend(TimedBackend):
         return out
 
 
-@pytest.mark.parametrize(("slow_calls", "first_s"), [(1, 6.0), (2, 6.0), (5, 2.0)])
-def test_slow_first_calls_do_not_reserve_the_budget_for_the_finish(clock, slow_calls, first_s):
-    # 30 fake seconds, 12 tokens; the first calls are slow (the prompt's prefill, first
-    # use, a burst of load), then 0.1 s per context. Reserving 12 tokens x the mean of the
-    # calls so far would leave no time to search at all, and so would the median of the
-    # first four decode steps when all of them fall in the burst (5 slow calls); from
-    # decode steps, with the reserve capped until a window of them is measured, the
-    # search runs many passes and the greedy finish still ends inside the budget
-    backend = SlowStartBackend(clock, slow_calls=slow_calls, first_s=first_s, then_s=0.1)
+@pytest.mark.parametrize(("slow_calls", "first_s", "then_s", "tokens"), [
+    (1, 6.0, 0.1, LENGTH),  # a slow prompt prefill: not a decode step
+    (2, 6.0, 0.1, LENGTH),  # and a slow first decode step: outvoted by the median
+    (5, 0.6, 0.05, 48),  # the prefill and 4 decode steps slow (a burst of load)
+])
+def test_slow_first_calls_do_not_reserve_the_budget_for_the_finish(clock, slow_calls, first_s,
+                                                                  then_s, tokens):
+    # 30 fake seconds; the first calls are slow (the prompt's prefill, first use, a burst
+    # of load), then fast. Reserving the tokens x the mean of the calls so far would leave
+    # no time to search at all, and so would the median of the first four decode steps
+    # when all of them fall in the burst (48 x 0.6 s: 28.8 s); from decode steps, with the
+    # reserve capped until a window of them is measured, the search runs many passes and
+    # the greedy finish still ends inside the budget
+    backend = SlowStartBackend(clock, slow_calls=slow_calls, first_s=first_s, then_s=then_s)
     cfg = RainConfig.preset("harmless", time_budget_s=30.0)
     started = clock.now
     res = generate(backend, PROMPT, cfg, evaluator=lambda prompt, response: 0.0,
-                   embedder="none", seed=0, max_new_tokens=LENGTH)
+                   embedder="none", seed=0, max_new_tokens=tokens)
     assert res.stats["searches"] >= 3
-    assert len(res.token_ids) == LENGTH and not res.stats["greedy_tail_cut"]
+    assert len(res.token_ids) == tokens and not res.stats["greedy_tail_cut"]
     assert max(backend.call_starts) < started + 30.0
 
 

@@ -73,6 +73,7 @@ def test_an_hf_folder_is_read_with_datasets(tmp_path):
 @pytest.mark.parametrize("rows, tail, method, message", [
     ([], "", "dpo", "holds no rows"),
     ([PLAIN_ROW], "{not json\n", "dpo", r"line 2: not JSON"),
+    ([PLAIN_ROW], "[" * 200_000 + "]" * 200_000 + "\n", "dpo", r"line 2: a JSON value nested too deeply"),
     ([PLAIN_ROW, {"prompt": "Q", "chosen": "A"}], "", "dpo",
      r"line 2: field 'rejected' is missing"),
     ([{"messages": [{"role": "user", "content": "Q"}]}], "", "dpo",

@@ -465,6 +465,7 @@ def test_browser_facing_safety(tmp_path):
                             headers={"Content-Type": "text/plain"})
         assert plain.status_code == 415
         assert plain.json()["error"]["code"] == "unsupported_media_type"
+        assert plain.json()["error"]["type"] == "invalid_request_error"  # the client's error
         form = client.post("/v1/rain/reviews/tr_x", data={"decision": "approved"})
         assert form.status_code == 415
         page = client.get("/review")

@@ -173,6 +173,33 @@ def test_finish_reasons_are_openai_ones():
     assert openai_finish_reason("eos") == openai_finish_reason("stop_string") == "stop"
     assert openai_finish_reason("length") == openai_finish_reason("time_budget") == "length"
     assert openai_finish_reason("eos", refused=True) == "content_filter"
+    # a search the shutdown stopped was cut short, not at max_tokens: vLLM's "abort"
+    assert openai_finish_reason("stopped") == "abort"
+
+
+def test_the_shutdown_counts_only_the_requests_it_rejected(caplog):
+    """A job that a worker had already started when the shutdown came (in the queued set
+    for a moment) is not "rejected": the log and the records say what happened."""
+    import logging
+    import time
+    from concurrent.futures import Future
+
+    from rainlm.serve.engine import Engine, Job
+    from rainlm.trace.store import TraceStore
+
+    store = TraceStore(":memory:")
+    engine = Engine(S, store)
+    running, waiting = Future(), Future()
+    assert running.set_running_or_notify_cancel()  # a worker has it: it cannot be cancelled
+    for trace_id, future in (("tr_running", running), ("tr_waiting", waiting)):
+        job = Job(trace_id=trace_id, request=chat(), created_at="t", created=0,
+                  arrived=time.perf_counter())
+        engine._queued[trace_id] = (job, future)
+    with caplog.at_level(logging.WARNING, logger="rainlm.serve.engine"):
+        engine.begin_shutdown(0.0)
+    assert "1 queued request(s) rejected" in caplog.text
+    assert [r.id for r in store.list()] == ["tr_waiting"]
+    store.close()
 
 
 def _outcome(reason="time_budget", action="passed"):

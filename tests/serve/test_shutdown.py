@@ -70,7 +70,7 @@ def _shutdown_with_work_in_flight(tmp_path, signals, shutdown_timeout: str):
     assert stopped.answer == stopped.trace["text"]  # what the search had committed when stopped
     assert stopped.scores["value"] is not None  # and the fail-safe still judged it
     assert "shut down before this request's search started" in rejected.error
-    assert "shutting down" in log
+    assert "shutting down: 1 queued request(s) rejected" in log
     return results
 
 
@@ -79,6 +79,10 @@ def test_sigterm_records_the_running_search_and_rejects_the_queue(tmp_path):
     results = _shutdown_with_work_in_flight(tmp_path, [signal.SIGTERM], "1")
     queued = results["queued"]
     assert getattr(queued, "status_code", 503) == 503  # told to retry elsewhere, or cut off
+    # the stopped search's answer reaches its client cut short, and says so
+    running = results["running"].json()
+    assert running["rain"]["finish_reason"] == "stopped"
+    assert running["choices"][0]["finish_reason"] == "abort"
 
 
 @pytest.mark.model

@@ -182,3 +182,18 @@ def test_trace_output_never_sends_control_sequences_to_the_terminal(tmp_path):
         assert "\x1b" not in out.output and "\x07" not in out.output
     shown = invoke("trace", "show", "tr_evil", env=env).output
     assert "\\x1b" in shown  # visible, not obeyed
+
+
+def test_trace_show_never_prints_terminal_controls(tmp_path):
+    """A prompt or answer holding U+009B (a one-byte CSI: the terminal would obey what
+    follows) or U+202E (bidi override) is printed escaped, in text and in JSON alike."""
+    planted = "ok\u009b31m red\u202eevil"
+    path = tmp_path / "audit.sqlite3"
+    with TraceStore(path) as store:
+        store.record(make_record("tr_planted", answer=planted))
+    for extra in ((), ("--json",)):
+        out = invoke("trace", "show", "tr_planted", "--db", str(path), *extra)
+        assert out.exit_code == 0, out.output
+        assert "\u009b" not in out.output and "\u202e" not in out.output
+    data = json.loads(invoke("trace", "show", "tr_planted", "--db", str(path), "--json").output)
+    assert data["answer"] == planted  # the same JSON, escaped

@@ -256,10 +256,10 @@ def test_upgrade_from_first_migration_keeps_records(tmp_path):
     conn = sqlite3.connect(path, isolation_level=None)
     assert apply_migrations(conn, MIGRATIONS[:1]) == ["0001_create_traces"]
     # a row as a rainlm with only migration 0001 wrote it
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(traces)")]  # 0001's columns
     with TraceStore(":memory:") as mem:
         mem.record(old_rec)
-        row = mem._conn.execute("SELECT * FROM traces").fetchone()
-        columns = [d[0] for d in mem._conn.execute("SELECT * FROM traces").description]
+        row = mem._conn.execute(f"SELECT {', '.join(columns)} FROM traces").fetchone()
     conn.execute(f"INSERT INTO traces ({', '.join(columns)}) VALUES "
                  f"({', '.join('?' * len(columns))})", row)
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name='review_decisions'"
@@ -326,3 +326,32 @@ def test_a_new_audit_database_is_private(tmp_path):
     with TraceStore(path) as store:
         store.record(make_record("tr_p"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# ---------------------------------------------------------- records before answers
+def test_a_started_record_is_completed_in_place(tmp_path):
+    with TraceStore(tmp_path / "s.db") as s:
+        s.record(make_record("tr_s", finish_reason="started", answer=""), owner="me")
+        assert s.get("tr_s").finish_reason == "started"
+        s.record(make_record("tr_s", answer="Done."))  # the answer ended: completed
+        assert s.get("tr_s").answer == "Done." and s.get("tr_s").finish_reason != "started"
+        with pytest.raises(RainError, match="already stored"):  # complete: never overwritten
+            s.record(make_record("tr_s", answer="Again."))
+        assert s.get("tr_s").answer == "Done."
+
+
+def test_a_restart_marks_only_its_own_unfinished_records(tmp_path):
+    path = tmp_path / "r.db"
+    with TraceStore(path) as s:
+        s.record(make_record("tr_mine", finish_reason="started", answer=""), owner="me")
+        s.record(make_record("tr_other", finish_reason="started", answer=""), owner="other")
+        s.record(make_record("tr_done"), owner="me")
+    with TraceStore(path) as s:  # the process died; "me" starts again
+        assert s.mark_unfinished("me") == 1
+        mine = s.get("tr_mine")
+        assert mine.finish_reason == "interrupted" and "killed or crashed" in mine.error
+        assert s.get("tr_other").finish_reason == "started"
+        assert s.get("tr_done").finish_reason == make_record("tr_done").finish_reason
+        assert s.mark_unfinished("me") == 0
+        s.record(make_record("tr_mine", answer="Late."))  # a late completion still lands
+        assert s.get("tr_mine").answer == "Late."

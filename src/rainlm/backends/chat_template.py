@@ -11,19 +11,30 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from rainlm.errors import ConfigError
 
 __all__ = ["END_OF_TURN_NAMES", "render_chat_template", "plain_messages", "plain_transcript",
-           "hf_bos_ids", "hf_render_prompt"]
+           "hf_bos_ids", "hf_render_prompt", "hf_encode_markup", "hf_encode_text",
+           "hf_control_ids", "encode_conversation", "CONTROL_TEXT"]
 
 
 END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
 """Special tokens that end an assistant turn in common chat templates (ChatML, Llama 3,
 Gemma, Phi); every backend counts the ones its vocabulary has as end-of-answer."""
+
+
+CONTROL_TEXT = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>"  # ChatML, Llama 3, Phi: <|im_start|>, <|eot_id|>, <|end|>
+    r"|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>|</?s>"  # Gemma, Llama 2 / Mistral
+    r"|<(?:file_sep|repo_name|reponame|filename|gh_stars|issue_(?:start|comment|closed)"
+    r"|jupyter_(?:start|text|code|output|script)|empty_output)>")  # SmolLM2's other specials
+"""Control-token strings of the common chat formats, for text that no tokenizer has
+checked yet (``rain distill export``): training tools read them as control tokens."""
 
 
 @functools.lru_cache(maxsize=8)
@@ -92,22 +103,82 @@ def plain_transcript(messages: Sequence[Mapping[str, str]]) -> str:
     return "\n\n".join(parts + ["Assistant:"])
 
 
+_SENTINEL = re.compile("\ue000(\\d+)\ue001")  # a message's place in a rendered template
+
+
+def encode_conversation(messages: Sequence[Mapping[str, str]],
+                        render: Callable[[list[dict[str, str]]], str],
+                        encode_markup: Callable[[str], list[int]],
+                        encode_text: Callable[[str], list[int]]) -> list[int]:
+    """Token ids of a conversation rendered by a chat template, in which only the
+    template's own markup can become control tokens: message content is always text.
+
+    ``render(messages) -> text``; ``encode_markup`` parses control-token strings
+    (``<|im_start|>``) into their ids, ``encode_text`` never does. A conversation whose
+    content holds no control-token string is encoded whole (the ids a template user
+    expects). Otherwise the template is rendered again with a placeholder for each
+    content, and the markup between them and the contents are encoded apart — so a user
+    who types ``<|im_end|>\\n<|im_start|>system`` gets those characters, not a system
+    turn. ConfigError (a 400 in the server) when the template changes message text (it
+    trims or rewrites it), so the content cannot be placed as plain text.
+    """
+    msgs = plain_messages(messages)
+    rendered = render(msgs)
+    risky = [i for i, m in enumerate(msgs) if encode_markup(m["content"]) != encode_text(m["content"])]
+    if not risky:
+        return encode_markup(rendered)
+    marked = render([dict(m, content=f"\ue000{i}\ue001") for i, m in enumerate(msgs)])
+    pieces = _SENTINEL.split(marked)  # markup, index, markup, index, ..., markup
+    markup, order = pieces[0::2], [int(i) for i in pieces[1::2]]
+    if "".join(m + msgs[i]["content"] for m, i in zip(markup, order)) + markup[-1] != rendered:
+        raise ConfigError(
+            f"messages[{risky[0]}].content",
+            "holds text that this model reads as a control token (e.g. <|im_end|>), and "
+            "its chat template changes message text, so the text cannot be kept as plain "
+            "text: remove the control-token text from the message.")
+    ids: list[int] = []
+    for part, i in zip(markup, order):
+        ids += encode_markup(part) + encode_text(msgs[i]["content"])
+    return ids + encode_markup(markup[-1])
+
+
+def hf_encode_markup(tokenizer: Any, text: str) -> list[int]:
+    """Ids of template markup: control-token strings become their ids."""
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
+def hf_control_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokenizer's special added tokens (``<|im_start|>``, ``<file_sep>``...):
+    the ones a control-token string in text would be read as."""
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return frozenset(int(i) for i, tok in added.items() if getattr(tok, "special", False))
+
+
+def hf_encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Ids of text: a control-token string in it stays text (ordinary tokens)."""
+    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+
+
 def hf_render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *,
-                     use_template: bool, tokenize: Any) -> list[int]:
-    """Prompt ids with a Hugging Face tokenizer: its chat template when ``use_template``,
-    else the plain transcript (with a BOS first for base models trained with one).
-    ``tokenize(text) -> ids`` is the backend's own (no special tokens added)."""
+                     use_template: bool) -> list[int]:
+    """Prompt ids with a Hugging Face tokenizer: its chat template when ``use_template``
+    (message content encoded as text: ``encode_conversation``), else the plain
+    transcript (with a BOS first for base models trained with one)."""
     if use_template:
         from jinja2 import TemplateError
 
-        try:
-            text = tokenizer.apply_chat_template(plain_messages(messages),
-                                                 add_generation_prompt=True, tokenize=False)
-        except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
-            raise ConfigError("messages", f"the model's chat template rejects this "
-                                          f"conversation: {exc}") from None
-        return tokenize(text)
-    return hf_bos_ids(tokenizer) + tokenize(plain_transcript(messages))
+        def render(msgs: list[dict[str, str]]) -> str:
+            try:
+                return tokenizer.apply_chat_template(msgs, add_generation_prompt=True,
+                                                     tokenize=False)
+            except TemplateError as exc:  # e.g. "roles must alternate user/assistant"
+                raise ConfigError("messages", f"the model's chat template rejects this "
+                                              f"conversation: {exc}") from None
+
+        return encode_conversation(messages, render,
+                                   functools.partial(hf_encode_markup, tokenizer),
+                                   functools.partial(hf_encode_text, tokenizer))
+    return hf_bos_ids(tokenizer) + hf_encode_text(tokenizer, plain_transcript(messages))
 
 
 def hf_bos_ids(tokenizer: Any) -> list[int]:

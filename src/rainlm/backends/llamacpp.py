@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import (END_OF_TURN_NAMES, plain_messages, plain_transcript,
+from rainlm.backends.chat_template import (END_OF_TURN_NAMES, encode_conversation,
+                                          plain_messages, plain_transcript,
                                           render_chat_template)
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
@@ -291,8 +292,9 @@ class LlamaCppBackend:
         """Token ids of a conversation, ending where the assistant's answer begins.
 
         Uses the GGUF's chat template (``tokenizer.chat_template``) rendered as
-        transformers renders it, then tokenized with special tokens parsed; a model
-        without one gets a plain ``Human: ...\\n\\nAssistant:`` transcript.
+        transformers renders it; its markup is tokenized with special tokens parsed and
+        the messages' content as text (``encode_conversation``); a model without one
+        gets a plain ``Human: ...\\n\\nAssistant:`` transcript.
         """
         msgs = plain_messages(messages)
         if self._template:
@@ -302,10 +304,17 @@ class LlamaCppBackend:
                              ("eos_token", lc.llama_vocab_eos(self._vocab))):
                 if tok is not None and 0 <= int(tok) < self.vocab_size:
                     specials[key] = self._token_text(int(tok))
-            text = render_chat_template(self._template, msgs, add_generation_prompt=True,
-                                        special_tokens=specials)
-            return self._tokenize(text, special=True)
+
+            def render(conversation: list[dict[str, str]]) -> str:
+                return render_chat_template(self._template, conversation,
+                                            add_generation_prompt=True, special_tokens=specials)
+
+            return encode_conversation(msgs, render, self._markup_ids, self.tokenize)
         return list(self.bos_ids) + self.tokenize(plain_transcript(messages))
+
+    def _markup_ids(self, text: str) -> list[int]:
+        """Ids of chat-template markup (control-token strings parsed)."""
+        return self._tokenize(text, special=True)
 
     def _find_eos_ids(self) -> frozenset[int]:
         """The GGUF's EOS token and the known end-of-turn tokens of its vocabulary."""

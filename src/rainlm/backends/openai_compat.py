@@ -40,7 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
+from rainlm.backends.chat_template import (END_OF_TURN_NAMES, hf_bos_ids, hf_control_ids,
+                                          hf_encode_markup, hf_encode_text,
+                                          hf_render_prompt)
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
@@ -175,8 +177,9 @@ class OpenAICompatibleBackend:
 
     # ---------------------------------------------------------------- text <-> ids
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` with no special tokens added."""
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Token ids of ``text`` with no special tokens added; a control-token string in
+        it (``<|im_end|>``) stays text."""
+        return hf_encode_text(self.tokenizer, text)
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids``, special tokens skipped."""
@@ -188,8 +191,7 @@ class OpenAICompatibleBackend:
         The same ids as ``TransformersBackend.render_prompt`` with the same tokenizer.
         """
         return hf_render_prompt(self.tokenizer, messages,
-                                use_template=self.capabilities.chat_template,
-                                tokenize=self.tokenize)
+                                use_template=self.capabilities.chat_template)
 
     # ---------------------------------------------------------------- distributions
     def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
@@ -264,11 +266,23 @@ class OpenAICompatibleBackend:
         return body
 
     def _prompt_of(self, context: list[int]) -> list[int] | str:
+        """The prompt to send: the ids, or (an engine that takes text) their text, which
+        the engine tokenizes with control-token strings parsed. Text the search holds as
+        ordinary tokens that the engine would read as control tokens (a user who typed
+        ``<|im_end|>``) is never sent: ConfigError (a 400 in the server)."""
         if self.prompt_mode == "ids":
             return context
         text = self.tokenizer.decode(context, skip_special_tokens=False,
                                      clean_up_tokenization_spaces=False)
-        if self.tokenize(text) != context:
+        engine_reads = hf_encode_markup(self.tokenizer, text)
+        if engine_reads != context:
+            control = hf_control_ids(self.tokenizer)
+            if sum(t in control for t in engine_reads) > sum(t in control for t in context):
+                raise ConfigError(
+                    "messages", f"the engine at {self.base_url} takes text prompts and would "
+                    f"read control-token text in the conversation (e.g. <|im_end|>) as "
+                    f"control tokens; rainlm does not send it. Remove it, or serve the model "
+                    f"with an engine that takes token-id prompts (vLLM, SGLang).")
             with self._lock:
                 self.retokenized_contexts += 1
         return text

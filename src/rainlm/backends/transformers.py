@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import END_OF_TURN_NAMES, hf_bos_ids, hf_render_prompt
+from rainlm.backends.chat_template import (END_OF_TURN_NAMES, hf_bos_ids, hf_encode_text,
+                                          hf_render_prompt)
 from rainlm.backends.kv_cache import (cache_nbytes, clone_cache, lcp, plain_layers, ragged_mask,
                                       ragged_row, stack_caches)
 from rainlm.errors import ConfigError, ModelNotFoundError
@@ -171,8 +172,9 @@ class TransformersBackend:
 
     # ---------------------------------------------------------------- text <-> ids
     def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` with no special tokens added."""
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """Token ids of ``text`` with no special tokens added; a control-token string in
+        it (``<|im_end|>``) stays text."""
+        return hf_encode_text(self.tokenizer, text)
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids``, special tokens skipped."""
@@ -185,8 +187,7 @@ class TransformersBackend:
         turn); base models without one get a plain ``Human: ...\\n\\nAssistant:`` transcript.
         """
         return hf_render_prompt(self.tokenizer, messages,
-                                use_template=self.capabilities.chat_template,
-                                tokenize=self.tokenize)
+                                use_template=self.capabilities.chat_template)
 
     def _find_eos_ids(self) -> frozenset[int]:
         """The tokenizer's eos, the generation config's eos and known end-of-turn tokens."""

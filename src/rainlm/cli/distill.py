@@ -25,6 +25,8 @@ HINTS = {
     "budget-limited": "--include-budget-limited keeps answers a search budget ended",
     "below min margin": "lower --min-margin",
     "not preferred": "the evaluator did not prefer RAIN's answers to greedy's",
+    "control-token text": "prompts or answers held chat control tokens such as <|im_end|> "
+                          "(a forged turn would reach the training data)",
 }
 DEFAULTS = TrainSettings()
 

@@ -5,11 +5,12 @@ Read-only: a missing database is an error saying where it looked, never a new em
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
+
+from rainlm.jsonable import to_json_text
 
 __all__ = ["trace_group", "db_option", "open_existing_store", "DB_HELP"]
 
@@ -121,7 +122,7 @@ def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
 
     rec = load_record(trace_id, db)
     if as_json:
-        click.echo(json.dumps(rec.to_dict(), indent=2, ensure_ascii=False))
+        click.echo(to_json_text(rec.to_dict(), indent=2))  # unprintables escaped
     else:
         click.echo(terminal_safe(render_tree_text(rec, max_depth=max_depth,
                                                   min_visits=min_visits)), nl=False)

@@ -10,8 +10,9 @@ answers ``rain generate`` and ``rain chat`` logged, with reviewers' decisions.
 - When the policy replaced the answer by the refusal message, the answer read is the
   model's own (``PolicyDecision.original_text``: the one its score is about) and
   ``replaced_by`` holds the refusal that was sent.
-- Failed requests are read with their error (pairing drops them); records without a
-  readable prompt are skipped and counted.
+- Failed requests are read with their error, and requests still running ("started") or
+  cut by a dying server ("interrupted") as failed (pairing drops them); records without
+  a readable prompt are skipped and counted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from rainlm.distill.answers import (Answer, SourceError, chat_messages, is_budget_limited,
                                     prompt_key)
+from rainlm.trace.records import INTERRUPTED, STARTED
 
 __all__ = ["read_audit_db", "looks_like_sqlite"]
 
@@ -116,6 +118,7 @@ def _answer(path: Path, rec: Any) -> Answer | None:
         group=("audit", str(path), rec.model, str(judge), prompt_key(prompt[0])),
         judge=judge, value=value, source=f"{path}, trace {rec.id}", model=rec.model,
         budget_limited=is_budget_limited(rec.finish_reason, stats.get("budget_exhausted")),
-        error=rec.error or None,
+        error=rec.error or (f"unfinished ({rec.finish_reason})"
+                            if rec.finish_reason in (STARTED, INTERRUPTED) else None),
         review=rec.review_state if rec.review_state in ("approved", "rejected") else None,
         replaced_by=rec.answer if refused else None)

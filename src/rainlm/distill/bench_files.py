@@ -45,6 +45,10 @@ def read_bench_file(path: str | Path) -> list[Answer]:
             continue
         try:
             row = json.loads(line)
+        except RecursionError:  # nested deeper than Python's parser goes: not a results line
+            raise SourceError(path, "a JSON value nested too deeply to read; pass results "
+                                    "files that `rain bench run` or `rain bench frontier` "
+                                    "wrote", line=n) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             if n == len(lines):  # the unfinished last line of an interrupted run
                 continue

@@ -14,6 +14,10 @@ Each candidate is dropped for the first of these reasons that applies (``DROP_RE
 - ``budget-limited``: a search budget ran out on an answer (cut off or finished
   greedily), unless ``include_budget_limited``;
 - ``empty answer``: the chosen or the rejected answer is empty (training refuses it);
+- ``control-token text``: the prompt or an answer holds a chat format's control-token
+  string (``<|im_end|>``, ``<start_of_turn>``, ``[INST]``...; ``CONTROL_TEXT``):
+  training tools would read it as a control token, so a user could plant a forged
+  turn (a system message) in the training data;
 - ``identical answers``: chosen and rejected are the same text;
 - ``not preferred``: margin <= 0 (the evaluator does not prefer RAIN's answer);
 - ``below min margin``: 0 < margin < ``min_margin``;
@@ -35,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rainlm.backends.chat_template import CONTROL_TEXT
 from rainlm.distill.answers import FULL_MARGIN, Answer
 from rainlm.distill.pairs import Pair, build_pairs
 from rainlm.distill.sources import SourceSummary, read_sources
@@ -44,8 +49,9 @@ __all__ = ["DROP_REASONS", "ExportOptions", "ExportResult", "export_pairs", "jud
            "select_pairs"]
 
 DROP_REASONS = ("error", "judge", "no greedy answer", "no opposite review", "unjudged",
-                "rejected in review", "budget-limited", "empty answer", "identical answers",
-                "not preferred", "below min margin", "duplicate prompt", "duplicate pair")
+                "rejected in review", "budget-limited", "empty answer", "control-token text",
+                "identical answers", "not preferred", "below min margin", "duplicate prompt",
+                "duplicate pair")
 """Why a candidate pair was dropped, in the order the checks run."""
 
 KIND_ORDER = {"review": 0, "review-refusal": 1, "rain-vs-greedy": 2}
@@ -157,6 +163,12 @@ def select_pairs(answers: Sequence[Answer], options: ExportOptions) -> ExportRes
         answers=len(answers))
 
 
+def holds_control_text(pair: Pair) -> bool:
+    """Whether the pair's prompt or answers hold a control-token string."""
+    texts = [pair.chosen, pair.rejected, *(str(m.get("content", "")) for m in pair.prompt)]
+    return any(CONTROL_TEXT.search(t) for t in texts)
+
+
 def _drop_reason(pair: Pair, options: ExportOptions) -> str | None:
     """The first reason ``pair`` is dropped, or None when it is kept (so far)."""
     if pair.problem == "error":
@@ -171,6 +183,8 @@ def _drop_reason(pair: Pair, options: ExportOptions) -> str | None:
         return "budget-limited"
     if not pair.chosen.strip() or not pair.rejected.strip():
         return "empty answer"  # (training refuses an empty side)
+    if holds_control_text(pair):
+        return "control-token text"
     if pair.chosen.strip() == pair.rejected.strip():
         return "identical answers"
     margin = pair.margin if pair.margin is not None else 0.0

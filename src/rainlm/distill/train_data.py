@@ -172,9 +172,12 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
     for n, raw in enumerate(text.splitlines(), start=1):
         if raw.strip():
             try:
-                yield n, json.loads(raw)
+                row = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise _bad(path, n, f"not JSON ({exc.msg}, column {exc.colno})") from None
+            except RecursionError:
+                raise _bad(path, n, "a JSON value nested too deeply to read") from None
+            yield n, row
 
 
 def _hf_rows(folder: Path) -> Iterator[tuple[int | None, Any]]:

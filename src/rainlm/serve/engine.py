@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import socket
 import statistics
 import threading
 import time
@@ -39,7 +40,7 @@ from rainlm.serve.schemas import ParsedRequest
 from rainlm.serve.settings import ServerSettings
 from rainlm.similarity.base import SerialEmbedder
 from rainlm.trace.from_result import new_trace_id, record_from_result
-from rainlm.trace.records import TraceRecord
+from rainlm.trace.records import STARTED, TraceRecord
 
 __all__ = ["Engine", "Job", "JobOutcome", "JobFailed", "QueueFull", "NotReady", "new_trace_id"]
 
@@ -183,12 +184,31 @@ class Engine:
         self._stop_searches = threading.Event()  # set: running searches end at their next call
         self._idle = threading.Event()  # set while no job runs
         self._idle.set()
+        self.owner = f"rain serve@{socket.gethostname()}"
+        """Who writes this server's "started" records (``TraceStore.mark_unfinished``)."""
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, services: Any, backend: Any = None,
               on_ready: Callable[[], None] | None = None) -> Future:
-        """Load the backend (unless given) and the embedder on the worker thread."""
+        """Mark the records an earlier run of this server left unfinished, then load the
+        backend (unless given) and the embedder on the worker thread."""
+        marked = self.store.mark_unfinished(self.owner)
+        if marked:
+            log.warning("rain serve: %d request(s) an earlier run of this server did not "
+                        "finish are marked \"interrupted\" in the audit trail", marked)
         return self._executor.submit(self._load, services, backend, on_ready)
+
+    def open_record(self, job: Job) -> None:
+        """Write the request's "started" record: before its search starts and before any
+        byte of its answer leaves the server, so a trace id a client holds always names
+        a record, even if this process is killed (a restart marks it "interrupted").
+        On a failing store the admitted place is freed and the error raised."""
+        try:
+            self.store.record(self._base_record(job, finish_reason=STARTED, stats={}),
+                              owner=self.owner)
+        except Exception:
+            self._release()
+            raise
 
     def _load(self, services: Any, backend: Any, on_ready: Callable[[], None] | None) -> None:
         try:
@@ -224,14 +244,16 @@ class Engine:
         self.state = STOPPING
         with self._lock:
             queued = list(self._queued.values())
+        rejected = 0
         for job, future in queued:
-            if future.cancel():
+            if future.cancel():  # not started yet (a started one goes on, see below)
                 self._reject(job)
+                rejected += 1
         timer = threading.Timer(timeout_s, self._stop_searches.set)
         timer.daemon = True
         timer.start()
         log.warning("rain serve: shutting down: %d queued request(s) rejected; running "
-                    "searches may go on for %.0f s", len(queued), timeout_s)
+                    "searches may go on for %.0f s", rejected, timeout_s)
 
     def stop(self, timeout_s: float = 0.0) -> None:
         """Stop now (the second signal, or the end of the server): as begin_shutdown, then
@@ -252,7 +274,7 @@ class Engine:
             self.store.record(self._error_record(
                 job, ConnectionAbortedError("rejected: the server shut down before this "
                                             "request's search started"), None,
-                time.perf_counter(), finish_reason="rejected"))
+                time.perf_counter(), finish_reason="rejected"), owner=self.owner)
         except Exception:  # the store is failing: say so, the rest still shuts down
             log.exception("rain serve: could not record the rejected request %s", job.trace_id)
 
@@ -322,11 +344,11 @@ class Engine:
             stopping = self.state == STOPPING
         if stopping:  # a shutdown began between admit and here: recorded as rejected
             raise self._turn_away(job)
-        try:
-            future = self._executor.submit(self._run_job, job)
-        except RuntimeError:  # executor shut down between admit and submit
-            raise self._turn_away(job) from None
-        with self._lock:
+        with self._lock:  # the worker takes the lock too: it cannot start before this
+            try:
+                future = self._executor.submit(self._run_job, job)
+            except RuntimeError:  # executor shut down between admit and submit
+                raise self._turn_away(job) from None
             self._queued[job.trace_id] = (job, future)
         future.add_done_callback(lambda f: self._forget(job))
         future.add_done_callback(self._release)
@@ -353,12 +375,12 @@ class Engine:
                 done = self._answer(job, backend)
                 done = self._judge(done, backend)  # (a failure keeps the answer's stats)
                 outcome = self._finish(job, done, started, backend)
-            self.store.record(outcome.record)
+            self.store.record(outcome.record, owner=self.owner)
             return outcome
         except Exception as exc:
             record = self._error_record(job, exc, done, started)
             try:
-                self.store.record(record)
+                self.store.record(record, owner=self.owner)
             except Exception:  # the store itself is failing: log, answer 500 anyway
                 log.exception("rain serve: could not write the audit record %s", job.trace_id)
                 record = None
@@ -423,18 +445,23 @@ class Engine:
 
     def _error_record(self, job: Job, exc: BaseException, done: Answer | None,
                       started: float, finish_reason: str = "error") -> TraceRecord:
-        req = job.request
-        params = req.params
         stats = dict(done.result.stats) if done is not None else {}
         stats.update(queue_s=round(started - job.arrived, 4),
                      total_s=round(time.perf_counter() - job.arrived, 4))
+        return self._base_record(job, finish_reason=finish_reason, stats=stats,
+                                 error=f"{type(exc).__name__}: {exc}")
+
+    def _base_record(self, job: Job, *, finish_reason: str, stats: dict[str, Any],
+                     error: str | None = None) -> TraceRecord:
+        """A record of the request with no answer (started, failed or rejected)."""
+        req = job.request
+        params = req.params
         return TraceRecord(
             id=job.trace_id, created_at=job.created_at, endpoint=req.endpoint,
             request=req.body, model=self.model_name,
             config=json_ready(params.config.to_dict()) if params.method == "rain" else None,
             seed=params.seed if params.method == "rain" else None, answer="",
-            finish_reason=finish_reason, stats=json_ready(stats),
-            error=f"{type(exc).__name__}: {exc}")
+            finish_reason=finish_reason, stats=json_ready(stats), error=error)
 
 
 def _as_requested(result: Any, req: ParsedRequest) -> Any:

@@ -19,7 +19,8 @@ __all__ = ["ApiError", "error_body", "bad_request", "failure_body", "is_request_
 TYPE_BY_STATUS = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "invalid_request_error", 405: "invalid_request_error", 409: "invalid_request_error",
-    413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
+    413: "invalid_request_error", 415: "invalid_request_error", 422: "invalid_request_error",
+    429: "rate_limit_error",
     500: "server_error", 503: "server_error",
 }
 
@@ -40,10 +41,17 @@ class ApiError(Exception):
         return error_body(self.status, self.message, param=self.param, code=self.code)
 
 
+def error_type(status: int) -> str:
+    """OpenAI's error type for an HTTP status: a client error (4xx) not listed in
+    ``TYPE_BY_STATUS`` is an ``invalid_request_error``, a 5xx a ``server_error``."""
+    return TYPE_BY_STATUS.get(status, "invalid_request_error" if 400 <= status < 500
+                              else "server_error")
+
+
 def error_body(status: int, message: str, *, param: str | None = None,
                code: str | None = None) -> dict[str, Any]:
     """The JSON body of an error response."""
-    return {"error": {"message": message, "type": TYPE_BY_STATUS.get(status, "server_error"),
+    return {"error": {"message": message, "type": error_type(status),
                       "param": param, "code": code}}
 
 

@@ -10,15 +10,16 @@ from rainlm.serve.schemas import CHAT
 __all__ = ["openai_finish_reason", "rain_object", "usage_of", "completion_body"]
 
 _FINISH = {"eos": "stop", "stop_string": "stop", "length": "length", "time_budget": "length",
-           "search_budget": "length", "stopped": "length"}
+           "search_budget": "length", "stopped": "abort"}
 
 
 def openai_finish_reason(reason: str, *, refused: bool = False) -> str:
     """A finish_reason the openai client accepts.
 
     eos/stop_string -> "stop"; length/time_budget -> "length" (the answer was cut);
-    an answer the fail-safe replaced -> "content_filter". The precise reason is in
-    ``rain.finish_reason``.
+    a search the server stopped (shutting down) -> "abort" (vLLM's value for an aborted
+    request: the answer is cut short, not at ``max_tokens``); an answer the fail-safe
+    replaced -> "content_filter". The precise reason is in ``rain.finish_reason``.
     """
     if refused:
         return "content_filter"

@@ -4,6 +4,7 @@ the server's state (settings, engine, refusal counts) from ``app.state``."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from rainlm.trace.store import utc_now
 
 __all__ = ["router"]
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -100,6 +102,13 @@ async def _complete(request: Request, endpoint: str) -> Any:
         raise not_ready(exc, settings) from None
     job = Job(trace_id=new_trace_id(), request=req, created_at=created_at, created=created,
               arrived=arrived)
+    try:  # the record exists before the search starts and before any byte is sent
+        await run_in_threadpool(engine.open_record, job)
+    except Exception as exc:
+        log.exception("rain serve: could not write the audit record of %s", job.trace_id)
+        raise ApiError(503, f"the audit trail cannot be written ({type(exc).__name__}); the "
+                            f"request was not run; retry later", code="audit_unavailable",
+                       headers={"Retry-After": str(settings.retry_after_s)}) from None
     model = engine.model_name
     if req.stream:
         started = start_stream(engine, job)  # submitted now: the place is always released

@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["TraceRecord", "ReviewDecision", "PolicyDecision", "REVIEW_STATES"]
+__all__ = ["TraceRecord", "ReviewDecision", "PolicyDecision", "REVIEW_STATES", "STARTED",
+           "INTERRUPTED"]
 
 ReviewState = Literal["none", "pending", "approved", "rejected"]
 REVIEW_STATES: tuple[str, ...] = ("none", "pending", "approved", "rejected")
+STARTED = "started"
+"""``finish_reason`` of a request's record while it runs: written before its search starts
+and before any byte of its answer leaves the server; completed when the answer ends."""
+INTERRUPTED = "interrupted"
+"""``finish_reason`` of a "started" record whose server died; set when it restarts."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class TraceRecord:
     answer: str
     """The text sent to the client (the refusal message when the policy refused)."""
     finish_reason: str
+    """Why the answer ended ("eos", "length", "time_budget", ...), or ``STARTED`` while
+    the request runs, ``INTERRUPTED`` when its server died first."""
     scores: dict[str, Any] = field(default_factory=dict)
     """Self-evaluation of the final answer, e.g. {"value": 0.4, "scoring": "paper"}."""
     stats: dict[str, Any] = field(default_factory=dict)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.errors import ConfigError, RainError
-from rainlm.trace.records import REVIEW_STATES, PolicyDecision, ReviewDecision, TraceRecord
+from rainlm.trace.records import (INTERRUPTED, REVIEW_STATES, STARTED, PolicyDecision,
+                                  ReviewDecision, TraceRecord)
 
 __all__ = ["TraceStore", "TraceNotFoundError", "ReviewStateError", "default_db_path",
            "MIGRATIONS", "ENV_VAR", "DECISIONS", "apply_migrations"]
@@ -69,6 +70,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             decided_at TEXT NOT NULL                        -- ISO-8601 UTC
         );
         CREATE INDEX review_decisions_trace ON review_decisions (trace_id, seq);
+    """),
+    ("0003_add_trace_owner", """
+        -- who wrote a "started" record (a server instance), so that it, restarted, can
+        -- mark its own unfinished records "interrupted"
+        ALTER TABLE traces ADD COLUMN owner TEXT;
+        CREATE INDEX traces_unfinished ON traces (finish_reason, owner);
     """),
 ]
 
@@ -213,10 +220,13 @@ class TraceStore:
                             f"{ENV_VAR})") from exc
 
     # ------------------------------------------------------------------ writing
-    def record(self, rec: TraceRecord) -> None:
+    def record(self, rec: TraceRecord, *, owner: str | None = None) -> None:
         """Store ``rec`` in one transaction: afterwards it is complete or absent.
 
-        Raises RainError when the id is already stored or a field is not JSON-ready.
+        A record of a request still running has ``finish_reason`` "started"
+        (``STARTED``, written by ``owner``); storing the same id again completes it
+        (also one marked "interrupted" meanwhile). Raises RainError when the id is already
+        stored complete, or a field is not JSON-ready.
         """
         if rec.review_state not in REVIEW_STATES:
             raise ConfigError("review_state", f"must be one of {', '.join(REVIEW_STATES)}, "
@@ -227,18 +237,30 @@ class TraceStore:
             blobs = [_to_json(rec.id, c, storable(getattr(rec, c))) for c in _JSON_COLUMNS[:-1]]
             blobs.append(_to_json(rec.id, "policy",
                                   storable(asdict(rec.policy)) if rec.policy is not None else None))
-            columns = [*_PLAIN_COLUMNS, *(f"{c}_json" for c in _JSON_COLUMNS)]
-            try:
-                self._conn.execute(
-                    f"INSERT INTO traces ({', '.join(columns)}) "
-                    f"VALUES ({', '.join('?' * len(columns))})", [*plain, *blobs])
-            except sqlite3.IntegrityError as exc:
-                if self._exists(rec.id):
-                    raise RainError(f"trace {rec.id!r} is already stored in {self.path}; "
-                                    f"trace ids must be unique") from exc
-                raise
+            columns = [*_PLAIN_COLUMNS, *(f"{c}_json" for c in _JSON_COLUMNS), "owner"]
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+            done = self._conn.execute(
+                f"INSERT INTO traces ({', '.join(columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates} "
+                f"WHERE traces.finish_reason IN (?, ?)",
+                [*plain, *blobs, owner, STARTED, INTERRUPTED])
+            if done.rowcount == 0:
+                raise RainError(f"trace {rec.id!r} is already stored in {self.path}; "
+                                f"trace ids must be unique")
             if rec.review is not None:
                 self._insert_decision(rec.id, rec.review)
+
+    def mark_unfinished(self, owner: str) -> int:
+        """Mark the records ``owner`` started and never completed (the process was killed
+        or crashed) "interrupted"; returns how many. A restarted server calls it first."""
+        with self._lock, self._transaction("mark unfinished traces"):
+            done = self._conn.execute(
+                "UPDATE traces SET finish_reason = ?, error = ? "
+                "WHERE finish_reason = ? AND owner = ?",
+                (INTERRUPTED, "interrupted: the server stopped (killed or crashed) before "
+                              "this request finished; no answer was recorded", STARTED, owner))
+            return done.rowcount
 
     def decide(self, trace_id: str, decision: str, *, note: str | None = None,
                reviewer: str | None = None) -> TraceRecord:
