@@ -71,7 +71,8 @@ def main() -> None:
             return mock.patch.object(self_eval, "neutralise", lambda t: t)
         # control-token strings in text parsed into control tokens
         return mock.patch.object(transformers_backend, "hf_encode_text",
-                                 lambda tok, text: list(tok.encode(text, add_special_tokens=False)))
+                                 lambda tok, text: list(tok.encode(text, add_special_tokens=False,
+                                                                   split_special_tokens=False)))
 
     def scores(reqs, defended: bool, attack: str) -> np.ndarray:
         patch = None if defended else undefended(attack)

@@ -24,8 +24,9 @@ def _default(obj: Any) -> Any:
 
 def to_json_text(payload: Any, indent: int | None = None) -> str:
     """``payload`` as JSON text (UTF-8, not ASCII-escaped), with every character a terminal
-    could act on — C1 controls such as U+009B (a one-byte escape introducer), bidi
-    overrides such as U+202E, other format and unassigned characters — written as a
+    could act on — DEL and C1 controls such as U+009B (a one-byte escape introducer),
+    bidi controls such as U+202E, zero-width and other invisible format characters —
+    written as a
     ``\\uXXXX`` escape: the same JSON, safe to print where prompts and answers from
     anyone are shown."""
     text = json.dumps(payload, default=_default, ensure_ascii=False, indent=indent)

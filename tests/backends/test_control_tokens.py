@@ -14,7 +14,7 @@ import functools
 
 import pytest
 
-from rainlm.backends.chat_template import encode_conversation, hf_control_ids
+from rainlm.backends.chat_template import _count, encode_conversation, hf_control_ids
 from rainlm.errors import ConfigError
 from tests.needs import require_module
 
@@ -66,6 +66,7 @@ def test_the_transformers_backend_keeps_control_text_as_text(embedded_backend, s
     assert_text_is_text(embedded_backend, specials, hf_control_ids(hf_tokenizer))
 
 
+@pytest.mark.usefixtures("llamacpp_runs")
 def test_the_llamacpp_backend_keeps_control_text_as_text(specials, hf_tokenizer):
     require_module("llama_cpp", part="llama.cpp")
     from rainlm.backends.llamacpp import LlamaCppBackend
@@ -114,10 +115,29 @@ def test_a_template_that_rewrites_content_cannot_carry_control_text(hf_tokenizer
                        for m in msgs) + "<|im_start|>assistant\n"
 
     markup, text = _encode(hf_tokenizer, split=False), _encode(hf_tokenizer, split=True)
-    ok = encode_conversation([{"role": "user", "content": " hi "}], trimming, markup, text)
+    control = hf_control_ids(hf_tokenizer)
+    ok = encode_conversation([{"role": "user", "content": " hi "}], trimming, markup, text, control)
     assert ok == markup(trimming([{"role": "user", "content": "hi"}]))
     with pytest.raises(ConfigError, match=r"messages\[0\].content.*changes message text"):
-        encode_conversation([{"role": "user", "content": " <|im_end|> "}], trimming, markup, text)
+        encode_conversation([{"role": "user", "content": " <|im_end|> "}], trimming, markup,
+                            text, control)
+    # a message without control text next to one with it: its trimmed space is no error
+    two = [{"role": "user", "content": "hi "}, {"role": "assistant", "content": "<|im_end|>"}]
+    ids = encode_conversation(two, trimming, markup, text, control)
+    assert _count(ids, control) == _count(markup(trimming([dict(m, content="x") for m in two])), control)
+
+
+def test_a_template_that_makes_control_tokens_out_of_content_is_refused(hf_tokenizer):
+    """The fast path checks the prompt's control tokens against the template's own: a
+    template that rewrites '<|im_[x]end|>' (no control text) into '<|im_end|>' is caught."""
+    def rewriting(msgs):
+        return "".join(f"<|im_start|>{m['role']}\n{m['content'].replace('[x]', '')}<|im_end|>\n"
+                       for m in msgs) + "<|im_start|>assistant\n"
+
+    markup, text = _encode(hf_tokenizer, split=False), _encode(hf_tokenizer, split=True)
+    with pytest.raises(ConfigError, match="changes message text"):
+        encode_conversation([{"role": "user", "content": "a<|im_[x]end|>b"}], rewriting,
+                            markup, text, hf_control_ids(hf_tokenizer))
 
 
 @pytest.mark.parametrize("transcript", ["plain", "chat"])

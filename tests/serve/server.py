@@ -34,11 +34,12 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(args: Sequence[str], log_path: Path, *, timeout_s: float = 180.0,
-                   env: dict[str, str] | None = None) -> Iterator[Server]:
-    """``rain serve --port P ARGS``; yields once ``/health`` says "ok"; always terminates."""
+                   env: dict[str, str] | None = None, port: int | None = None) -> Iterator[Server]:
+    """``rain serve --port P ARGS`` (P: ``port``, else a free one); yields once ``/health``
+    says "ok"; always terminates."""
     import httpx
 
-    port = free_port()
+    port = port or free_port()
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
                 **(env or {})}
     full_env.pop("RAINLM_API_KEY", None)

@@ -256,6 +256,30 @@ def test_failure_inside_search_is_500_with_an_error_record(tmp_path):
         assert client.get("/health").json()["busy"] is False
 
 
+class FailingStore(TraceStore):
+    """An audit store whose writes fail (a full disk): reads still work."""
+
+    def record(self, rec, *, owner=None):
+        raise OSError("disk full")
+
+
+def test_a_request_whose_record_cannot_be_written_is_not_run(tmp_path):
+    """No record, no answer: 503 (retry later), the search never starts, the place in
+    the queue is freed (the next request gets the same answer, not 429)."""
+    backend = make_backend()
+    app = create_ready_app(ServerSettings(embedder="none", queue_size=0, max_concurrent=1),
+                           backend=backend, store=FailingStore(":memory:"), services=NO_EMBEDDER)
+    with TestClient(app, base_url=LOCAL) as client:
+        wait_ready(client)
+        for stream in (False, True, False):
+            resp = client.post("/v1/chat/completions", json=dict(CHAT, stream=stream))
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"]["code"] == "audit_unavailable"
+            assert resp.headers["retry-after"]
+        assert backend.counters.forward_calls == 0
+        assert client.get("/health").json()["queue_depth"] == 0
+
+
 def test_a_failed_fail_safe_judgement_keeps_the_answers_stats_in_its_record(tmp_path):
     def judge_on_fire(answer):
         if answer and answer[-1] == CUE:  # the fail-safe's judge prompt

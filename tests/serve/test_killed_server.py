@@ -5,6 +5,7 @@ server marks them "interrupted" and answers as before."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from rainlm.trace.store import TraceStore
 from tests.needs import require_embedded_model, require_installed
-from tests.serve.server import running_server
+from tests.serve.server import free_port, running_server
 
 pytestmark = pytest.mark.model
 KEY = "sk-test-kill"
@@ -65,7 +66,8 @@ def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_pat
     import httpx
 
     db = tmp_path / "audit.sqlite3"
-    with running_server(_args(db), tmp_path / "first.log") as server:
+    port = free_port()  # the restarted server is the same server: same host and port
+    with running_server(_args(db), tmp_path / "first.log", port=port) as server:
         streamed = _first_chunk_id(server.url)
         waiting = threading.Thread(target=_post_until_killed, args=(server.url,), daemon=True)
         waiting.start()
@@ -78,9 +80,12 @@ def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_pat
     assert killed.get(streamed) == "started", killed
     assert list(killed.values()) == ["started", "started"], killed
 
-    with running_server(_args(db), tmp_path / "second.log") as server:
+    with TraceStore(db) as other:  # another server's unfinished request: not this one's
+        other.record(dataclasses.replace(other.get(streamed), id="tr_other", finish_reason="started"),
+                     owner="rain serve@elsewhere:1")
+    with running_server(_args(db), tmp_path / "second.log", port=port) as server:
         after = _records(db)
-        assert after == {tid: "interrupted" for tid in killed}, after
+        assert after == {**{tid: "interrupted" for tid in killed}, "tr_other": "started"}, after
         assert "marked \"interrupted\"" in server.log()
         with TraceStore(db) as store:
             assert "killed or crashed" in store.get(streamed).error

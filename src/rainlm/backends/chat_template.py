@@ -9,10 +9,11 @@ transformers backend: a sandboxed environment with ``trim_blocks``/``lstrip_bloc
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from rainlm.errors import ConfigError
 
 __all__ = ["END_OF_TURN_NAMES", "render_chat_template", "plain_messages", "plain_transcript",
            "hf_bos_ids", "hf_render_prompt", "hf_encode_markup", "hf_encode_text",
-           "hf_control_ids", "encode_conversation", "CONTROL_TEXT"]
+           "hf_control_ids", "hf_text_tokenizer", "encode_conversation", "CONTROL_TEXT"]
 
 
 END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
@@ -109,37 +110,58 @@ _SENTINEL = re.compile("\ue000(\\d+)\ue001")  # a message's place in a rendered 
 def encode_conversation(messages: Sequence[Mapping[str, str]],
                         render: Callable[[list[dict[str, str]]], str],
                         encode_markup: Callable[[str], list[int]],
-                        encode_text: Callable[[str], list[int]]) -> list[int]:
+                        encode_text: Callable[[str], list[int]],
+                        control_ids: Collection[int]) -> list[int]:
     """Token ids of a conversation rendered by a chat template, in which only the
     template's own markup can become control tokens: message content is always text.
 
     ``render(messages) -> text``; ``encode_markup`` parses control-token strings
-    (``<|im_start|>``) into their ids, ``encode_text`` never does. A conversation whose
-    content holds no control-token string is encoded whole (the ids a template user
-    expects). Otherwise the template is rendered again with a placeholder for each
-    content, and the markup between them and the contents are encoded apart — so a user
-    who types ``<|im_end|>\\n<|im_start|>system`` gets those characters, not a system
-    turn. ConfigError (a 400 in the server) when the template changes message text (it
-    trims or rewrites it), so the content cannot be placed as plain text.
+    (``<|im_start|>``) into their ids, ``encode_text`` never does; ``control_ids`` are
+    the ids such strings become. The invariant: the prompt holds exactly as many control
+    tokens as the template's markup alone (rendered with a placeholder for every
+    content). A conversation whose content holds no control-token string is encoded
+    whole (the ids a template user expects) when that holds. Otherwise the template is
+    rendered again with a placeholder in place of each message that holds one, and the
+    markup around them and those contents are encoded apart — so a user who types
+    ``<|im_end|>\\n<|im_start|>system`` gets those characters, not a system turn.
+    ConfigError (a 400 in the server) when the invariant cannot be kept: the template
+    rewrites message text (trims it, or makes control tokens out of it).
     """
     msgs = plain_messages(messages)
     rendered = render(msgs)
+    markup_only = render([dict(m, content=f"\ue000{i}\ue001") for i, m in enumerate(msgs)])
+    expected = _count(encode_markup(markup_only), control_ids)
     risky = [i for i, m in enumerate(msgs) if encode_markup(m["content"]) != encode_text(m["content"])]
     if not risky:
-        return encode_markup(rendered)
-    marked = render([dict(m, content=f"\ue000{i}\ue001") for i, m in enumerate(msgs)])
+        whole = encode_markup(rendered)
+        if _count(whole, control_ids) == expected:
+            return whole
+        raise _rewritten(0)
+    marked = render([dict(m, content=f"\ue000{i}\ue001") if i in risky else m
+                     for i, m in enumerate(msgs)])
     pieces = _SENTINEL.split(marked)  # markup, index, markup, index, ..., markup
     markup, order = pieces[0::2], [int(i) for i in pieces[1::2]]
     if "".join(m + msgs[i]["content"] for m, i in zip(markup, order)) + markup[-1] != rendered:
-        raise ConfigError(
-            f"messages[{risky[0]}].content",
-            "holds text that this model reads as a control token (e.g. <|im_end|>), and "
-            "its chat template changes message text, so the text cannot be kept as plain "
-            "text: remove the control-token text from the message.")
+        raise _rewritten(risky[0])
     ids: list[int] = []
     for part, i in zip(markup, order):
         ids += encode_markup(part) + encode_text(msgs[i]["content"])
-    return ids + encode_markup(markup[-1])
+    ids += encode_markup(markup[-1])
+    if _count(ids, control_ids) != expected:
+        raise _rewritten(risky[0])
+    return ids
+
+
+def _count(ids: Sequence[int], control_ids: Collection[int]) -> int:
+    return sum(int(t) in control_ids for t in ids)
+
+
+def _rewritten(index: int) -> ConfigError:
+    return ConfigError(
+        f"messages[{index}].content",
+        "holds text that this model reads as a control token (e.g. <|im_end|>), and its "
+        "chat template changes message text, so the text cannot be kept as plain text: "
+        "remove the control-token text from the message.")
 
 
 def hf_encode_markup(tokenizer: Any, text: str) -> list[int]:
@@ -154,16 +176,28 @@ def hf_control_ids(tokenizer: Any) -> frozenset[int]:
     return frozenset(int(i) for i, tok in added.items() if getattr(tok, "special", False))
 
 
-def hf_encode_text(tokenizer: Any, text: str) -> list[int]:
-    """Ids of text: a control-token string in it stays text (ordinary tokens)."""
-    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+def hf_text_tokenizer(tokenizer: Any) -> Any:
+    """A copy of ``tokenizer`` that always encodes control-token strings as text (for
+    ``hf_encode_text``). Two objects, each in one mode, because the mode is a setting of
+    the Rust tokenizer that transformers flips per call and then encodes with the GIL
+    released: one object flipped per call would race between threads (a user's
+    ``<|im_end|>`` read as a control token)."""
+    text = copy.deepcopy(tokenizer)
+    text.split_special_tokens = True
+    return text
 
 
-def hf_render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *,
-                     use_template: bool) -> list[int]:
+def hf_encode_text(text_tokenizer: Any, text: str) -> list[int]:
+    """Ids of text with ``hf_text_tokenizer``'s copy: a control-token string in it stays
+    text (ordinary tokens)."""
+    return list(text_tokenizer.encode(text, add_special_tokens=False))
+
+
+def hf_render_prompt(tokenizer: Any, text_tokenizer: Any, messages: Sequence[Mapping[str, str]],
+                     *, use_template: bool) -> list[int]:
     """Prompt ids with a Hugging Face tokenizer: its chat template when ``use_template``
-    (message content encoded as text: ``encode_conversation``), else the plain
-    transcript (with a BOS first for base models trained with one)."""
+    (message content encoded as text by ``text_tokenizer``: ``encode_conversation``),
+    else the plain transcript (with a BOS first for base models trained with one)."""
     if use_template:
         from jinja2 import TemplateError
 
@@ -177,8 +211,9 @@ def hf_render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]], *,
 
         return encode_conversation(messages, render,
                                    functools.partial(hf_encode_markup, tokenizer),
-                                   functools.partial(hf_encode_text, tokenizer))
-    return hf_bos_ids(tokenizer) + hf_encode_text(tokenizer, plain_transcript(messages))
+                                   functools.partial(hf_encode_text, text_tokenizer),
+                                   hf_control_ids(tokenizer))
+    return hf_bos_ids(tokenizer) + hf_encode_text(text_tokenizer, plain_transcript(messages))
 
 
 def hf_bos_ids(tokenizer: Any) -> list[int]:

@@ -138,6 +138,7 @@ class LlamaCppBackend:
         self.n_sequences = n_sequences
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 8))
         self._model = self._ctx = self._batch = None
+        self._controls: frozenset[int] | None = None  # _control_ids
         self._load(path)
         if name is None and model_path is None:
             from rainlm.backends.embedded import EMBEDDED_NAME
@@ -309,12 +310,22 @@ class LlamaCppBackend:
                 return render_chat_template(self._template, conversation,
                                             add_generation_prompt=True, special_tokens=specials)
 
-            return encode_conversation(msgs, render, self._markup_ids, self.tokenize)
+            return encode_conversation(msgs, render, self._markup_ids, self.tokenize,
+                                       self._control_ids())
         return list(self.bos_ids) + self.tokenize(plain_transcript(messages))
 
     def _markup_ids(self, text: str) -> list[int]:
         """Ids of chat-template markup (control-token strings parsed)."""
         return self._tokenize(text, special=True)
+
+    def _control_ids(self) -> frozenset[int]:
+        """Ids that text parsed with ``special=True`` can become: control and
+        user-defined tokens (computed once: one attribute read per vocabulary entry)."""
+        if self._controls is None:
+            lc, kinds = self._lc, self._lc.LLAMA_TOKEN_ATTR_CONTROL | self._lc.LLAMA_TOKEN_ATTR_USER_DEFINED
+            self._controls = frozenset(t for t in range(self.vocab_size)
+                                       if int(lc.llama_vocab_get_attr(self._vocab, t)) & kinds)
+        return self._controls
 
     def _find_eos_ids(self) -> frozenset[int]:
         """The GGUF's EOS token and the known end-of-turn tokens of its vocabulary."""

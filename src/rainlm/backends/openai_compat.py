@@ -42,7 +42,7 @@ from typing import Any
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
 from rainlm.backends.chat_template import (END_OF_TURN_NAMES, hf_bos_ids, hf_control_ids,
                                           hf_encode_markup, hf_encode_text,
-                                          hf_render_prompt)
+                                          hf_render_prompt, hf_text_tokenizer)
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
@@ -97,6 +97,7 @@ class OpenAICompatibleBackend:
             timeout_s=timeout_s, max_retries=max_retries, backoff_s=backoff_s))
         self.model = self._resolve_model(model)
         self.tokenizer = _resolve_tokenizer(tokenizer, self.model)
+        self.text_tokenizer = hf_text_tokenizer(self.tokenizer)  # control text stays text
         self.name = name or f"{Path(self.model).name or self.model} @ {self.base_url}"
         self.max_parallel = int(max_parallel)
         self.capabilities = Capabilities(
@@ -179,7 +180,7 @@ class OpenAICompatibleBackend:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with no special tokens added; a control-token string in
         it (``<|im_end|>``) stays text."""
-        return hf_encode_text(self.tokenizer, text)
+        return hf_encode_text(self.text_tokenizer, text)
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids``, special tokens skipped."""
@@ -190,8 +191,11 @@ class OpenAICompatibleBackend:
 
         The same ids as ``TransformersBackend.render_prompt`` with the same tokenizer.
         """
-        return hf_render_prompt(self.tokenizer, messages,
-                                use_template=self.capabilities.chat_template)
+        ids = hf_render_prompt(self.tokenizer, self.text_tokenizer, messages,
+                               use_template=self.capabilities.chat_template)
+        if self.prompt_mode == "text":  # known to take text: refuse now, before any search
+            self._refuse_control_text(ids, self._text_of(ids))
+        return ids
 
     # ---------------------------------------------------------------- distributions
     def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
@@ -267,25 +271,35 @@ class OpenAICompatibleBackend:
 
     def _prompt_of(self, context: list[int]) -> list[int] | str:
         """The prompt to send: the ids, or (an engine that takes text) their text, which
-        the engine tokenizes with control-token strings parsed. Text the search holds as
-        ordinary tokens that the engine would read as control tokens (a user who typed
-        ``<|im_end|>``) is never sent: ConfigError (a 400 in the server)."""
+        the engine tokenizes with control-token strings parsed (``_refuse_control_text``)."""
         if self.prompt_mode == "ids":
             return context
-        text = self.tokenizer.decode(context, skip_special_tokens=False,
-                                     clean_up_tokenization_spaces=False)
-        engine_reads = hf_encode_markup(self.tokenizer, text)
-        if engine_reads != context:
-            control = hf_control_ids(self.tokenizer)
-            if sum(t in control for t in engine_reads) > sum(t in control for t in context):
-                raise ConfigError(
-                    "messages", f"the engine at {self.base_url} takes text prompts and would "
-                    f"read control-token text in the conversation (e.g. <|im_end|>) as "
-                    f"control tokens; rainlm does not send it. Remove it, or serve the model "
-                    f"with an engine that takes token-id prompts (vLLM, SGLang).")
+        text = self._text_of(context)
+        if self._refuse_control_text(context, text):
             with self._lock:
                 self.retokenized_contexts += 1
         return text
+
+    def _text_of(self, context: list[int]) -> str:
+        return self.tokenizer.decode(context, skip_special_tokens=False,
+                                     clean_up_tokenization_spaces=False)
+
+    def _refuse_control_text(self, context: list[int], text: str) -> bool:
+        """Whether the engine reads ``text`` as other ids than ``context`` (a path the
+        tokenizer splits otherwise); ConfigError (a 400 in the server) when it would read
+        more control tokens: text the search holds as ordinary tokens (a user who typed
+        ``<|im_end|>``, or a model that wrote it) is never sent to become one."""
+        engine_reads = hf_encode_markup(self.tokenizer, text)
+        if engine_reads == context:
+            return False
+        control = hf_control_ids(self.tokenizer)
+        if sum(t in control for t in engine_reads) > sum(t in control for t in context):
+            raise ConfigError(
+                "messages", f"the engine at {self.base_url} takes text prompts and would "
+                f"read control-token text in this conversation or its answer (e.g. "
+                f"<|im_end|>) as control tokens; rainlm does not send it. Remove it, or "
+                f"serve the model with an engine that takes token-id prompts (vLLM, SGLang).")
+        return True
 
     def _one(self, context: list[int], k: int) -> TokenDistribution:
         """One ``/completions`` call -> a sparse distribution (retried once if EOS hid it)."""

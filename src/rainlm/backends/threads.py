@@ -48,8 +48,9 @@ def idle_cpus(sample_s: float = SAMPLE_S) -> float | None:
     after = _cpu_times()
     if after is None or after[1] <= before[1]:
         return None
-    share = (after[0] - before[0]) / (after[1] - before[1])
-    return share * (os.cpu_count() or 1)
+    share = (after[0] - before[0]) / (after[1] - before[1])  # of the whole machine
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return min(share * (os.cpu_count() or 1), usable or os.cpu_count() or 1)
 
 
 def threads_for(current: int, idle: float | None) -> int:
@@ -60,8 +61,9 @@ def threads_for(current: int, idle: float | None) -> int:
 
 
 def fit_torch_threads() -> int | None:
-    """Lower torch's thread count to the CPUs idle now, when torch is loaded and on the
-    CPU; returns the count it leaves (None: torch is not loaded)."""
+    """Lower torch's thread count to the CPUs idle now (those this process may run on),
+    when torch is loaded; returns the count it leaves (None: torch is not loaded). A
+    container's CPU quota (cgroups) is not read: torch's own count is the upper bound."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None

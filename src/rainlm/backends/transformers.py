@@ -42,7 +42,7 @@ import numpy as np
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
 from rainlm.backends.chat_template import (END_OF_TURN_NAMES, hf_bos_ids, hf_encode_text,
-                                          hf_render_prompt)
+                                          hf_render_prompt, hf_text_tokenizer)
 from rainlm.backends.kv_cache import (cache_nbytes, clone_cache, lcp, plain_layers, ragged_mask,
                                       ragged_row, stack_caches)
 from rainlm.errors import ConfigError, ModelNotFoundError
@@ -125,6 +125,7 @@ class TransformersBackend:
             model = model.to(self.device)
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.text_tokenizer = hf_text_tokenizer(tokenizer)  # control text stays text
         self.name = name or str(getattr(model.config, "_name_or_path", "") or "transformers")
         has_template = bool(getattr(tokenizer, "chat_template", None))
         self.capabilities = Capabilities(full_distribution=True, prefix_cache=True,
@@ -174,7 +175,7 @@ class TransformersBackend:
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with no special tokens added; a control-token string in
         it (``<|im_end|>``) stays text."""
-        return hf_encode_text(self.tokenizer, text)
+        return hf_encode_text(self.text_tokenizer, text)
 
     def detokenize(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids``, special tokens skipped."""
@@ -186,7 +187,7 @@ class TransformersBackend:
         Uses the tokenizer's chat template (with its own defaults, e.g. SmolLM's system
         turn); base models without one get a plain ``Human: ...\\n\\nAssistant:`` transcript.
         """
-        return hf_render_prompt(self.tokenizer, messages,
+        return hf_render_prompt(self.tokenizer, self.text_tokenizer, messages,
                                 use_template=self.capabilities.chat_template)
 
     def _find_eos_ids(self) -> frozenset[int]:

@@ -100,9 +100,9 @@ class ModelCalls:
         simulations make them too). What ``seconds_per_token`` is the median of."""
         self._last_single: list[int] | None = None  # the previous one-context call's context
         self.judgement_seconds: deque[float] = deque(maxlen=DECODE_WINDOW)
-        """Wall seconds of the latest judge calls for one text (as a finish's comparison
-        with the best judged answer makes them): what ``seconds_per_judgement`` is the
-        median of."""
+        """Wall seconds of the latest judge calls (one text, as a finish's comparison with
+        the best judged answer makes them, or a batch: an upper bound on one): what
+        ``seconds_per_judgement`` is the median of."""
 
     @property
     def stopped(self) -> bool:
@@ -128,7 +128,7 @@ class ModelCalls:
 
     def seconds_per_judgement(self) -> float:
         """The expected cost of judging one more text: the median wall seconds of the
-        latest one-text judge calls (0.0 before the first)."""
+        latest judge calls (0.0 before the first)."""
         times = self.judgement_seconds
         return float(statistics.median(times)) if times else 0.0
 

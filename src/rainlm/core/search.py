@@ -240,8 +240,8 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[
         started = time.perf_counter()
         with ctx.stats.phase("judge"):
             values = yield from evaluation_steps(ctx.evaluator, todo)
-        if len(todo) == 1:
-            ctx.calls.judgement_seconds.append(time.perf_counter() - started)
+        # a batch's time too: an upper bound on one judgement (parallel mode judges several)
+        ctx.calls.judgement_seconds.append(time.perf_counter() - started)
         ctx.stats.evaluator_calls += 1
         for req, value in zip(todo, values):
             ctx.eval_cache[req.key] = check_value(value, name)

@@ -184,8 +184,10 @@ class Engine:
         self._stop_searches = threading.Event()  # set: running searches end at their next call
         self._idle = threading.Event()  # set while no job runs
         self._idle.set()
-        self.owner = f"rain serve@{socket.gethostname()}"
-        """Who writes this server's "started" records (``TraceStore.mark_unfinished``)."""
+        self.owner = f"rain serve@{socket.gethostname()}:{settings.port}"
+        """Who writes this server's "started" records (``TraceStore.mark_unfinished``):
+        host and port, so a second server on the same machine and database does not
+        take the first one's running requests for its own unfinished ones."""
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, services: Any, backend: Any = None,
@@ -197,6 +199,21 @@ class Engine:
             log.warning("rain serve: %d request(s) an earlier run of this server did not "
                         "finish are marked \"interrupted\" in the audit trail", marked)
         return self._executor.submit(self._load, services, backend, on_ready)
+
+    def abandon(self, job: Job, opened: asyncio.Future) -> None:
+        """The client left while its record was being opened: free its place and record
+        why it never ran (nothing to do when the record could not be opened: that freed
+        the place already)."""
+        if opened.cancelled() or opened.exception() is not None:
+            return
+        self._release()
+        try:
+            self.store.record(self._error_record(
+                job, ConnectionAbortedError("the client disconnected before its search "
+                                            "started"), None, time.perf_counter()),
+                owner=self.owner)
+        except Exception:
+            log.exception("rain serve: could not record the abandoned request %s", job.trace_id)
 
     def open_record(self, job: Job) -> None:
         """Write the request's "started" record: before its search starts and before any

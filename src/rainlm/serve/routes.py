@@ -4,6 +4,7 @@ the server's state (settings, engine, refusal counts) from ``app.state``."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -102,8 +103,13 @@ async def _complete(request: Request, endpoint: str) -> Any:
         raise not_ready(exc, settings) from None
     job = Job(trace_id=new_trace_id(), request=req, created_at=created_at, created=created,
               arrived=arrived)
-    try:  # the record exists before the search starts and before any byte is sent
-        await run_in_threadpool(engine.open_record, job)
+    # the record exists before the search starts and before any byte is sent
+    opening = asyncio.ensure_future(run_in_threadpool(engine.open_record, job))
+    try:
+        await asyncio.shield(opening)
+    except asyncio.CancelledError:  # the client went away: free the place, say so on record
+        opening.add_done_callback(lambda done: engine.abandon(job, done))
+        raise
     except Exception as exc:
         log.exception("rain serve: could not write the audit record of %s", job.trace_id)
         raise ApiError(503, f"the audit trail cannot be written ({type(exc).__name__}); the "
