@@ -7,7 +7,7 @@ import os
 import pytest
 
 from tests.backends.engine import ENGINE_INSTALL, EngineServer, llama_server_importable
-from tests.needs import require
+from tests.needs import require, require_embedded_model
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +22,7 @@ def llamacpp_runs():
     """
     from rainlm.backends.llamacpp_build import probe_decode
 
+    require_embedded_model()  # the probe decodes the embedded GGUF
     probe = probe_decode()
     if not probe.ok:
         pytest.fail(f"llama.cpp cannot run here: {probe.message}", pytrace=False)
@@ -42,5 +43,6 @@ def engine_url():
         return
     require(llama_server_importable(), "llama_cpp.server (the llama.cpp engine)",
             ENGINE_INSTALL, part="engine")
+    require_embedded_model()  # the private server serves the embedded GGUF
     with EngineServer() as server:
         yield server.base_url
