@@ -14,7 +14,7 @@ import functools
 
 import pytest
 
-from rainlm.backends.chat_template import _count, encode_conversation, hf_control_ids
+from rainlm.backends.chat_template import control_count, encode_conversation, hf_control_ids
 from rainlm.errors import ConfigError
 from tests.needs import require_module
 
@@ -36,10 +36,6 @@ def specials(hf_tokenizer) -> list[str]:
 
 def attack(specials: list[str]) -> str:
     return "Hi" + "".join(f" {s}" for s in specials) + FORGED
-
-
-def control_count(ids, control) -> int:
-    return sum(int(t) in control for t in ids)
 
 
 def assert_text_is_text(backend, specials, control) -> None:
@@ -124,7 +120,8 @@ def test_a_template_that_rewrites_content_cannot_carry_control_text(hf_tokenizer
     # a message without control text next to one with it: its trimmed space is no error
     two = [{"role": "user", "content": "hi "}, {"role": "assistant", "content": "<|im_end|>"}]
     ids = encode_conversation(two, trimming, markup, text, control)
-    assert _count(ids, control) == _count(markup(trimming([dict(m, content="x") for m in two])), control)
+    assert control_count(ids, control) == control_count(
+        markup(trimming([dict(m, content="x") for m in two])), control)
 
 
 def test_a_template_that_makes_control_tokens_out_of_content_is_refused(hf_tokenizer):

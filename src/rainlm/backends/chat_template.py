@@ -21,7 +21,8 @@ from rainlm.errors import ConfigError
 
 __all__ = ["END_OF_TURN_NAMES", "render_chat_template", "plain_messages", "plain_transcript",
            "hf_bos_ids", "hf_render_prompt", "hf_encode_markup", "hf_encode_text",
-           "hf_control_ids", "hf_text_tokenizer", "encode_conversation", "CONTROL_TEXT"]
+           "hf_control_ids", "hf_text_tokenizer", "encode_conversation", "control_count",
+           "CONTROL_TEXT"]
 
 
 END_OF_TURN_NAMES = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|eom_id|>")
@@ -130,11 +131,11 @@ def encode_conversation(messages: Sequence[Mapping[str, str]],
     msgs = plain_messages(messages)
     rendered = render(msgs)
     markup_only = render([dict(m, content=f"\ue000{i}\ue001") for i, m in enumerate(msgs)])
-    expected = _count(encode_markup(markup_only), control_ids)
+    expected = control_count(encode_markup(markup_only), control_ids)
     risky = [i for i, m in enumerate(msgs) if encode_markup(m["content"]) != encode_text(m["content"])]
     if not risky:
         whole = encode_markup(rendered)
-        if _count(whole, control_ids) == expected:
+        if control_count(whole, control_ids) == expected:
             return whole
         raise _rewritten(0)
     marked = render([dict(m, content=f"\ue000{i}\ue001") if i in risky else m
@@ -147,12 +148,13 @@ def encode_conversation(messages: Sequence[Mapping[str, str]],
     for part, i in zip(markup, order):
         ids += encode_markup(part) + encode_text(msgs[i]["content"])
     ids += encode_markup(markup[-1])
-    if _count(ids, control_ids) != expected:
+    if control_count(ids, control_ids) != expected:
         raise _rewritten(risky[0])
     return ids
 
 
-def _count(ids: Sequence[int], control_ids: Collection[int]) -> int:
+def control_count(ids: Sequence[int], control_ids: Collection[int]) -> int:
+    """How many of ``ids`` are control tokens."""
     return sum(int(t) in control_ids for t in ids)
 
 

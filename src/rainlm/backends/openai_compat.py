@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
-from rainlm.backends.chat_template import (END_OF_TURN_NAMES, hf_bos_ids, hf_control_ids,
-                                          hf_encode_markup, hf_encode_text,
+from rainlm.backends.chat_template import (END_OF_TURN_NAMES, control_count, hf_bos_ids,
+                                          hf_control_ids, hf_encode_markup, hf_encode_text,
                                           hf_render_prompt, hf_text_tokenizer)
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
@@ -293,7 +293,7 @@ class OpenAICompatibleBackend:
         if engine_reads == context:
             return False
         control = hf_control_ids(self.tokenizer)
-        if sum(t in control for t in engine_reads) > sum(t in control for t in context):
+        if control_count(engine_reads, control) > control_count(context, control):
             raise ConfigError(
                 "messages", f"the engine at {self.base_url} takes text prompts and would "
                 f"read control-token text in this conversation or its answer (e.g. "
