@@ -32,3 +32,44 @@ def _private_audit_db(tmp_path, monkeypatch):
     """`rain generate` and `rain chat` log answers to the audit database: in tests, to a
     file of the test's own, never the user's."""
     monkeypatch.setenv("RAINLM_AUDIT_DB", str(tmp_path / "cli-audit.sqlite3"))
+
+
+# ------------------------------------------------------------------ the audit store
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the session (not durable: fsync off), started
+    by the tests on 127.0.0.1 (``rainlm.cluster.postgres.LocalPostgres``)."""
+    from tests.needs import require_postgres
+
+    require_module("psycopg", part="postgres")
+    require_postgres()
+    from rainlm.cluster.postgres import LocalPostgres
+
+    server = LocalPostgres(durable=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A postgresql:// URL (password included) of a fresh, empty database."""
+    import os
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a test's audit store lives, once per kind: an SQLite file of its own, then a
+    fresh PostgreSQL database. Tests that take it run on both stores."""
+    if request.param == "sqlite":
+        return str(tmp_path / "audit-store" / "audit.sqlite3")
+    return request.getfixturevalue("postgres_url")

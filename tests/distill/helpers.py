@@ -71,12 +71,44 @@ def flagged(trace_id: str, answer: str, **kw: Any) -> TraceRecord:
                   policy=PolicyDecision("flag", 0.0, -0.5, "flagged"), **kw)
 
 
-def audit_db(path: Path, records: list[TraceRecord],
-             decisions: dict[str, str] | None = None) -> Path:
-    """A real audit database: ``records`` stored, then ``decisions`` made by a reviewer."""
+def audit_db(path: str | Path, records: list[TraceRecord],
+             decisions: dict[str, str] | None = None) -> str | Path:
+    """A real audit database (an SQLite file or a postgresql:// URL): ``records`` stored,
+    then ``decisions`` made by a reviewer."""
     with TraceStore(path) as store:
         for rec in records:
             store.record(rec)
         for trace_id, decision in (decisions or {}).items():
             store.decide(trace_id, decision, note="test", reviewer="ana")
     return path
+
+
+def mixed_records() -> list[TraceRecord]:
+    """Audit records of every kind the export pairs, drops or skips (decide them with
+    ``MIXED_DECISIONS``)."""
+    other = [{"role": "user", "content": "Tell me a joke."}]
+    return [
+        # one prompt, two flagged answers: a reviewer approves one and rejects the other
+        flagged("tr_a1", "I won't help with lock picking."),
+        flagged("tr_a2", "Insert a tension wrench, then rake the pins."),
+        # RAIN against greedy on the same prompt, scored by the server's self-evaluation
+        record("tr_g1", "Why did the chicken...", messages=other, rain=False, score=-0.2),
+        record("tr_r1", "A pun about bread.", messages=other, score=0.6),
+        # RAIN preferred by its score, but a reviewer rejected it
+        record("tr_g2", "Greedy says this.", prompt="Say something", rain=False, score=-1.0),
+        flagged("tr_r2", "RAIN says that.", prompt="Say something"),
+        # the policy replaced the answer by the refusal; a reviewer approved (imported)
+        record("tr_ref", "Sorry, I can't answer that.", prompt="How to hotwire a car?",
+               score=-0.8, review_state="approved",
+               policy=PolicyDecision("refuse", 0.0, -0.8, "refused",
+                                     original_text="Cross the ignition wires.")),
+        # a failed request, a reviewed answer with no opposite decision, no readable prompt
+        record("tr_err", "", prompt="Crash?", error="RuntimeError: boom"),
+        flagged("tr_lone", "Lonely answer.", prompt="Alone?"),
+        record("tr_tool", "x", messages=[{"role": "tool", "content": "t"}]),
+    ]
+
+
+MIXED_DECISIONS = {"tr_a1": "approved", "tr_a2": "rejected", "tr_r2": "rejected",
+                   "tr_lone": "approved"}
+"""The reviewer's decisions on ``mixed_records``."""

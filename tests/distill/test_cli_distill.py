@@ -110,7 +110,9 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path):
     assert f"Error: {bad}, line 2: not a JSON line" in result.stderr
     assert "Traceback" not in result.output
     result = invoke("distill", "export", tmp_path / "missing.jsonl", "--out", tmp_path / "o")
-    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert result.exit_code == 2 and "no such file" in result.stderr
+    result = invoke("distill", "export", tmp_path, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "is a folder" in result.stderr
     result = invoke("distill", "export", bad, "--out", tmp_path / "o", "--format", "csv")
     assert result.exit_code == 2 and "unknown format 'csv'" in result.stderr
     result = invoke("distill", "export", bad, "--out", tmp_path / "o", "--min-margin", "3")
@@ -123,6 +125,8 @@ def test_help_has_examples():
         assert result.exit_code == 0 and "Examples:" in result.output
         assert "rain distill export" in result.output
     assert "distill" in invoke("--help").output
+    help_text = invoke("distill", "export", "--help").output
+    assert "postgresql://" in help_text and '"$RAINLM_AUDIT_DB"' in help_text
     export = cli.commands["distill"].commands["export"]
     for param in export.params:
         if param.param_type_name == "option":

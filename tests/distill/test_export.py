@@ -10,10 +10,9 @@ import pytest
 from rainlm.distill.answers import SourceError
 from rainlm.distill.export import DROP_REASONS, ExportOptions, export_pairs, judge_matches
 from rainlm.errors import ConfigError, RainError
-from rainlm.trace.records import PolicyDecision
 
-from .helpers import (CHAT, audit_db, bench_row, flagged, frontier_row, record,
-                      write_jsonl)
+from .helpers import (CHAT, MIXED_DECISIONS, audit_db, bench_row, frontier_row,
+                      mixed_records, write_jsonl)
 
 
 # ------------------------------------------------------------------ frontier files
@@ -167,30 +166,7 @@ def test_missing_source_and_folder(tmp_path):
 # ------------------------------------------------------------------ the audit database
 @pytest.fixture
 def db(tmp_path):
-    other = [{"role": "user", "content": "Tell me a joke."}]
-    records = [
-        # one prompt, two flagged answers: a reviewer approves one and rejects the other
-        flagged("tr_a1", "I won't help with lock picking."),
-        flagged("tr_a2", "Insert a tension wrench, then rake the pins."),
-        # RAIN against greedy on the same prompt, scored by the server's self-evaluation
-        record("tr_g1", "Why did the chicken...", messages=other, rain=False, score=-0.2),
-        record("tr_r1", "A pun about bread.", messages=other, score=0.6),
-        # RAIN preferred by its score, but a reviewer rejected it
-        record("tr_g2", "Greedy says this.", prompt="Say something", rain=False, score=-1.0),
-        flagged("tr_r2", "RAIN says that.", prompt="Say something"),
-        # the policy replaced the answer by the refusal; a reviewer approved (imported)
-        record("tr_ref", "Sorry, I can't answer that.", prompt="How to hotwire a car?",
-               score=-0.8, review_state="approved",
-               policy=PolicyDecision("refuse", 0.0, -0.8, "refused",
-                                     original_text="Cross the ignition wires.")),
-        # a failed request, a reviewed answer with no opposite decision, no readable prompt
-        record("tr_err", "", prompt="Crash?", error="RuntimeError: boom"),
-        flagged("tr_lone", "Lonely answer.", prompt="Alone?"),
-        record("tr_tool", "x", messages=[{"role": "tool", "content": "t"}]),
-    ]
-    return audit_db(tmp_path / "audit.sqlite3", records,
-                    {"tr_a1": "approved", "tr_a2": "rejected", "tr_r2": "rejected",
-                     "tr_lone": "approved"})
+    return audit_db(tmp_path / "audit.sqlite3", mixed_records(), MIXED_DECISIONS)
 
 
 def test_audit_database_pairs(db):

@@ -48,9 +48,10 @@ def wait_ready(client: TestClient) -> None:
 
 
 @pytest.fixture()
-def served(tmp_path):
-    """(client, store) of an app with an API key, flag policy, threshold 1.0."""
-    store = TraceStore(tmp_path / "audit.sqlite3")
+def served(store_location):
+    """(client, store) of an app with an API key, flag policy, threshold 1.0; once on an
+    SQLite file, once on a PostgreSQL database."""
+    store = TraceStore(store_location)
     settings = ServerSettings(api_key=KEY, policy="flag", threshold=1.0, embedder="none",
                               allow_request_policy=True, max_prompt_tokens=40)
     app = create_ready_app(settings, backend=make_backend(), store=store, services=NO_EMBEDDER)

@@ -60,12 +60,14 @@ def _records(db) -> dict[str, str]:
         return {r.id: r.finish_reason for r in store.list(limit=100)}
 
 
-def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_path):
+def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_path,
+                                                                        store_location):
+    """On an SQLite file and on a PostgreSQL database (the replicas' shared store)."""
     require_installed("torch", "transformers", "fastapi", "uvicorn", "httpx")
     require_embedded_model()
     import httpx
 
-    db = tmp_path / "audit.sqlite3"
+    db = store_location
     port = free_port()  # the restarted server is the same server: same host and port
     with running_server(_args(db), tmp_path / "first.log", port=port) as server:
         streamed = _first_chunk_id(server.url)
@@ -94,3 +96,6 @@ def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_pat
                           headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
         assert done.status_code == 200
         assert _records(db)[done.json()["id"]] == "length"
+        if "@" in str(db):  # a URL: its password is in no log line
+            secret = str(db).split("//", 1)[1].split("@", 1)[0].split(":", 1)[1]
+            assert secret not in server.log() and secret not in (tmp_path / "first.log").read_text()

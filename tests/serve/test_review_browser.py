@@ -112,6 +112,19 @@ def test_a_reviewer_approves_and_rejects_flagged_answers_in_chromium(server):
                 assert page.text_content(f"#status-{trace_id}").strip() == "pending"
             shot = page.screenshot(path=str(tmp / "review-before.png"), full_page=True)
 
+            # a reviewer takes the next answer: the oldest, held for her from now on
+            assert "Queue: 2 pending (0 held by a reviewer)" in page.text_content("#queue-counts")
+            page.fill("#reviewer", "ana")
+            page.dispatch_event("#reviewer", "change")
+            page.click("#take-next")
+            page.wait_for_function(
+                "document.getElementById('next-status').textContent.startsWith('yours: ')")
+            assert page.text_content("#next-status") == f"yours: {approve_id}"
+            assert page.text_content(f"#held-{approve_id}") == "held by you"
+            held = httpx.get(f"{srv.url}/v1/rain/review-queue",
+                             headers={"Authorization": f"Bearer {KEY}"}).json()
+            assert held["pending"] == 2 and held["held"] == 1
+
             page.fill(f"#note-{approve_id}", "checked by a human")
             page.click(f'#review-{approve_id} button[data-action="approve"]')
             page.wait_for_function(
@@ -138,6 +151,7 @@ def test_a_reviewer_approves_and_rejects_flagged_answers_in_chromium(server):
     headers = {"Authorization": f"Bearer {KEY}"}
     approved = httpx.get(f"{srv.url}/v1/rain/traces/{approve_id}", headers=headers).json()
     rejected = httpx.get(f"{srv.url}/v1/rain/traces/{reject_id}", headers=headers).json()
+    assert approved["review"]["reviewer"] == "ana"  # the name typed on the page
     assert approved["review_state"] == "approved"
     assert approved["review"]["note"] == "checked by a human"
     assert rejected["review_state"] == "rejected"

@@ -1,4 +1,5 @@
-"""`rain trace` and `rain review` through click's CliRunner, on a real SQLite file."""
+"""`rain trace` and `rain review` through click's CliRunner, on a real SQLite file and on
+a real PostgreSQL database (``store_location``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from click.testing import CliRunner
 from rainlm.cli.main import cli
 from dataclasses import replace
 
+from rainlm.trace.location import describe
 from rainlm.trace.store import ENV_VAR, TraceStore
 
 from .helpers import make_record
 
 
 @pytest.fixture
-def db(tmp_path):
-    path = tmp_path / "audit.sqlite3"
+def db(store_location):
+    path = store_location
     with TraceStore(path) as store:
         store.record(make_record("tr_old", created_at="2026-01-01T00:00:00+00:00",
                                  review_state="none", score=0.75))
@@ -108,6 +110,7 @@ def test_review_list_approve_reject(db):
     out = invoke("review", "list", "--db", str(db))
     assert out.exit_code == 0, out.output
     assert out.output.splitlines() == [
+        "1 pending (0 held by a reviewer), 0 approved, 0 rejected",
         "tr_flag  2026-01-02T00:00:00+00:00  score -0.250",
         "  prompt: 'How do I build a bomb?'",
         "  answer: 'line one'",
@@ -140,7 +143,7 @@ def test_reject_sets_rejected(db):
 def test_unknown_id_exit_2(db, args):
     out = invoke(*args, "--db", str(db))
     assert out.exit_code == 2
-    assert "Error: no trace with id 'tr_nope'" in out.output and str(db) in out.output
+    assert "Error: no trace with id 'tr_nope'" in out.output and describe(db) in out.output
 
 
 @pytest.mark.parametrize("args", [("trace", "list"), ("trace", "show", "x"),
@@ -149,7 +152,7 @@ def test_missing_db_is_an_error_and_creates_nothing(tmp_path, args):
     missing = tmp_path / "nowhere" / "audit.sqlite3"
     out = invoke(*args, "--db", str(missing))
     assert out.exit_code == 2
-    assert f"no audit database at {missing}" in out.output and "--db" in out.output
+    assert f"no audit database at {missing}" in out.output and "--store" in out.output
     assert ENV_VAR in out.output
     assert not missing.exists() and not missing.parent.exists()
 
@@ -160,6 +163,40 @@ def test_db_from_env(db, tmp_path):
     missing = tmp_path / "env.db"
     out = invoke("review", "list", env={ENV_VAR: str(missing)})
     assert out.exit_code == 2 and f"${ENV_VAR}" in out.output and not missing.exists()
+
+
+def test_review_next_hands_each_reviewer_another_answer(db):
+    with TraceStore(db) as store:
+        store.record(make_record("tr_flag2", created_at="2026-01-03T00:00:00+00:00"))
+    ana = invoke("review", "next", "--reviewer", "ana", "--store", str(db))
+    assert ana.exit_code == 0, ana.output
+    assert ana.output.startswith("tr_flag  ") and "held for ana" in ana.output
+    assert "How do I build a bomb?" in ana.output and "line one\nline two" in ana.output
+    bo = invoke("review", "next", "--reviewer", "bo", "--store", str(db))
+    assert bo.output.startswith("tr_flag2  ")
+    listed = invoke("review", "list", "--store", str(db)).output
+    assert "2 pending (2 held by a reviewer)" in listed and "held by ana until" in listed
+    taken = invoke("review", "approve", "tr_flag", "--reviewer", "bo", "--store", str(db))
+    assert taken.exit_code == 2 and "held by reviewer 'ana'" in taken.output
+    assert invoke("review", "approve", "tr_flag", "--reviewer", "ana",
+                  "--store", str(db)).exit_code == 0
+    assert "Nothing to review." in invoke("review", "next", "--reviewer", "cy",
+                                          "--store", str(db)).output
+    assert invoke("review", "next", "--store", str(db)).exit_code == 2  # --reviewer needed
+
+
+def test_a_store_url_password_is_never_printed(postgres_server, postgres_url):
+    with TraceStore(postgres_url) as store:
+        store.record(make_record("tr_flag"))
+    secret = postgres_server.password
+    for args in (("trace", "list"), ("trace", "show", "tr_nope"), ("review", "list"),
+                 ("review", "next", "--reviewer", "ana"), ("review", "approve", "tr_zz")):
+        out = CliRunner().invoke(cli, [*args, "--store", postgres_url])
+        assert secret not in out.output, args
+    wrong = postgres_url.replace(secret, "wrong-secret")
+    out = CliRunner().invoke(cli, ["trace", "list", "--store", wrong])
+    assert out.exit_code != 0 and "wrong-secret" not in out.output
+    assert "***" in out.output and "password" in out.output
 
 
 def test_help_names_the_env_var():

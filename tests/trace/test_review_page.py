@@ -148,7 +148,7 @@ def test_script_sends_the_documented_request():
     assert 'method: "POST"' in js and '"Content-Type": "application/json"' in js
     assert 'headers["Authorization"] = "Bearer " + key' in js
     assert 'params.get("key")' in js
-    assert "JSON.stringify({decision: decision, note: note})" in js
+    assert "JSON.stringify({decision: decision, note: note, reviewer: reviewer()})" in js
     assert '"approved" : "rejected"' in js
     assert "status.textContent = decision" in js and "b.disabled = true" in js
     # no external URLs: the only one is the api_base we passed

@@ -19,18 +19,22 @@ ALL = [name for name, _ in MIGRATIONS]
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = TraceStore(tmp_path / "sub" / "audit.sqlite3")
+def store(store_location):
+    """A store of the test's own: an SQLite file, then a PostgreSQL database."""
+    s = TraceStore(store_location)
     yield s
     s.close()
 
 
-def _count(path, table="traces"):
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-    finally:
-        conn.close()
+def _count(store, table="traces"):
+    """Rows in ``table``, read through a second connection (what is really committed)."""
+    with TraceStore(_location(store)) as other:
+        return other._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def _location(store):
+    """The store's location with its password (``store.path`` hides it)."""
+    return getattr(store._db, "_url", store.path)
 
 
 # ---------------------------------------------------------------------- round trip
@@ -77,7 +81,8 @@ def test_default_db_path_env(monkeypatch, tmp_path):
         assert s.path == tmp_path / "deep" / "er" / "a.db" and s.path.exists()
 
 
-def test_wal_journal(store):
+def test_wal_journal(tmp_path):
+    store = TraceStore(tmp_path / "w.db")
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
@@ -90,7 +95,7 @@ def test_unserialisable_field_leaves_nothing(store):
         store.record(bad)
     with pytest.raises(TraceNotFoundError):
         store.get("tr_bad")
-    assert _count(store.path) == 0
+    assert _count(store) == 0
     store.record(make_record("tr_bad"))  # the id is free: nothing half-written holds it
     assert store.get("tr_bad").id == "tr_bad"
 
@@ -100,7 +105,7 @@ def test_failure_after_the_trace_row_rolls_back(store):
     broken = ReviewDecision("approved", None, None, decided_at=object())  # type: ignore[arg-type]
     with pytest.raises(RainError):
         store.record(make_record("tr_half", review_state="approved", review=broken))
-    assert _count(store.path) == 0 and _count(store.path, "review_decisions") == 0
+    assert _count(store) == 0 and _count(store, "review_decisions") == 0
     assert store.list() == []
 
 
@@ -177,8 +182,8 @@ def test_review_history_is_kept(store):
 
 
 # ---------------------------------------------------------------------- threads
-def test_threads_record_and_decide_at_once(tmp_path):
-    store = TraceStore(tmp_path / "a.db")
+def test_threads_record_and_decide_at_once(store_location):
+    store = TraceStore(store_location)
     base = make_record("tr_base")
     errors: list[BaseException] = []
     n_threads, per_thread = 6, 15
@@ -226,9 +231,9 @@ def test_threads_record_and_decide_at_once(tmp_path):
     store.close()
 
 
-def test_two_stores_on_one_file(tmp_path):
-    """The server and `rain review approve` each open the file: both see each other."""
-    a, b = TraceStore(tmp_path / "a.db"), TraceStore(tmp_path / "a.db")
+def test_two_stores_on_one_file(store_location):
+    """The server and `rain review approve` each open the store: both see each other."""
+    a, b = TraceStore(store_location), TraceStore(store_location)
     a.record(make_record("tr_1"))
     assert b.decide("tr_1", "approved").review_state == "approved"
     assert a.get("tr_1").review_state == "approved"
@@ -259,7 +264,7 @@ def test_upgrade_from_first_migration_keeps_records(tmp_path):
     columns = [r[1] for r in conn.execute("PRAGMA table_info(traces)")]  # 0001's columns
     with TraceStore(":memory:") as mem:
         mem.record(old_rec)
-        row = mem._conn.execute(f"SELECT {', '.join(columns)} FROM traces").fetchone()
+        row = mem._db.execute(f"SELECT {', '.join(columns)} FROM traces").fetchone()
     conn.execute(f"INSERT INTO traces ({', '.join(columns)}) VALUES "
                  f"({', '.join('?' * len(columns))})", row)
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name='review_decisions'"
@@ -280,7 +285,7 @@ def test_failed_migration_rolls_back_and_is_retried(tmp_path):
     broken = [*MIGRATIONS, ("9999_broken", "CREATE TABLE half (x INTEGER);\nSELECT nope FROM nowhere;")]
     with pytest.raises(sqlite3.OperationalError):
         apply_migrations(conn, broken)
-    names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+    names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
     assert names == ALL  # the earlier ones stuck, the broken one left no trace
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name='half'").fetchall()
     conn.close()
@@ -299,12 +304,10 @@ def test_not_a_database(tmp_path):
         TraceStore(path)
 
 
-def test_lone_surrogates_are_stored_escaped_never_dropped(tmp_path):
+def test_lone_surrogates_are_stored_escaped_never_dropped(store_location):
     """A lone surrogate cannot be UTF-8; the record is written with its escape instead."""
-    from rainlm.trace.store import TraceStore
-
     bad = "x\ud800y"
-    with TraceStore(tmp_path / "a.sqlite3") as store:
+    with TraceStore(store_location) as store:
         store.record(make_record("tr_sur", answer=bad))
         got = store.get("tr_sur")
         assert got.answer == "x\\ud800y"
@@ -329,8 +332,8 @@ def test_a_new_audit_database_is_private(tmp_path):
 
 
 # ---------------------------------------------------------- records before answers
-def test_a_started_record_is_completed_in_place(tmp_path):
-    with TraceStore(tmp_path / "s.db") as s:
+def test_a_started_record_is_completed_in_place(store_location):
+    with TraceStore(store_location) as s:
         s.record(make_record("tr_s", finish_reason="started", answer=""), owner="me")
         assert s.get("tr_s").finish_reason == "started"
         s.record(make_record("tr_s", answer="Done."))  # the answer ended: completed
@@ -340,8 +343,8 @@ def test_a_started_record_is_completed_in_place(tmp_path):
         assert s.get("tr_s").answer == "Done."
 
 
-def test_a_restart_marks_only_its_own_unfinished_records(tmp_path):
-    path = tmp_path / "r.db"
+def test_a_restart_marks_only_its_own_unfinished_records(store_location):
+    path = store_location
     with TraceStore(path) as s:
         s.record(make_record("tr_mine", finish_reason="started", answer=""), owner="me")
         s.record(make_record("tr_other", finish_reason="started", answer=""), owner="other")
@@ -355,3 +358,192 @@ def test_a_restart_marks_only_its_own_unfinished_records(tmp_path):
         assert s.mark_unfinished("me") == 0
         s.record(make_record("tr_mine", answer="Late."))  # a late completion still lands
         assert s.get("tr_mine").answer == "Late."
+
+
+# --------------------------------------------------------------- PostgreSQL schema
+def _pg_connect(url):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def test_both_stores_share_the_migration_names():
+    from rainlm.trace.postgres_db import POSTGRES_MIGRATIONS
+
+    assert [n for n, _ in POSTGRES_MIGRATIONS] == ALL
+
+
+@pytest.mark.parametrize("applied", range(len(MIGRATIONS)))
+def test_postgres_upgrade_from_every_earlier_schema(postgres_url, applied):
+    """A database at any earlier schema version (0001 only, 0001-0002, ...) holding a
+    record is brought up to date by opening it, and its record reads back whole."""
+    from rainlm.trace.postgres_db import POSTGRES_MIGRATIONS, apply_postgres_migrations
+
+    old_rec = make_record("tr_old", review_state="pending")
+    with TraceStore(":memory:") as mem:  # the row as the first schema's columns hold it
+        mem.record(old_rec)
+        columns = [r[1] for r in mem._db.execute("PRAGMA table_info(traces)")][:15]
+        row = mem._db.execute(f"SELECT {', '.join(columns)} FROM traces").fetchone()
+    conn = _pg_connect(postgres_url)
+    names = apply_postgres_migrations(conn, POSTGRES_MIGRATIONS[:applied + 1])
+    assert names == ALL[:applied + 1]
+    conn.execute(f"INSERT INTO traces ({', '.join(columns)}) VALUES "
+                 f"({', '.join(['%s'] * len(columns))})", row)
+    conn.close()
+    with TraceStore(postgres_url) as s:
+        assert s.migrations_applied() == ALL
+        assert s.get("tr_old") == json_normal(old_rec)
+        assert s.decide("tr_old", "rejected", note="old one").review.note == "old one"
+
+
+def test_postgres_failed_migration_rolls_back(postgres_url):
+    from rainlm.trace.postgres_db import POSTGRES_MIGRATIONS, apply_postgres_migrations
+
+    conn = _pg_connect(postgres_url)
+    broken = [*POSTGRES_MIGRATIONS,
+              ("9999_broken", "CREATE TABLE half (x INTEGER); SELECT nope FROM nowhere;")]
+    import psycopg
+
+    with pytest.raises(psycopg.Error):
+        apply_postgres_migrations(conn, broken)
+    names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+    assert names == ALL
+    assert conn.execute("SELECT to_regclass('half')").fetchone()[0] is None
+    # the advisory lock was given back: another opener is not blocked
+    assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                        ).fetchone()[0] == 0
+    conn.close()
+
+
+def test_replicas_opening_a_fresh_database_together_migrate_once(postgres_url):
+    stores, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def open_store():
+        try:
+            barrier.wait()
+            stores.append(TraceStore(postgres_url))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == [] and len(stores) == 4
+    conn = _pg_connect(postgres_url)
+    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(ALL)
+    conn.close()
+    for s in stores:
+        s.close()
+
+
+def test_nul_characters_are_kept_escaped(store_location):
+    """PostgreSQL text cannot hold NUL: it is written as its escape there, kept in SQLite;
+    JSON fields keep it exactly on both."""
+    with TraceStore(store_location) as s:
+        s.record(make_record("tr_nul", answer="a\x00b", request={"prompt": "p\x00q"}))
+        got = s.get("tr_nul")
+        assert got.answer == ("a\\x00b" if s.dialect == "postgresql" else "a\x00b")
+        assert got.request == {"prompt": "p\x00q"}
+
+
+def test_the_url_password_never_shows(postgres_server, postgres_url):
+    secret = postgres_server.password
+    with TraceStore(postgres_url) as s:
+        assert secret not in str(s.path) and secret not in repr(s) and "***" in str(s.path)
+        with pytest.raises(TraceNotFoundError) as info:
+            s.get("tr_none")
+        assert secret not in str(info.value)
+    wrong = postgres_url.replace(secret, "not-the-password")
+    with pytest.raises(RainError) as info:
+        TraceStore(wrong)
+    assert "not-the-password" not in str(info.value) and "password" in str(info.value)
+    assert "cannot open the audit store" in str(info.value)
+
+
+def test_a_dropped_connection_is_opened_again(postgres_server, postgres_url):
+    with TraceStore(postgres_url) as s:
+        s.record(make_record("tr_1"))
+        admin = _pg_connect(postgres_server.dsn())
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'rainlm' AND pid <> pg_backend_pid()")
+        admin.close()
+        with pytest.raises(RainError, match="cannot"):  # the call in flight fails clearly
+            s.get("tr_1")
+        assert s.get("tr_1").id == "tr_1"  # the next one reconnects
+        s.record(make_record("tr_2"))
+        assert _count(s) == 2
+
+
+# ------------------------------------------------------------------ review queue
+def test_claim_next_hands_out_each_pending_record_once(store):
+    for i in range(3):
+        store.record(make_record(f"tr_{i}", created_at=f"2026-01-01T00:00:0{i}+00:00"))
+    store.record(make_record("tr_none", review_state="none"))
+    a = store.claim_next("ana")
+    assert a.id == "tr_0" and store.claim_next("ana").id == "tr_0"  # her own one again
+    b = store.claim_next("bo")
+    assert b.id == "tr_1"
+    assert store.holds(["tr_0", "tr_1", "tr_2"]).keys() == {"tr_0", "tr_1"}
+    assert store.review_counts() == {"none": 1, "pending": 3, "approved": 0, "rejected": 0,
+                                     "held": 2}
+    with pytest.raises(ReviewStateError, match="held by reviewer 'ana'"):
+        store.decide("tr_0", "approved", reviewer="bo")
+    with pytest.raises(ReviewStateError, match="held by"):
+        store.decide("tr_0", "approved")  # nobody named: not ana
+    assert store.decide("tr_0", "approved", reviewer="ana").review_state == "approved"
+    assert store.claim_next("ana").id == "tr_2"
+    assert store.claim_next("cy") is None
+    with pytest.raises(ConfigError, match="reviewer"):
+        store.claim_next(" ")
+    with pytest.raises(ConfigError, match="hold_s"):
+        store.claim_next("ana", hold_s=0)
+
+
+def test_an_expired_hold_is_handed_to_the_next_reviewer(store):
+    store.record(make_record("tr_x"))
+    assert store.claim_next("ana", hold_s=0.05).id == "tr_x"
+    assert store.claim_next("bo") is None
+    import time
+
+    time.sleep(0.1)
+    assert store.claim_next("bo").id == "tr_x"
+    assert store.decide("tr_x", "rejected", reviewer="bo").review.reviewer == "bo"
+
+
+def test_two_reviewers_on_two_replicas_decide_100_items_exactly_once(store_location):
+    """Two reviewers, each through a store of their own (two replicas), take items from
+    the queue until it is empty: every item is decided once, by one of them."""
+    with TraceStore(store_location) as setup:
+        base = make_record("tr_base")
+        for i in range(100):
+            setup.record(replace(base, id=f"tr_{i:03d}",
+                                 created_at=f"2026-01-01T00:00:{i % 60:02d}+00:00"))
+    decided: dict[str, list[str]] = {"ana": [], "bo": []}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def review(name):
+        try:
+            with TraceStore(store_location) as replica:
+                barrier.wait()
+                while (rec := replica.claim_next(name)) is not None:
+                    replica.decide(rec.id, "approved" if len(rec.id) % 2 else "rejected",
+                                   reviewer=name)
+                    decided[name].append(rec.id)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=review, args=(n,)) for n in decided]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    both = decided["ana"] + decided["bo"]
+    assert sorted(both) == [f"tr_{i:03d}" for i in range(100)]  # each once, none lost
+    with TraceStore(store_location) as check:
+        assert check.review_counts()["pending"] == 0
+        assert _count(check, "review_decisions") == 100

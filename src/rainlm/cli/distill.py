@@ -61,7 +61,14 @@ Examples:
   rain distill export benchmarks/results/frontier/banned-words.jsonl --out data/
   rain distill export sweep.jsonl --judge synthetic@1 --min-margin 1 --out data/
   rain distill export ~/.local/share/rainlm/audit.sqlite3 --judge review --out reviewed/
+  rain distill export "$RAINLM_AUDIT_DB" --judge review --out reviewed/
   rain distill export bw.jsonl refusal.jsonl --format dpo --all-per-prompt --out data/
+
+\b
+SOURCE is a bench results file (JSONL), an audit database file (SQLite), or a
+PostgreSQL audit store's URL (postgresql://USER:PASSWORD@HOST:PORT/DB, as given to
+`rain serve --store` or in $RAINLM_AUDIT_DB). A database without rainlm's tables is
+refused, not changed; a URL's password is never printed or written (shown as ***).
 
 \b
 Pairs: RAIN's answer (chosen) against greedy's on the same prompt when the evaluator
@@ -74,7 +81,7 @@ answers. Writes dpo.jsonl, sft.jsonl, hf/dpo and hf/sft, and export.json (the co
 
 @distill_group.command("export", epilog=EXPORT_EPILOG)
 @click.argument("sources", nargs=-1, required=True, metavar="SOURCE...",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+                type=str)
 @click.option("--out", "out_dir", required=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the data (created if needed; files of an earlier export there "
@@ -106,12 +113,13 @@ answers. Writes dpo.jsonl, sft.jsonl, hf/dpo and hf/sft, and export.json (the co
               help="Write every DPO prompt as chat messages, a plain prompt as one user "
                    "message (the default does so only when a source was a chat). RAIN "
                    "answered through the chat template either way.")
-def distill_export_command(sources: tuple[Path, ...], out_dir: Path,
+def distill_export_command(sources: tuple[str, ...], out_dir: Path,
                            formats: tuple[str, ...] | None, min_margin: float,
                            judges: tuple[str, ...], include_budget_limited: bool,
                            all_per_prompt: bool, as_chat: bool) -> None:
     """Export preference pairs (DPO) and SFT examples from bench results files (JSONL of
-    `rain bench run` and `rain bench frontier`) and audit databases (SQLite).
+    `rain bench run` and `rain bench frontier`) and audit stores (an SQLite file or a
+    postgresql:// URL).
 
     Prints what was kept and, per reason, what was dropped.
     """

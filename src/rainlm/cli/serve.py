@@ -49,7 +49,8 @@ Streaming sends only committed text (never text the search may still rewind). Wi
 \b
 Examples:
   rain serve --embedder hashing
-  rain serve --api-key s3cret --policy refuse --threshold 0.2 --db audit.sqlite3
+  rain serve --api-key s3cret --policy refuse --threshold 0.2 --store audit.sqlite3
+  RAINLM_AUDIT_DB=postgresql://rain:PW@db:5432/rain rain serve --port 8001   # a replica
   python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1',
       api_key='s3cret'); print(c.chat.completions.create(model='rain',
       messages=[{'role': 'user', 'content': 'Hi'}], max_tokens=16).choices[0].message.content)"
@@ -72,8 +73,11 @@ Examples:
 @click.option("--api-key", envvar="RAINLM_API_KEY", default=None, metavar="KEY",
               help="Require 'Authorization: Bearer KEY' on /v1/* and /review (the review "
                    "page also takes ?key=KEY). Env: RAINLM_API_KEY. Default: no key.")
-@click.option("--db", "db_path", default=None, metavar="PATH",
-              help="Audit database (SQLite; ':memory:' for none on disk). Default: "
+@click.option("--store", "--db", "db_path", default=None, metavar="PATH|URL",
+              help="Audit store: an SQLite file (':memory:' for none on disk), or a "
+                   "postgresql://USER@HOST:PORT/DB URL that several replicas share (the "
+                   "password from PGPASSWORD or ~/.pgpass, or the whole URL from "
+                   "$RAINLM_AUDIT_DB, keeps it out of the process list). Default: "
                    "$RAINLM_AUDIT_DB or ~/.local/share/rainlm/audit.sqlite3.")
 @click.option("--policy", type=click.Choice(POLICIES), default=_default("policy"),
               show_default=True,

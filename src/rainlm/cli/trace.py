@@ -14,29 +14,34 @@ from rainlm.jsonable import to_json_text
 
 __all__ = ["trace_group", "db_option", "open_existing_store", "DB_HELP"]
 
-DB_HELP = ("SQLite audit database that `rain serve`, `rain generate` and `rain chat` write "
+DB_HELP = ("Audit store that `rain serve`, `rain generate` and `rain chat` write: an "
+           "SQLite file, or a postgresql://USER@HOST:PORT/DB URL shared by several servers "
+           "(password from PGPASSWORD or ~/.pgpass rather than the URL) "
            "[default: $RAINLM_AUDIT_DB, else ~/.local/share/rainlm/audit.sqlite3].")
 
 
 def db_option(func: Any) -> Any:
-    """``--db PATH`` (default: ``rainlm.trace.store.default_db_path()``)."""
-    return click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path),
-                        default=None, metavar="PATH", help=DB_HELP)(func)
+    """``--store PATH|URL`` (also ``--db``; default: ``rainlm.trace.location.default_location()``)."""
+    return click.option("--store", "--db", "db", default=None, metavar="PATH|URL",
+                        help=DB_HELP)(func)
 
 
-def open_existing_store(db: Path | None) -> Any:
-    """The TraceStore at ``db`` (or the default path); RainError when no file is there."""
+def open_existing_store(db: str | Path | None) -> Any:
+    """The TraceStore at ``db`` (or the default location); RainError when it names a file
+    that is not there (a PostgreSQL URL is opened as given)."""
     from rainlm.errors import RainError
-    from rainlm.trace.store import ENV_VAR, TraceStore, default_db_path
+    from rainlm.trace.location import ENV_VAR, default_location, is_postgres_url
+    from rainlm.trace.store import TraceStore
 
-    path = Path(db).expanduser() if db is not None else default_db_path()
-    if not path.is_file():
-        source = "--db" if db is not None else (
+    location = default_location() if db is None else (
+        db if is_postgres_url(db) else Path(db).expanduser())
+    if not is_postgres_url(location) and not Path(location).is_file():
+        source = "--store" if db is not None else (
             f"${ENV_VAR}" if _env_set(ENV_VAR) else "the default location")
-        raise RainError(f"no audit database at {path} (from {source}); point to the file "
-                        f"`rain serve` writes with --db PATH or the {ENV_VAR} environment "
-                        f"variable")
-    return TraceStore(path)
+        raise RainError(f"no audit database at {location} (from {source}); point to the file "
+                        f"`rain serve` writes with --store PATH (or a postgresql:// URL), or "
+                        f"the {ENV_VAR} environment variable")
+    return TraceStore(location)
 
 
 def _env_set(name: str) -> bool:
@@ -80,7 +85,7 @@ def trace_group() -> None:
               help="Show at most this many records, newest first.")
 @click.option("--state", type=click.Choice(["none", "pending", "approved", "rejected"]),
               default=None, help="Only records in this review state.")
-def trace_list_command(db: Path | None, limit: int, state: str | None) -> None:
+def trace_list_command(db: str | None, limit: int, state: str | None) -> None:
     """List stored records, newest first: id, time, review state, score, prompt."""
     from rainlm.trace.view import first_line, prompt_text
 
@@ -115,7 +120,7 @@ def terminal_safe(text: str) -> str:
 @click.option("--min-visits", metavar="N", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Hide rewound nodes visited fewer times than this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole record as JSON instead.")
-def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
+def trace_show_command(trace_id: str, db: str | None, max_depth: int | None,
                        min_visits: float, as_json: bool) -> None:
     """Show one record: header and the search tree (* answer path, - rewound)."""
     from rainlm.trace.render_text import render_tree_text
@@ -136,7 +141,7 @@ def trace_show_command(trace_id: str, db: Path | None, max_depth: int | None,
               metavar="FILE.html", help="Write the page here (one standalone file). "
                                         "Default: <id>.html in the current folder.")
 @click.option("--open", "open_page", is_flag=True, help="Open the page in the web browser.")
-def trace_html_command(trace_id: str, db: Path | None, out: Path | None, open_page: bool) -> None:
+def trace_html_command(trace_id: str, db: str | None, out: Path | None, open_page: bool) -> None:
     """Write one record as a standalone HTML page with a foldable search tree."""
     from rainlm.errors import RainError
     from rainlm.trace.render_html import render_tree_html
@@ -155,7 +160,7 @@ def trace_html_command(trace_id: str, db: Path | None, out: Path | None, open_pa
         webbrowser.open(out.resolve().as_uri())
 
 
-def load_record(id_or_file: str, db: Path | None) -> Any:
+def load_record(id_or_file: str, db: str | None) -> Any:
     """A record by full id, unique id prefix (``tr_3f2a``), or a trace JSON file that
     ``rain generate --trace`` wrote."""
     from rainlm.trace.from_result import record_from_trace_file

@@ -1,6 +1,11 @@
 """Answers from the audit database (``TraceStore``): the server's requests and the
 answers ``rain generate`` and ``rain chat`` logged, with reviewers' decisions.
 
+The database is an SQLite file or a PostgreSQL store (a ``postgresql://`` URL). Either is
+checked read-only for rainlm's ``traces`` table first, so a foreign database is refused
+and never given rainlm's tables. A URL is named everywhere (answers' sources, messages)
+without its password (``rainlm.trace.location.describe``).
+
 - A record with a search config is RAIN's answer; one without (the server's method
   "greedy") is greedy's. Their value is the final answer's self-evaluation
   (``scores["value"]``, else the policy's score) and their judge ``self-eval:RUBRIC``;
@@ -17,6 +22,7 @@ answers ``rain generate`` and ``rain chat`` logged, with reviewers' decisions.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Mapping
@@ -25,6 +31,7 @@ from typing import Any
 
 from rainlm.distill.answers import (Answer, SourceError, chat_messages, is_budget_limited,
                                     prompt_key)
+from rainlm.trace.location import describe, is_postgres_url
 from rainlm.trace.records import INTERRUPTED, STARTED
 
 __all__ = ["read_audit_db", "looks_like_sqlite"]
@@ -61,26 +68,96 @@ def _check_audit_db(path: Path) -> None:
                                 "--help`)")
 
 
-def read_audit_db(path: str | Path) -> tuple[list[Answer], Counter[str]]:
-    """Every answer of the audit database at ``path``, oldest first, and the records
-    skipped per reason ("no prompt")."""
+NOT_A_STORE = ("not a rainlm audit store: the database has no 'traces' table; pass the "
+               "URL `rain serve` logs to (--store, $RAINLM_AUDIT_DB)")
+
+
+def _redact(url: str, text: str) -> str:
+    """``text`` without ``url``'s password (as given, and percent-decoded)."""
+    from urllib.parse import unquote
+
+    text = text.replace(url, describe(url))
+    secrets: set[str] = set()
+    try:
+        import psycopg
+
+        secrets.add(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
+    except Exception:  # noqa: BLE001 - psycopg missing or an unparsable URL
+        pass
+    match = re.match(r"^[a-z]+://[^:@/]*:(?P<pw>[^@]*)@", url, re.IGNORECASE)
+    if match:
+        secrets |= {match["pw"], unquote(match["pw"])}
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _check_postgres_store(url: str) -> None:
+    """SourceError unless the database at ``url`` has rainlm's ``traces`` table (checked
+    in a read-only transaction, so a foreign database is never given rainlm's tables)."""
+    name = describe(url)
+    try:
+        import psycopg
+    except ImportError:
+        from rainlm.trace.postgres_db import PSYCOPG_INSTALL
+
+        raise SourceError(name, f"a postgresql:// audit store needs psycopg 3: "
+                                f"{PSYCOPG_INSTALL}") from None
+    try:
+        with psycopg.connect(url, connect_timeout=10, application_name="rainlm") as conn:
+            conn.read_only = True
+            found = conn.execute("SELECT to_regclass('traces')").fetchone()[0]
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise SourceError(name, "cannot read this PostgreSQL database: "
+                                f"{_redact(url, str(exc)).strip()}") from None
+    if found is None:
+        raise SourceError(name, NOT_A_STORE)
+
+
+def _check_store(location: str | Path) -> str:
+    """Check the audit store at ``location`` read-only; returns its name for people (a URL
+    without its password)."""
+    if is_postgres_url(location):
+        _check_postgres_store(str(location))
+        return describe(str(location))
+    _check_audit_db(Path(location))
+    return str(location)
+
+
+def _read_records(location: str | Path, name: str) -> list[Any]:
+    """Every record of the store, newest first (``TraceStore.list``'s order)."""
+    from rainlm.errors import RainError
     from rainlm.trace.store import TraceStore
 
-    path = Path(path)
-    _check_audit_db(path)
-    store = TraceStore(path)
+    try:
+        store = TraceStore(location)
+    except RainError as exc:
+        if not is_postgres_url(location):
+            raise
+        raise SourceError(name, _redact(str(location), str(exc))) from None
     try:
         records: list[Any] = []
         while True:
             page = store.list(limit=PAGE, offset=len(records))
             records += page
             if len(page) < PAGE:
-                break
+                return records
     finally:
         store.close()
+
+
+def read_audit_db(location: str | Path) -> tuple[list[Answer], Counter[str]]:
+    """Every answer of the audit database at ``location`` (an SQLite file or a
+    ``postgresql://`` URL), oldest first, and the records skipped per reason ("no
+    prompt"). Answers name a URL without its password."""
+    if not is_postgres_url(location):
+        location = Path(location)
+    name = _check_store(location)
+    records = _read_records(location, name)
     answers, skipped = [], Counter[str]()
     for rec in reversed(records):  # list() is newest first
-        answer = _answer(path, rec)
+        answer = _answer(name, rec)
         if answer is None:
             skipped["no prompt"] += 1
         else:
@@ -92,7 +169,8 @@ def _number(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _answer(path: Path, rec: Any) -> Answer | None:
+def _answer(name: str, rec: Any) -> Answer | None:
+    """The answer of ``rec`` (None without a readable prompt); ``name`` names the store."""
     request = rec.request if isinstance(rec.request, Mapping) else {}
     options = request.get("options") if isinstance(request.get("options"), Mapping) else {}
     raw = request.get("messages", request.get("prompt"))
@@ -115,8 +193,8 @@ def _answer(path: Path, rec: Any) -> Answer | None:
         prompt=prompt[0], chat=prompt[1], text=text or "",
         kind="greedy" if rec.config is None else "rain",
         method="greedy" if rec.config is None else "rain",
-        group=("audit", str(path), rec.model, str(judge), prompt_key(prompt[0])),
-        judge=judge, value=value, source=f"{path}, trace {rec.id}", model=rec.model,
+        group=("audit", name, rec.model, str(judge), prompt_key(prompt[0])),
+        judge=judge, value=value, source=f"{name}, trace {rec.id}", model=rec.model,
         budget_limited=is_budget_limited(rec.finish_reason, stats.get("budget_exhausted")),
         error=rec.error or (f"unfinished ({rec.finish_reason})"
                             if rec.finish_reason in (STARTED, INTERRUPTED) else None),

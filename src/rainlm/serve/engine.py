@@ -305,7 +305,9 @@ class Engine:
 
     def health(self) -> dict[str, Any]:
         with self._lock:
-            depth = self._admitted - self._running
+            # queued: handed to the workers, not started (a request admitted a moment
+            # ago but not handed over yet is not counted: a shutdown could not see it)
+            depth = len(self._queued)
             running = self._running
         status = {READY: "ok"}.get(self.state, self.state)
         out = {"status": status, "model": self.model_name, "queue_depth": depth,

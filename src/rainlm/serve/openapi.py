@@ -56,6 +56,13 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
                 "Approve or reject an answer awaiting review", security,
                 {"200": _json("Object"), "409": _json("Error")}, parameters=[_trace_id()],
                 body="ReviewDecision")},
+            "/v1/rain/review-queue": {"get": _operation(
+                "The review queue's counts (read from the store: every replica answers the "
+                "same)", security, {"200": _json("ReviewQueue")})},
+            "/v1/rain/review-queue/next": {"post": _operation(
+                "Take the oldest answer awaiting review that no other reviewer holds; it is "
+                "held for this reviewer for hold_s seconds (record null: none left)",
+                security, {"200": _json("ReviewClaim")}, body="ReviewClaimRequest")},
             "/review": {"get": _operation("The review page (HTML)", security,
                                           {"200": _html("HTML page"), "401": _page_401()})},
         },
@@ -71,6 +78,18 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
                                                 "enum": ["approved", "rejected"]},
                                    "note": {"type": "string", "nullable": True},
                                    "reviewer": {"type": "string", "nullable": True}}},
+                "ReviewClaimRequest": {
+                    "type": "object", "additionalProperties": False, "required": ["reviewer"],
+                    "properties": {"reviewer": {"type": "string", "minLength": 1,
+                                                "maxLength": 200, "pattern": "\\S"},
+                                   "hold_s": {"type": "number", "exclusiveMinimum": True,
+                                              "minimum": 0, "maximum": 86400}}},
+                "ReviewClaim": {"type": "object", "required": ["record"], "properties": {
+                    "object": {"type": "string"},
+                    "record": {"type": "object", "nullable": True}}},
+                "ReviewQueue": {"type": "object", "properties": {
+                    name: {"type": "integer"} for name in
+                    ("pending", "held", "approved", "rejected", "none")}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "properties": {
                         "message": {"type": "string"}, "type": {"type": "string"},

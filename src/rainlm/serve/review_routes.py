@@ -1,6 +1,9 @@
 """The audit routes: ``GET /v1/rain/traces/{id}`` (the record as JSON),
 ``GET /v1/rain/traces/{id}/html`` (the tree page), ``GET /review`` (the human review
-page) and ``POST /v1/rain/reviews/{id}`` (a reviewer's decision). The store is
+page), ``POST /v1/rain/reviews/{id}`` (a reviewer's decision), and the review queue
+several reviewers share: ``GET /v1/rain/review-queue`` (its counts, read from the store,
+so every replica answers the same) and ``POST /v1/rain/review-queue/next`` (the oldest
+pending record nobody holds, now held for the reviewer). The store is
 ``app.state.store``."""
 
 from __future__ import annotations
@@ -40,7 +43,40 @@ def get_trace_page(trace_id: str, request: Request) -> HTMLResponse:
 
 @router.get("/review", dependencies=AUTH, response_class=HTMLResponse)
 def review_page(request: Request) -> HTMLResponse:
-    return HTMLResponse(render_review_page(request.app.state.store.list(review_state="pending")))
+    store = request.app.state.store
+    records = store.list(review_state="pending")
+    return HTMLResponse(render_review_page(records, holds=store.holds([r.id for r in records]),
+                                           counts=store.review_counts()))
+
+
+@router.get("/v1/rain/review-queue", dependencies=AUTH)
+def review_queue(request: Request) -> dict[str, Any]:
+    """The queue's counts: pending (and held), approved, rejected, none."""
+    return {"object": "rain.review_queue", **request.app.state.store.review_counts()}
+
+
+@router.post("/v1/rain/review-queue/next", dependencies=AUTH)
+async def review_queue_next(request: Request) -> dict[str, Any]:
+    """``{"reviewer": NAME, "hold_s": SECONDS}`` -> ``{"record": RECORD | null}``."""
+    from rainlm.trace.store import DEFAULT_HOLD_S
+
+    store = request.app.state.store
+    body = parse_body(await read_body(request), request.app.state.settings)
+    for key in body:
+        if key not in ("reviewer", "hold_s"):
+            raise ApiError(400, f"{key}: unrecognized field (reviewer, hold_s)", param=key,
+                           code="unknown_parameter")
+    reviewer = body.get("reviewer")
+    if not isinstance(reviewer, str) or not reviewer.strip() or len(reviewer) > 200:
+        raise ApiError(400, "reviewer: must name the reviewer (a string of 1-200 characters)",
+                       param="reviewer", code="invalid_value")
+    hold_s = body.get("hold_s", DEFAULT_HOLD_S)
+    if isinstance(hold_s, bool) or not isinstance(hold_s, (int, float)) or not (
+            0 < hold_s <= 86_400):
+        raise ApiError(400, "hold_s: must be seconds in (0, 86400]", param="hold_s",
+                       code="invalid_value")
+    record = await run_in_threadpool(store.claim_next, reviewer, hold_s=float(hold_s))
+    return {"object": "rain.review_claim", "record": None if record is None else record.to_dict()}
 
 
 @router.post("/v1/rain/reviews/{trace_id}", dependencies=AUTH)

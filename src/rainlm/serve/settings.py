@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rainlm.config import PRESETS
@@ -34,12 +34,13 @@ class ServerSettings:
     """Name reported in responses and ``/v1/models`` (None: the backend's name)."""
     device: str = "auto"
     """Where the model runs: "auto", "cpu" or "cuda"."""
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     """When set, every ``/v1/*`` route and ``/review`` need ``Authorization: Bearer KEY``
     (``/review`` also accepts ``?key=KEY``). ``/health`` stays open. Never stored."""
-    db_path: str | None = None
-    """Audit database (SQLite). None: ``$RAINLM_AUDIT_DB`` or
-    ``~/.local/share/rainlm/audit.sqlite3``; ":memory:" keeps it in memory."""
+    db_path: str | None = field(default=None, repr=False)
+    """Audit store: an SQLite file, or a ``postgresql://`` URL several replicas share.
+    None: ``$RAINLM_AUDIT_DB`` or ``~/.local/share/rainlm/audit.sqlite3``; ":memory:"
+    keeps it in memory. Never shown with its password (``trace.location.describe``)."""
     policy: str = "flag"
     """Fail-safe for answers whose self-evaluation is below ``threshold``: "refuse"
     (replace with ``refusal_message``), "flag" (send, queue for human review) or "pass"."""

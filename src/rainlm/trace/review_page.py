@@ -7,7 +7,7 @@ a link to the trace's HTML tree page (``a.trace-link``, ``TRACES_PATH + ID + "/h
 and its JSON (``a.trace-json``), and badges (``span.badge``: ``budget-limited``, with
 ``cut-off`` or ``finished-greedily``; ``empty-answer``). A click POSTs
 ``{"decision": "approved"|"rejected", "note": ...}`` to ``API_BASE/v1/rain/reviews/ID``,
-with ``Authorization: Bearer KEY`` when the page was opened as ``/review?key=KEY``; on
+and the reviewer name typed on the page (``"reviewer"``), with ``Authorization: Bearer KEY`` when the page was opened as ``/review?key=KEY``; on
 success the header ``<p id="count">`` counts one answer fewer. Every piece of model or
 user text is escaped. ``render_key_hint_page`` is the 401 page a browser gets without
 the key.
@@ -22,7 +22,7 @@ from rainlm.trace.records import TraceRecord
 from rainlm.trace.view import badge_spans, fmt_num, prompt_text, score_of
 
 __all__ = ["render_review_page", "render_key_hint_page", "trace_page_path", "TRACES_PATH",
-           "TRACE_PAGE_SUFFIX", "count_text"]
+           "TRACE_PAGE_SUFFIX", "count_text", "queue_text"]
 
 TRACES_PATH = "/v1/rain/traces/"
 """Where an item's JSON link points (the trace id is appended)."""
@@ -48,6 +48,8 @@ pre{white-space:pre-wrap;word-break:break-word;background:#f6f6f6;padding:.5em;m
 .badge.budget-limited{background:#fe9;color:#630}
 .badge.cut-off{background:#fcb;color:#800}
 .badge.empty-answer{background:#ddd;color:#333}
+.held{color:#a50;font-weight:600}
+.take{display:flex;gap:.5em;align-items:center;flex-wrap:wrap}
 """
 
 _JS = r"""
@@ -56,6 +58,14 @@ _JS = r"""
   var key = params.get("key");
   var apiBase = document.body.getAttribute("data-api-base") || "";
   var countEl = document.getElementById("count");
+  var reviewerEl = document.getElementById("reviewer");
+  if (reviewerEl) {
+    try { reviewerEl.value = window.localStorage.getItem("rainlm-reviewer") || ""; } catch (e) { /* no storage */ }
+    reviewerEl.addEventListener("change", function () {
+      try { window.localStorage.setItem("rainlm-reviewer", reviewerEl.value); } catch (e) { /* no storage */ }
+    });
+  }
+  function reviewer() { return reviewerEl && reviewerEl.value ? reviewerEl.value : null; }
   function countText(n) {
     return n + " answer" + (n === 1 ? "" : "s") + " awaiting review";
   }
@@ -96,7 +106,7 @@ _JS = r"""
     if (key) { headers["Authorization"] = "Bearer " + key; }
     fetch(apiBase + "/v1/rain/reviews/" + encodeURIComponent(id), {
       method: "POST", headers: headers,
-      body: JSON.stringify({decision: decision, note: note})
+      body: JSON.stringify({decision: decision, note: note, reviewer: reviewer()})
     }).then(function (resp) {
       return resp.text().then(function (text) {
         if (!resp.ok) { throw new Error(errorText(resp, text)); }
@@ -115,6 +125,38 @@ _JS = r"""
   document.querySelectorAll("button[data-action]").forEach(function (b) {
     b.addEventListener("click", function () { decide(b); });
   });
+  var nextButton = document.getElementById("take-next");
+  var nextStatus = document.getElementById("next-status");
+  function takeNext() {
+    var name = reviewer();
+    nextStatus.classList.remove("error");
+    if (!name) {
+      nextStatus.textContent = "enter your name first";
+      nextStatus.classList.add("error");
+      return;
+    }
+    var headers = {"Content-Type": "application/json"};
+    if (key) { headers["Authorization"] = "Bearer " + key; }
+    fetch(apiBase + "/v1/rain/review-queue/next", {
+      method: "POST", headers: headers, body: JSON.stringify({reviewer: name})
+    }).then(function (resp) {
+      return resp.text().then(function (text) {
+        if (!resp.ok) { throw new Error(errorText(resp, text)); }
+        var record = JSON.parse(text).record;
+        if (!record) { nextStatus.textContent = "nothing left to take"; return; }
+        var item = document.getElementById("review-" + record.id);
+        if (!item) { window.location.reload(); return; }  /* flagged after this page loaded */
+        var held = document.getElementById("held-" + record.id);
+        if (held) { held.textContent = "held by you"; }
+        nextStatus.textContent = "yours: " + record.id;
+        item.scrollIntoView();
+      });
+    }).catch(function (err) {
+      nextStatus.textContent = (err && err.message) ? err.message : String(err);
+      nextStatus.classList.add("error");
+    });
+  }
+  if (nextButton) { nextButton.addEventListener("click", takeNext); }
 })();
 """
 
@@ -143,7 +185,7 @@ def _links(rec: TraceRecord, api_base: str) -> str:
             f'{escape(rec.id)}</a> (<a class="trace-json" href="{raw}">JSON</a>)')
 
 
-def _item(rec: TraceRecord, api_base: str) -> str:
+def _item(rec: TraceRecord, api_base: str, hold: tuple[str, str] | None) -> str:
     rid = escape(rec.id, quote=True)
     score = score_of(rec)
     pending = rec.review_state == "pending"
@@ -163,7 +205,8 @@ def _item(rec: TraceRecord, api_base: str) -> str:
   <div class="meta">{_links(rec, api_base)} ·
     <span class="created">{escape(rec.created_at)}</span> ·
     score <span class="score">{escape(fmt_num(score))}</span> ·
-    model {escape(rec.model)}{policy}</div>
+    model {escape(rec.model)}{policy}
+    <span class="held" id="held-{rid}">{_hold_text(hold)}</span></div>
   {_badges(rec)}
   <div class="label">Prompt</div><pre class="prompt">{escape(prompt_text(rec))}</pre>
   <div class="label">Answer</div><pre class="answer">{escape(rec.answer)}</pre>
@@ -177,17 +220,36 @@ def _item(rec: TraceRecord, api_base: str) -> str:
 </section>"""
 
 
-def render_review_page(records: list[TraceRecord], *, api_base: str = "") -> str:
+def _hold_text(hold: tuple[str, str] | None) -> str:
+    return "" if hold is None else f"held by {escape(hold[0])} until {escape(hold[1])}"
+
+
+def queue_text(counts: dict[str, int]) -> str:
+    """The store's review counts in one line (the same from every replica)."""
+    return (f"Queue: {counts.get('pending', 0)} pending ({counts.get('held', 0)} held by a "
+            f"reviewer), {counts.get('approved', 0)} approved, "
+            f"{counts.get('rejected', 0)} rejected")
+
+
+def render_review_page(records: list[TraceRecord], *, api_base: str = "",
+                       holds: dict[str, tuple[str, str]] | None = None,
+                       counts: dict[str, int] | None = None) -> str:
     """The review page for ``records`` (normally ``store.list(review_state="pending")``).
 
     ``api_base`` is prefixed to the API paths (e.g. ``"http://127.0.0.1:8000"``; empty:
     same origin). Items not "pending" are shown with their buttons disabled and are not
-    counted as awaiting review.
+    counted as awaiting review. ``holds`` (``store.holds``) marks the items a reviewer
+    holds; ``counts`` (``store.review_counts``) is shown as the queue's line. A reviewer
+    enters a name (kept in the browser), sent with each decision; "Take next" asks the
+    store for the oldest item nobody holds and holds it for them.
     """
     base = api_base.rstrip("/")
+    holds = holds or {}
     pending = sum(1 for r in records if r.review_state == "pending")
+    queue = (f'<p class="meta" id="queue-counts">{escape(queue_text(counts))}</p>'
+             if counts is not None else "")
     if records:
-        body = "\n".join(_item(r, base) for r in records)
+        body = "\n".join(_item(r, base, holds.get(r.id)) for r in records)
     else:
         body = '<p class="empty" id="empty">Nothing to review</p>'
     return f"""<!DOCTYPE html>
@@ -201,6 +263,10 @@ def render_review_page(records: list[TraceRecord], *, api_base: str = "") -> str
 <body data-api-base="{escape(base, quote=True)}">
 <h1>Flagged answers</h1>
 <p class="meta" id="count" data-pending="{pending}">{count_text(pending)}</p>
+{queue}
+<div class="take"><input type="text" id="reviewer" placeholder="your name (reviewer)">
+<button type="button" id="take-next">Take next</button>
+<span class="status" id="next-status"></span></div>
 <main id="queue">
 {body}
 </main>

@@ -1,83 +1,43 @@
-"""The audit trail on disk: one SQLite file of TraceRecords and human review decisions.
+"""The audit trail: TraceRecords and human review decisions, in an SQLite file (the
+default, one process) or a PostgreSQL database (several replicas and reviewers).
 
-One ``TraceStore`` is shared by the server's worker threads: every call takes a lock
-around one connection (``check_same_thread=False``), the journal is WAL (readers do not
-block the writer) and a busy timeout lets ``rain review approve`` run while the server
-writes. ``record`` is one transaction, so a record is either complete or absent.
+``TraceStore(location)`` opens either (``location.py`` says which a value names); the
+same records, migrations and review rules hold on both. One ``TraceStore`` is shared by
+the server's worker threads: every call takes a lock around one connection. ``record``
+is one transaction, so a record is either complete or absent; a request's record is
+written "started" before its search and completed in place, so a killed process leaves
+a visible unfinished record, never a missing one (``mark_unfinished``).
 
-The schema changes only through ``MIGRATIONS``: named, applied in order, each in its
-own transaction, and remembered in ``schema_migrations``.
+The review queue: ``decide`` locks the record's row, so a decision is recorded once
+however many reviewers and replicas race; ``claim_next`` hands each reviewer the oldest
+pending record nobody holds and holds it for them for a while, so two reviewers never
+work on the same one; ``review_counts`` is read from the database, the same from every
+replica.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import threading
-from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from rainlm.errors import ConfigError, RainError
+from rainlm.trace.location import ENV_VAR, default_db_path, default_location, is_postgres_url
 from rainlm.trace.records import (INTERRUPTED, REVIEW_STATES, STARTED, PolicyDecision,
                                   ReviewDecision, TraceRecord)
+from rainlm.trace.sqlite_db import MIGRATIONS, SqliteDatabase, apply_migrations
+from rainlm.trace.timestamps import utc_after, utc_now
 
 __all__ = ["TraceStore", "TraceNotFoundError", "ReviewStateError", "default_db_path",
-           "MIGRATIONS", "ENV_VAR", "DECISIONS", "apply_migrations"]
-
-ENV_VAR = "RAINLM_AUDIT_DB"
-"""Environment variable naming the audit database (the server and the CLI both read it)."""
+           "MIGRATIONS", "ENV_VAR", "DECISIONS", "apply_migrations", "utc_now",
+           "DEFAULT_HOLD_S"]
 
 DECISIONS = ("approved", "rejected")
-MEMORY = ":memory:"  # a private in-memory database (tests, throwaway servers)
-
-# NEVER edit, rename or reorder a migration once it has been released: databases in the
-# field have already applied it under its name. Change the schema only by APPENDING a new
-# ("NNNN_what_it_does", SQL) entry; it runs once, in its own transaction, on next open.
-MIGRATIONS: list[tuple[str, str]] = [
-    ("0001_create_traces", """
-        CREATE TABLE traces (
-            id            TEXT PRIMARY KEY,
-            created_at    TEXT NOT NULL,          -- ISO-8601 UTC
-            endpoint      TEXT NOT NULL,
-            model         TEXT NOT NULL,
-            review_state  TEXT NOT NULL DEFAULT 'none',
-            finish_reason TEXT NOT NULL,
-            answer        TEXT NOT NULL,
-            seed          INTEGER,
-            error         TEXT,
-            request_json  TEXT NOT NULL,          -- JSON object
-            config_json   TEXT,                   -- JSON object or NULL (greedy)
-            scores_json   TEXT NOT NULL,          -- JSON object
-            stats_json    TEXT NOT NULL,          -- JSON object
-            trace_json    TEXT,                   -- JSON object or NULL
-            policy_json   TEXT                    -- JSON object (PolicyDecision) or NULL
-        );
-        CREATE INDEX traces_created_at ON traces (created_at);
-        CREATE INDEX traces_review_state ON traces (review_state, created_at);
-        CREATE INDEX traces_model ON traces (model);
-    """),
-    ("0002_create_review_decisions", """
-        CREATE TABLE review_decisions (
-            seq        INTEGER PRIMARY KEY AUTOINCREMENT,  -- decision order (history kept)
-            trace_id   TEXT NOT NULL REFERENCES traces (id),
-            decision   TEXT NOT NULL,
-            note       TEXT,
-            reviewer   TEXT,
-            decided_at TEXT NOT NULL                        -- ISO-8601 UTC
-        );
-        CREATE INDEX review_decisions_trace ON review_decisions (trace_id, seq);
-    """),
-    ("0003_add_trace_owner", """
-        -- who wrote a "started" record (a server instance), so that it, restarted, can
-        -- mark its own unfinished records "interrupted"
-        ALTER TABLE traces ADD COLUMN owner TEXT;
-        CREATE INDEX traces_unfinished ON traces (finish_reason, owner);
-    """),
-]
+DEFAULT_HOLD_S = 600.0
+"""How long a record ``claim_next`` hands to a reviewer stays theirs (10 minutes)."""
 
 # traces columns written by record(), in INSERT order; the JSON ones are serialised last.
 _PLAIN_COLUMNS = ("id", "created_at", "endpoint", "model", "review_state", "finish_reason",
@@ -90,66 +50,8 @@ class TraceNotFoundError(RainError):
 
 
 class ReviewStateError(RainError):
-    """A review decision on a record that is not awaiting review ("pending")."""
-
-
-def default_db_path() -> Path:
-    """``$RAINLM_AUDIT_DB`` if set, else ``~/.local/share/rainlm/audit.sqlite3``."""
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".local" / "share" / "rainlm" / "audit.sqlite3"
-
-
-def utc_now() -> str:
-    """The current time as ISO-8601 UTC, e.g. ``2026-01-02T03:04:05.678901+00:00``."""
-    return datetime.now(timezone.utc).isoformat()
-
-
-# ------------------------------------------------------------------------ migrations
-def apply_migrations(conn: sqlite3.Connection,
-                     migrations: Iterable[tuple[str, str]] = MIGRATIONS) -> list[str]:
-    """Apply the migrations ``conn`` lacks, in order, each in its own transaction.
-
-    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the names
-    applied now.
-    """
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-    applied_now = []
-    for name, sql in migrations:
-        if name in done:  # up to date: no write lock taken (read-only commands stay readers)
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # another process may have applied it since we looked
-            if conn.execute("SELECT 1 FROM schema_migrations WHERE name = ?",
-                            (name,)).fetchone() is None:
-                for statement in _statements(sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
-                             (name, utc_now()))
-                applied_now.append(name)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    return applied_now
-
-
-def _statements(sql: str) -> list[str]:
-    """Split a migration script into statements (executescript would COMMIT mid-way)."""
-    out, current = [], ""
-    for line in sql.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    if current.strip():
-        out.append(current.strip())
-    return out
+    """A review decision on a record that is not awaiting review ("pending"), or that
+    another reviewer holds."""
 
 
 # --------------------------------------------------------------------- serialisation
@@ -170,19 +72,23 @@ def _to_json(rec_id: str, name: str, value: Any) -> str | None:
                         f"({exc}); pass plain dicts, lists, strings and numbers") from exc
 
 
-def storable(value: Any) -> Any:
+def storable(value: Any, *, escape_nul: bool = False) -> Any:
     """``value`` with every string made valid UTF-8: a lone surrogate (which SQLite cannot
-    store) is written out as its escape, ``\\ud800``, so nothing is dropped."""
+    store) is written out as its escape, ``\\ud800``, so nothing is dropped; with
+    ``escape_nul`` (PostgreSQL text) a NUL character is written ``\\x00`` likewise."""
     if isinstance(value, str):
+        if escape_nul and "\x00" in value:
+            value = value.replace("\x00", "\\x00")
         try:
             value.encode("utf-8")
             return value
         except UnicodeEncodeError:
             return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
+        return {storable(k, escape_nul=escape_nul): storable(v, escape_nul=escape_nul)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [storable(v) for v in value]
+        return [storable(v, escape_nul=escape_nul) for v in value]
     return value
 
 
@@ -190,34 +96,32 @@ def _from_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-class TraceStore:
-    """TraceRecords in one SQLite file; safe to share between threads."""
+def _open_database(location: str | os.PathLike[str]) -> Any:
+    if is_postgres_url(location):
+        from rainlm.trace.postgres_db import PostgresDatabase
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
-        self.path: Path | str = default_db_path() if path is None else (
-            MEMORY if str(path) == MEMORY else Path(path).expanduser())
-        if self.path != MEMORY:
-            try:
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RainError(f"cannot create the folder of the audit database {self.path}: "
-                                f"{exc}; pass another path (or set {ENV_VAR})") from exc
+        return PostgresDatabase(str(location))
+    return SqliteDatabase(location)
+
+
+class TraceStore:
+    """TraceRecords in an SQLite file or a PostgreSQL database; safe to share between
+    threads.
+
+    ``location``: a file path, ``":memory:"``, or a ``postgresql://`` URL (None:
+    ``$RAINLM_AUDIT_DB``, else ``~/.local/share/rainlm/audit.sqlite3``). ``path`` names it
+    in messages (a URL without its password).
+    """
+
+    def __init__(self, location: str | os.PathLike[str] | None = None):
+        self._db = _open_database(default_location() if location is None else location)
+        self.path: Path | str = self._db.path
         self._lock = threading.RLock()
-        if self.path != MEMORY and not Path(self.path).exists():
-            # audit records hold users' prompts: readable by the owner only (0600)
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        try:
-            self._conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
-                                         check_same_thread=False)
-            if self.path != MEMORY:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            with self._lock:
-                apply_migrations(self._conn)
-        except sqlite3.DatabaseError as exc:
-            raise RainError(f"cannot open the audit database {self.path}: {exc}; is it an "
-                            f"SQLite file written by rainlm? Pass another path (or set "
-                            f"{ENV_VAR})") from exc
+
+    @property
+    def dialect(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return self._db.dialect
 
     # ------------------------------------------------------------------ writing
     def record(self, rec: TraceRecord, *, owner: str | None = None) -> None:
@@ -231,20 +135,20 @@ class TraceStore:
         if rec.review_state not in REVIEW_STATES:
             raise ConfigError("review_state", f"must be one of {', '.join(REVIEW_STATES)}, "
                                               f"got {rec.review_state!r}")
-        with self._lock, self._transaction(f"store trace {rec.id!r}"):
-            plain = [storable(getattr(rec, c)) for c in _PLAIN_COLUMNS]
+        with self._transaction(f"store trace {rec.id!r}"):
+            plain = [self._storable(getattr(rec, c)) for c in _PLAIN_COLUMNS]
             # serialised inside the transaction: a failure here rolls everything back
             blobs = [_to_json(rec.id, c, storable(getattr(rec, c))) for c in _JSON_COLUMNS[:-1]]
             blobs.append(_to_json(rec.id, "policy",
                                   storable(asdict(rec.policy)) if rec.policy is not None else None))
             columns = [*_PLAIN_COLUMNS, *(f"{c}_json" for c in _JSON_COLUMNS), "owner"]
             updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
-            done = self._conn.execute(
+            done = self._db.execute(
                 f"INSERT INTO traces ({', '.join(columns)}) "
                 f"VALUES ({', '.join('?' * len(columns))}) "
                 f"ON CONFLICT (id) DO UPDATE SET {updates} "
                 f"WHERE traces.finish_reason IN (?, ?)",
-                [*plain, *blobs, owner, STARTED, INTERRUPTED])
+                [*plain, *blobs, self._storable(owner), STARTED, INTERRUPTED])
             if done.rowcount == 0:
                 raise RainError(f"trace {rec.id!r} is already stored in {self.path}; "
                                 f"trace ids must be unique")
@@ -254,47 +158,91 @@ class TraceStore:
     def mark_unfinished(self, owner: str) -> int:
         """Mark the records ``owner`` started and never completed (the process was killed
         or crashed) "interrupted"; returns how many. A restarted server calls it first."""
-        with self._lock, self._transaction("mark unfinished traces"):
-            done = self._conn.execute(
+        with self._transaction("mark unfinished traces"):
+            done = self._db.execute(
                 "UPDATE traces SET finish_reason = ?, error = ? "
                 "WHERE finish_reason = ? AND owner = ?",
                 (INTERRUPTED, "interrupted: the server stopped (killed or crashed) before "
-                              "this request finished; no answer was recorded", STARTED, owner))
+                              "this request finished; no answer was recorded", STARTED,
+                 self._storable(owner)))
             return done.rowcount
 
     def decide(self, trace_id: str, decision: str, *, note: str | None = None,
                reviewer: str | None = None) -> TraceRecord:
         """Approve or reject a flagged ("pending") answer; returns the updated record.
 
-        The decision is appended to the record's review history. Raises
-        TraceNotFoundError for an unknown id, ReviewStateError when the record is not
-        pending (never flagged, or already decided).
+        The decision is appended to the record's review history, once: the record's row
+        is locked while it is checked and changed. Raises TraceNotFoundError for an
+        unknown id, ReviewStateError when the record is not pending (never flagged, or
+        already decided) or another reviewer holds it (``claim_next``).
         """
         if decision not in DECISIONS:
             raise ConfigError("decision", f"must be 'approved' or 'rejected', got {decision!r}")
         with self._lock:
             with self._transaction(f"record the review of trace {trace_id!r}"):
-                row = self._conn.execute("SELECT review_state FROM traces WHERE id = ?",
-                                         (trace_id,)).fetchone()
+                row = self._db.execute(
+                    "SELECT review_state, held_by, held_until FROM traces WHERE id = ?"
+                    + self._db.for_update, (trace_id,)).fetchone()
                 if row is None:
                     raise self._not_found(trace_id)
-                if row[0] != "pending":
+                state, held_by, held_until = row
+                if state != "pending":
                     raise ReviewStateError(
-                        f"trace {trace_id!r} is {row[0]!r}, not 'pending': only flagged "
+                        f"trace {trace_id!r} is {state!r}, not 'pending': only flagged "
                         f"answers awaiting review can be approved or rejected")
+                if held_by is not None and held_until > utc_now() and held_by != reviewer:
+                    raise ReviewStateError(
+                        f"trace {trace_id!r} is held by reviewer {held_by!r} until "
+                        f"{held_until} (`rain review next` hands out another one); decide it "
+                        f"as {held_by!r} or after that time")
                 self._insert_decision(trace_id, ReviewDecision(
                     decision=decision, note=note, reviewer=reviewer,  # type: ignore[arg-type]
                     decided_at=utc_now()))
-                self._conn.execute("UPDATE traces SET review_state = ? WHERE id = ?",
-                                   (decision, trace_id))
+                self._db.execute("UPDATE traces SET review_state = ?, held_by = NULL, "
+                                 "held_until = NULL WHERE id = ?", (decision, trace_id))
             return self.get(trace_id)
+
+    def claim_next(self, reviewer: str, *, hold_s: float = DEFAULT_HOLD_S) -> TraceRecord | None:
+        """The oldest pending record that no other reviewer holds, now held by
+        ``reviewer`` for ``hold_s`` seconds (their own held record first); None when the
+        queue is empty. Two reviewers, on any replicas, never get the same record."""
+        if not isinstance(reviewer, str) or not reviewer.strip():
+            raise ConfigError("reviewer", "must name the reviewer (a non-empty string)")
+        if isinstance(hold_s, bool) or not isinstance(hold_s, (int, float)) or not (
+                0 < hold_s <= 86_400):
+            raise ConfigError("hold_s", f"must be seconds in (0, 86400], got {hold_s!r}")
+        reviewer = self._storable(reviewer)
+        with self._lock:
+            with self._transaction("take the next record to review"):
+                row = self._db.execute(
+                    "SELECT id FROM traces WHERE review_state = 'pending' AND "
+                    "(held_by IS NULL OR held_until <= ? OR held_by = ?) "
+                    "ORDER BY CASE WHEN held_by = ? THEN 0 ELSE 1 END, created_at, id "
+                    "LIMIT 1" + self._db.for_update_skip_locked,
+                    (utc_now(), reviewer, reviewer)).fetchone()
+                if row is None:
+                    return None
+                self._db.execute("UPDATE traces SET held_by = ?, held_until = ? WHERE id = ?",
+                                 (reviewer, utc_after(hold_s), row[0]))
+            return self.get(row[0])
+
+    def holds(self, trace_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Which of ``trace_ids`` a reviewer holds now: id -> (reviewer, until)."""
+        if not trace_ids:
+            return {}
+        with self._reading("read the review holds"):
+            rows = self._db.execute(
+                f"SELECT id, held_by, held_until FROM traces WHERE id IN "
+                f"({', '.join('?' * len(trace_ids))}) AND held_by IS NOT NULL "
+                f"AND held_until > ?", [*trace_ids, utc_now()]).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     # ------------------------------------------------------------------ reading
     def get(self, trace_id: str) -> TraceRecord:
         """The record with id ``trace_id``; raises TraceNotFoundError."""
-        with self._lock:
-            row = self._conn.execute(f"SELECT {self._select} FROM traces WHERE id = ?",
-                                     (trace_id,)).fetchone()
+        with self._reading(f"read trace {trace_id!r}"):
+            row = self._db.execute(f"SELECT {self._select} FROM traces WHERE id = ?",
+                                   (trace_id,)).fetchone()
             if row is None:
                 raise self._not_found(trace_id)
             return self._record_of(row)
@@ -302,12 +250,13 @@ class TraceStore:
     def resolve(self, id_or_prefix: str) -> str:
         """The full id of the record whose id is ``id_or_prefix`` or starts with it (as
         ``git`` resolves short hashes); TraceNotFoundError when none or several match."""
-        with self._lock:
+        with self._reading("look up a trace id"):
             if self._exists(id_or_prefix):
                 return id_or_prefix
             pattern = id_or_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            rows = self._conn.execute("SELECT id FROM traces WHERE id LIKE ? ESCAPE '\\' "
-                                      "ORDER BY created_at DESC LIMIT 6", (pattern + "%",)).fetchall()
+            rows = self._db.execute("SELECT id FROM traces WHERE id LIKE ? ESCAPE '\\' "
+                                    "ORDER BY created_at DESC LIMIT 6",
+                                    (self._storable(pattern) + "%",)).fetchall()
         if len(rows) == 1:
             return rows[0][0]
         if not rows:
@@ -327,33 +276,45 @@ class TraceStore:
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ConfigError("offset", f"must be an integer >= 0, got {offset!r}")
         where, args = ("WHERE review_state = ?", [review_state]) if review_state else ("", [])
-        with self._lock:
-            rows = self._conn.execute(
+        with self._reading("list traces"):
+            rows = self._db.execute(
                 f"SELECT {self._select} FROM traces {where} "
-                f"ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+                f"ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 [*args, limit, offset]).fetchall()
             return [self._record_of(row) for row in rows]
 
+    def review_counts(self) -> dict[str, int]:
+        """How many records are in each review state, and how many pending ones a
+        reviewer holds now ("held"); read from the database, so every replica agrees."""
+        with self._reading("count the review queue"):
+            rows = self._db.execute("SELECT review_state, COUNT(*) FROM traces "
+                                    "GROUP BY review_state").fetchall()
+            held = self._db.execute("SELECT COUNT(*) FROM traces WHERE review_state = "
+                                    "'pending' AND held_by IS NOT NULL AND held_until > ?",
+                                    (utc_now(),)).fetchone()[0]
+        counts = {state: 0 for state in REVIEW_STATES}
+        counts.update({state: int(n) for state, n in rows})
+        counts["held"] = int(held)
+        return counts
+
     def reviews(self, trace_id: str) -> list[ReviewDecision]:
         """Every review decision on ``trace_id``, oldest first (the history)."""
-        with self._lock:
+        with self._reading(f"read the reviews of trace {trace_id!r}"):
             if not self._exists(trace_id):
                 raise self._not_found(trace_id)
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "SELECT decision, note, reviewer, decided_at FROM review_decisions "
                 "WHERE trace_id = ? ORDER BY seq", (trace_id,)).fetchall()
         return [ReviewDecision(*row) for row in rows]
 
     def migrations_applied(self) -> list[str]:
         """Names of the migrations this database has applied, in order."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT name FROM schema_migrations ORDER BY rowid").fetchall()
-        return [r[0] for r in rows]
+        with self._reading("read the applied migrations"):
+            return self._db.migrations_applied()
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     def __enter__(self) -> "TraceStore":
         return self
@@ -367,11 +328,14 @@ class TraceStore:
     # ------------------------------------------------------------------ internals
     _select = ", ".join([*_PLAIN_COLUMNS, *(f"{c}_json" for c in _JSON_COLUMNS)])
 
+    def _storable(self, value: Any) -> Any:
+        return storable(value, escape_nul=self._db.escapes_nul)
+
     def _record_of(self, row: tuple[Any, ...]) -> TraceRecord:
         plain = dict(zip(_PLAIN_COLUMNS, row[:len(_PLAIN_COLUMNS)]))
         blobs = {c: _from_json(t) for c, t in zip(_JSON_COLUMNS, row[len(_PLAIN_COLUMNS):])}
         policy = blobs.pop("policy")
-        last = self._conn.execute(
+        last = self._db.execute(
             "SELECT decision, note, reviewer, decided_at FROM review_decisions "
             "WHERE trace_id = ? ORDER BY seq DESC LIMIT 1", (plain["id"],)).fetchone()
         return TraceRecord(
@@ -381,49 +345,70 @@ class TraceStore:
             review=ReviewDecision(*last) if last is not None else None)
 
     def _insert_decision(self, trace_id: str, review: ReviewDecision) -> None:
-        self._conn.execute(
+        self._db.execute(
             "INSERT INTO review_decisions (trace_id, decision, note, reviewer, decided_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            storable([trace_id, review.decision, review.note, review.reviewer, review.decided_at]))
+            self._storable([trace_id, review.decision, review.note, review.reviewer,
+                            review.decided_at]))
 
     def _exists(self, trace_id: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM traces WHERE id = ?",
-                                  (trace_id,)).fetchone() is not None
+        return self._db.execute("SELECT 1 FROM traces WHERE id = ?",
+                                (self._storable(trace_id),)).fetchone() is not None
 
     def _not_found(self, trace_id: str) -> TraceNotFoundError:
         return TraceNotFoundError(
             f"no trace with id {trace_id!r} in the audit database {self.path}; "
-            f"`rain trace list --db {self.path}` lists the stored ids")
+            f"`rain trace list --store {self.path}` lists the stored ids")
 
     def _transaction(self, what: str) -> "_Transaction":
-        return _Transaction(self._conn, what, self.path)
+        return _Transaction(self._db, self._lock, what, write=True)
+
+    def _reading(self, what: str) -> "_Transaction":
+        return _Transaction(self._db, self._lock, what, write=False)
 
 
 class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception.
+    """The store's lock, and for a write ``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on any
+    exception). Database errors become RainErrors naming the store (never a URL's
+    password); others pass through unchanged. A dropped connection is opened again
+    first."""
 
-    SQLite errors become RainErrors naming the database; others pass through unchanged.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, what: str, path: Path | str):
-        self.conn, self.what, self.path = conn, what, path
+    def __init__(self, db: Any, lock: threading.RLock, what: str, *, write: bool):
+        self.db, self.lock, self.what, self.write = db, lock, what, write
 
     def __enter__(self) -> None:
+        self.lock.acquire()
         try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise RainError(f"cannot {self.what} in the audit database {self.path}: {exc}") from exc
+            self.db.reconnect_if_broken()
+            if self.write:
+                self.db.begin()
+        except self.db.errors as exc:
+            self.lock.release()
+            raise self._error(exc) from None
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc_type is None:
-            try:
-                self.conn.execute("COMMIT")
-                return False
-            except sqlite3.Error as commit_exc:
-                exc = commit_exc
-        if self.conn.in_transaction:  # SQLite may have rolled back already (disk full, ...)
-            self.conn.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise RainError(f"cannot {self.what} in the audit database {self.path}: "
-                            f"{exc}") from exc
-        return False
+        try:
+            if self.write:
+                if exc_type is None:
+                    try:
+                        self.db.commit()
+                        return False
+                    except self.db.errors as commit_exc:
+                        exc = commit_exc
+                try:
+                    self.db.rollback()
+                except self.db.errors:
+                    pass  # the connection is gone: the server rolls back by itself
+            if isinstance(exc, self.db.errors):
+                raise self._error(exc) from None
+            return False
+        finally:
+            self.lock.release()
+
+    def _error(self, exc: BaseException) -> RainError:
+        return RainError(f"cannot {self.what} in the audit database {self.db.where}: "
+                         f"{self.db.redact(str(exc)).strip()}")
+
