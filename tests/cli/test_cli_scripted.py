@@ -521,10 +521,11 @@ def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
         GenerateReport(Answer(fine, 0.1), None, opts.config()))
 
 
-def test_generate_and_chat_answers_are_logged_like_the_servers(tmp_path):
+def test_generate_and_chat_answers_are_logged_like_the_servers(tmp_path, store_location):
+    """On an SQLite file and on a PostgreSQL database (``--store URL``)."""
     from rainlm.trace.store import TraceStore
 
-    db = tmp_path / "log.sqlite3"
+    db = store_location
     res = invoke(["generate", *FAST, "--json", "--db", str(db), PROMPT])
     assert res.exit_code == 0, res.output
     trace_id = json.loads(res.stdout)["rain"]["trace_id"]

@@ -9,15 +9,14 @@ from typing import Any
 
 import click
 
-from rainlm.cli.trace import DB_HELP
+from rainlm.cli.trace import db_option
 
 __all__ = ["AnswerLog", "log_options"]
 
 
 def log_options(func: Any) -> Any:
-    """``--log/--no-log`` and ``--db PATH``."""
-    func = click.option("--db", "log_db", type=click.Path(dir_okay=False, path_type=Path),
-                        default=None, metavar="PATH", help=DB_HELP)(func)
+    """``--log/--no-log`` and ``--store PATH|URL`` (also ``--db``)."""
+    func = db_option(func, dest="log_db")
     return click.option("--log/--no-log", "log", default=True, show_default=True,
                         help="Store each answer, its search tree and scores in the audit "
                              "database (read them with `rain trace list`).")(func)
@@ -26,7 +25,7 @@ def log_options(func: Any) -> Any:
 class AnswerLog:
     """Writes answers to the audit database; a failure to write warns, never aborts."""
 
-    def __init__(self, enabled: bool, db: Path | None, endpoint: str):
+    def __init__(self, enabled: bool, db: str | Path | None, endpoint: str):
         self.enabled = enabled
         self.db = db
         self.endpoint = endpoint

@@ -20,9 +20,10 @@ DB_HELP = ("Audit store that `rain serve`, `rain generate` and `rain chat` write
            "[default: $RAINLM_AUDIT_DB, else ~/.local/share/rainlm/audit.sqlite3].")
 
 
-def db_option(func: Any) -> Any:
-    """``--store PATH|URL`` (also ``--db``; default: ``rainlm.trace.location.default_location()``)."""
-    return click.option("--store", "--db", "db", default=None, metavar="PATH|URL",
+def db_option(func: Any, *, dest: str = "db") -> Any:
+    """``--store PATH|URL`` (also ``--db``; default:
+    ``rainlm.trace.location.default_location()``), stored as ``dest``."""
+    return click.option("--store", "--db", dest, default=None, metavar="PATH|URL",
                         help=DB_HELP)(func)
 
 
