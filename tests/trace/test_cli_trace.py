@@ -199,6 +199,30 @@ def test_a_store_url_password_is_never_printed(postgres_server, postgres_url):
     assert "***" in out.output and "password" in out.output
 
 
+def test_unfinished_lists_and_marks_a_gone_replicas_records(store_location):
+    with TraceStore(store_location) as store:
+        for i, owner in enumerate(["rain serve@pod-a:8000", "rain serve@pod-a:8000",
+                                   "rain serve@pod-b:8000"]):
+            store.record(make_record(f"tr_s{i}", finish_reason="started", answer="",
+                                     created_at=f"2026-01-0{i + 1}T00:00:00+00:00"), owner=owner)
+        store.record(make_record("tr_done"), owner="rain serve@pod-a:8000")
+    out = invoke("trace", "unfinished", "--store", store_location)
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == [
+        "    2  since 2026-01-01T00:00:00+00:00  rain serve@pod-a:8000",
+        "    1  since 2026-01-03T00:00:00+00:00  rain serve@pod-b:8000"]
+    marked = invoke("trace", "unfinished", "--store", store_location,
+                    "--mark", "rain serve@pod-a:8000")
+    assert marked.output.strip() == ('2 record(s) of rain serve@pod-a:8000 marked '
+                                     '"interrupted"')
+    with TraceStore(store_location) as store:
+        assert store.get("tr_s0").finish_reason == "interrupted"
+        assert store.get("tr_s2").finish_reason == "started"
+        assert store.get("tr_done").finish_reason != "interrupted"
+    left = invoke("trace", "unfinished", "--store", store_location).output
+    assert "pod-a" not in left and "pod-b" in left
+
+
 def test_help_names_the_env_var():
     out = invoke("trace", "list", "--help")
     assert ENV_VAR in out.output

@@ -75,6 +75,7 @@ Examples:
   rain trace list --limit 5
   rain trace show tr_3f2a
   rain trace html tr_3f2a --open
+  rain trace unfinished                 # requests a killed replica left "started"
 """)
 def trace_group() -> None:
     """Inspect stored requests: their answers, search trees, policy and review."""
@@ -102,6 +103,38 @@ def trace_list_command(db: str | None, limit: int, state: str | None) -> None:
         click.echo(terminal_safe(f"{rec.id}  {rec.created_at}  {rec.review_state:<8}  "
                                  f"score {_score(rec):>6}  {rec.finish_reason:<11}  "
                                  f"{first_line(prompt_text(rec), 50)!r}"))
+
+
+@trace_group.command("unfinished", short_help="Requests whose server never finished them.",
+                     epilog="""\b
+Examples:
+  rain trace unfinished --store "$RAINLM_AUDIT_DB"
+  rain trace unfinished --mark "rain serve@rain-7d9f-abcde:8000"   # a replica gone for good
+""")
+@db_option
+@click.option("--mark", "mark_owner", metavar="OWNER", default=None,
+              help="Mark OWNER's unfinished records \"interrupted\" (do it only when that "
+                   "replica is gone: a live one's running requests are unfinished too).")
+def trace_unfinished_command(db: str | None, mark_owner: str | None) -> None:
+    """List the "started" records per server (owner "rain serve@HOST:PORT"): requests in
+    flight, or left by a replica that was killed. A replica that restarts under the same
+    host and port marks its own "interrupted"; one that never comes back (a Kubernetes
+    pod replaced under a new name) is marked here."""
+    store = open_existing_store(db)
+    try:
+        if mark_owner is not None:
+            marked = store.mark_unfinished(mark_owner)
+            click.echo(terminal_safe(f"{marked} record(s) of {mark_owner} marked "
+                                     f"\"interrupted\""))
+            return
+        rows = store.unfinished()
+    finally:
+        store.close()
+    if not rows:
+        click.echo("No unfinished records.")
+        return
+    for owner, count, oldest in rows:
+        click.echo(terminal_safe(f"{count:>5}  since {oldest}  {owner}"))
 
 
 def terminal_safe(text: str) -> str:

@@ -167,6 +167,17 @@ class TraceStore:
                  self._storable(owner)))
             return done.rowcount
 
+    def unfinished(self) -> list[tuple[str | None, int, str]]:
+        """Who holds "started" records (requests whose server has not finished them):
+        ``(owner, count, oldest created_at)`` per owner, the oldest first. A live server's
+        running requests are here too; a dead replica's stay until it restarts under the
+        same owner, or an operator marks them (``mark_unfinished``)."""
+        with self._reading("list the unfinished records"):
+            rows = self._db.execute(
+                "SELECT owner, COUNT(*), MIN(created_at) FROM traces WHERE finish_reason = ? "
+                "GROUP BY owner ORDER BY MIN(created_at)", (STARTED,)).fetchall()
+        return [(owner, int(n), oldest) for owner, n, oldest in rows]
+
     def decide(self, trace_id: str, decision: str, *, note: str | None = None,
                reviewer: str | None = None) -> TraceRecord:
         """Approve or reject a flagged ("pending") answer; returns the updated record.
