@@ -17,6 +17,7 @@ from rainlm.cli.bench import bench_group
 from rainlm.cli.frontier import frontier_command, frontier_report_command
 from rainlm.cli.calibrate import calibrate_command
 from rainlm.cli.chat import chat_command
+from rainlm.cli.cluster import cluster_command
 from rainlm.cli.distill import distill_group
 from rainlm.cli.generate import generate_command
 from rainlm.cli.serve import serve_command
@@ -65,6 +66,7 @@ bench_group.add_command(frontier_report_command)
 cli.add_command(bench_group)
 cli.add_command(calibrate_command)
 cli.add_command(serve_command)
+cli.add_command(cluster_command)
 cli.add_command(trace_group)
 cli.add_command(review_group)
 cli.add_command(distill_group)
