@@ -114,7 +114,7 @@ def test_unreachable_stores_name_no_password(postgres_server):
                                                  "Wr0ng-s3cret")
     for url, secret in ((bad_password, "Wr0ng-s3cret"),
                         (postgres_server.dsn("no_such_db"), postgres_server.password)):
-        with pytest.raises(SourceError, match="cannot read this PostgreSQL database") as err:
+        with pytest.raises(SourceError, match="cannot read the audit store") as err:
             export_pairs([url])
         assert secret not in str(err.value) and quote(secret, safe="") not in str(err.value)
         assert describe(url) in str(err.value)

@@ -621,3 +621,31 @@ def test_the_cache_budget_setting_reaches_the_backend(tmp_path, caplog):
         engine.start(NO_EMBEDDER, make_backend()).result(timeout=30)
     assert engine.health()["status"] == "ok" and "--cache-mb ignored" in caplog.text
     engine.stop()
+
+
+def test_the_review_queue_routes_hand_out_the_oldest_and_the_page_shows_it(served):
+    from dataclasses import replace
+
+    from tests.trace.helpers import make_record
+
+    client, store = served
+    base = make_record("tr_base")
+    for i in range(51):  # more than the page's 50 newest
+        store.record(replace(base, id=f"tr_{i:02d}",
+                             created_at=f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}+00:00"))
+    assert "tr_00" not in client.get("/review", headers=AUTH).text
+    taken = client.post("/v1/rain/review-queue/next", headers=AUTH, json={"reviewer": "ana"})
+    assert taken.status_code == 200 and taken.json()["record"]["id"] == "tr_00"
+    page = client.get("/review?trace=tr_00", headers=AUTH).text
+    assert 'id="review-tr_00"' in page and "held by ana until" in page
+    counts = client.get("/v1/rain/review-queue", headers=AUTH).json()
+    assert counts["pending"] == 51 and counts["held"] == 1
+    decided = client.post("/v1/rain/reviews/tr_00", headers=AUTH,
+                          json={"decision": "approved", "reviewer": "bo"})
+    assert decided.status_code == 409 and "held by reviewer 'ana'" in decided.json()["error"]["message"]
+    for bad in ({}, {"reviewer": ""}, {"reviewer": "a", "hold_s": 0}, {"reviewer": 3},
+                {"reviewer": "a", "x": 1}, {"reviewer": "a", "hold_s": True}):
+        resp = client.post("/v1/rain/review-queue/next", headers=AUTH, json=bad)
+        assert resp.status_code == 400, (bad, resp.text)
+    assert client.get("/review?trace=tr_nope", headers=AUTH).status_code == 200
+    assert client.post("/v1/rain/review-queue/next", json={"reviewer": "a"}).status_code == 401

@@ -185,6 +185,16 @@ def test_review_next_hands_each_reviewer_another_answer(db):
     assert invoke("review", "next", "--store", str(db)).exit_code == 2  # --reviewer needed
 
 
+def test_read_commands_never_give_a_wrong_database_tables(postgres_server, postgres_url):
+    for args in (("trace", "list"), ("review", "list"), ("review", "next", "--reviewer", "a")):
+        out = CliRunner().invoke(cli, [*args, "--store", postgres_url])
+        assert out.exit_code == 2 and "not a rainlm audit store" in out.output, out.output
+    import psycopg
+
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT to_regclass('traces')").fetchone()[0] is None
+
+
 def test_a_store_url_password_is_never_printed(postgres_server, postgres_url):
     with TraceStore(postgres_url) as store:
         store.record(make_record("tr_flag"))
@@ -236,8 +246,12 @@ def test_trace_output_never_sends_control_sequences_to_the_terminal(tmp_path):
         store.record(replace(rec, request={"model": "m", "messages": [
             {"role": "user", "content": "\x1b[31mred prompt"}]}))
         store.decide("tr_evil", "rejected", note="\x1b[8mhidden note")
+    with TraceStore(path) as store:
+        store.record(make_record("tr_evil2", answer=evil))
+        store.claim_next("\x1b]0;reviewer\x07")
     env = {ENV_VAR: str(path)}
-    for args in (("trace", "list"), ("trace", "show", "tr_evil")):
+    for args in (("trace", "list"), ("trace", "show", "tr_evil"), ("review", "list"),
+                 ("review", "next", "--reviewer", "\x1b[2Jbo")):
         out = invoke(*args, env=env)
         assert out.exit_code == 0, out.output
         assert "\x1b" not in out.output and "\x07" not in out.output

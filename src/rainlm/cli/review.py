@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from rainlm.cli.trace import db_option, open_existing_store
+from rainlm.cli.trace import db_option, open_existing_store, terminal_safe
 
 __all__ = ["review_group"]
 
@@ -48,9 +48,10 @@ def review_list_command(db: str | None, limit: int) -> None:
     click.echo(_counts_line(counts))
     for rec in records:
         held = f"  held by {holds[rec.id][0]} until {holds[rec.id][1]}" if rec.id in holds else ""
-        click.echo(f"{rec.id}  {rec.created_at}  score {fmt_num(score_of(rec))}{held}")
-        click.echo(f"  prompt: {first_line(prompt_text(rec), 70)!r}")
-        click.echo(f"  answer: {first_line(rec.answer, 70)!r}")
+        click.echo(terminal_safe(f"{rec.id}  {rec.created_at}  score "
+                                 f"{fmt_num(score_of(rec))}{held}"))
+        click.echo(terminal_safe(f"  prompt: {first_line(prompt_text(rec), 70)!r}"))
+        click.echo(terminal_safe(f"  answer: {first_line(rec.answer, 70)!r}"))
 
 
 def _counts_line(counts: dict[str, int]) -> str:
@@ -80,10 +81,11 @@ def review_next_command(reviewer: str, hold_s: float, db: str | None) -> None:
     if rec is None:
         click.echo(f"Nothing to review. {_counts_line(counts)}")
         return
-    click.echo(f"{rec.id}  {rec.created_at}  held for {reviewer} for {hold_s:g} s")
-    click.echo(f"prompt:\n{prompt_text(rec)}\n\nanswer:\n{rec.answer}\n")
-    click.echo(f"rain review approve {rec.id} --reviewer {reviewer}   "
-               f"(or reject; {_counts_line(counts)})")
+    click.echo(terminal_safe(f"{rec.id}  {rec.created_at}  held for {reviewer} for "
+                             f"{hold_s:g} s"))
+    click.echo(terminal_safe(f"prompt:\n{prompt_text(rec)}\n\nanswer:\n{rec.answer}\n"))
+    click.echo(terminal_safe(f"rain review approve {rec.id} --reviewer {reviewer}   "
+                             f"(or reject; {_counts_line(counts)})"))
 
 
 def _decide(trace_id: str, decision: str, note: str | None, reviewer: str | None,
@@ -93,7 +95,7 @@ def _decide(trace_id: str, decision: str, note: str | None, reviewer: str | None
         rec = store.decide(store.resolve(trace_id), decision, note=note, reviewer=reviewer)
     finally:
         store.close()
-    click.echo(f"{rec.id}: {rec.review_state}")
+    click.echo(terminal_safe(f"{rec.id}: {rec.review_state}"))
 
 
 def _decision_command(name: str, decision: str, verb: str) -> click.Command:

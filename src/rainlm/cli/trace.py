@@ -29,14 +29,19 @@ def db_option(func: Any, *, dest: str = "db") -> Any:
 
 def open_existing_store(db: str | Path | None) -> Any:
     """The TraceStore at ``db`` (or the default location); RainError when it names a file
-    that is not there (a PostgreSQL URL is opened as given)."""
+    that is not there, or a PostgreSQL database without rainlm's tables."""
     from rainlm.errors import RainError
-    from rainlm.trace.location import ENV_VAR, default_location, is_postgres_url
+    from rainlm.trace.location import ENV_VAR, default_location, describe, is_postgres_url
     from rainlm.trace.store import TraceStore
 
     location = default_location() if db is None else (
         db if is_postgres_url(db) else Path(db).expanduser())
-    if not is_postgres_url(location) and not Path(location).is_file():
+    if is_postgres_url(location):  # read-only commands never give a wrong database tables
+        from rainlm.trace.postgres_db import NOT_A_STORE, has_store_tables
+
+        if not has_store_tables(str(location)):
+            raise RainError(f"{describe(str(location))}: {NOT_A_STORE}")
+    elif not Path(location).is_file():
         source = "--store" if db is not None else (
             f"${ENV_VAR}" if _env_set(ENV_VAR) else "the default location")
         raise RainError(f"no audit database at {location} (from {source}); point to the file "

@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from rainlm.cluster.postgres import free_port
 from rainlm.errors import ConfigError, RainError
 from rainlm.trace.location import (ENV_VAR, describe as describe_store, is_postgres_url,
                                     redact_url)
@@ -68,12 +69,6 @@ def default_engine_threads() -> int:
     """Threads for the local engine: half the cores (1 on 2 cores: the replicas and the
     front need the other), at most 8."""
     return max(1, min(8, (os.cpu_count() or 2) // 2))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -113,7 +108,7 @@ class _Process:
     name: str
     argv: list[str]
     log_path: Path
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds the store URL, password included
     proc: subprocess.Popen | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
 
@@ -473,7 +468,7 @@ class LocalCluster:
         from rainlm.backends.embedded import embedded_model_path
 
         model = embedded_model_path()
-        port = _free_port()
+        port = free_port(HOST)
         threads = str(self.engine_threads)
         self.engine_url = f"http://{HOST}:{port}/v1"
         assert self.log_dir is not None
@@ -522,7 +517,7 @@ class LocalCluster:
             if not _port_free(port):
                 raise RainError(f"port {port} on {HOST} is taken, so a replica cannot listen "
                                 f"there: stop what uses it, or pick other ports")
-        self.replica_ports = self._given_ports or [_free_port() for _ in range(self.replicas)]
+        self.replica_ports = self._given_ports or [free_port(HOST) for _ in range(self.replicas)]
         self._say(f"starting {self.replicas} rain serve replica(s)…")
         for index, port in enumerate(self.replica_ports):
             process = _Process(

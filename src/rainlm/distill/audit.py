@@ -31,7 +31,7 @@ from typing import Any
 
 from rainlm.distill.answers import (Answer, SourceError, chat_messages, is_budget_limited,
                                     prompt_key)
-from rainlm.trace.location import describe, is_postgres_url
+from rainlm.trace.location import describe, is_postgres_url, redact_text
 from rainlm.trace.records import INTERRUPTED, STARTED
 
 __all__ = ["read_audit_db", "looks_like_sqlite"]
@@ -68,51 +68,18 @@ def _check_audit_db(path: Path) -> None:
                                 "--help`)")
 
 
-NOT_A_STORE = ("not a rainlm audit store: the database has no 'traces' table; pass the "
-               "URL `rain serve` logs to (--store, $RAINLM_AUDIT_DB)")
-
-
-def _redact(url: str, text: str) -> str:
-    """``text`` without ``url``'s password (as given, and percent-decoded)."""
-    from urllib.parse import unquote
-
-    text = text.replace(url, describe(url))
-    secrets: set[str] = set()
-    try:
-        import psycopg
-
-        secrets.add(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
-    except Exception:  # noqa: BLE001 - psycopg missing or an unparsable URL
-        pass
-    match = re.match(r"^[a-z]+://[^:@/]*:(?P<pw>[^@]*)@", url, re.IGNORECASE)
-    if match:
-        secrets |= {match["pw"], unquote(match["pw"])}
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
-
-
 def _check_postgres_store(url: str) -> None:
     """SourceError unless the database at ``url`` has rainlm's ``traces`` table (checked
     in a read-only transaction, so a foreign database is never given rainlm's tables)."""
-    name = describe(url)
-    try:
-        import psycopg
-    except ImportError:
-        from rainlm.trace.postgres_db import PSYCOPG_INSTALL
+    from rainlm.errors import RainError
+    from rainlm.trace.postgres_db import NOT_A_STORE, has_store_tables
 
-        raise SourceError(name, f"a postgresql:// audit store needs psycopg 3: "
-                                f"{PSYCOPG_INSTALL}") from None
     try:
-        with psycopg.connect(url, connect_timeout=10, application_name="rainlm") as conn:
-            conn.read_only = True
-            found = conn.execute("SELECT to_regclass('traces')").fetchone()[0]
-            conn.rollback()
-    except psycopg.Error as exc:
-        raise SourceError(name, "cannot read this PostgreSQL database: "
-                                f"{_redact(url, str(exc)).strip()}") from None
-    if found is None:
-        raise SourceError(name, NOT_A_STORE)
+        found = has_store_tables(url)
+    except RainError as exc:
+        raise SourceError(describe(url), str(exc)) from None
+    if not found:
+        raise SourceError(describe(url), NOT_A_STORE)
 
 
 def _check_store(location: str | Path) -> str:
@@ -126,7 +93,7 @@ def _check_store(location: str | Path) -> str:
 
 
 def _read_records(location: str | Path, name: str) -> list[Any]:
-    """Every record of the store, newest first (``TraceStore.list``'s order)."""
+    """Every record of the store, oldest first."""
     from rainlm.errors import RainError
     from rainlm.trace.store import TraceStore
 
@@ -135,14 +102,9 @@ def _read_records(location: str | Path, name: str) -> list[Any]:
     except RainError as exc:
         if not is_postgres_url(location):
             raise
-        raise SourceError(name, _redact(str(location), str(exc))) from None
+        raise SourceError(name, redact_text(str(location), str(exc))) from None
     try:
-        records: list[Any] = []
-        while True:
-            page = store.list(limit=PAGE, offset=len(records))
-            records += page
-            if len(page) < PAGE:
-                return records
+        return list(store.iter_records(page=PAGE))  # oldest first; a live store's new records never shift a page
     finally:
         store.close()
 
@@ -156,7 +118,7 @@ def read_audit_db(location: str | Path) -> tuple[list[Answer], Counter[str]]:
     name = _check_store(location)
     records = _read_records(location, name)
     answers, skipped = [], Counter[str]()
-    for rec in reversed(records):  # list() is newest first
+    for rec in records:
         answer = _answer(name, rec)
         if answer is None:
             skipped["no prompt"] += 1

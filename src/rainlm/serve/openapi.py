@@ -64,7 +64,10 @@ def openapi_schema(settings: ServerSettings, *, model_name: str = "rain") -> dic
                 "held for this reviewer for hold_s seconds (record null: none left)",
                 security, {"200": _json("ReviewClaim")}, body="ReviewClaimRequest")},
             "/review": {"get": _operation("The review page (HTML)", security,
-                                          {"200": _html("HTML page"), "401": _page_401()})},
+                                          {"200": _html("HTML page"), "401": _page_401()},
+                                          parameters=[{"name": "trace", "in": "query",
+                                                       "required": False,
+                                                       "schema": {"type": "string"}}])},
         },
         "components": {
             "schemas": {

@@ -42,9 +42,20 @@ def get_trace_page(trace_id: str, request: Request) -> HTMLResponse:
 
 
 @router.get("/review", dependencies=AUTH, response_class=HTMLResponse)
-def review_page(request: Request) -> HTMLResponse:
+def review_page(request: Request, trace: str | None = None) -> HTMLResponse:
+    """The 50 newest answers awaiting review; ``?trace=ID`` puts that pending one on top
+    (where "Take next" sends a reviewer whose answer is older than those shown)."""
+    from rainlm.trace.store import TraceNotFoundError
+
     store = request.app.state.store
     records = store.list(review_state="pending")
+    if trace is not None and all(r.id != trace for r in records):
+        try:
+            wanted = store.get(trace)
+        except TraceNotFoundError:
+            wanted = None
+        if wanted is not None and wanted.review_state == "pending":
+            records = [wanted, *records]
     return HTMLResponse(render_review_page(records, holds=store.holds([r.id for r in records]),
                                            counts=store.review_counts()))
 

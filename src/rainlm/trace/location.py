@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 __all__ = ["ENV_VAR", "MEMORY", "POSTGRES_SCHEMES", "default_location", "default_db_path",
-           "is_postgres_url", "redact_url", "describe"]
+           "is_postgres_url", "redact_url", "redact_text", "describe"]
 
 ENV_VAR = "RAINLM_AUDIT_DB"
 """Environment variable naming the audit store (a file path or a postgresql:// URL)."""
@@ -57,6 +57,32 @@ def redact_url(url: str) -> str:
     """``url`` with its password (in ``user:PASSWORD@`` or ``?password=``) as ``***``."""
     url = _USERINFO_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
     return _QUERY_PASSWORD.sub(r"\1***", url)
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The password of ``url`` in every form a message may quote it: as written, and
+    percent-decoded (libpq quotes a component it cannot decode, e.g. ``se%zzcret``)."""
+    from urllib.parse import unquote
+
+    found = [m["pw"] for m in _USERINFO_PASSWORD.finditer(url)]
+    found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
+    secrets = set(found) | {unquote(pw) for pw in found}
+    try:  # libpq's own reading of the URL (psycopg: optional here)
+        import psycopg
+
+        secrets.add(psycopg.conninfo.conninfo_to_dict(url).get("password") or "")
+    except Exception:  # noqa: BLE001 - psycopg missing, or a URL libpq cannot read
+        pass
+    return {s for s in secrets if s}
+
+
+def redact_text(url: str, text: str) -> str:
+    """``text`` (an error message, a log line) without ``url`` or its password: the URL is
+    named as ``redact_url`` writes it, the password, in any form, as ``***``."""
+    text = text.replace(url, redact_url(url))
+    for secret in sorted(_url_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def describe(location: str | os.PathLike[str]) -> str:

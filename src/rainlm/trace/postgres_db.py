@@ -22,13 +22,21 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rainlm.errors import RainError
-from rainlm.trace.location import redact_url
+from rainlm.trace.location import redact_text, redact_url
 from rainlm.trace.timestamps import utc_now
 
 __all__ = ["PostgresDatabase", "POSTGRES_MIGRATIONS", "apply_postgres_migrations",
-           "PSYCOPG_INSTALL"]
+           "PSYCOPG_INSTALL", "NOT_A_STORE", "has_store_tables"]
 
 PSYCOPG_INSTALL = "pip install 'rainlm[postgres]' (psycopg[binary]==3.3.6)"
+NOT_A_STORE = ("not a rainlm audit store: this PostgreSQL database has no 'traces' table "
+               "(nothing was changed in it); pass the URL `rain serve --store` writes to "
+               "(or $RAINLM_AUDIT_DB)")
+_CONNECT = {"connect_timeout": 10, "application_name": "rainlm",
+            # a connection a firewall or a failover dropped silently is found in about a
+            # minute, not after the kernel's two hours
+            "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+            "keepalives_count": 3, "tcp_user_timeout": 60_000}
 _MIGRATION_LOCK = 7_246_117_309_114_502  # pg_advisory_lock key: "rainlm migrations"
 
 # NEVER edit, rename or reorder a migration once released; append, here AND in
@@ -85,6 +93,22 @@ def _psycopg() -> Any:
         raise RainError(f"a postgresql:// audit store needs psycopg 3: {PSYCOPG_INSTALL}"
                         ) from None
     return psycopg
+
+
+def has_store_tables(url: str) -> bool:
+    """Whether the database at ``url`` has rainlm's ``traces`` table, checked in a
+    read-only transaction (read-only commands never give a wrong database rainlm's
+    tables). RainError, without the password, when it cannot be reached."""
+    psycopg = _psycopg()
+    try:
+        with psycopg.connect(url, **_CONNECT) as conn:
+            conn.read_only = True
+            found = conn.execute("SELECT to_regclass('traces')").fetchone()[0]
+            conn.rollback()
+    except psycopg.Error as exc:
+        raise RainError(f"cannot read the audit store {redact_url(url)}: "
+                        f"{redact_text(url, str(exc)).strip()}") from None
+    return found is not None
 
 
 def apply_postgres_migrations(conn: Any, migrations: Iterable[tuple[str, str]]
@@ -145,15 +169,24 @@ class PostgresDatabase:
 
     def _connect(self) -> None:
         psycopg = _psycopg()
-        self.conn = psycopg.connect(self._url, autocommit=True, connect_timeout=10,
-                                    application_name="rainlm")
+        self.conn = psycopg.connect(self._url, autocommit=True, **_CONNECT)
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         # the store writes SQL with "?" placeholders (sqlite3's); psycopg's are "%s"
         return self.conn.execute(sql.replace("%", "%%").replace("?", "%s"), args)
 
-    def begin(self) -> None:
-        self.conn.execute("BEGIN")
+    def begin(self, *, write: bool) -> None:
+        """Open a transaction (reads too: one snapshot). A connection the server dropped
+        (a restart, a failover, an idle cut) is found here, before anything ran in it:
+        it is opened again and the transaction begun on the new one."""
+        psycopg = _psycopg()
+        try:
+            self.conn.execute("BEGIN" if write else "BEGIN READ ONLY")
+        except psycopg.OperationalError:
+            if not self.conn.broken:
+                raise
+            self._connect()
+            self.conn.execute("BEGIN" if write else "BEGIN READ ONLY")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -169,16 +202,7 @@ class PostgresDatabase:
 
     def redact(self, text: str) -> str:
         """``text`` without the URL's password (psycopg's messages may quote the URL)."""
-        text = text.replace(self._url, self.path)
-        password = self._password()
-        return text.replace(password, "***") if password else text
-
-    def _password(self) -> str | None:
-        psycopg = _psycopg()
-        try:
-            return psycopg.conninfo.conninfo_to_dict(self._url).get("password") or None
-        except psycopg.Error:
-            return None
+        return redact_text(self._url, text)
 
     def migrations_applied(self) -> list[str]:
         return [r[0] for r in self.conn.execute(

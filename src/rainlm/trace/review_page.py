@@ -145,7 +145,12 @@ _JS = r"""
         var record = JSON.parse(text).record;
         if (!record) { nextStatus.textContent = "nothing left to take"; return; }
         var item = document.getElementById("review-" + record.id);
-        if (!item) { window.location.reload(); return; }  /* flagged after this page loaded */
+        if (!item) {  /* not among the newest shown: open the page with it on top */
+          var there = new URL(window.location.href);
+          there.searchParams.set("trace", record.id);
+          window.location.href = there.toString();
+          return;
+        }
         var held = document.getElementById("held-" + record.id);
         if (held) { held.textContent = "held by you"; }
         nextStatus.textContent = "yours: " + record.id;

@@ -163,11 +163,15 @@ class SqliteDatabase:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self.conn.execute(sql, args)
 
-    def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+    def begin(self, *, write: bool) -> None:
+        """A writer takes the write lock at once (``BEGIN IMMEDIATE``); a reader needs no
+        transaction (autocommit reads see committed data)."""
+        if write:
+            self.conn.execute("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        if self.conn.in_transaction:
+            self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
         if self.conn.in_transaction:  # SQLite may have rolled back already (disk full, ...)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -189,6 +190,7 @@ class TraceStore:
         """
         if decision not in DECISIONS:
             raise ConfigError("decision", f"must be 'approved' or 'rejected', got {decision!r}")
+        trace_id, reviewer = self._storable(trace_id), self._storable(reviewer)
         with self._lock:
             with self._transaction(f"record the review of trace {trace_id!r}"):
                 row = self._db.execute(
@@ -245,7 +247,7 @@ class TraceStore:
             rows = self._db.execute(
                 f"SELECT id, held_by, held_until FROM traces WHERE id IN "
                 f"({', '.join('?' * len(trace_ids))}) AND held_by IS NOT NULL "
-                f"AND held_until > ?", [*trace_ids, utc_now()]).fetchall()
+                f"AND held_until > ?", [*self._storable(trace_ids), utc_now()]).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
     # ------------------------------------------------------------------ reading
@@ -253,7 +255,7 @@ class TraceStore:
         """The record with id ``trace_id``; raises TraceNotFoundError."""
         with self._reading(f"read trace {trace_id!r}"):
             row = self._db.execute(f"SELECT {self._select} FROM traces WHERE id = ?",
-                                   (trace_id,)).fetchone()
+                                   (self._storable(trace_id),)).fetchone()
             if row is None:
                 raise self._not_found(trace_id)
             return self._record_of(row)
@@ -294,6 +296,24 @@ class TraceStore:
                 [*args, limit, offset]).fetchall()
             return [self._record_of(row) for row in rows]
 
+    def iter_records(self, *, page: int = 500) -> Iterator[TraceRecord]:
+        """Every record, oldest first, read ``page`` at a time by position (created_at,
+        id): records that replicas write meanwhile never shift a page, so none is read
+        twice or skipped (as ``list``'s offsets would)."""
+        last: tuple[str, str] | None = None
+        while True:
+            where, args = ("WHERE created_at > ? OR (created_at = ? AND id > ?)",
+                           [last[0], last[0], last[1]]) if last else ("", [])
+            with self._reading("read the records"):
+                rows = self._db.execute(
+                    f"SELECT {self._select} FROM traces {where} ORDER BY created_at, id "
+                    f"LIMIT ?", [*args, page]).fetchall()
+                records = [self._record_of(row) for row in rows]
+            yield from records
+            if len(records) < page:
+                return
+            last = (records[-1].created_at, records[-1].id)
+
     def review_counts(self) -> dict[str, int]:
         """How many records are in each review state, and how many pending ones a
         reviewer holds now ("held"); read from the database, so every replica agrees."""
@@ -315,7 +335,7 @@ class TraceStore:
                 raise self._not_found(trace_id)
             rows = self._db.execute(
                 "SELECT decision, note, reviewer, decided_at FROM review_decisions "
-                "WHERE trace_id = ? ORDER BY seq", (trace_id,)).fetchall()
+                "WHERE trace_id = ? ORDER BY seq", (self._storable(trace_id),)).fetchall()
         return [ReviewDecision(*row) for row in rows]
 
     def migrations_applied(self) -> list[str]:
@@ -379,8 +399,9 @@ class TraceStore:
 
 
 class _Transaction:
-    """The store's lock, and for a write ``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on any
-    exception). Database errors become RainErrors naming the store (never a URL's
+    """The store's lock, and a transaction: ``BEGIN`` ... ``COMMIT`` (``ROLLBACK`` on any
+    exception) for a write; a read is one snapshot on PostgreSQL and plain autocommit
+    reads on SQLite. Database errors become RainErrors naming the store (never a URL's
     password); others pass through unchanged. A dropped connection is opened again
     first."""
 
@@ -391,8 +412,7 @@ class _Transaction:
         self.lock.acquire()
         try:
             self.db.reconnect_if_broken()
-            if self.write:
-                self.db.begin()
+            self.db.begin(write=self.write)
         except self.db.errors as exc:
             self.lock.release()
             raise self._error(exc) from None
@@ -402,17 +422,16 @@ class _Transaction:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         try:
-            if self.write:
-                if exc_type is None:
-                    try:
-                        self.db.commit()
-                        return False
-                    except self.db.errors as commit_exc:
-                        exc = commit_exc
+            if exc_type is None:
                 try:
-                    self.db.rollback()
-                except self.db.errors:
-                    pass  # the connection is gone: the server rolls back by itself
+                    self.db.commit()
+                    return False
+                except self.db.errors as commit_exc:
+                    exc = commit_exc
+            try:
+                self.db.rollback()
+            except self.db.errors:
+                pass  # the connection is gone: the server rolls back by itself
             if isinstance(exc, self.db.errors):
                 raise self._error(exc) from None
             return False
