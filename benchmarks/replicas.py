@@ -14,8 +14,10 @@ temporary folder, the llama.cpp server on the embedded model, two replicas start
    SIGKILL. Counted: requests answered, requests that failed and how (a connection error
    is what a client of a dead replica should see), and the store's records — complete,
    unfinished ("started", the killed replica's requests in flight), missing (an answered
-   request without a complete record, or a failed request the killed replica had
-   accepted without a record: must be 0). The survivor must keep answering. Then replica
+   request without a complete record, or a failed request whose first streamed chunk —
+   sent once its record exists — named a trace id without an unfinished record: must be
+   0). The kill waits until replica 2 is running a search. The survivor must keep
+   answering. Then replica
    2 is restarted (same host:port: the same owner), marks its unfinished records
    "interrupted", and the review queue's counts are read from both replicas.
 
@@ -70,6 +72,34 @@ def one_request(url: str, prompt: str, args: argparse.Namespace, seed: int) -> d
             "cut": bool(stats.get("budget_exhausted"))}
 
 
+def streamed_request(url: str, prompt: str, args: argparse.Namespace, seed: int) -> dict:
+    """One streamed chat completion: its trace id is in the first chunk, which the server
+    sends only once the request's record exists; so a request that fails after it has a
+    known id, and one that fails before it never got a byte back."""
+    import httpx
+
+    body = {"model": "rain", "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": args.max_tokens, "stream": True,
+            "rain": {"time_budget_s": args.time_budget, "seed": seed,
+                     "max_searches_per_step": args.max_searches_per_step}}
+    start, trace_id, finished = time.perf_counter(), None, False
+    try:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body,
+                          timeout=600) as resp:
+            if resp.status_code != 200:
+                return {"seconds": time.perf_counter() - start, "status":
+                        f"http {resp.status_code}", "id": None, "cut": False}
+            for line in resp.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    trace_id = trace_id or json.loads(line[len("data: "):])["id"]
+                finished = finished or line == "data: [DONE]"
+    except httpx.TransportError as exc:
+        return {"seconds": time.perf_counter() - start, "status": f"connection error: "
+                f"{type(exc).__name__}", "id": trace_id, "cut": False}
+    return {"seconds": time.perf_counter() - start,
+            "status": "ok" if finished else "cut stream", "id": trace_id, "cut": False}
+
+
 def phase(url: str, prompts: list[str], clients: int, args: argparse.Namespace,
           seed: int, replicas: int) -> dict:
     start = time.perf_counter()
@@ -92,13 +122,22 @@ def kill_run(cluster, prompts: list[str], args: argparse.Namespace) -> dict:
     killed: dict = {}
 
     def killer() -> None:
+        import httpx
+
         for _ in range(args.kill_after):
             done.acquire()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it while it runs a search
+            health = httpx.get(f"{cluster.replica_urls[1]}/health", timeout=10).json()
+            if health.get("running", 0) >= 1:
+                killed["running"], killed["queued"] = health["running"], health["queue_depth"]
+                break
+            time.sleep(0.05)
         killed["at_s"] = time.perf_counter() - start
         killed["pid"] = cluster.kill_replica(1)
 
     def request(i: int) -> dict:
-        out = one_request(cluster.front_url, prompts[i % len(prompts)], args, seed=100 + i)
+        out = streamed_request(cluster.front_url, prompts[i % len(prompts)], args, seed=100 + i)
         out["finished_s"] = time.perf_counter() - start
         done.release()
         return out
@@ -127,6 +166,7 @@ def store_census(store_url: str, results: list[dict], killed_owner: str) -> dict
     by_id = {r.id: r for r in records}
     answered = [r["id"] for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] != "ok"]
+    failed_with_id = [r["id"] for r in failed if r["id"]]
     unfinished = [r.id for r in records if r.finish_reason in UNFINISHED]
     unfinished_killed = [i for i in unfinished if owners.get(i) == killed_owner]
     missing_answered = [i for i in answered
@@ -134,12 +174,19 @@ def store_census(store_url: str, results: list[dict], killed_owner: str) -> dict
     return {"records": len(records),
             "complete": len(records) - len(unfinished),
             "unfinished": len(unfinished),
+            "started": sum(r.finish_reason == "started" for r in records),
+            "interrupted": sum(r.finish_reason == "interrupted" for r in records),
             "unfinished_on_killed_replica": len(unfinished_killed),
             "answered_without_complete_record": len(missing_answered),
             "failed_requests": len(failed),
-            # a failed request the killed replica had accepted has its "started" record; a
-            # failed one it never read (its connection died first) has none, and needs none
-            "failed_without_record_upper_bound": max(0, len(failed) - len(unfinished_killed))}
+            # failed after the first chunk: the record existed; each must be found unfinished
+            "failed_after_first_chunk": len(failed_with_id),
+            "failed_after_first_chunk_without_unfinished_record": sum(
+                1 for i in failed_with_id if i not in by_id
+                or by_id[i].finish_reason not in UNFINISHED),
+            # failed before any byte came back: accepted (then it has a "started" record)
+            # or never read by the killed replica (then it needs none)
+            "failed_before_first_chunk": len(failed) - len(failed_with_id)}
 
 
 def main() -> None:
@@ -147,7 +194,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=8, help="requests per load phase")
     parser.add_argument("--clients", default="1,4,8")
     parser.add_argument("--max-tokens", type=int, default=8)
-    parser.add_argument("--time-budget", type=float, default=30.0)
+    parser.add_argument("--time-budget", type=float, default=120.0,
+                        help="seconds per request (high: the budget should not cut answers)")
     parser.add_argument("--max-searches-per-step", type=int, default=2)
     parser.add_argument("--kill-requests", type=int, default=16)
     parser.add_argument("--kill-clients", type=int, default=4)
@@ -212,7 +260,8 @@ def main() -> None:
             + (load_table + "\n\n" + "\n".join(ratio_lines) + "\n\n" if rows else "")
             + f"kill run: {args.kill_requests} requests from {args.kill_clients} clients "
               f"through the front; replica 2 SIGKILLed at {kill['killed'].get('at_s', 0):.1f} s "
-              f"(after {args.kill_after} answers)\n"
+              f"(after {args.kill_after} answers, while it ran {kill['killed'].get('running')} "
+              f"search(es) with {kill['killed'].get('queued')} queued)\n"
             + f"client outcomes: {json.dumps(statuses)}\n"
             + f"survivor afterwards: {after_ok}/{args.after_requests} answered\n"
             + f"store after the kill: {json.dumps(census)}\n"
