@@ -23,11 +23,11 @@ def _quiet_transformers() -> None:
         hf_logging.disable_progress_bar()
 
 
-def _default_load_backend(model: str | None, device: str) -> Any:
+def _default_load_backend(model: str | None, device: str, **backend_kw: Any) -> Any:
     from rainlm.backends.loading import load_backend
 
     _quiet_transformers()
-    return load_backend(model, device=device)
+    return load_backend(model, device=device, **backend_kw)
 
 
 def _default_load_embedder(name: str, device: str) -> Any:
@@ -44,7 +44,18 @@ class Services:
     """What the commands build models with; tests pass their own as click's ``obj``
     (``CliRunner().invoke(cli, args, obj=Services(load_backend=...))``)."""
 
-    load_backend: Callable[[str | None, str], Any] = field(default=_default_load_backend)
-    """``(model, device) -> Backend``; model None means the embedded model."""
+    load_backend: Callable[..., Any] = field(default=_default_load_backend)
+    """``(model, device, **backend_kw) -> Backend``; model None means the embedded model;
+    ``backend_kw`` (``tokenizer=``) only holds what a command was given (see
+    ``open_backend``)."""
     load_embedder: Callable[[str, str], Any] = field(default=_default_load_embedder)
     """``(name, device) -> Embedder | "none"``."""
+
+    def open_backend(self, model: str | None, device: str, *,
+                     tokenizer: str | None = None) -> Any:
+        """The backend every command and ``rain serve`` load: ``load_backend`` with the
+        backend options that are set (``tokenizer``: a local tokenizer folder, for an
+        OpenAI-compatible engine), so a loader taking only ``(model, device)`` (a
+        test's) still works when none is."""
+        backend_kw = {} if tokenizer is None else {"tokenizer": tokenizer}
+        return self.load_backend(model, device, **backend_kw)

@@ -9,7 +9,7 @@ SelfEvaluator path (prompt, labels, both orders) runs end to end.
 
 from __future__ import annotations
 
-from tests.needs import require
+from tests.needs import require, require_module
 from tests.self_judging import judge_law
 
 import json
@@ -313,8 +313,8 @@ def test_ban_makes_a_policy_rule_the_judge_and_reports_it():
 
 def test_budget_fallback_option_reaches_the_config():
     opts = RunOptions.from_kwargs(dict(
-        preset="harmless", model=None, backend="transformers", base_url=None, device="cpu",
-        max_new_tokens=8, seed=0, time_budget_s=None, budget_fallback="greedy",
+        preset="harmless", model=None, backend="transformers", base_url=None, tokenizer=None,
+        device="cpu", max_new_tokens=8, seed=0, time_budget_s=None, budget_fallback="greedy",
         max_searches_per_step=None, parallel=None, scoring=None, rubric=None, system=None,
         embedder="none", progress=None))
     assert opts.config().budget_fallback == "greedy"
@@ -496,6 +496,111 @@ def test_base_url_mistakes_are_named_before_any_model_loads(command):
     res = invoke([*command, "--base-url", "http://h/v1", *(["hi"] if command == ["generate"] else [])],
                  obj=Services(load_backend=load_backend))
     assert res.exit_code == 2 and "only applies to --backend openai" in res.output
+
+
+# ------------------------------------------------------------------ --tokenizer
+def tokenizer_folder(tmp_path: Path) -> Path:
+    """A folder that looks like a tokenizer's (the scripted loaders never read it)."""
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    (folder / "tokenizer_config.json").write_text("{}", encoding="utf-8")
+    return folder
+
+
+NO_LOAD = Services(load_backend=lambda *a, **kw: pytest.fail("no model should load"))
+COMMANDS_WITH_A_BACKEND = [  # each command that takes --backend, with what else it needs
+    ["generate", "hi"], ["chat"], ["calibrate", "--limit", "1"],
+    ["bench", "run", "--dataset", "vicuna", "--out", "x.jsonl"],
+    ["bench", "frontier", "--task", "banned-words", "--out", "f.jsonl"], ["serve"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS_WITH_A_BACKEND, ids=lambda c: " ".join(c[:2]))
+def test_tokenizer_goes_with_the_model_to_load_backend(command, tmp_path, monkeypatch):
+    """--tokenizer reaches the loader as tokenizer= (absolute), next to the spec; in
+    ``rain serve`` through ServerSettings.tokenizer."""
+    folder = tokenizer_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    seen = []
+
+    def load_backend(model, device, **kw):
+        seen.append((model, kw))
+        raise ModelNotFoundError("stop here")  # the load is all this test looks at
+
+    args = [*command, "--backend", "openai", "--base-url", "http://h:1/v1",
+            "--model", "served", "--tokenizer", "tok"]
+    if command == ["serve"]:  # stopped where the app would be made from its settings
+        require_module("uvicorn")
+        import rainlm.serve.app as app_module
+        from rainlm.serve.settings import ServerSettings
+
+        settings = []
+
+        def create_app(made, **kw):
+            settings.append(made)
+            raise ModelNotFoundError("stop here")
+
+        monkeypatch.setattr(app_module, "create_app", create_app)
+        res = invoke(args, obj=Services(load_backend=load_backend))
+        assert settings and isinstance(settings[0], ServerSettings), res.output
+        assert settings[0].model == "openai:http://h:1/v1#served"
+        assert settings[0].tokenizer == str(folder.resolve())
+        return
+    res = invoke(args, obj=Services(load_backend=load_backend), input="")
+    assert seen == [("openai:http://h:1/v1#served", {"tokenizer": str(folder.resolve())})], \
+        res.output
+
+
+@pytest.mark.parametrize("command", COMMANDS_WITH_A_BACKEND, ids=lambda c: " ".join(c[:2]))
+@pytest.mark.parametrize("backend", ["transformers", "llamacpp"])
+def test_tokenizer_with_a_backend_that_reads_its_own_is_a_usage_error(command, backend,
+                                                                      tmp_path):
+    folder = tokenizer_folder(tmp_path)
+    res = invoke([*command, "--backend", backend, "--tokenizer", str(folder)], obj=NO_LOAD,
+                 input="")
+    assert res.exit_code == 2, res.output
+    assert "--tokenizer: only applies to --backend openai" in res.output
+    assert "add --backend openai --base-url URL or drop --tokenizer" in res.output
+
+
+def test_tokenizer_without_backend_is_refused_for_the_embedded_model(tmp_path):
+    res = invoke(["generate", "--tokenizer", str(tokenizer_folder(tmp_path)), "hi"], obj=NO_LOAD)
+    assert res.exit_code == 2 and "only applies to --backend openai" in res.output
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda tmp: tmp / "nowhere", "no folder at"),
+    (lambda tmp: tmp, "holds no tokenizer files (tokenizer.json or tokenizer_config.json)"),
+    (lambda tmp: tokenizer_folder(tmp) / "tokenizer_config.json", "is a file; pass the folder"),
+], ids=["missing", "no-tokenizer-files", "a-file"])
+@pytest.mark.parametrize("command", [["generate", "hi"], ["serve"]], ids=["generate", "serve"])
+def test_a_bad_tokenizer_path_is_named(command, make, says, tmp_path):
+    path = make(tmp_path)
+    res = invoke([*command, "--backend", "openai", "--base-url", "http://h:1/v1",
+                  "--tokenizer", str(path)], obj=NO_LOAD)
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "--tokenizer" in text and says in text and repr(str(path)) in text
+
+
+def test_tokenizer_is_recorded_with_the_answer(tmp_path):
+    folder = tokenizer_folder(tmp_path)
+    opts = RunOptions(backend="openai", base_url="http://h:1/v1", tokenizer=str(folder))
+    assert opts.to_dict()["tokenizer"] == str(folder)
+    assert opts.model_spec() == "openai:http://h:1/v1"
+    assert RunOptions().to_dict()["tokenizer"] is None
+
+
+@pytest.mark.parametrize("command", [["generate"], ["serve"], ["chat"], ["bench", "run"],
+                                     ["calibrate"]])
+def test_help_shows_tokenizer(command):
+    res = invoke([*command, "--help"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--tokenizer FOLDER" in text
+    assert "tokenizer.json or tokenizer_config.json" in text
+    if command in (["generate"], ["serve"]):  # an example in the epilog
+        example = " ".join(res.output.replace("\\\n", " ").split())
+        assert ("--backend openai --base-url http://127.0.0.1:8123/v1 --model smollm2 "
+                "--tokenizer ~/models/SmolLM2-135M-Instruct") in example
 
 
 def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():

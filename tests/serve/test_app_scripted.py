@@ -323,6 +323,22 @@ def test_503_with_retry_after_while_loading(tmp_path):
         assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
 
 
+def test_the_engine_loads_its_model_with_the_settings_tokenizer(tmp_path):
+    (tmp_path / "tokenizer_config.json").write_text("{}", encoding="utf-8")
+    seen = []
+
+    def load_backend(model, device, **kw):
+        seen.append((model, kw))
+        return make_backend()
+
+    services = Services(load_backend=load_backend, load_embedder=lambda name, device: "none")
+    settings = ServerSettings(db_path=":memory:", embedder="none", tokenizer=str(tmp_path),
+                              model="openai:http://127.0.0.1:9/v1#smollm2")
+    with TestClient(create_ready_app(settings, services=services), base_url=LOCAL) as client:
+        wait_ready(client)
+    assert seen == [("openai:http://127.0.0.1:9/v1#smollm2", {"tokenizer": str(tmp_path)})]
+
+
 class TemplateRejects:
     """A backend whose chat template refuses the conversation (like a strict template)."""
 

@@ -51,6 +51,37 @@ def test_settings_defaults_bind_localhost():
     assert ServerSettings().host == "127.0.0.1"
 
 
+ENGINE = "openai:http://127.0.0.1:8123/v1#smollm2"
+
+
+def test_settings_carry_a_tokenizer_folder_for_an_engine_model(tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")
+    assert ServerSettings(model=ENGINE, tokenizer=str(tmp_path)).tokenizer == str(tmp_path)
+    assert ServerSettings(model="http://h:1/v1", tokenizer=str(tmp_path)).tokenizer
+    assert ServerSettings().tokenizer is None  # the default: the backend finds its own
+
+
+@pytest.mark.parametrize("model", [None, "embedded", "some/folder", "llamacpp:", "x.gguf"])
+def test_settings_refuse_a_tokenizer_for_a_model_that_reads_its_own(model, tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        ServerSettings(model=model, tokenizer=str(tmp_path))
+    assert info.value.field == "tokenizer" and "OpenAI-compatible engine" in str(info.value)
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda tmp: str(tmp / "nowhere"), "no folder at"),
+    (lambda tmp: str(tmp), "holds no tokenizer files"),
+    (lambda tmp: " ", "must be a folder path"), (lambda tmp: 3, "must be a folder path"),
+])
+def test_settings_name_a_bad_tokenizer_path(make, says, tmp_path):
+    value = make(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        ServerSettings(model=ENGINE, tokenizer=value)
+    assert info.value.field == "tokenizer" and says in str(info.value)
+    assert repr(value) in str(info.value)
+
+
 # ------------------------------------------------------------------ requests
 def test_defaults_and_openai_fields():
     req = chat(max_tokens=8, seed=7, stop=["\n\n"], n=1, temperature=0.3, top_p=0.9)

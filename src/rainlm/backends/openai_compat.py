@@ -46,11 +46,14 @@ from rainlm.backends.chat_template import (END_OF_TURN_NAMES, control_count, hf_
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
-__all__ = ["OpenAICompatibleBackend", "DEFAULT_MAX_TOP_LOGPROBS"]
+__all__ = ["OpenAICompatibleBackend", "DEFAULT_MAX_TOP_LOGPROBS", "TOKENIZER_FILES",
+           "tokenizer_folder_problem"]
 
 DEFAULT_MAX_TOP_LOGPROBS = 20
 """vLLM's default ``--max-logprobs`` and the OpenAI API's top-logprobs maximum."""
 API_KEY_ENV = ("RAINLM_ENGINE_API_KEY", "OPENAI_API_KEY")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+"""A local tokenizer folder holds at least one of these (``tokenizer=``, ``--tokenizer``)."""
 _PROMPT_MODES = ("auto", "ids", "text")
 
 
@@ -322,7 +325,8 @@ class OpenAICompatibleBackend:
             raise BackendError(
                 f"None of the tokens the engine at {self.base_url} reported "
                 f"({list(top)[:5]}) is in the local tokenizer's vocabulary: the tokenizer "
-                f"does not match the served model {self.model!r}; pass tokenizer= its folder.")
+                f"does not match the served model {self.model!r}; pass its folder as "
+                f"--tokenizer (tokenizer= in Python).")
         self._count(usage, unmapped)
         return TokenDistribution(lps[:k], ids[:k])
 
@@ -379,16 +383,34 @@ def _resolve_tokenizer(tokenizer: Any, model_id: str):
         return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(
-            f"Could not load a tokenizer from {str(folder)!r}: {exc}. Pass tokenizer= a "
-            f"local folder holding the served model's tokenizer files.") from exc
+            f"Could not load a tokenizer from {str(folder)!r}: {exc}. Pass a local folder "
+            f"holding the served model's tokenizer files (--tokenizer FOLDER, or "
+            f"tokenizer=FOLDER in Python).") from exc
+
+
+def tokenizer_folder_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` is not a local tokenizer folder (a folder holding ``TOKENIZER_FILES``),
+    naming the path; None when it is one. (The CLI's ``--tokenizer``, ``ServerSettings``
+    and ``tokenizer=`` all check with this.)"""
+    folder = Path(path).expanduser()
+    if folder.is_file():
+        return (f"{str(path)!r} is a file; pass the folder that holds the served model's "
+                f"tokenizer files ({' or '.join(TOKENIZER_FILES)})")
+    if not folder.is_dir():
+        return f"no folder at {str(path)!r}"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return (f"the folder {str(path)!r} holds no tokenizer files "
+                f"({' or '.join(TOKENIZER_FILES)}); pass the folder of the served model's "
+                f"tokenizer")
+    return None
 
 
 def _tokenizer_folder(tokenizer: str | os.PathLike | None, model_id: str) -> Path:
     if tokenizer is not None:
-        path = Path(tokenizer).expanduser()
-        if not path.exists():
-            raise ModelNotFoundError(f"tokenizer: no folder at {str(path)!r}.")
-        return path
+        problem = tokenizer_folder_problem(tokenizer)
+        if problem is not None:
+            raise ModelNotFoundError(f"tokenizer: {problem}.")
+        return Path(tokenizer).expanduser()
     if _is_embedded(model_id):
         from rainlm.backends.embedded import (_is_complete, embedded_cache_dir,
                                               ensure_embedded_folder)
@@ -399,8 +421,10 @@ def _tokenizer_folder(tokenizer: str | os.PathLike | None, model_id: str) -> Pat
         return Path(model_id)
     raise ConfigError(
         "tokenizer", f"the engine serves {model_id!r}, whose tokenizer rainlm cannot find "
-                     f"locally. Pass tokenizer= a local folder with that model's tokenizer "
-                     f"files (tokenizer.json / tokenizer_config.json with its chat template).")
+                     f"locally (it is not a local folder). Pass a local folder with that "
+                     f"model's tokenizer files (tokenizer.json / tokenizer_config.json with "
+                     f"its chat template): --tokenizer FOLDER on the command line, "
+                     f"tokenizer=FOLDER in Python.")
 
 
 def _is_embedded(model_id: str) -> bool:

@@ -19,7 +19,7 @@ from rainlm.errors import ConfigError, ModelNotFoundError
 
 __all__ = ["BackendKind", "DEFAULT_KIND", "URL_KIND", "backend_kinds", "backend_kind_names",
            "find_backend_kind", "register_backend_kind", "unregister_backend_kind",
-           "looks_like_path"]
+           "looks_like_path", "tokenizer_kind_names"]
 
 Loader = Callable[..., Backend]
 """``loader(spec, *, device, dtype, **kw)``: ``spec`` is what follows ``KIND:``; ``device``
@@ -43,6 +43,10 @@ class BackendKind:
     takes_base_url: bool = False
     """The spec is ``BASE_URL[#MODEL]``: the CLI requires ``--base-url`` for this kind and
     puts ``--model`` after the ``#``; other kinds reject ``--base-url``."""
+    takes_tokenizer: bool = False
+    """The loader takes ``tokenizer=`` (a local tokenizer folder, CLI ``--tokenizer``):
+    the engine serves the model by a name that need not be a local folder. Other kinds
+    read their model's own tokenizer and reject it."""
 
 
 # ------------------------------------------------------------------ built-in loaders
@@ -139,8 +143,10 @@ _BUILT_IN = (
         usage="'llamacpp:[FILE.gguf]'"),
     BackendKind(
         name="openai", load=_load_openai, aliases=("vllm", "sglang"), takes_base_url=True,
+        takes_tokenizer=True,
         help="an OpenAI-compatible server such as vLLM, SGLang or llama.cpp's, at --base-url; "
-             "--model names the served model; API key from $RAINLM_ENGINE_API_KEY",
+             "--model names the served model, --tokenizer its local tokenizer folder; API "
+             "key from $RAINLM_ENGINE_API_KEY",
         usage="'openai:BASE_URL[#MODEL]' or a bare http(s) URL"),
 )
 _KINDS: dict[str, BackendKind] = {k.name: k for k in _BUILT_IN}
@@ -154,6 +160,11 @@ def backend_kinds() -> tuple[BackendKind, ...]:
 def backend_kind_names() -> tuple[str, ...]:
     """The kinds' names (what ``--backend`` accepts)."""
     return tuple(_KINDS)
+
+
+def tokenizer_kind_names() -> tuple[str, ...]:
+    """The kinds that take ``tokenizer=`` (``--tokenizer``)."""
+    return tuple(k.name for k in _KINDS.values() if k.takes_tokenizer)
 
 
 def find_backend_kind(name: str) -> BackendKind | None:

@@ -161,7 +161,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     phrases = load_refusal_prefixes(data_dir, path=phrases_file)
     services = services_of(ctx)
     with contextlib.redirect_stdout(sys.stderr):
-        backend = services.load_backend(options.model_spec(), options.device)
+        backend = options.open_backend(services)
         embedder = services.load_embedder(options.params.embedder, options.device)
         settings = MethodSettings(
             params=options.params, best_of_n=best_of_n, match_compute=match_compute,

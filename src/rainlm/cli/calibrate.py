@@ -62,7 +62,8 @@ Examples:
 @data_options
 @click.pass_context
 def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, rubric: str,
-                      model: str | None, backend_kind: str, base_url: str | None, device: str,
+                      model: str | None, backend_kind: str, base_url: str | None,
+                      tokenizer: str | None, device: str,
                       transcript: str, shots: int | None,
                       scoring: str, batch_pairs: int, as_json: bool, progress: bool | None,
                       data_dir: Path | None, data_file: Path | None) -> None:
@@ -83,8 +84,9 @@ def calibrate_command(ctx: click.Context, limit: int, sample_seed: int | None, r
     bar = ProgressBar(n_batches, enabled=progress_enabled(progress), label="calibrate")
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            backend = services_of(ctx).load_backend(backend_spec(backend_kind, model, base_url),
-                                                       device)
+            backend = services_of(ctx).open_backend(
+                backend_spec(backend_kind, model, base_url, tokenizer), device,
+                tokenizer=tokenizer)
             bar.start_ticking()  # after the load: its own output is not overdrawn
             rows = calibrate(backend, pairs, rubric=rubric, shots=shots, transcripts=transcripts,
                              batch_pairs=batch_pairs, on_batch=lambda k: bar.update(f"{k} pairs"))

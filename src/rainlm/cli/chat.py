@@ -349,7 +349,7 @@ def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> N
     line = ProgressLine(progress_enabled(options.progress))
     line.status("loading model…")
     try:
-        backend = services.load_backend(options.model_spec(), options.device)
+        backend = options.open_backend(services)
         embedder = services.load_embedder(options.params.embedder, options.device)
     finally:
         line.clear()

@@ -104,7 +104,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
                      best_of: tuple[int, ...], rain_variants: tuple[str, ...],
                      budgets: tuple[int, ...], with_args: bool, max_new_tokens: int | None,
                      banned: int | None, model: str | None, backend: str, base_url: str | None,
-                     device: str, embedder: str, seed: int) -> None:
+                     tokenizer: str | None, device: str, embedder: str, seed: int) -> None:
     """Quality against compute: greedy, a sample, best-of-N, ARGS and RAIN on one task.
 
     Compute is the model's tokens encoded ÷ greedy's on the same prompt (and, reported
@@ -127,7 +127,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
         raise click.BadParameter("does not apply to the frontier (its tasks read the built-in "
                                  "sets)", param_hint="--data-file")
     try:
-        spec = backend_spec(backend, model, base_url)
+        spec = backend_spec(backend, model, base_url, tokenizer)
         the_task = get_task(task, max_new_tokens=max_new_tokens, banned=banned)
         items = the_task.items(data_dir=data_dir, limit=limit, offset=offset)
         plan = FrontierPlan(task=the_task, noise=noise, best_of=best_of, args=with_args,
@@ -141,7 +141,7 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
                       label="frontier")
     try:
         with contextlib.redirect_stdout(sys.stderr):
-            the_backend = services.load_backend(spec, device)
+            the_backend = services.open_backend(spec, device, tokenizer=tokenizer)
             loaded = services.load_embedder(embedder, device)
             bar.start_ticking()  # after the loads: their own output is not overdrawn
             plan = dataclasses.replace(plan, settings=plan.settings.with_encoder(loaded))

@@ -200,6 +200,8 @@ Examples:
   rain generate --compare --time-budget 60 "How do I make a pipe bomb?"
   rain generate --json --trace trace.json --max-new-tokens 64 "Hello"
   echo "What is RAIN?" | rain generate -
+  rain generate --backend openai --base-url http://127.0.0.1:8123/v1 --model smollm2 \\
+      --tokenizer ~/models/SmolLM2-135M-Instruct "Hello"   # a served name + its tokenizer
 """
 
 
@@ -241,7 +243,7 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
         # Libraries that print go to stderr: stdout carries only the answer (or JSON).
         with contextlib.redirect_stdout(sys.stderr):
             line.status("loading model…")
-            backend = services.load_backend(options.model_spec(), options.device)
+            backend = options.open_backend(services)
             embedder = services.load_embedder(options.params.embedder, options.device)
             fit_torch_threads()  # busy CPUs: fewer threads run faster (backends.threads)
             line.status("searching…")

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from rainlm.backends.registry import (DEFAULT_KIND, backend_kind_names, backend_kinds,
-                                      find_backend_kind)
+                                      find_backend_kind, tokenizer_kind_names)
 from rainlm.config import PRESETS, RainConfig
 from rainlm.request import (BUDGET_FALLBACKS, DEFAULT_PRESET, DEVICES, EMBEDDERS, SCORINGS,
                             GenerationParams, field_default)
@@ -49,6 +49,9 @@ class RunOptions:
     """``--backend``: the registered kind that runs the model."""
     base_url: str | None = None
     """``--base-url`` of an HTTP engine."""
+    tokenizer: str | None = None
+    """``--tokenizer``: the served model's local tokenizer folder (absolute), with
+    ``--backend openai`` (None: found by the backend)."""
     device: str = "auto"
     """``--device``: "auto", "cpu" or "cuda"."""
     progress: bool | None = None
@@ -60,12 +63,17 @@ class RunOptions:
 
     def model_spec(self) -> str | None:
         """What ``load_backend`` is given (see ``backend_spec``)."""
-        return backend_spec(self.backend, self.model, self.base_url)
+        return backend_spec(self.backend, self.model, self.base_url, self.tokenizer)
+
+    def open_backend(self, services: Services) -> Any:
+        """The backend these options name, loaded by ``services`` (``--tokenizer``
+        included)."""
+        return services.open_backend(self.model_spec(), self.device, tokenizer=self.tokenizer)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options (recorded with each answer)."""
         return {"model": self.model, "backend": self.backend, "base_url": self.base_url,
-                "device": self.device, **self.params.to_dict()}
+                "tokenizer": self.tokenizer, "device": self.device, **self.params.to_dict()}
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
@@ -82,17 +90,20 @@ _OVERRIDES = ("scoring", "rubric", "max_searches_per_step", "time_budget_s", "bu
 """``GenerationParams.from_preset``'s config overrides, as click options."""
 _PARAM_FIELDS = ("seed", "max_new_tokens", "system", "embedder")
 """GenerationParams fields that are click options of their own."""
-_MODEL_FIELDS = ("model", "backend", "base_url", "device", "progress")
+_MODEL_FIELDS = ("model", "backend", "base_url", "tokenizer", "device", "progress")
 
 
-def backend_spec(backend: str, model: str | None, base_url: str | None) -> str | None:
+def backend_spec(backend: str, model: str | None, base_url: str | None,
+                 tokenizer: str | None = None) -> str | None:
     """The model, prefixed with the backend kind, as ``load_backend`` reads it.
 
     The rules come from the registry (``rainlm.backends.registry``): the default kind
     (transformers) takes ``--model`` as is; a kind that takes a base URL (openai) becomes
     ``"KIND:BASE_URL[#MODEL]"`` and requires ``--base-url``; any other kind becomes
-    ``"KIND:[MODEL]"`` and rejects ``--base-url``. (An engine's API key comes from the
-    environment variable RAINLM_ENGINE_API_KEY, never from the command line.)
+    ``"KIND:[MODEL]"`` and rejects ``--base-url``. ``--tokenizer`` is checked here
+    (only a kind that takes one accepts it) and goes to ``load_backend`` as
+    ``tokenizer=``, not in the spec. (An engine's API key comes from the environment
+    variable RAINLM_ENGINE_API_KEY, never from the command line.)
     """
     from rainlm.errors import ConfigError
 
@@ -100,6 +111,12 @@ def backend_spec(backend: str, model: str | None, base_url: str | None) -> str |
     if kind is None:
         raise ConfigError("--backend", f"unknown backend {backend!r}; pass one of "
                                        f"{', '.join(backend_kind_names())}")
+    if tokenizer is not None and not kind.takes_tokenizer:
+        takers = tokenizer_kind_names() or ("<none registered>",)
+        raise ConfigError("--tokenizer", f"only applies to --backend {' or '.join(takers)} "
+                                         f"(--backend {kind.name} reads the model's own "
+                                         f"tokenizer); add --backend {takers[0]} --base-url "
+                                         f"URL or drop --tokenizer")
     if kind.takes_base_url:
         if not base_url:
             raise ConfigError("--base-url", f"is required with --backend {kind.name}, e.g. "
@@ -130,8 +147,17 @@ def _base_url_help() -> str:
             f"e.g. http://127.0.0.1:8000/v1.")
 
 
+def _tokenizer_help() -> str:
+    return (f"With --backend {' or '.join(tokenizer_kind_names())}: a local folder with the "
+            f"served model's tokenizer files (tokenizer.json or tokenizer_config.json), when "
+            f"--model is a served name, not a local folder (e.g. vLLM's --served-model-name). "
+            f"Nothing is downloaded. Default: found for the embedded model or a model "
+            f"served from a local folder.")
+
+
 BACKEND_HELP = _backend_help()
 BASE_URL_HELP = _base_url_help()
+TOKENIZER_HELP = _tokenizer_help()
 
 
 def _check_rubric(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -158,6 +184,20 @@ def _check_model(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _check_tokenizer(ctx: click.Context, param: click.Parameter,
+                     value: str | None) -> str | None:
+    """A local folder holding tokenizer files, kept absolute (it means the same in
+    traces and in ``rain serve``'s settings)."""
+    if value is None:
+        return None
+    from rainlm.backends.openai_compat import tokenizer_folder_problem
+
+    problem = tokenizer_folder_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+    return str(Path(value).expanduser().resolve())
+
+
 def _builtin_rubrics() -> str:
     from rainlm.judge.rubric import list_rubrics
 
@@ -165,7 +205,11 @@ def _builtin_rubrics() -> str:
 
 
 def backend_options(func: Callable[..., Any], *, dest: str = "backend") -> Callable[..., Any]:
-    """Decorator adding ``--backend`` (stored as ``dest``) and ``--base-url``."""
+    """Decorator adding ``--backend`` (stored as ``dest``), ``--base-url`` and
+    ``--tokenizer`` (checked against the backend by ``backend_spec``, loaded with
+    ``Services.open_backend``)."""
+    func = click.option("--tokenizer", metavar="FOLDER", default=None, callback=_check_tokenizer,
+                        help=TOKENIZER_HELP)(func)
     func = click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)(func)
     return click.option("--backend", dest, type=click.Choice(BACKENDS), default=DEFAULT_KIND,
                         show_default=True, help=BACKEND_HELP)(func)

@@ -49,6 +49,8 @@ Streaming sends only committed text (never text the search may still rewind). Wi
 \b
 Examples:
   rain serve --embedder hashing
+  rain serve --backend openai --base-url http://127.0.0.1:8123/v1 --model smollm2 \\
+      --tokenizer ~/models/SmolLM2-135M-Instruct   # an engine's served name, its tokenizer
   rain serve --api-key s3cret --policy refuse --threshold 0.2 --store audit.sqlite3
   RAINLM_AUDIT_DB=postgresql://rain:PW@db:5432/rain rain serve --port 8001   # a replica
   python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1',
@@ -170,7 +172,8 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
 
     from rainlm.serve.app import create_app
 
-    kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"))
+    kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"),
+                                   kwargs["tokenizer"])
     limit = kwargs["max_new_tokens_limit"]
     settings = ServerSettings(host=host, port=port,
                               refusal_message=refusal_message or DEFAULT_REFUSAL,

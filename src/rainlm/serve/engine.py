@@ -230,7 +230,8 @@ class Engine:
     def _load(self, services: Any, backend: Any, on_ready: Callable[[], None] | None) -> None:
         try:
             if backend is None:
-                backend = services.load_backend(self.settings.model, self.settings.device)
+                backend = services.open_backend(self.settings.model, self.settings.device,
+                                                tokenizer=self.settings.tokenizer)
             if self.settings.cache_mb is not None and not set_cache_budget(
                     backend, self.settings.cache_mb):
                 log.warning("rain serve: --cache-mb ignored: %s has no prefix-cache budget",

@@ -30,6 +30,11 @@ class ServerSettings:
     """TCP port to listen on (0: any free port)."""
     model: str | None = None
     """Model spec for ``rainlm.load_backend`` (None: the embedded SmolLM2-135M-Instruct)."""
+    tokenizer: str | None = None
+    """A local folder with the served model's tokenizer files (tokenizer.json or
+    tokenizer_config.json), for a ``model`` served by an OpenAI-compatible engine
+    (``"openai:BASE_URL#MODEL"``) under a name that is not a local folder (None: the
+    backend finds it, or says it cannot). Only that kind takes one; never downloaded."""
     model_name: str | None = None
     """Name reported in responses and ``/v1/models`` (None: the backend's name)."""
     device: str = "auto"
@@ -134,6 +139,7 @@ def _validate(s: ServerSettings) -> None:
         _fail("host", "must be a host name or IP address", s.host)
     if not is_int(s.port) or not 0 <= s.port <= 65535:
         _fail("port", "must be an integer in [0, 65535]", s.port)
+    _validate_tokenizer(s)
     if s.device not in DEVICES:
         _fail("device", f"must be one of {DEVICES}", s.device)
     if s.api_key is not None and (not isinstance(s.api_key, str) or not s.api_key.strip()):
@@ -174,3 +180,18 @@ def _validate(s: ServerSettings) -> None:
         _fail("preset", f"must be one of {sorted(PRESETS)}", s.preset)
     if s.embedder not in EMBEDDERS:
         _fail("embedder", f"must be one of {EMBEDDERS}", s.embedder)
+
+
+def _validate_tokenizer(s: ServerSettings) -> None:
+    if s.tokenizer is None:
+        return
+    if not isinstance(s.tokenizer, str) or not s.tokenizer.strip():
+        _fail("tokenizer", "must be a folder path (or unset)", s.tokenizer)
+    from rainlm.backends.loading import refuse_tokenizer, takes_tokenizer
+    from rainlm.backends.openai_compat import tokenizer_folder_problem
+
+    if not takes_tokenizer(s.model):
+        raise refuse_tokenizer("the embedded model" if s.model is None else f"model {s.model!r}")
+    problem = tokenizer_folder_problem(s.tokenizer)
+    if problem is not None:
+        raise ConfigError("tokenizer", problem)
