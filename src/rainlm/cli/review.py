@@ -35,13 +35,10 @@ def review_list_command(db: str | None, limit: int) -> None:
     """List answers awaiting review: id, time, score, prompt and answer (first lines)."""
     from rainlm.trace.view import first_line, fmt_num, prompt_text, score_of
 
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         records = store.list(review_state="pending", limit=limit)
         holds = store.holds([rec.id for rec in records])
         counts = store.review_counts()
-    finally:
-        store.close()
     if not records:
         click.echo("Nothing to review.")
         return
@@ -72,12 +69,9 @@ def review_next_command(reviewer: str, hold_s: float, db: str | None) -> None:
     or on the replicas' shared PostgreSQL store, never get the same answer."""
     from rainlm.trace.view import prompt_text
 
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         rec = store.claim_next(reviewer, hold_s=hold_s)
         counts = store.review_counts()
-    finally:
-        store.close()
     if rec is None:
         click.echo(f"Nothing to review. {_counts_line(counts)}")
         return
@@ -90,11 +84,8 @@ def review_next_command(reviewer: str, hold_s: float, db: str | None) -> None:
 
 def _decide(trace_id: str, decision: str, note: str | None, reviewer: str | None,
             db: str | None) -> None:
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         rec = store.decide(store.resolve(trace_id), decision, note=note, reviewer=reviewer)
-    finally:
-        store.close()
     click.echo(terminal_safe(f"{rec.id}: {rec.review_state}"))
 
 

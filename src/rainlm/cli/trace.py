@@ -96,11 +96,8 @@ def trace_list_command(db: str | None, limit: int, state: str | None) -> None:
     """List stored records, newest first: id, time, review state, score, prompt."""
     from rainlm.trace.view import first_line, prompt_text
 
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         records = store.list(review_state=state, limit=limit)
-    finally:
-        store.close()
     if not records:
         click.echo("No records" + (f" in review state {state!r}" if state else "") + ".")
         return
@@ -125,16 +122,13 @@ def trace_unfinished_command(db: str | None, mark_owner: str | None) -> None:
     flight, or left by a replica that was killed. A replica that restarts under the same
     host and port marks its own "interrupted"; one that never comes back (a Kubernetes
     pod replaced under a new name) is marked here."""
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         if mark_owner is not None:
             marked = store.mark_unfinished(mark_owner)
             click.echo(terminal_safe(f"{marked} record(s) of {mark_owner} marked "
                                      f"\"interrupted\""))
             return
         rows = store.unfinished()
-    finally:
-        store.close()
     if not rows:
         click.echo("No unfinished records.")
         return
@@ -206,8 +200,5 @@ def load_record(id_or_file: str, db: str | None) -> Any:
 
     if id_or_file.endswith(".json") and Path(id_or_file).expanduser().is_file():
         return record_from_trace_file(Path(id_or_file).expanduser())
-    store = open_existing_store(db)
-    try:
+    with open_existing_store(db) as store:
         return store.get(store.resolve(id_or_file))
-    finally:
-        store.close()
