@@ -60,3 +60,15 @@ class FileError(RainError):
         where = str(path) + (f", line {line}" if line is not None else "")
         where += f", field {field!r}" if field is not None else ""
         super().__init__(f"{where}: {message}")
+
+
+class PolicyError(FileError):
+    """A policy file (``--policy-file``) is malformed: the message names the file, the
+    line and the key, e.g. ``policy.toml line 7, rules.letter_max: ...``."""
+
+    def __init__(self, path: str | Path, message: str, *, line: int | None = None,
+                 key: str | None = None):
+        self.path, self.line, self.field = str(path), line, key
+        where = str(path) + (f" line {line}" if line is not None else "")
+        where += f", {key}" if key else ""
+        RainError.__init__(self, f"{where}: {message}")

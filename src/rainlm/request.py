@@ -28,6 +28,7 @@ from rainlm.errors import ConfigError
 from rainlm.similarity.loading import EMBEDDERS as LOADABLE_EMBEDDERS
 
 if TYPE_CHECKING:  # (the result module imports the search's tree: not needed to declare)
+    from rainlm.policy.model import Policy, PolicyCheck
     from rainlm.result import GenerationResult
 
 __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
@@ -90,6 +91,11 @@ class GenerationParams:
     embedder: str = "auto"
     """Sentence encoder of the similarity update and dynamic node addition, by name
     (``EMBEDDERS``); an encoder object given to ``answer()`` takes its place."""
+    policy: Policy | None = None
+    """A policy file's policy (``rainlm.policy``) as the search's judge (its rules, the
+    model's own judgement with its rubric, or both, as it says), and each answer checked
+    against its rules (``Answer.policy_check``). Not with ``banned_words``. None: no
+    policy."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -107,6 +113,8 @@ class GenerationParams:
             raise ConfigError("banned_words", f"must be a tuple of words, got {self.banned_words!r}")
         if self.embedder not in EMBEDDERS:
             raise ConfigError("embedder", f"must be one of {list(EMBEDDERS)}, got {self.embedder!r}")
+        if self.policy is not None:
+            _check_policy(self.policy, self.banned_words)
 
     @classmethod
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, scoring: str | None = None,
@@ -135,10 +143,24 @@ class GenerationParams:
         return self.replace(method="greedy", config=self.config.replace(time_budget_s=None))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready parameters (the config as a dict)."""
-        out = dataclasses.asdict(self)
+        """JSON-ready parameters (the config as a dict; with a policy, its summary)."""
+        out = dataclasses.asdict(self.replace(policy=None) if self.policy else self)
         out["banned_words"] = list(self.banned_words)
+        del out["policy"]
+        if self.policy is not None:
+            out["policy"] = self.policy.summary()
         return out
+
+
+def _check_policy(policy: Any, banned_words: tuple[str, ...]) -> None:
+    from rainlm.policy.model import Policy
+
+    if not isinstance(policy, Policy):
+        raise ConfigError("policy", f"must be a rainlm.policy.Policy or None, got "
+                                    f"{type(policy).__name__}")
+    if banned_words:
+        raise ConfigError("policy", "cannot be combined with banned_words: put the words in "
+                                    "the policy's banned_terms")
 
 
 @dataclass(frozen=True)
@@ -176,6 +198,9 @@ class Answer:
     """Seconds the final self-evaluation took."""
     banned_found: tuple[str, ...] | None = None
     """With banned words: those the answer holds, each once (empty: the rule is kept)."""
+    policy_check: PolicyCheck | None = None
+    """With a policy: what the answer broke of its rules and, once the fail-safe judged
+    it (``rainlm.policy.judging``), the policy's value (None: no policy)."""
 
     @property
     def budget_limited(self) -> bool:
@@ -190,17 +215,22 @@ class Answer:
             out.update(rubric=self.judge.rubric, judge_orders=self.judge.judge_orders)
         if self.banned_found is not None:
             out["banned_found"] = list(self.banned_found)
+        if self.policy_check is not None:
+            out["policy"] = self.policy_check.to_dict()
         return out
 
     def to_json(self) -> dict[str, Any]:
         """``{"text", "seconds", "score", "paper_vote", "stats", "finish_reason",
-        "budget_limited"}`` (and ``banned_found`` with banned words)."""
+        "budget_limited"}`` (and ``banned_found`` with banned words, ``policy`` (the
+        policy check) with a policy)."""
         out = {"text": self.result.text, "seconds": round(self.seconds, 4),
                "score": self.score, "paper_vote": self.paper_vote,
                "stats": self.result.stats, "finish_reason": self.result.finish_reason,
                "budget_limited": self.budget_limited}
         if self.banned_found is not None:
             out["banned_found"] = list(self.banned_found)
+        if self.policy_check is not None:
+            out["policy"] = self.policy_check.to_dict()
         return out
 
 
@@ -212,7 +242,8 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
 
     Args:
         evaluator: the search's judge as an object (an Evaluator or a callable); takes
-            the place of ``params.banned_words`` and of the self-evaluation.
+            the place of ``params.policy``'s, ``params.banned_words`` and of the
+            self-evaluation (the policy's rules still check the answer).
         embedder: a loaded sentence encoder (or "none"); takes the place of
             ``params.embedder`` (a server shares one across requests).
         judge: the final self-evaluation's rubric and orders (default: the config's); a
@@ -234,6 +265,8 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
                         continuation=params.continuation, stop=stop,
                         time_budget_s=cfg.time_budget_s)
     else:
+        if evaluator is None and params.policy is not None:
+            evaluator = params.policy.evaluator(backend, config=cfg)
         result = generate(backend, prompt, cfg,
                           evaluator=evaluator if evaluator is not None else rule,
                           embedder=embedder if embedder is not None else params.embedder,
@@ -241,7 +274,8 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
                           system=params.system, continuation=params.continuation,
                           stop=stop, on_progress=on_progress)
     found = None if rule is None else tuple(dict.fromkeys(rule.found(result.text)))
-    done = Answer(result, time.perf_counter() - start, banned_found=found)
+    check = None if params.policy is None else params.policy.check(result.text)
+    done = Answer(result, time.perf_counter() - start, banned_found=found, policy_check=check)
     if not score:
         return done
     return score_answer(backend, done, judge if judge is not None else FinalJudge.of(cfg))

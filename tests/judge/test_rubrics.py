@@ -9,7 +9,7 @@ import pytest
 from rainlm.errors import JudgeError
 from rainlm.judge.rubric import Rubric, list_rubrics, load_rubric
 
-BUILTINS = ("adversarial", "harmless", "helpful", "truthful")
+BUILTINS = ("adversarial", "harmless", "harmless_ja", "helpful", "truthful")
 
 VALID = '''
 name = "polite"

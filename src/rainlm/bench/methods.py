@@ -37,7 +37,7 @@ from rainlm.judge.base import EvalRequest, Evaluator
 from rainlm.request import GenerationParams, answer
 
 __all__ = ["METHOD_HELP", "MethodOutcome", "MethodSettings", "draw_answers", "first_best",
-           "parse_method", "pick_best", "run_method", "sample_answers", "sample_rngs",
+           "measured", "parse_method", "pick_best", "run_method", "sample_answers", "sample_rngs",
            "tokens_encoded"]
 
 METHOD_HELP = "vanilla, vanilla-sampled, best-of-n (or best-of-N, e.g. best-of-8), args, rain"
@@ -320,7 +320,7 @@ def draw_answers(backend: Any, prompt: str, settings: MethodSettings, *, seed: i
                    "finish_reasons": [r for _, r in samples]}
         return MethodOutcome(texts[0], 0.0, 0, len(samples[0][0]), samples[0][1], details)
 
-    return _measured(backend, settings, answer)
+    return measured(backend, settings, answer)
 
 
 def _next_round(spent: int, done: int, budget: int, max_n: int) -> int:
@@ -386,10 +386,10 @@ def run_method(name: str, backend: Any, prompt: str, settings: MethodSettings, *
         "args": lambda: _args(backend, messages, settings, evaluator),
         "rain": lambda: _rain(backend, messages, settings, seed, evaluator),
     }
-    return _measured(backend, settings, answerers[kind])
+    return measured(backend, settings, answerers[kind])
 
 
-def _measured(backend: Any, settings: MethodSettings,
+def measured(backend: Any, settings: MethodSettings,
               answer: Callable[[], MethodOutcome]) -> MethodOutcome:
     """``answer()`` with its seconds and tokens encoded filled in, from a cold prefix cache
     when ``settings.cold_cache``."""

@@ -68,9 +68,15 @@ class RunSummary:
 
 
 def make_judges(backend: Any, settings: MethodSettings, spec: tuple[str, list[float]],
-                refusal_phrases: Sequence[str], seed: int = 0) -> list[Judge]:
+                refusal_phrases: Sequence[str], seed: int = 0, *,
+                policy: Any = None) -> list[Judge]:
     """``("self", [])``: the model's self-evaluation with the config's rubric, scoring and
-    orders. ``("synthetic", [0.5, 1.0])``: one SyntheticJudge per accuracy."""
+    orders. ``("synthetic", [0.5, 1.0])``: one SyntheticJudge per accuracy. ``policy``
+    (a ``rainlm.policy.Policy``) takes the place of ``spec``: its judge (rules, the
+    model's with its rubric, or both; scoring and orders from the config) is the one."""
+    if policy is not None:
+        ev = policy.evaluator(backend, config=settings.config)
+        return [Judge(ev.name, ev)]
     kind, accuracies = spec
     if kind == "self":
         from rainlm.judge.self_eval import SelfEvaluator

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
-from rainlm.cli.options import RunOptions, search_options, services_of
+from rainlm.cli.options import RunOptions, policy_file_option, search_options, services_of
 
 if TYPE_CHECKING:
     from rainlm.progress_bar import ProgressBar
@@ -71,6 +72,7 @@ Examples:
   rain bench run --dataset advbench --limit 5 --methods vanilla,rain --max-new-tokens 32 --out RUN.jsonl
   rain bench run --dataset advbench --limit 20 --methods vanilla,best-of-n,rain --out RUN.jsonl
   rain bench run --dataset xstest --limit 50 --methods vanilla,rain --out xs.jsonl
+  rain bench run --dataset vicuna --limit 20 --policy-file acme.toml --out acme.jsonl
   rain bench run --dataset advbench --limit 20 --judge synthetic:0.5,0.75,1 \\
       --methods vanilla,best-of-n,rain --match-compute --out sweep.jsonl
   rain bench report RUN.jsonl xs.jsonl --out report/
@@ -116,7 +118,9 @@ def bench_group() -> None:
               metavar="self|synthetic:ACC[,ACC...]",
               help="Judge for best-of-n and RAIN, and of every final answer: 'self' (the model's "
                    "self-evaluation with the preset's rubric) or a SYNTHETIC judge: the "
-                   "refusal-phrase rule flipped with probability 1-ACC, one run per accuracy.")
+                   "refusal-phrase rule flipped with probability 1-ACC, one run per accuracy. "
+                   "--policy-file judges instead.")
+@policy_file_option
 @click.option("--n", "best_of_n", metavar="N", type=click.IntRange(min=1), default=4, show_default=True,
               help="N of best-of-n: sampled answers per prompt.")
 @click.option("--match-compute", is_flag=True,
@@ -155,10 +159,17 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
     from rainlm.bench.runner import make_judges, run_bench
     from rainlm.cli.progress import progress_enabled
 
+    policy = kwargs.pop("policy_file")  # the judge, not a parameter of the answers
+    if policy is not None and ctx.get_parameter_source("judge_spec") not in (
+            ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        raise click.UsageError("--judge and --policy-file cannot be used together: the "
+                               "policy file is the judge", ctx=ctx)
     options = RunOptions.from_kwargs(kwargs)  # config errors before any data or model loads
     items = load_dataset(dataset, data_dir=data_dir, path=data_file, prompt_field=prompt_field,
                          limit=limit, offset=offset, seed=sample_seed, suffix=suffix)
     phrases = load_refusal_prefixes(data_dir, path=phrases_file)
+    if policy is not None and phrases_file is None and policy.lang != "en":
+        phrases = policy.refusal_phrases  # refusals counted in the policy's language
     services = services_of(ctx)
     with contextlib.redirect_stdout(sys.stderr):
         backend = options.open_backend(services)
@@ -166,7 +177,8 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
         settings = MethodSettings(
             params=options.params, best_of_n=best_of_n, match_compute=match_compute,
             max_n=max_n, temperature=temperature, top_k=top_k or None).with_encoder(embedder)
-        judges = make_judges(backend, settings, judge_spec, phrases, seed=options.params.seed)
+        judges = make_judges(backend, settings, judge_spec, phrases, seed=options.params.seed,
+                             policy=policy)
         bar = ProgressBar(0, enabled=progress_enabled(options.progress))
         announce_estimate(bar, lambda: bench_estimate(backend, items, methods, judges, settings,
                                                       out_path, retry_errors=retry_errors))

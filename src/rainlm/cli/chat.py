@@ -23,7 +23,7 @@ import click
 from rainlm.backends.base import stop_strings_of
 from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.generate import budget_note
-from rainlm.cli.options import RunOptions, search_options, services_of
+from rainlm.cli.options import RunOptions, policy_file_option, search_options, services_of
 from rainlm.cli.progress import InlineStatus, ProgressLine, progress_enabled
 from rainlm.core.progress import ProgressEvent
 from rainlm.core.stopping import truncate_at_stop
@@ -330,8 +330,10 @@ Examples:
   rain chat
   rain chat --preset truthful --max-new-tokens 64 --time-budget 30
   rain chat --no-log --system "Answer in one sentence."
+  rain chat --policy-file acme.toml
 """)
 @search_options
+@policy_file_option
 @log_options
 @click.pass_context
 def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> None:
@@ -364,8 +366,10 @@ def chat_command(ctx: click.Context, log: bool, log_db: Any, **kwargs: Any) -> N
         click.echo(message, err=True)
 
     if interactive:
-        notice(f"rain chat on {getattr(backend, 'name', 'model')} ({options.config().preset_name} preset). "
-               f"/help lists the commands; Ctrl-D leaves.")
+        policy = options.params.policy
+        judged = f", policy {policy.name!r}" if policy is not None else ""
+        notice(f"rain chat on {getattr(backend, 'name', 'model')} ({options.config().preset_name} "
+               f"preset{judged}). /help lists the commands; Ctrl-D leaves.")
     try:
         run_chat(session, _input_lines(stdin, interactive), write=click.echo, notice=notice,
                  progress=line, stream=stream)

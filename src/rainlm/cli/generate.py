@@ -19,7 +19,7 @@ import click
 from rainlm.backends.base import clear_prefix_cache
 from rainlm.backends.threads import fit_torch_threads
 from rainlm.cli.answer_log import AnswerLog, log_options
-from rainlm.cli.options import RunOptions, search_options, services_of
+from rainlm.cli.options import RunOptions, policy_file_option, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
 from rainlm.jsonable import to_json_text
@@ -60,7 +60,8 @@ class GenerateReport:
         payload["final_evaluations"] = {
             name: {"text": a.result.text, "score": a.score, "paper_vote": a.paper_vote,
                    "scoring": {"score": "continuous", "paper_vote": "paper"},
-                   "rubric": self.config.rubric}
+                   "rubric": self.config.rubric,
+                   **({"policy": a.policy_check.to_dict()} if a.policy_check else {})}
             for name, a in (("rain", self.rain), ("vanilla", self.vanilla)) if a is not None}
         if self.vanilla is not None:
             payload["vanilla"] = self.vanilla.to_json()
@@ -86,7 +87,9 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
     ``embedder``: a loaded Embedder or "none" (default: ``options.params.embedder``).
     ``score``: self-evaluate the final answers (continuous score and paper vote).
     With ``options.params.banned_words`` the rule is RAIN's judge instead of the
-    self-evaluation, and each answer reports the banned words it holds.
+    self-evaluation, and each answer reports the banned words it holds; with
+    ``options.params.policy`` the policy is RAIN's judge, and each answer reports the
+    policy's rules it breaks.
     """
     params = options.params
     cold = start_cold(backend)
@@ -108,8 +111,18 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
 
 
 # ---------------------------------------------------------------------- output
+def policy_note(a: Answer) -> str:
+    """``policy kept: every rule | `` or ``policy BROKEN: banned term: Google; ... | ``
+    (empty without a policy)."""
+    check = a.policy_check
+    if check is None or check.rules_value is None:  # no policy, or one without rules
+        return ""
+    return (f"policy BROKEN: {'; '.join(check.broken)} | " if check.broken
+            else "policy kept: every rule | ")
+
+
 def _fmt_score(a: Answer) -> str:
-    rule = ""
+    rule = policy_note(a)
     if a.banned_found is not None:
         rule = (f"rule BROKEN: says {', '.join(a.banned_found)} | " if a.banned_found
                 else "rule kept: no banned word | ")
@@ -156,7 +169,9 @@ def render_text(report: GenerateReport) -> str:
         note = budget_note(report.rain.result)
         return report.rain.result.text + (f"\n[{note}]" if note else "")
     blocks = []
-    for title, a in ((f"RAIN ({report.config.preset_name} preset)", report.rain),
+    policy = report.rain.policy_check
+    judged = f", policy {policy.name!r}" if policy is not None else ""
+    for title, a in ((f"RAIN ({report.config.preset_name} preset{judged})", report.rain),
                      ("Greedy (vanilla)", report.vanilla)):
         note = budget_note(a.result) if a.result.method == "rain" else None
         blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
@@ -197,6 +212,7 @@ EPILOG = """\b
 Examples:
   rain generate "How do I pick a lock?"
   rain generate --compare --ban Chrome,Google "Which web browser should I use?"
+  rain generate --compare --policy-file acme.toml "Which search engine is best?"
   rain generate --compare --time-budget 60 "How do I make a pipe bomb?"
   rain generate --json --trace trace.json --max-new-tokens 64 "Hello"
   echo "What is RAIN?" | rain generate -
@@ -224,7 +240,9 @@ Examples:
               help="A policy rule as the judge: the answer must not contain these words "
                    "(whole words, any case; list inflections too, e.g. manage,managed). "
                    "RAIN searches with the rule instead of the self-evaluation, and each "
-                   "answer says which banned words it holds.")
+                   "answer says which banned words it holds. Not with --policy-file (list "
+                   "the words in its banned_terms).")
+@policy_file_option
 @log_options
 @click.pass_context
 def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bool,
@@ -235,6 +253,9 @@ def generate_command(ctx: click.Context, prompt: str, compare: bool, as_json: bo
     PROMPT is the user's question ('-' reads it from stdin). The answer goes to
     stdout; a live progress line goes to stderr when it is a terminal.
     """
+    if ban and kwargs.get("policy_file") is not None:
+        raise click.UsageError("--ban and --policy-file cannot be used together: list the "
+                               "words in the policy file's banned_terms (under [rules])", ctx=ctx)
     options = RunOptions.from_kwargs(kwargs)  # config errors before the model loads
     options = dataclasses.replace(options, params=options.params.replace(banned_words=ban))
     services = services_of(ctx)

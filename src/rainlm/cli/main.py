@@ -20,6 +20,7 @@ from rainlm.cli.chat import chat_command
 from rainlm.cli.cluster import cluster_command
 from rainlm.cli.distill import distill_group
 from rainlm.cli.generate import generate_command
+from rainlm.cli.pilot import pilot_command
 from rainlm.cli.serve import serve_command
 from rainlm.cli.review import review_group
 from rainlm.cli.trace import trace_group
@@ -70,6 +71,7 @@ cli.add_command(cluster_command)
 cli.add_command(trace_group)
 cli.add_command(review_group)
 cli.add_command(distill_group)
+cli.add_command(pilot_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

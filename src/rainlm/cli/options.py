@@ -20,8 +20,8 @@ from rainlm.request import (BUDGET_FALLBACKS, DEFAULT_PRESET, DEVICES, EMBEDDERS
                             GenerationParams, field_default)
 from rainlm.services import Services
 
-__all__ = ["backend_options", "backend_spec", "BACKENDS", "RunOptions", "Services", "search_options",
-           "services_of"]
+__all__ = ["backend_options", "backend_spec", "BACKENDS", "policy_file_option", "RunOptions",
+           "Services", "search_options", "services_of"]
 
 BACKENDS = backend_kind_names()
 """The ``--backend`` choices: the kinds registered in ``rainlm.backends.registry``."""
@@ -77,11 +77,13 @@ class RunOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "RunOptions":
-        """Pop ``search_options``' values out of a click command's keyword arguments;
-        the preset with its overrides is validated here (ConfigError naming the field)."""
+        """Pop ``search_options``' values (and ``policy_file_option``'s, when the command
+        has it) out of a click command's keyword arguments; the preset with its
+        overrides is validated here (ConfigError naming the field)."""
         params = GenerationParams.from_preset(
             kwargs.pop("preset"), **{n: kwargs.pop(n) for n in _OVERRIDES},
-            **{n: kwargs.pop(n) for n in _PARAM_FIELDS})
+            **{n: kwargs.pop(n) for n in _PARAM_FIELDS},
+            policy=kwargs.pop("policy_file", None))
         return cls(params=params, **{n: kwargs.pop(n) for n in _MODEL_FIELDS})
 
 
@@ -196,6 +198,33 @@ def _check_tokenizer(ctx: click.Context, param: click.Parameter,
     if problem is not None:
         raise click.BadParameter(problem, ctx=ctx, param=param)
     return str(Path(value).expanduser().resolve())
+
+
+def _load_policy_file(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """The policy in the file, parsed and validated before any model loads (a usage error
+    naming the file, line and key when it is wrong)."""
+    if value is None:
+        return None
+    from rainlm.policy import PolicyError, load_policy
+
+    try:
+        return load_policy(value)
+    except PolicyError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+POLICY_FILE_HELP = (
+    "A policy file (TOML; docs/policy.md): its rules, or the model's own judgement with its "
+    "rubric, or both, as its [judge] says, judge the search and every answer (which rules an "
+    "answer breaks is reported). rain serve also takes its [fail_safe] unless --policy, "
+    "--threshold or --refusal-message are given.")
+
+
+def policy_file_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator adding ``--policy-file FILE`` (the command gets ``policy_file``: a
+    ``rainlm.policy.Policy`` or None); shared by generate, chat, serve and bench run."""
+    return click.option("--policy-file", "policy_file", metavar="FILE", default=None,
+                        callback=_load_policy_file, help=POLICY_FILE_HELP)(func)
 
 
 def _builtin_rubrics() -> str:

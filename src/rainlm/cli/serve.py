@@ -9,9 +9,10 @@ import signal
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from rainlm.cli.options import (EMBEDDED_MODEL, _check_model, backend_options,
-                                backend_spec, services_of)
+                                backend_spec, policy_file_option, services_of)
 from rainlm.config import PRESETS
 from rainlm.request import DEVICES, EMBEDDERS, field_default
 from rainlm.serve.settings import DEFAULT_REFUSAL, POLICIES, ServerSettings
@@ -52,11 +53,29 @@ Examples:
   rain serve --backend openai --base-url http://127.0.0.1:8123/v1 --model smollm2 \\
       --tokenizer ~/models/SmolLM2-135M-Instruct   # an engine's served name, its tokenizer
   rain serve --api-key s3cret --policy refuse --threshold 0.2 --store audit.sqlite3
+  rain serve --policy-file acme.toml   # its rules judge every search and the fail-safe
   RAINLM_AUDIT_DB=postgresql://rain:PW@db:5432/rain rain serve --port 8001   # a replica
   python -c "from openai import OpenAI; c = OpenAI(base_url='http://127.0.0.1:8000/v1',
       api_key='s3cret'); print(c.chat.completions.create(model='rain',
       messages=[{'role': 'user', 'content': 'Hi'}], max_tokens=16).choices[0].message.content)"
 """
+
+
+def fail_safe_from_file(ctx: click.Context, kwargs: dict[str, Any],
+                        refusal_message: str | None) -> str | None:
+    """With ``--policy-file``: the file's fail-safe action and threshold go into
+    ``kwargs`` unless ``--policy`` / ``--threshold`` were given (the command line wins,
+    then the file, then the defaults); returns the refusal message: ``--refusal-message``,
+    else the file's (or its language's default). Without a file, nothing changes."""
+    policy = kwargs.get("policy_file")
+    if policy is None:
+        return refusal_message
+    for option, value in (("policy", policy.fail_safe.action),
+                          ("threshold", policy.fail_safe.threshold)):
+        if ctx.get_parameter_source(option) in (None, ParameterSource.DEFAULT,
+                                                ParameterSource.DEFAULT_MAP):
+            kwargs[option] = value
+    return refusal_message or policy.refusal_message
 
 
 @click.command("serve", epilog=EPILOG)
@@ -86,12 +105,16 @@ Examples:
               help="Fail-safe for answers whose self-evaluation score is below --threshold: "
                    "'refuse' sends --refusal-message instead (and, when streaming, buffers "
                    "the answer until it is judged), 'flag' sends it and queues it on /review, "
-                   "'pass' only records the score.")
+                   "'pass' only records the score. With --policy-file the score is the "
+                   "policy's value, and the default is the file's fail_safe.action.")
 @click.option("--threshold", metavar="VALUE", type=click.FloatRange(-1.0, 1.0),
               default=_default("threshold"), show_default=True,
-              help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts.")
+              help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts. "
+                   "With --policy-file the default is the file's fail_safe.threshold.")
 @click.option("--refusal-message", default=None, metavar="TEXT",
-              help="What a refused request receives.")
+              help="What a refused request receives. With --policy-file the default is the "
+                   "file's fail_safe.refusal_message (or its language's default).")
+@policy_file_option
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
 @click.option("--shutdown-timeout", "shutdown_timeout_s", type=click.FloatRange(min=0),
@@ -174,6 +197,7 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
 
     kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"),
                                    kwargs["tokenizer"])
+    refusal_message = fail_safe_from_file(ctx, kwargs, refusal_message)
     limit = kwargs["max_new_tokens_limit"]
     settings = ServerSettings(host=host, port=port,
                               refusal_message=refusal_message or DEFAULT_REFUSAL,

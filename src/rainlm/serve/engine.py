@@ -431,14 +431,24 @@ class Engine:
         job.generation_budget_s = None if budget is None else round(budget, 4)
         if budget != params.config.time_budget_s:
             params = params.replace(config=params.config.replace(time_budget_s=budget))
+        if self.settings.policy_file is not None:  # the policy judges every search
+            params = params.replace(policy=self.settings.policy_file)
         return answer(backend, req.prompt, params, embedder=self.embedder, score=False,
                       stop=self._stop_searches, on_progress=job.on_progress)
 
     def _judge(self, done: Answer, backend: Any) -> Answer:
-        """The answer with the fail-safe's judgement: the server's preset's rubric and
-        orders, whatever the request chose for its search; its time is remembered for
-        the next requests' budgets."""
-        done = score_answer(backend, done, FinalJudge.of(self.settings.preset))
+        """The answer with the fail-safe's judgement: the policy file's value
+        (``rainlm.policy.judging``) or the server's preset's rubric and orders, whatever
+        the request chose for its search; its time is remembered for the next requests'
+        budgets."""
+        judge = FinalJudge.of(self.settings.preset)
+        if self.settings.policy_file is not None:
+            from rainlm.policy.judging import judge_answer
+
+            done = judge_answer(backend, done, self.settings.policy_file,
+                                judge_orders=judge.judge_orders)
+        else:
+            done = score_answer(backend, done, judge)
         result = done.result
         self._judgements.append((len(result.prompt_token_ids) + len(result.token_ids),
                                  done.score_s))

@@ -8,15 +8,18 @@ from typing import Any
 
 from rainlm.config import PRESETS
 from rainlm.errors import ConfigError
+from rainlm.policy.lang import FAIL_SAFE_ACTIONS, REFUSAL_MESSAGES
+from rainlm.policy.model import Policy
 from rainlm.request import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PRESET, DEVICES, EMBEDDERS,
                             GenerationParams, field_default)
 
 __all__ = ["ServerSettings", "POLICIES", "DEFAULT_REFUSAL"]
 
-POLICIES = ("refuse", "flag", "pass")
+POLICIES = FAIL_SAFE_ACTIONS
 """The fail-safe's actions on an answer judged below the threshold."""
-DEFAULT_REFUSAL = ("I'm sorry, but I can't help with that request. It has been recorded "
-                   "for review.")
+DEFAULT_REFUSAL = REFUSAL_MESSAGES["en"]
+"""What a refused request receives unless told otherwise (a Japanese policy file's
+default is ``REFUSAL_MESSAGES["ja"]``)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class ServerSettings:
     """Answers scoring below this (continuous self-evaluation, in [-1, 1]) are acted on."""
     refusal_message: str = DEFAULT_REFUSAL
     """Text sent instead of an answer the "refuse" policy withholds."""
+    policy_file: Policy | None = None
+    """A policy file's policy (``--policy-file``; ``rainlm.policy``): the judge of every
+    search (whatever a request chooses), and the fail-safe's value of each final answer
+    (``rainlm.policy.judging``) in place of the self-evaluation with the preset's
+    rubric. The fail-safe's ``policy``, ``threshold`` and ``refusal_message`` stay these
+    settings' (``rain serve`` fills them from the file unless given on the command
+    line). None: no policy file."""
     allow_request_policy: bool = False
     """Whether a request may choose its own policy/threshold (``rain.policy``,
     ``rain.threshold``). Off: only the server's policy applies."""
@@ -151,6 +161,9 @@ def _validate(s: ServerSettings) -> None:
         _fail("threshold", "must be a number in [-1, 1]", s.threshold)
     if not isinstance(s.refusal_message, str) or not s.refusal_message.strip():
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
+    if s.policy_file is not None and not isinstance(s.policy_file, Policy):
+        _fail("policy_file", "must be a rainlm.policy.Policy (load_policy) or None",
+              s.policy_file)
     if not is_int(s.max_concurrent) or s.max_concurrent < 1:
         _fail("max_concurrent", "must be an integer >= 1", s.max_concurrent)
     if s.cache_mb is not None and (not is_number(s.cache_mb) or s.cache_mb <= 0):

@@ -1,0 +1,73 @@
+"""Fluency of an answer: the model's mean negative log-likelihood per token.
+
+An answer that keeps a rule by being noise is a failure, and the rule cannot see it;
+how unlikely the model finds its own answer can. ``answer_nll`` asks the backend for
+the next-token distribution after every prefix of the answer (one ``next_logprobs``
+call per chunk of prefixes: in-process backends with a prefix cache run them as one
+extension) and averages ``-log p(token)``.
+
+A sparse backend (an HTTP engine's top-k) may not list the answer's token; its
+log-probability is then taken as the smallest listed one (an upper bound on the
+probability, so the NLL is a lower bound) and the result is marked approximate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Fluency", "answer_nll", "FLUENCY_MEASURE"]
+
+FLUENCY_MEASURE = "mean negative log-likelihood per token under the answering model (nats)"
+"""What ``answer_nll`` measures, as reports name it."""
+CHUNK = 64
+"""Prefixes sent to the backend per call."""
+TOP_K = 20
+"""Top-k asked of a sparse backend."""
+
+
+@dataclass(frozen=True)
+class Fluency:
+    """How likely the model finds an answer."""
+
+    nll: float | None
+    """Mean negative log-likelihood per token, in nats (None: an empty answer)."""
+    tokens: int
+    """Tokens scored."""
+    approximate: bool = False
+    """Some token was missing from a sparse backend's top-k (``nll`` is a lower bound)."""
+
+
+def answer_nll(backend: Any, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> Fluency:
+    """The answer's mean NLL per token given the prompt (EOS and stop tokens included
+    only as far as they are in ``answer_ids``)."""
+    answer = [int(t) for t in answer_ids]
+    if not answer:
+        return Fluency(None, 0)
+    prompt = [int(t) for t in prompt_ids]
+    total = 0.0
+    approximate = False
+    for start in range(0, len(answer), CHUNK):
+        stop = min(start + CHUNK, len(answer))
+        contexts = [prompt + answer[:i] for i in range(start, stop)]
+        dists = backend.next_logprobs(contexts, top_k=TOP_K)
+        for dist, token in zip(dists, answer[start:stop], strict=True):
+            lp, missing = _logprob(dist, token)
+            total -= lp
+            approximate |= missing
+    return Fluency(total / len(answer), len(answer), approximate)
+
+
+def _logprob(dist: Any, token: int) -> tuple[float, bool]:
+    """(log p(token), whether it had to be bounded by the smallest listed one)."""
+    if dist.is_dense:
+        return float(dist.logprobs[token]), False
+    hit = np.nonzero(dist.token_ids == token)[0]
+    if hit.size:
+        return float(dist.logprobs[hit[0]]), False
+    listed = np.asarray(dist.logprobs, dtype=np.float64)
+    return (float(listed.min()) if listed.size else -math.inf), True

@@ -1,0 +1,1 @@
+"""Tests of the pilot report page (rainlm.pilot.page)."""
