@@ -238,3 +238,53 @@ def test_the_run_prints_one_estimate_once_its_first_prompt_is_answered(tmp_path)
     run(tmp_path / "run2.jsonl", items=ITEMS[:3], progress=ProgressBar(0, stream=stream2))
     lines = [ln for ln in stream2.getvalue().replace("\r", "\n").split("\n") if "left: about" in ln]
     assert len(lines) == 1 and "the 1 left" in lines[0], stream2.getvalue()
+
+
+# ------------------------------------------------------------------ a policy as the judge
+def policy_run(path, text, methods=("vanilla",), backend=None, phrases=PHRASES):
+    from rainlm.policy import policy_from_text
+
+    policy = policy_from_text(text, source="p.toml")
+    backend = backend or make_backend()
+    settings = fast_settings()
+    judges = make_judges(backend, settings, ("self", []), phrases, policy=policy)
+    return run_bench(backend, ITEMS[:1], list(methods), path, settings=settings,
+                     judges=judges, refusal_phrases=phrases)
+
+
+def test_a_changed_policy_does_not_resume_into_the_same_file(tmp_path):
+    out = tmp_path / "run.jsonl"
+    text = 'name = "p"\n[rules]\nbanned_terms = ["Sure"]\n'
+    assert policy_run(out, text).written == 1
+    assert policy_run(out, text).skipped == 1  # the same policy resumes
+    for changed in (text.replace('["Sure"]', '["Sure", "here"]'),
+                    text + "[fail_safe]\nthreshold = 0.5\n"):
+        with pytest.raises(ConfigError, match="policy file"):  # same judge name, other rules
+            policy_run(out, changed)
+    assert [r["judge"] for r in read_records(out)] == ["policy:p"]
+
+
+def test_a_finished_answer_without_a_required_phrase_records_minus_one(tmp_path):
+    out = tmp_path / "run.jsonl"
+    policy_run(out, 'name = "p"\n[rules]\nrequired_phrases = ["Acme"]\n',
+               methods=("vanilla", "best-of-n"))
+    recs = read_records(out)
+    assert [r["method"] for r in recs] == ["vanilla", "best-of-n"]
+    assert [r["judge_value"] for r in recs] == [-1.0, -1.0]  # not the 0 of a partial answer
+
+
+def test_a_japanese_policy_counts_refusals_with_its_refusal_rule(tmp_path):
+    from rainlm.backends.scripted import ScriptedBackend
+    from rainlm.judge.rules import refusal_phrases_for
+
+    words = ["ＡＩ", "として", "、", "それはできません。"]
+
+    def script(answer):
+        return {words[len(answer)]: 1.0} if len(answer) < len(words) else {"<eos>": 1.0}
+
+    out = tmp_path / "run.jsonl"
+    policy_run(out, 'name = "p"\nlang = "ja"\n[rules]\nbanned_terms = ["グーグル"]\n',
+               backend=ScriptedBackend(words, script), phrases=refusal_phrases_for("ja"))
+    rec = read_records(out)[0]
+    assert rec["text"] == "ＡＩとして、それはできません。" and rec["error"] is None
+    assert rec["refused"] is True  # "AIとして", as the policy's refusal rule reads it

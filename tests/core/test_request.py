@@ -54,9 +54,12 @@ def test_front_ends_take_their_defaults_from_the_one_declaration():
     assert settings.default_max_new_tokens == DEFAULT_MAX_NEW_TOKENS
     assert (settings.preset, settings.embedder) == (DEFAULT_PRESET, "auto")
     serve = cli.commands["serve"]
-    for name in ("port", "policy", "threshold", "max_concurrent", "queue_size", "preset",
-                 "embedder", "default_max_new_tokens", "max_time_budget_s"):
-        assert _option_default(serve, name) == getattr(settings, name), name
+    for name in ("port", "policy", "threshold", "refusal_message", "max_concurrent",
+                 "queue_size", "preset", "embedder", "default_max_new_tokens",
+                 "max_time_budget_s"):
+        assert _option_default(serve, name) == field_default(ServerSettings, name), name
+    # the fail-safe's three are None there (not given): the settings fill them
+    assert (settings.policy, settings.threshold) == ("flag", 0.0)
 
 
 def test_greedy_is_plain_greedy_decoding():

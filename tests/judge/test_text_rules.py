@@ -61,7 +61,8 @@ def test_full_width_and_half_width_forms_match():
     assert rule.found("Ｇｏｏｇｌｅで検索") == ["Google"]  # full-width Latin
     assert rule.found("ｸﾞｰｸﾞﾙで検索") == ["グーグル"]  # half-width katakana
     assert TermsRule(["ＢＩＮＧ"]).found("try bing") == ["ＢＩＮＧ"]  # a full-width term too
-    assert normalise("Ｇｏｏｇｌｅ　ｸﾞｰｸﾞﾙ") == "google グーグル"
+    assert normalise("Ｇｏｏｇｌｅ　ｸﾞｰｸﾞﾙ") == "googleグーグル"  # no space next to Japanese
+    assert normalise("Acme  Corp\nsupport") == "acme corp support"  # Latin words keep one
 
 
 def test_the_longest_term_wins_and_alike_terms_are_one():
@@ -209,3 +210,75 @@ def test_japanese_refusal_rule_uses_the_shipped_lists_without_spaces():
     assert "I'm sorry" in refusal_phrases_for("en")
     english = RefusalPrefixRule(["I cannot"])
     assert english.value("Sure, here") == -1.0 and english.value("I cannot") == 1.0
+
+
+# ------------------------------------------------------------------ review fixes
+def test_spaces_next_to_japanese_are_ignored_in_terms_phrases_and_answers():
+    assert PhrasesRule(["AIとして"]).violated("私は AI として答えます")
+    assert TermsRule(["グーグル"], lang="ja").found("グー グル で検索") == ["グーグル"]
+    assert PhrasesRule(["AI として"]).violated("私はAIとして")  # in the phrase too
+    assert PhrasesRule(["申し訳"]).violated("申し\n訳ない") and PhrasesRule(["、それ"]).violated("はい 、 それ")
+    assert not PhrasesRule(["as an AI"]).violated("asanAI")  # Latin words keep their space
+    assert normalise("Use  Google で 検索") == "use googleで検索"
+
+
+def test_the_japanese_refusal_rule_reads_texts_as_the_text_rules_do():
+    rule = RefusalPrefixRule(lang="ja")
+    assert rule.value("私は ＡＩ として、それはできません。") == 1.0
+    # the same normalisation as the text rules: case folded, Latin words keep a space
+    assert not RefusalPrefixRule(["as an ai"], lang="ja").violated("As an AI, no.")
+    text = "申し 訳 ありません、 AI  Assistant です"
+    assert rule._form(text) == normalise(text)
+
+
+def test_accented_latin_terms_match_whole_words_only():
+    assert not TermsRule(["né"]).violated("Renée")
+    assert not TermsRule(["café"]).violated("Two cafés, please")
+    assert not TermsRule(["Müller"]).violated("Müllerstraße 5")
+    assert TermsRule(["né"]).violated("Il est né.") and TermsRule(["café"]).violated("Un café!")
+    assert TermsRule(["Müller"]).found("Herr MÜLLER kommt") == ["Müller"]
+    assert TermsRule(["Müller"]).violated("ミュラー Müllerさん")  # next to Japanese: a word
+
+
+def test_a_pattern_offends_only_with_a_match_that_holds_a_character():
+    rule = PatternRule([r"\b(Google)?\b"])
+    assert not rule.violated("Hello there") and rule.broken("Hello there") == []
+    assert rule.value("Hello there") == 1.0 and rule.found("Hello there") == []
+    text = "Hello Google"
+    assert rule.found(text) == ["Google"] and rule.value(text) == pytest.approx(graded(text, 6))
+
+
+@pytest.mark.parametrize("bad", [r"\b", "(?=a)", r"\b\B"])
+def test_a_pattern_that_only_matches_the_empty_text_is_refused(bad):
+    with pytest.raises(ConfigError, match="only the empty text"):
+        PatternRule([bad])
+
+
+def test_the_pattern_rule_says_when_it_ignores_case():
+    assert PatternRule(["secret"]).description == "Never write text matching: secret"
+    assert PatternRule(["secret"], ignore_case=True).description == \
+        "Never write text matching, in any case: secret"
+    assert "大文字・小文字を問わず" in PatternRule(["x"], ignore_case=True, lang="ja").description
+    assert "大文字・小文字を問わず" not in PatternRule(["x"], lang="ja").description
+
+
+@pytest.mark.parametrize("bad", [5, None, {"a": 1}, b"ab"])
+def test_a_list_of_texts_that_is_no_list_is_a_config_error(bad):
+    for make in (TermsRule, PhrasesRule, RequiredPhrasesRule, PatternRule):
+        with pytest.raises(ConfigError, match="must be a list of texts"):
+            make(bad)
+
+
+def test_a_finished_answer_is_worth_its_rules_final_value_inside_any_judge():
+    from rainlm.judge.base import CallableEvaluator, final_value
+    from rainlm.judge.combine import MinOfJudges
+
+    rules = AllOfRules([RequiredPhrasesRule(["Acme"])])
+    both = MinOfJudges([rules, CallableEvaluator(lambda p, r: 0.5, name="model")])
+    missing, holding = EvalRequest((), "Hello"), EvalRequest((), "Acme here")
+    assert rules.evaluate([missing]) == [0.0] and both.evaluate([missing]) == [0.0]
+    assert final_value(rules, missing) == -1.0 == final_value(both, missing)
+    assert final_value(both, missing, 0.0) == -1.0  # a value already known is lowered
+    assert final_value(both, holding) == 0.5 and final_value(both, holding, 0.3) == 0.3
+    model = CallableEvaluator(lambda p, r: 0.25)
+    assert final_value(model, missing) == 0.25  # no rules: the judge's value

@@ -92,7 +92,9 @@ PAIRS_VERDICT = {
 # per method: (violation probability, latency median s, latency spread, nll centre)
 _PROFILE = {"greedy": (0.25, 1.3, 0.25, 0.9), "best-of-n": (0.13, 5.2, 1.6, 1.2),
             "rain": (0.07, 6.8, 1.4, 1.05)}
-_RULES = ["banned_terms", "no_personal_data", f"max_words{TEXTAREA}"]
+_RULES = ["banned term: Google", 'banned pattern \\d{3}-\\d{4}: "555-0100"',
+          f"forbidden phrase: as an AI{TEXTAREA}"]
+"""What an answer broke, as ``Policy.check`` words it (one message per offence)."""
 
 
 def wilson(successes: int, n: int, z: float = 1.959964) -> dict[str, Any]:

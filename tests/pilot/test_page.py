@@ -354,12 +354,11 @@ def test_sample_answers_side_by_side_with_badges():
     assert table.count("badge b-broken") == sum(bool(a.get("broken")) for a in shown)
     assert "budget-limited: the time budget cut the search short" in table
     assert "RuntimeError: judge failed on &lt;script&gt;" in table
-    rules = {r["key"]: r["description"] for r in report["policy"]["rules"]}
     cells = Parsed(table).text
     for a in shown:
-        for key in a.get("broken", []):
-            assert f"broke: {key}" in cells  # the badge names the rule (escaped) ...
-            assert clean(rules[key]) in cells  # ... and the list below it says what it is
+        for message in a.get("broken", []):
+            assert f"broke: {clean(message)}" in cells  # the badge says what was broken ...
+            assert cells.count(clean(message)) >= 2  # ... and so does the list below it
 
 
 def test_a_budget_limited_answer_says_so():

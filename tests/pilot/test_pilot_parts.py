@@ -171,7 +171,8 @@ def verdict(recs, *, p95_limit=5.0, lang="en", budget=None):
     policy = policy_from_text(POLICY, source="policy.toml")
     rows, _, diff = summarize_methods(recs, PilotPlan(p95_s=p95_limit), "flag")
     return recommend(rows, diff, budget or {"time_budget_s": 4.0, "met": True},
-                     {"comparable": False}, p95_limit=p95_limit, policy=policy, lang=lang)
+                     {"comparable": False}, p95_limit=p95_limit, policy=policy,
+                     max_new_tokens=48, lang=lang)
 
 
 def test_nothing_to_fix_is_a_no_go():
@@ -182,7 +183,28 @@ def test_nothing_to_fix_is_a_no_go():
 def test_a_clear_gain_within_the_limit_and_cost_is_a_go():
     out = verdict(records([False] * 12, [True] * 12, bon_kept=[False] * 12))
     assert out["verdict"] == "go", out
-    assert "rain serve --policy-file policy.toml" in out["next_steps"][0]
+    assert out["next_steps"][0].endswith(
+        "rain serve --policy-file policy.toml --default-time-budget 4 "
+        "--default-max-new-tokens 48 --store audit.sqlite3")
+
+
+def test_the_serve_command_quotes_the_path_and_raises_the_ceiling_when_needed():
+    from rainlm.pilot.recommend import serve_command
+
+    assert serve_command("my policy.toml", 160.0, 64) == (
+        "rain serve --policy-file 'my policy.toml' --default-time-budget 160 "
+        "--max-time-budget 160 --default-max-new-tokens 64 --store audit.sqlite3")
+    assert "--default-time-budget 0.04 " in serve_command("p.toml", 0.04, 8)
+
+
+def test_four_wins_and_no_loss_in_thirty_is_not_yet_a_gain():
+    # the percentile bootstrap's interval excludes 0 here; the exact sign test (p = 1/16)
+    # does not reach 95%: the verdict rests on the test
+    greedy = [False] * 4 + [True] * 13 + [False] * 13
+    rain = [True] * 4 + [True] * 13 + [False] * 13
+    out = verdict(records(greedy, rain, bon_kept=[False] * 30))
+    assert out["verdict"] == "no-go" and out["codes"][0] == "not_better"
+    assert "p = 0.062" in out["reasons"][0]
 
 
 def test_a_gain_that_is_too_slow_or_costly_goes_with_distillation():

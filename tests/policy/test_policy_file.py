@@ -229,3 +229,73 @@ def test_a_missing_or_unreadable_file_is_named(tmp_path):
     bad.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(PolicyError, match="latin1.toml: is not UTF-8"):
         load_policy(bad)
+
+
+# ------------------------------------------------------------------ fingerprint
+FINGERPRINTED = '''\
+name = "p"
+[rules]
+banned_terms = ["Google"]
+banned_patterns = ["x+"]
+required_phrases = ["Acme"]
+letter_max = { e = 3 }
+[judge]
+use = "rules+model"
+rubric = "rubric.toml"
+[fail_safe]
+threshold = 0.0
+'''
+RUBRIC = 'name = "r"\ninstruction = "Polite?"\ngood_option = "Polite."\nbad_option = "Rude."\n'
+
+
+def test_the_fingerprint_covers_the_whole_definition(tmp_path):
+    (tmp_path / "rubric.toml").write_text(RUBRIC, encoding="utf-8")
+    base = load_policy(write(tmp_path, FINGERPRINTED)).fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{16}", base)
+    assert load_policy(write(tmp_path, FINGERPRINTED, "copy.toml")).fingerprint() == base
+    changes = [("name = \"p\"", "name = \"q\""), ("[rules]", "lang = \"ja\"\n[rules]"),
+               ('"Google"', '"Bing"'), ('["x+"]', '["y+"]'),
+               ('["x+"]', '["x+"]\npatterns_ignore_case = true'), ('"Acme"', '"Acme Corp"'),
+               ("e = 3", "e = 4"), ("e = 3", "a = 3"), ('"rules+model"', '"rules"'),
+               ("threshold = 0.0", "threshold = 0.5"),
+               ("threshold = 0.0", "threshold = 0.0\naction = \"refuse\""),
+               ("threshold = 0.0", "threshold = 0.0\nrefusal_message = \"No.\"")]
+    seen = {base}
+    for old, new in changes:
+        changed = load_policy(write(tmp_path, FINGERPRINTED.replace(old, new, 1), "c.toml"))
+        assert changed.fingerprint() not in seen, (old, new)
+        seen.add(changed.fingerprint())
+    for old, new in [("Polite?", "Kind?"), ('"Rude."', '"Rude."\nlabels = ["X", "Y"]'),
+                     ('"Rude."', '"Rude."\norders = "single"'),
+                     ('"Rude."', '"Rude."\n[[examples]]\nuser = "u"\nassistant = "a"\n'
+                                 'verdict = "good"\n')]:
+        (tmp_path / "rubric.toml").write_text(RUBRIC.replace(old, new), encoding="utf-8")
+        edited = load_policy(write(tmp_path, FINGERPRINTED)).fingerprint()
+        assert edited not in seen, (old, new)
+        seen.add(edited)
+
+
+def test_the_fingerprint_tells_need_all_from_need_any():
+    from rainlm.judge.text_rules import RequiredPhrasesRule
+
+    def fp(need):
+        return Policy(name="p", rules=(RequiredPhrasesRule(["a", "b"], need=need),)).fingerprint()
+
+    assert fp("all") != fp("any") and fp("all") == fp("all")
+
+
+def test_the_derived_rubric_states_the_pattern_case():
+    policy = policy_from_text('[rules]\nbanned_patterns = ["secret"]\npatterns_ignore_case = true\n'
+                              '[judge]\nuse = "rules+model"\n')
+    assert "- Never write text matching, in any case: secret" in policy.model_rubric().instruction
+
+
+def test_a_threshold_is_checked_in_one_place():
+    from rainlm.policy.model import check_threshold
+
+    assert FailSafe(threshold=1).threshold == 1.0 and isinstance(FailSafe(1).threshold, float)
+    for bad in (True, 1.5, float("nan"), "0"):
+        with pytest.raises(ConfigError, match=r"threshold: must be a number in \[-1, 1\]"):
+            check_threshold(bad)
+    with pytest.raises(PolicyError, match=r"line 4, fail_safe.threshold: must be a number"):
+        policy_from_text('[rules]\nno_commas = true\n[fail_safe]\nthreshold = true\n')

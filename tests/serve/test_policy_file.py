@@ -129,3 +129,35 @@ def test_rules_and_model_take_the_lower_value_for_the_fail_safe(tmp_path):
 def test_settings_refuse_anything_but_a_policy():
     with pytest.raises(Exception, match="policy_file"):
         ServerSettings(policy_file="policy.toml")
+
+
+def test_settings_made_in_python_take_the_files_fail_safe_option_by_option():
+    from rainlm.policy.lang import REFUSAL_MESSAGES
+    from rainlm.serve.settings import DEFAULT_REFUSAL
+
+    policy = policy_from_text(POLICY, source="p.toml")
+
+    def fail_safe(**given):
+        s = ServerSettings(embedder="none", policy_file=policy, **given)
+        return s.policy, s.threshold, s.refusal_message
+
+    assert fail_safe() == ("refuse", 0.0, "Nope: policy.")
+    assert fail_safe(threshold=0.5) == ("refuse", 0.5, "Nope: policy.")
+    assert fail_safe(policy="pass") == ("pass", 0.0, "Nope: policy.")
+    assert fail_safe(refusal_message="No.") == ("refuse", 0.0, "No.")
+    ja = policy_from_text('lang = "ja"\n[rules]\nno_commas = true\n')
+    assert ServerSettings(policy_file=ja).refusal_message == REFUSAL_MESSAGES["ja"]
+    plain = ServerSettings()
+    assert (plain.policy, plain.threshold, plain.refusal_message) == ("flag", 0.0,
+                                                                      DEFAULT_REFUSAL)
+
+
+def test_one_option_given_on_the_command_line_leaves_the_others_to_the_file(tmp_path,
+                                                                            monkeypatch):
+    seen = serve_and_ask(tmp_path, monkeypatch, "--threshold", "-0.5")
+    settings = seen["settings"]
+    assert (settings.policy, settings.threshold, settings.refusal_message) == (
+        "refuse", -0.5, "Nope: policy.")
+    help_text = " ".join(CliRunner().invoke(cli, ["serve", "--help"]).output.split())
+    assert "option by option: its action unless --policy is given, its threshold unless " \
+           "--threshold is, its refusal message unless --refusal-message is" in help_text

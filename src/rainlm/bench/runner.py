@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,10 +45,23 @@ class Judge:
     """An Evaluator (``evaluate(requests) -> list[float]``)."""
     accuracy: float | None = None
     """A synthetic judge's accuracy (None for a real judge)."""
+    policy: Any = None
+    """The policy (``rainlm.policy.Policy``) the judge is (None: not a policy): its
+    fingerprint is part of each line's, and its refusal rule decides ``refused``."""
 
     @property
     def synthetic(self) -> bool:
         return bool(getattr(self.evaluator, "synthetic", False))
+
+    def refusal_test(self, phrases: Sequence[str]) -> Callable[[str], bool]:
+        """Whether an answer refuses, for its line's ``refused``: with a policy, its
+        refusal rule over ``phrases`` (compared the policy's language's way: Japanese
+        as the text rules compare texts, so "ＡＩ として" holds "AIとして"); else GCG's
+        rule (a phrase anywhere, case-sensitive: ``metrics.is_refusal``)."""
+        if self.policy is not None:
+            rule = self.policy.refusal_rule(phrases)
+            return lambda text: not rule.violated(text)
+        return lambda text: is_refusal(text, phrases)
 
 
 @dataclass
@@ -76,7 +89,7 @@ def make_judges(backend: Any, settings: MethodSettings, spec: tuple[str, list[fl
     model's with its rubric, or both; scoring and orders from the config) is the one."""
     if policy is not None:
         ev = policy.evaluator(backend, config=settings.config)
-        return [Judge(ev.name, ev)]
+        return [Judge(ev.name, ev, policy=policy)]
     kind, accuracies = spec
     if kind == "self":
         from rainlm.judge.self_eval import SelfEvaluator
@@ -144,9 +157,14 @@ def record_key(rec: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(rec["item_id"]), str(rec["method"]), str(rec.get("judge"))
 
 
-def fingerprint(model: str, method: str, judge: str, settings: MethodSettings) -> str:
-    """Short hash of what determines an answer besides the item: a resumed run must match."""
-    blob = json.dumps([model, method, judge, settings.to_dict()], sort_keys=True, default=str)
+def fingerprint(model: str, method: str, judge: Judge, settings: MethodSettings) -> str:
+    """Short hash of what determines an answer besides the item: a resumed run must match.
+    A policy's judge adds the policy's own fingerprint (its rules, rubric, ...: the same
+    judge name may judge differently once its file is edited)."""
+    parts: list[Any] = [model, method, judge.name, settings.to_dict()]
+    if judge.policy is not None:
+        parts.append(judge.policy.fingerprint())
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -156,8 +174,9 @@ def _check_compatible(existing: Iterable[Mapping[str, Any]], model: str,
         want = fingerprints.get((rec["method"], str(rec.get("judge"))))
         if want is not None and rec.get("model") == model and rec.get("fingerprint") not in (None, want):
             raise ConfigError("out", f"{path} already holds {rec['method']!r} results made with "
-                                     "other settings (config, length, sampling or embedder); "
-                                     "use the same options to resume, or a new --out file")
+                                     "other settings (config, length, sampling, embedder or "
+                                     "policy file); use the same options to resume, or a new "
+                                     "--out file")
 
 
 # ------------------------------------------------------------------ one answer
@@ -172,17 +191,15 @@ def _base_record(item: Item, method: str, judge: Judge, model: str, seed: int,
 
 
 def _answer_record(out: MethodOutcome, item: Item, judge: Judge,
-                   phrases: Sequence[str]) -> dict[str, Any]:
-    from rainlm.judge.base import EvalRequest
+                   refused: Callable[[str], bool]) -> dict[str, Any]:
+    from rainlm.judge.base import EvalRequest, final_value
     from rainlm.messages import normalize_messages
 
-    value = out.judge_value
-    if value is None:
-        req = EvalRequest(normalize_messages(item.prompt), out.text)
-        value = float(judge.evaluator.evaluate([req])[0])
+    req = EvalRequest(normalize_messages(item.prompt), out.text)
+    value = final_value(judge.evaluator, req, out.judge_value)  # a finished answer's
     return {"text": out.text, "seconds": out.seconds, "tokens_encoded": out.tokens_encoded,
             "answer_tokens": out.answer_tokens, "finish_reason": out.finish_reason,
-            "judge_value": value, "refused": is_refusal(out.text, phrases),
+            "judge_value": value, "refused": refused(out.text),
             "details": dict(out.details), "error": None}
 
 
@@ -215,7 +232,8 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
         raise ConfigError("judge", "at least one judge is needed")
     path = Path(out).expanduser()
     model = model_name(backend)
-    fps = {(m, j.name): fingerprint(model, m, j.name, settings) for m in order for j in judges}
+    fps = {(m, j.name): fingerprint(model, m, j, settings) for m in order for j in judges}
+    refusal_tests = {j.name: j.refusal_test(refusal_phrases) for j in judges}
     existing = read_records(path, repair=True)
     _check_compatible(existing, model, fps, path)
     done = {record_key(r): r for r in existing
@@ -237,7 +255,7 @@ def run_bench(backend: Any, items: Sequence[Item], methods: Sequence[str], out: 
                 rec = _base_record(item, method, judge, model, seed_i, settings,
                                    fps[(method, judge.name)])
                 rec.update(_run_one(backend, item, method, judge, settings, seed_i,
-                                    refusal_phrases, done, cache))
+                                    refusal_tests[judge.name], done, cache))
                 fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
                 fh.flush()
                 done[record_key(rec)] = rec
@@ -265,7 +283,8 @@ def announce_first_prompt(bar: ProgressBar, todo: Sequence[tuple[Item, str, Any]
 
 
 def _run_one(backend: Any, item: Item, method: str, judge: Judge, settings: MethodSettings,
-             seed: int, phrases: Sequence[str], done: Mapping[tuple[str, str, str], Any],
+             seed: int, refused: Callable[[str], bool],
+             done: Mapping[tuple[str, str, str], Any],
              cache: dict[tuple[str, str], MethodOutcome]) -> dict[str, Any]:
     """The answer fields of one line, or its error fields."""
     try:
@@ -277,7 +296,7 @@ def _run_one(backend: Any, item: Item, method: str, judge: Judge, settings: Meth
                              evaluator=judge.evaluator, rain_tokens=rain_tokens)
             if method in JUDGE_FREE:
                 cache[(item.id, method)] = out
-        return _answer_record(out, item, judge, phrases)
+        return _answer_record(out, item, judge, refused)
     except Exception as exc:  # one failing item must not end the run: record it
         tb = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3)
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": "".join(tb)[-2000:]}

@@ -135,7 +135,9 @@ def bench_group() -> None:
 @click.option("--refusal-phrases", "phrases_file", default=None, metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Refusal phrases, one a line (case-sensitive substrings) for attack success "
-                   "and refusal rates. Default: GCG's advbench/test_prefixes.txt in --data-dir.")
+                   "and refusal rates. Default: GCG's advbench/test_prefixes.txt in --data-dir "
+                   "(with a Japanese --policy-file: its Japanese phrases, compared as its "
+                   "rules compare texts).")
 @click.option("--retry-errors", is_flag=True,
               help="On resume, answer again the prompts whose earlier attempt failed.")
 @search_options
@@ -169,7 +171,7 @@ def bench_run_command(ctx: click.Context, dataset: str, data_dir: Path | None,
                          limit=limit, offset=offset, seed=sample_seed, suffix=suffix)
     phrases = load_refusal_prefixes(data_dir, path=phrases_file)
     if policy is not None and phrases_file is None and policy.lang != "en":
-        phrases = policy.refusal_phrases  # refusals counted in the policy's language
+        phrases = policy.refusal_phrases  # counted by its refusal rule (Judge.refusal_test)
     services = services_of(ctx)
     with contextlib.redirect_stdout(sys.stderr):
         backend = options.open_backend(services)

@@ -216,8 +216,9 @@ def _load_policy_file(ctx: click.Context, param: click.Parameter, value: str | N
 POLICY_FILE_HELP = (
     "A policy file (TOML; docs/policy.md): its rules, or the model's own judgement with its "
     "rubric, or both, as its [judge] says, judge the search and every answer (which rules an "
-    "answer breaks is reported). rain serve also takes its [fail_safe] unless --policy, "
-    "--threshold or --refusal-message are given.")
+    "answer breaks is reported). rain serve also takes its [fail_safe], option by option: "
+    "its action unless --policy is given, its threshold unless --threshold is, its "
+    "refusal message unless --refusal-message is.")
 
 
 def policy_file_option(func: Callable[..., Any]) -> Callable[..., Any]:

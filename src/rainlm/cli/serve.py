@@ -9,13 +9,12 @@ import signal
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from rainlm.cli.options import (EMBEDDED_MODEL, _check_model, backend_options,
                                 backend_spec, policy_file_option, services_of)
 from rainlm.config import PRESETS
 from rainlm.request import DEVICES, EMBEDDERS, field_default
-from rainlm.serve.settings import DEFAULT_REFUSAL, POLICIES, ServerSettings
+from rainlm.serve.settings import POLICIES, ServerSettings
 
 log = logging.getLogger("rainlm.serve")
 
@@ -61,23 +60,6 @@ Examples:
 """
 
 
-def fail_safe_from_file(ctx: click.Context, kwargs: dict[str, Any],
-                        refusal_message: str | None) -> str | None:
-    """With ``--policy-file``: the file's fail-safe action and threshold go into
-    ``kwargs`` unless ``--policy`` / ``--threshold`` were given (the command line wins,
-    then the file, then the defaults); returns the refusal message: ``--refusal-message``,
-    else the file's (or its language's default). Without a file, nothing changes."""
-    policy = kwargs.get("policy_file")
-    if policy is None:
-        return refusal_message
-    for option, value in (("policy", policy.fail_safe.action),
-                          ("threshold", policy.fail_safe.threshold)):
-        if ctx.get_parameter_source(option) in (None, ParameterSource.DEFAULT,
-                                                ParameterSource.DEFAULT_MAP):
-            kwargs[option] = value
-    return refusal_message or policy.refusal_message
-
-
 @click.command("serve", epilog=EPILOG)
 @click.option("--host", metavar="HOST", default=_default("host"), show_default=True,
               help="Interface to bind (the default serves only this machine).")
@@ -101,19 +83,20 @@ def fail_safe_from_file(ctx: click.Context, kwargs: dict[str, Any],
                    "$RAINLM_AUDIT_DB, keeps it out of the process list). Default: "
                    "$RAINLM_AUDIT_DB or ~/.local/share/rainlm/audit.sqlite3.")
 @click.option("--policy", type=click.Choice(POLICIES), default=_default("policy"),
-              show_default=True,
               help="Fail-safe for answers whose self-evaluation score is below --threshold: "
                    "'refuse' sends --refusal-message instead (and, when streaming, buffers "
                    "the answer until it is judged), 'flag' sends it and queues it on /review, "
                    "'pass' only records the score. With --policy-file the score is the "
-                   "policy's value, and the default is the file's fail_safe.action.")
+                   "policy's value. Default: the file's fail_safe.action with --policy-file, "
+                   "else flag.")
 @click.option("--threshold", metavar="VALUE", type=click.FloatRange(-1.0, 1.0),
-              default=_default("threshold"), show_default=True,
+              default=_default("threshold"),
               help="Score (continuous self-evaluation, in [-1, 1]) below which the policy acts. "
-                   "With --policy-file the default is the file's fail_safe.threshold.")
-@click.option("--refusal-message", default=None, metavar="TEXT",
-              help="What a refused request receives. With --policy-file the default is the "
-                   "file's fail_safe.refusal_message (or its language's default).")
+                   "Default: the file's fail_safe.threshold with --policy-file, else 0.")
+@click.option("--refusal-message", default=_default("refusal_message"), metavar="TEXT",
+              help="What a refused request receives. Default: the file's "
+                   "fail_safe.refusal_message (or its language's default) with "
+                   "--policy-file, else an English apology.")
 @policy_file_option
 @click.option("--allow-request-policy", is_flag=True,
               help="Let requests choose rain.policy and rain.threshold (else 403).")
@@ -183,8 +166,7 @@ def fail_safe_from_file(ctx: click.Context, kwargs: dict[str, Any],
               default="warning", show_default=True, help="uvicorn's log level.")
 @click.pass_context
 def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
-                  refusal_message: str | None, default_max_new_tokens: int,
-                  **kwargs: Any) -> None:
+                  default_max_new_tokens: int, **kwargs: Any) -> None:
     """Serve RAIN over an OpenAI-compatible HTTP API, with per-request budgets, a
     self-evaluation fail-safe and an audit trail of every request.
 
@@ -197,10 +179,10 @@ def serve_command(ctx: click.Context, host: str, port: int, log_level: str,
 
     kwargs["model"] = backend_spec(kwargs.pop("backend"), kwargs["model"], kwargs.pop("base_url"),
                                    kwargs["tokenizer"])
-    refusal_message = fail_safe_from_file(ctx, kwargs, refusal_message)
     limit = kwargs["max_new_tokens_limit"]
+    # --policy, --threshold, --refusal-message: None when not given; the settings fill
+    # them from --policy-file's [fail_safe], else the defaults (serve/settings.py)
     settings = ServerSettings(host=host, port=port,
-                              refusal_message=refusal_message or DEFAULT_REFUSAL,
                               default_max_new_tokens=min(default_max_new_tokens, limit),
                               **kwargs)
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"

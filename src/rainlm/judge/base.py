@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rainlm.backends.steps import Steps
 from rainlm.errors import EvaluatorError
@@ -73,6 +73,30 @@ class CallableEvaluator:
 
     def evaluate(self, requests: Sequence[EvalRequest]) -> list[float]:
         return [check_value(self.fn(r.prompt_text, r.response), self.name) for r in requests]
+
+
+def final_value(judge: Any, request: EvalRequest, value: float | None = None) -> float:
+    """``judge``'s value of ``request``'s response as a finished answer: its value
+    (``value`` when already known, else ``judge.evaluate``), lowered to the final value
+    of the judge's rules where it has some (their ``final_value``, also inside a
+    ``MinOfJudges``): a policy's required phrase still missing is −1 there, as for the
+    fail-safe, not the 0 a partial answer gets. What the bench records as an answer's
+    ``judge_value``."""
+    if value is None:
+        ev = as_evaluator(judge)
+        value = check_value(ev.evaluate([request])[0], ev.name)
+    return min(float(value), _rules_final_value(judge, request.response))
+
+
+def _rules_final_value(judge: Any, text: str) -> float:
+    """The lowest ``final_value`` of ``text`` among ``judge`` and its members
+    (``judges``); +1 when none has one. A rule's final value is never above its value,
+    so the judge's value of a finished answer is the lower of the two."""
+    final = getattr(judge, "final_value", None)
+    if callable(final):
+        return float(final(text))
+    return min((_rules_final_value(j, text) for j in getattr(judge, "judges", ())),
+               default=1.0)
 
 
 def check_value(value: object, source: str) -> float:

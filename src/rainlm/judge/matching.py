@@ -2,11 +2,15 @@
 
 Both the answer and what is looked for are normalised the same way (:func:`normalise`):
 Unicode NFKC (full-width "Ｇｏｏｇｌｅ" reads as "Google", half-width katakana "ｸﾞｰｸﾞﾙ"
-as "グーグル"), case folded, runs of white space made one space. Then:
+as "グーグル"), case folded, runs of white space made one space, and white space next
+to a Japanese character (kanji, hiragana, katakana, full-width punctuation) removed:
+Japanese has no spaces between words, so "私は AI として" reads as "私はaiとして" and
+"グー グル" as "グーグル" (spaces between Latin words stay). Then:
 
-- a term written only in ASCII ("Go", "Acme Corp", "C3PO") matches as whole words: not
-  inside a longer Latin word ("Go" is not in "Google"), but next to anything else
-  ("Google" is in "Googleで検索", in "(Google)" and in "Google's");
+- a term written only in Latin script ("Go", "Acme Corp", "C3PO", "Müller", "café":
+  ASCII and the accented Latin letters) matches as whole words: not inside a longer
+  Latin word ("Go" is not in "Google", "café" not in "cafés"), but next to anything
+  else ("Google" is in "Googleで検索", in "(Google)" and in "Google's");
 - any other term (Japanese, or mixed) matches as a substring anywhere ("グーグル" is in
   "検索はグーグルが一番です"): Japanese has no spaces between words.
 
@@ -22,18 +26,32 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Match", "TermMatcher", "fold_char", "is_ascii_term", "normalise",
+__all__ = ["Match", "TermMatcher", "fold_char", "is_latin_term", "normalise",
            "share_before"]
 
 WORD_CHARS = "0-9a-z\u00c0-\u024f"
 """What a whole-word match must not touch (after case folding): ASCII letters and digits
 and the accented Latin letters."""
+LATIN = "\u0000-\u007f\u00c0-\u024f"
+"""The characters of a term matched as whole words: ASCII and the accented Latin
+letters."""
+CJK = ("\u3000-\u303f"  # CJK symbols and punctuation (、。「」)
+       "\u3040-\u30ff"  # hiragana, katakana (ー, ・)
+       "\u31f0-\u31ff"  # katakana extensions
+       "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kanji
+       "\uff00-\uffef"  # full-width and half-width forms NFKC keeps
+       "\U00020000-\U0003134f")  # rarer kanji
+"""Japanese characters: white space next to one is dropped (:func:`normalise`)."""
 _SPACES = re.compile(r"\s+")
+_SPACE_BY_CJK = re.compile(rf" (?=[{CJK}])|(?<=[{CJK}]) ")
+_LATIN_TERM = re.compile(f"[{LATIN}]+")
 
 
 def normalise(text: str) -> str:
-    """``text`` in NFKC, case folded, with every run of white space one space."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+    """``text`` in NFKC, case folded, with every run of white space one space and the
+    space next to a Japanese character (``CJK``) removed."""
+    spaced = _SPACES.sub(" ", unicodedata.normalize("NFKC", text).casefold())
+    return _SPACE_BY_CJK.sub("", spaced)
 
 
 def fold_char(char: str) -> str:
@@ -41,9 +59,10 @@ def fold_char(char: str) -> str:
     return unicodedata.normalize("NFKC", char).casefold()
 
 
-def is_ascii_term(term: str) -> bool:
-    """Whether a normalised term is matched as whole words: only ASCII characters."""
-    return term.isascii()
+def is_latin_term(term: str) -> bool:
+    """Whether a normalised term is matched as whole words: only ASCII characters and
+    accented Latin letters (``LATIN``)."""
+    return _LATIN_TERM.fullmatch(term) is not None
 
 
 def share_before(start: int, text: str) -> float:
@@ -66,7 +85,7 @@ class Match:
 def _piece(term: str, whole_words: bool) -> str:
     """The regular expression of one normalised term."""
     body = re.escape(term)
-    if not whole_words or not is_ascii_term(term):
+    if not whole_words or not is_latin_term(term):
         return body
     left = rf"(?<![{WORD_CHARS}])" if re.match(rf"[{WORD_CHARS}]", term) else ""
     right = rf"(?![{WORD_CHARS}])" if re.search(rf"[{WORD_CHARS}]\Z", term) else ""

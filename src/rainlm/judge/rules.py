@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
@@ -34,6 +33,7 @@ from importlib import resources
 
 from rainlm.errors import ConfigError
 from rainlm.judge.base import EvalRequest
+from rainlm.judge.matching import normalise
 
 __all__ = ["BannedWordsRule", "NoSecondPersonRule", "NoisyJudge", "REFUSAL_LANGS",
            "RefusalPrefixRule", "Rule", "banned_words_from", "inflections", "read_list",
@@ -75,8 +75,10 @@ class RefusalPrefixRule(Rule):
     (case-sensitive substrings; None: GCG's list, :func:`refusal_phrases_for`), openings
     case-insensitively (default ``lists/compliance_openings.txt``). ``lang="ja"``: the
     defaults are ``lists/refusal_phrases_ja.txt`` and ``compliance_openings_ja.txt``,
-    and phrases, openings and answer are compared after Unicode NFKC with every space
-    removed (Japanese has no spaces between words; a tokenizer may add some)."""
+    and phrases, openings and answer are compared as the text rules compare them
+    (:func:`rainlm.judge.matching.normalise`: NFKC, case folded, no space next to a
+    Japanese character: Japanese has no spaces between words; a tokenizer may add
+    some)."""
 
     def __init__(self, refusal_phrases: Sequence[str] | None = None,
                  compliance_openings: Sequence[str] | None = None, *, lang: str = "en"):
@@ -93,10 +95,8 @@ class RefusalPrefixRule(Rule):
         self.name = "refusal-prefix" if lang == "en" else f"refusal-prefix:{lang}"
 
     def _form(self, text: str) -> str:
-        """``text`` as compared: unchanged in English; NFKC without spaces otherwise."""
-        if self.lang == "en":
-            return text
-        return "".join(unicodedata.normalize("NFKC", text).split())
+        """``text`` as compared: unchanged in English; else as the text rules read it."""
+        return text if self.lang == "en" else normalise(text)
 
     def value(self, text: str) -> float:
         form = self._form(text)

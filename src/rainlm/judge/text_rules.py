@@ -15,8 +15,8 @@ Each rule also describes itself (``description``) and names what a text broke
 Terms and phrases are matched after Unicode NFKC and case folding, so full-width and
 half-width forms match (:mod:`rainlm.judge.matching`).
 
-- :class:`TermsRule`: banned terms (ASCII terms as whole words, others anywhere).
-- :class:`PatternRule`: banned regular expressions.
+- :class:`TermsRule`: banned terms (Latin-script terms as whole words, others anywhere).
+- :class:`PatternRule`: banned regular expressions (a match must hold a character).
 - :class:`PhrasesRule` / :class:`RequiredPhrasesRule`: forbidden / required phrases.
 - :class:`LowercaseRule`, :class:`AllCapitalsRule`, :class:`NoCommasRule`,
   :class:`LetterLimitRule`: rules on characters.
@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rainlm.errors import ConfigError
 from rainlm.judge.matching import TermMatcher, fold_char, normalise, share_before
@@ -36,24 +37,41 @@ from rainlm.judge.rules import Rule
 
 __all__ = ["AllCapitalsRule", "AllOfRules", "COMMAS", "LetterLimitRule", "LowercaseRule",
            "NoCommasRule", "PatternRule", "PhrasesRule", "RequiredPhrasesRule", "TermsRule",
-           "TextRule"]
+           "TextRule", "check_texts"]
 
 COMMAS = ",、，､﹐﹑"
 """What NoCommasRule forbids: the comma, the Japanese comma (読点) and their full-width,
 half-width and small forms."""
 
 
-def _texts(values: Iterable[str], field: str) -> tuple[str, ...]:
-    """``values`` as a tuple of non-empty strings, else ConfigError naming ``field``."""
-    if isinstance(values, str):
-        raise ConfigError(field, f"must be a list of texts, not one text ({values!r})")
+def check_texts(values: Iterable[str], field: str) -> tuple[str, ...]:
+    """``values`` as a tuple of non-empty texts, else ConfigError naming ``field`` (the
+    rules' lists, and a policy file's, whose reader adds the file, line and key)."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ConfigError(field, f"must be a list of texts, e.g. [\"one\", \"two\"], "
+                                 f"got {values!r}")
     out = tuple(values)
     if not out:
-        raise ConfigError(field, "must hold at least one text")
+        raise ConfigError(field, "must be a list of texts with at least one text, got []")
     for v in out:
         if not isinstance(v, str) or not normalise(v).strip():
             raise ConfigError(field, f"must hold non-empty texts, got {v!r}")
     return out
+
+
+def _only_empty(pattern: re.Pattern[str]) -> bool:
+    """Whether ``pattern`` can match nothing but the empty text (``\\b``, ``(?=x)``)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        return _parser.parse(pattern.pattern, pattern.flags).getwidth()[1] == 0
+    except Exception:  # private API: without it the check is skipped
+        return False
+
+
+def _first_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """``pattern``'s first match in ``text`` that holds a character (None: none)."""
+    return next((m for m in pattern.finditer(text) if m.end() > m.start()), None)
 
 
 class TextRule(Rule):
@@ -85,6 +103,15 @@ class TextRule(Rule):
         ``value`` except for rules that judge a partial answer leniently."""
         return self.value(text)
 
+    def parameters(self) -> dict[str, Any]:
+        """What the rule looks for, JSON-ready (none for a rule its key says in full)."""
+        return {}
+
+    def definition(self) -> dict[str, Any]:
+        """The whole rule, JSON-ready: its key, name, language and ``parameters`` (what a
+        policy's fingerprint is made of)."""
+        return {"rule": self.key, "name": self.name, "lang": self.lang, **self.parameters()}
+
     @property
     def description(self) -> str:  # pragma: no cover - overridden
         """The rule in one line, in ``lang``."""
@@ -98,24 +125,41 @@ class TextRule(Rule):
         return f"<{type(self).__name__} {self.description!r}>"
 
 
-class TermsRule(TextRule):
-    """Banned terms: an ASCII term as whole words (not inside a longer Latin word), any
-    other term anywhere; any case, full- or half-width."""
+class _FoundRule(TextRule):
+    """A rule broken wherever one of its texts is found (``matcher``): banned terms,
+    forbidden phrases."""
 
-    key = "banned_terms"
+    texts_field = ""
+    """What its texts are called (its error's field, its ``parameters`` key)."""
+    whole_words = True
+    """Whether Latin-script texts match as whole words (``TermMatcher``)."""
 
-    def __init__(self, terms: Iterable[str], name: str = "banned-terms", *, lang: str = "en"):
+    def __init__(self, texts: Iterable[str], name: str, lang: str):
         super().__init__(name, lang)
-        self.matcher = TermMatcher(_texts(terms, "terms"))
-        self.terms = self.matcher.terms
+        self.matcher = TermMatcher(check_texts(texts, self.texts_field),
+                                   whole_words=self.whole_words)
+
+    def parameters(self) -> dict[str, Any]:
+        return {self.texts_field: list(self.matcher.terms)}
 
     def found(self, text: str) -> list[str]:
-        """The terms that occur in ``text`` (as given), in order of occurrence."""
+        """Its texts that occur in ``text`` (as given), in order of occurrence."""
         return [m.term for m in self.matcher.all(text)]
 
     def first_offence(self, text: str) -> float | None:
         first = self.matcher.first(text)
         return None if first is None else first.share
+
+
+class TermsRule(_FoundRule):
+    """Banned terms: a Latin-script term as whole words (not inside a longer Latin
+    word), any other term anywhere; any case, full- or half-width."""
+
+    key, texts_field = "banned_terms", "terms"
+
+    def __init__(self, terms: Iterable[str], name: str = "banned-terms", *, lang: str = "en"):
+        super().__init__(terms, name, lang)
+        self.terms = self.matcher.terms
 
     @property
     def description(self) -> str:
@@ -127,14 +171,17 @@ class TermsRule(TextRule):
 
 class PatternRule(TextRule):
     """Banned regular expressions (Python's ``re``), searched in the answer's NFKC form
-    (full-width letters and digits read as ASCII); ``ignore_case`` for every pattern."""
+    (full-width letters and digits read as ASCII); ``ignore_case`` for every pattern.
+    Only a match holding at least one character is an offence: ``\\b(Google)?\\b``
+    finds "Google", not the empty text between two words. A pattern that matches the
+    empty text, or nothing else, is refused."""
 
     key = "banned_patterns"
 
     def __init__(self, patterns: Iterable[str], *, ignore_case: bool = False,
                  name: str = "banned-patterns", lang: str = "en"):
         super().__init__(name, lang)
-        self.patterns = _texts(patterns, "patterns")
+        self.patterns = check_texts(patterns, "patterns")
         flags = re.IGNORECASE if ignore_case else 0
         compiled = []
         for p in self.patterns:
@@ -144,16 +191,24 @@ class PatternRule(TextRule):
                 raise ConfigError("patterns", f"{p!r} is not a valid regular expression "
                                               f"({exc})") from None
             if compiled[-1].search("") is not None:
-                raise ConfigError("patterns", f"{p!r} matches the empty text, so every "
-                                              f"answer would break it")
+                raise ConfigError("patterns", f"{p!r} matches the empty text; write what "
+                                              f"it must find (e.g. x+, not x*)")
+            if _only_empty(compiled[-1]):
+                raise ConfigError("patterns", f"{p!r} matches only the empty text (a "
+                                              f"position, not characters), so it never "
+                                              f"finds anything")
         self.compiled = tuple(compiled)
         self.ignore_case = bool(ignore_case)
 
+    def parameters(self) -> dict[str, Any]:
+        return {"patterns": list(self.patterns), "ignore_case": self.ignore_case}
+
     def matches(self, text: str) -> list[tuple[str, re.Match[str]]]:
-        """(pattern, its first match) of each pattern found in ``text``, by position."""
+        """(pattern, its first match holding a character) of each pattern found in
+        ``text``, by position: empty matches are no offence."""
         norm = unicodedata.normalize("NFKC", text)
         found = [(p, m) for p, c in zip(self.patterns, self.compiled)
-                 if (m := c.search(norm)) is not None]
+                 if (m := _first_match(c, norm)) is not None]
         return sorted(found, key=lambda pm: pm[1].start())
 
     def found(self, text: str) -> list[str]:
@@ -167,32 +222,24 @@ class PatternRule(TextRule):
 
     @property
     def description(self) -> str:
-        return say(self.lang, "patterns", items=listing(self.lang, self.patterns))
+        return say(self.lang, "patterns.any_case" if self.ignore_case else "patterns",
+                   items=listing(self.lang, self.patterns))
 
     def broken(self, text: str) -> list[str]:
         return [say(self.lang, "patterns.broken", item=p, found=quoted(self.lang, m.group(0)))
                 for p, m in self.matches(text)]
 
 
-class PhrasesRule(TextRule):
-    """Forbidden phrases: each a substring anywhere (after NFKC, case folding and white
-    space made single spaces), in any script."""
+class PhrasesRule(_FoundRule):
+    """Forbidden phrases: each a substring anywhere (after NFKC, case folding, white
+    space made single spaces and dropped next to Japanese), in any script."""
 
-    key = "forbidden_phrases"
+    key, texts_field, whole_words = "forbidden_phrases", "phrases", False
 
     def __init__(self, phrases: Iterable[str], name: str = "forbidden-phrases", *,
                  lang: str = "en"):
-        super().__init__(name, lang)
-        self.matcher = TermMatcher(_texts(phrases, "phrases"), whole_words=False)
+        super().__init__(phrases, name, lang)
         self.phrases = self.matcher.terms
-
-    def found(self, text: str) -> list[str]:
-        """The phrases that occur in ``text`` (as given), in order of occurrence."""
-        return [m.term for m in self.matcher.all(text)]
-
-    def first_offence(self, text: str) -> float | None:
-        first = self.matcher.first(text)
-        return None if first is None else first.share
 
     @property
     def description(self) -> str:
@@ -219,8 +266,11 @@ class RequiredPhrasesRule(TextRule):
         if need not in self.NEEDS:
             raise ConfigError("need", f"must be one of {list(self.NEEDS)}, got {need!r}")
         self.need = need
-        self.matcher = TermMatcher(_texts(phrases, "phrases"), whole_words=False)
+        self.matcher = TermMatcher(check_texts(phrases, "phrases"), whole_words=False)
         self.phrases = self.matcher.terms
+
+    def parameters(self) -> dict[str, Any]:
+        return {"phrases": list(self.phrases), "need": self.need}
 
     def missing(self, text: str) -> list[str]:
         """The phrases ``text`` lacks (as given)."""
@@ -260,6 +310,11 @@ class _CharRule(TextRule):
 
     text_key = ""
     """Its lines' key in ``rule_texts.TEXTS``."""
+    default_name = ""
+    """Its name when none is given."""
+
+    def __init__(self, name: str | None = None, *, lang: str = "en"):
+        super().__init__(name or self.default_name, lang)
 
     def offending(self, char: str) -> bool:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -284,10 +339,7 @@ class _CharRule(TextRule):
 class LowercaseRule(_CharRule):
     """No uppercase letter (any script with case; Japanese has none)."""
 
-    key, text_key = "lowercase", "lowercase"
-
-    def __init__(self, name: str = "lowercase", *, lang: str = "en"):
-        super().__init__(name, lang)
+    key, text_key, default_name = "lowercase", "lowercase", "lowercase"
 
     def offending(self, char: str) -> bool:
         return char.isupper()
@@ -296,10 +348,7 @@ class LowercaseRule(_CharRule):
 class AllCapitalsRule(_CharRule):
     """No lowercase letter; letters of scripts without case (Japanese) are ignored."""
 
-    key, text_key = "all_capitals", "capitals"
-
-    def __init__(self, name: str = "all-capitals", *, lang: str = "en"):
-        super().__init__(name, lang)
+    key, text_key, default_name = "all_capitals", "capitals", "all-capitals"
 
     def offending(self, char: str) -> bool:
         return char.islower()
@@ -308,10 +357,7 @@ class AllCapitalsRule(_CharRule):
 class NoCommasRule(_CharRule):
     """No comma: "," and the Japanese "、", with their other widths (``COMMAS``)."""
 
-    key, text_key = "no_commas", "commas"
-
-    def __init__(self, name: str = "no-commas", *, lang: str = "en"):
-        super().__init__(name, lang)
+    key, text_key, default_name = "no_commas", "commas", "no-commas"
 
     def offending(self, char: str) -> bool:
         return char in COMMAS
@@ -333,6 +379,9 @@ class LetterLimitRule(TextRule):
         super().__init__(name or f"letter-max:{letter}", lang)
         self.letter = fold_char(letter)
         self.at_most = at_most
+
+    def parameters(self) -> dict[str, Any]:
+        return {"letter": self.letter, "at_most": self.at_most}
 
     def positions(self, text: str) -> list[int]:
         """Indexes of the letter in ``text``."""

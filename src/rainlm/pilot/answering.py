@@ -46,7 +46,7 @@ class Answerer:
     """RAIN's loaded sentence encoder (None: ``plan.embedder`` by name)."""
 
     def __post_init__(self) -> None:
-        self.evaluator = self.policy.evaluator(self.backend)
+        self.evaluator = self.policy.evaluator(self.backend, config=self.settings(None).config)
 
     def settings(self, time_budget_s: float | None) -> MethodSettings:
         from rainlm.config import RainConfig

@@ -5,7 +5,8 @@ formatted string as a whole) with ``{name}`` placeholders; :func:`text` fills th
 Both languages have exactly the same keys and, per key, the same placeholders
 (``tests/pilot/test_page.py`` checks it). Strings that come from the report itself
 (the recommendation's headline and reasons, the judge's verdicts, method labels) are
-already in the report's language and are shown as given, not translated here.
+already in the report's language and are shown as given: they are written when the
+report is built, from the ``rec_*`` and ``label_*`` messages here.
 """
 
 from __future__ import annotations
@@ -225,6 +226,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "dur_hm": "{h} h {m} min",
         "list_sep": ", ",
         "row_sep": "; ",
+        # the recommendation (rainlm.pilot.recommend) and the methods' labels
+        "rec_headline_go": "Go: RAIN keeps your policy better than plain decoding, within your latency limit.",
+        "rec_headline_go_with_distillation": "Go with distillation: RAIN keeps your policy better, but is too slow or costly to serve live; train the model on its answers.",
+        "rec_headline_no_go": "No-go: on this sample RAIN does not give answers worth its cost.",
+        "rec_nothing": "Plain decoding already keeps your policy on all {n} prompts: there is nothing for a search to fix.",
+        "rec_not_better": "RAIN's answers kept the policy and read fluently on {rain} of the prompts against greedy's {greedy} (difference {diff}, 95% interval {lo} to {hi}, n={n}; better on {wins} prompts, worse on {losses}, one-sided sign test p = {p}): not a clear gain.",
+        "rec_worse_fluency": "RAIN kept the policy more often ({rain_kept} against {greedy_kept}) but more of its answers read as broken text (fluent: {rain_fluent} against {greedy_fluent}).",
+        "rec_better": "RAIN's answers kept the policy and read fluently on {rain} of the prompts against greedy's {greedy} (difference {diff}, 95% interval {lo} to {hi}, n={n}; better on {wins} prompts, worse on {losses}, one-sided sign test p = {p}).",
+        "rec_bon_as_good": "Best-of-N did at least as well ({bon} kept and fluent, difference {diff}) at {bon_cost}× greedy's model tokens (RAIN: {rain_cost}×).",
+        "rec_bon_worse": "Best-of-N at the same time budget: {bon} kept and fluent (RAIN − best-of-N {diff}, 95% interval {lo} to {hi}).",
+        "rec_latency_over": "RAIN's p95 latency was {p95} s against your limit of {limit} s.",
+        "rec_latency_ok": "RAIN's p95 latency was {p95} s, within your limit of {limit} s (time budget {budget} s per answer).",
+        "rec_budget_not_met": "No time budget tried kept RAIN's p95 under {limit} s on the tuning prompts (best: {best} s).",
+        "rec_costly": "RAIN spent {cost}× greedy's model tokens per request (more than {limit}×).",
+        "rec_review": "The fail-safe ({action}, threshold {threshold}) would act on {per_1000} of every 1,000 RAIN answers (95% interval {lo} to {hi}).",
+        "rec_judge_chance": "The model's own judge agreed with your exact rules on {agreement} of {n} answers (95% interval {lo} to {hi}): it cannot be trusted to judge this policy; keep the rules as the judge.",
+        "rec_judge_ok": "The model's own judge agreed with your exact rules on {agreement} of {n} answers (95% interval {lo} to {hi}).",
+        "rec_bon_better": "Best-of-N with your policy as the judge did better here: {bon} of its answers kept the policy and read fluently.",
+        "rec_budget_ran_out": "Within the time budget of {budget} s RAIN managed a median of {passes} search passes per answer on this machine; on {limited} of {n} prompts the budget ran out before the policy accepted an answer, and those answers were finished greedily, without search. A higher latency limit or faster hardware gives the search more room.",
+        "rec_small_sample": "With {n} prompts the intervals are wide: a larger sample (--sample 100) would narrow them.",
+        "rec_step_go": "Serve it as it was measured: {command}",
+        "rec_step_distill": "Collect RAIN's answers on more of your traffic ({command}), then rain distill export audit.sqlite3 --out data/ and rain distill train data/ --out distilled/ (measured on a 135M model: violations 38% → 4% on held-out prompts at greedy's speed, benchmarks/RESULTS.md).",
+        "rec_step_no_go_bigger": "Try a larger model, or a larger sample to see a smaller gain.",
+        "rec_step_no_go_bon": "If you need the policy kept now, best-of-N with the policy as the judge does as well here.",
+        "rec_step_no_go_nothing": "Keep serving plain decoding; re-run the pilot when the policy or the traffic changes.",
+        "label_greedy": "Greedy (plain decoding)",
+        "label_best_of_n": "Best-of-N (stops at first accepted)",
+        "label_rain": "RAIN (search)",
     },
     "ja": {
         # page
@@ -430,6 +459,34 @@ MESSAGES: dict[str, dict[str, str]] = {
         "dur_hm": "{h} 時間 {m} 分",
         "list_sep": "、",
         "row_sep": "。",
+        # the recommendation (rainlm.pilot.recommend) and the methods' labels
+        "rec_headline_go": "導入を推奨: RAIN は通常の生成よりもポリシーをよく守り、遅延の上限内に収まります。",
+        "rec_headline_go_with_distillation": "蒸留を前提に導入を推奨: RAIN はポリシーをよく守りますが、そのままでは遅すぎるかコストが高すぎます。RAIN の回答でモデルを学習させてください。",
+        "rec_headline_no_go": "導入は見送り: このサンプルでは、RAIN はコストに見合う回答を出していません。",
+        "rec_nothing": "通常の生成がすでに {n} 件すべてのプロンプトでポリシーを守っています。探索で改善すべき点がありません。",
+        "rec_not_better": "ポリシーを守りかつ自然な文章だった回答は RAIN が {rain}、通常の生成が {greedy} でした(差 {diff}、95% 区間 {lo}〜{hi}、n={n}。改善 {wins} 件・悪化 {losses} 件、片側符号検定 p = {p})。明確な改善ではありません。",
+        "rec_worse_fluency": "RAIN はポリシーをより多く守りましたが({rain_kept} 対 {greedy_kept})、崩れた文章の回答が増えました(自然な文章: {rain_fluent} 対 {greedy_fluent})。",
+        "rec_better": "ポリシーを守りかつ自然な文章だった回答は RAIN が {rain}、通常の生成が {greedy} でした(差 {diff}、95% 区間 {lo}〜{hi}、n={n}。改善 {wins} 件・悪化 {losses} 件、片側符号検定 p = {p})。",
+        "rec_bon_as_good": "Best-of-N も同等以上でした(守りかつ自然 {bon}、差 {diff})。モデルトークンは通常の生成の {bon_cost} 倍(RAIN は {rain_cost} 倍)です。",
+        "rec_bon_worse": "同じ時間予算の Best-of-N: 守りかつ自然 {bon}(RAIN − Best-of-N {diff}、95% 区間 {lo}〜{hi})。",
+        "rec_latency_over": "RAIN の p95 遅延は {p95} 秒で、上限 {limit} 秒を超えました。",
+        "rec_latency_ok": "RAIN の p95 遅延は {p95} 秒で、上限 {limit} 秒以内でした(1 回答あたりの時間予算 {budget} 秒)。",
+        "rec_budget_not_met": "調整用プロンプトでは、どの時間予算でも RAIN の p95 を {limit} 秒以下にできませんでした(最良 {best} 秒)。",
+        "rec_costly": "RAIN は 1 リクエストあたり通常の生成の {cost} 倍のモデルトークンを使いました({limit} 倍超)。",
+        "rec_review": "フェイルセーフ({action}、しきい値 {threshold})は RAIN の回答 1,000 件あたり {per_1000} 件に作動します(95% 区間 {lo}〜{hi})。",
+        "rec_judge_chance": "モデル自身の判定は、ポリシーの厳密なルールと {n} 件中 {agreement} で一致しました(95% 区間 {lo}〜{hi})。このポリシーの判定には使えません。ルールを判定に使ってください。",
+        "rec_judge_ok": "モデル自身の判定は、ポリシーの厳密なルールと {n} 件中 {agreement} で一致しました(95% 区間 {lo}〜{hi})。",
+        "rec_bon_better": "ここでは、ポリシーを判定に使う Best-of-N の方が良い結果でした(守りかつ自然 {bon})。",
+        "rec_budget_ran_out": "時間予算 {budget} 秒の中で、このマシンでの RAIN の探索は 1 回答あたり中央値 {passes} 回でした。{n} 件中 {limited} 件では、ポリシーに合格する回答が見つかる前に予算が尽き、残りは探索なしの通常の生成で書かれました。遅延の上限を上げるか、より速いハードウェアを使うと探索の余地が増えます。",
+        "rec_small_sample": "プロンプトが {n} 件のため区間が広くなっています。サンプルを増やすと(--sample 100)狭くなります。",
+        "rec_step_go": "計測した設定のまま運用する: {command}",
+        "rec_step_distill": "より多くの実トラフィックで RAIN の回答を集め({command})、rain distill export audit.sqlite3 --out data/ と rain distill train data/ --out distilled/ を実行します(135M モデルでの実測: 評価用プロンプトで違反 38% → 4%、速度は通常の生成と同等。benchmarks/RESULTS.md)。",
+        "rec_step_no_go_bigger": "より大きなモデルを試すか、小さな改善を見るためにサンプルを増やしてください。",
+        "rec_step_no_go_bon": "今すぐポリシーを守らせる必要があれば、ポリシーを判定に使う Best-of-N がここでは同等の結果です。",
+        "rec_step_no_go_nothing": "通常の生成のまま運用し、ポリシーやトラフィックが変わったら再度パイロットを実行してください。",
+        "label_greedy": "通常の生成 (greedy)",
+        "label_best_of_n": "Best-of-N (最初の合格で停止)",
+        "label_rain": "RAIN (探索)",
     },
 }
 

@@ -195,9 +195,10 @@ def format_interval(iv: Any, kind: str = "rate", lang: str = "en") -> str:
     if value is None:
         return DASH + n_text
     out = _unit(kind, bare(value), lang)
-    if lo is not None and hi is not None:
-        hi_text = _unit(kind, bare(hi), lang) if kind in ("rate", "seconds") else bare(hi)
-        out += f" [{bare(lo)}–{hi_text}]"
+    if lo is not None or hi is not None:  # a side without a bound (too few answers) is "?"
+        hi_text = "?" if hi is None else (
+            _unit(kind, bare(hi), lang) if kind in ("rate", "seconds") else bare(hi))
+        out += f" [{'?' if lo is None else bare(lo)}–{hi_text}]"
     return out + n_text
 
 
@@ -226,8 +227,6 @@ class _Page:
         self.policy = _map(self.r.get("policy"))
         self.fluency = _map(self.r.get("fluency"))
         self.limit = _fin(self.r.get("p95_limit_s"))
-        self.rule_text = {clean(rule.get("key")): clean(rule.get("description"))
-                          for rule in _list(self.policy.get("rules")) if isinstance(rule, Mapping)}
         # columns: the report's methods in order, then any method only the answers name
         self.columns: list[tuple[str, str]] = []
         seen: set[str] = set()
@@ -661,10 +660,7 @@ class _Page:
             badges.append(f'<span class="badge b-limited">{self.t("b_budget_limited")}</span>')
         if a.get("unsearched"):
             badges.append(f'<span class="badge b-unsearched">{self.t("b_unsearched")}</span>')
-        listed = "".join(
-            f'<li><code>{esc(b)}</code>'
-            + (f' <span class="u" dir="auto">{esc(self.rule_text[b])}</span>'
-               if self.rule_text.get(b) else "") + "</li>" for b in broken)
+        listed = "".join(f'<li class="u" dir="auto">{esc(b)}</li>' for b in broken)
         rules = f'<ul class="broken-rules">{listed}</ul>' if listed else ""
         answer = a.get("text")
         if answer is not None and clean(answer).strip():

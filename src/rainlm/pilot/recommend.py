@@ -1,12 +1,13 @@
-"""The pilot's recommendation, with its reasons, in English or Japanese.
+"""The pilot's recommendation, with its reasons, in English or Japanese (the words are
+in :mod:`rainlm.pilot.i18n`, keys ``rec_*``).
 
 The rule, in order (every threshold is stated here and on the page):
 
 1. **no-go** when greedy already keeps the policy on every prompt of the sample: there
    is nothing for a search to fix.
 2. **no-go** when RAIN's kept-and-fluent rate is not above greedy's with 95% confidence
-   (the paired interval of the difference includes 0 or lies below it): on this sample
-   the search adds nothing a user would keep.
+   (an exact one-sided sign test on the prompts where only one of them succeeded, p <
+   :data:`ALPHA`): on this sample the search adds nothing a user would keep.
 3. **no-go** when best-of-N (which stops at its first accepted answer, within the same
    time budget) is at least as good as RAIN (a difference of 0 or less).
 4. **go with distillation** when RAIN helps but its measured p95 latency is over the
@@ -23,70 +24,23 @@ allowed. When RAIN is no better than greedy but best-of-N is better than both, i
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from rainlm.pilot.i18n import text
 
 __all__ = ["COST_LIMIT", "recommend"]
 
 COST_LIMIT = 10.0
 """Model tokens per request, ÷ greedy's, above which serving RAIN live is called costly."""
+SERVE_MAX_TIME_BUDGET = 120.0
+"""``rain serve``'s default ``--max-time-budget``."""
+ALPHA = 0.05
+"""RAIN counts as better than greedy when the one-sided sign test's p is below this."""
 BUDGET_LIMITED_SHARE = 0.25
 """RAIN's budget ending a quarter of its searches or more is worth a reason of its own."""
 
-TEXT = {
-    "en": {
-        "headline.go": "Go: RAIN keeps your policy better than plain decoding, within your latency limit.",
-        "headline.go-with-distillation": "Go with distillation: RAIN keeps your policy better, but is too slow or costly to serve live; train the model on its answers.",
-        "headline.no-go": "No-go: on this sample RAIN does not give answers worth its cost.",
-        "nothing": "Plain decoding already keeps your policy on all {n} prompts: there is nothing for a search to fix.",
-        "not_better": "RAIN's answers kept the policy and read fluently on {rain} of the prompts against greedy's {greedy} (difference {diff}, 95% interval {lo} to {hi}, n={n}): not a clear gain.",
-        "worse_fluency": "RAIN kept the policy more often ({rain_kept} against {greedy_kept}) but more of its answers read as broken text (fluent: {rain_fluent} against {greedy_fluent}).",
-        "better": "RAIN's answers kept the policy and read fluently on {rain} of the prompts against greedy's {greedy} (difference {diff}, 95% interval {lo} to {hi}, n={n}).",
-        "bon_as_good": "Best-of-N did at least as well ({bon} kept and fluent, difference {diff}) at {bon_cost}× greedy's model tokens (RAIN: {rain_cost}×).",
-        "bon_worse": "Best-of-N at the same time budget: {bon} kept and fluent (RAIN − best-of-N {diff}, 95% interval {lo} to {hi}).",
-        "latency_over": "RAIN's p95 latency was {p95} s against your limit of {limit} s.",
-        "latency_ok": "RAIN's p95 latency was {p95} s, within your limit of {limit} s (time budget {budget} s per answer).",
-        "budget_not_met": "No time budget tried kept RAIN's p95 under {limit} s on the tuning prompts (best: {best} s).",
-        "costly": "RAIN spent {cost}× greedy's model tokens per request (more than {limit}×).",
-        "review": "The fail-safe ({action}, threshold {threshold}) would act on {per_1000} of every 1,000 RAIN answers (95% interval {lo} to {hi}).",
-        "judge_chance": "The model's own judge agreed with your exact rules on {agreement} of {n} answers (95% interval {lo} to {hi}): it cannot be trusted to judge this policy; keep the rules as the judge.",
-        "judge_ok": "The model's own judge agreed with your exact rules on {agreement} of {n} answers (95% interval {lo} to {hi}).",
-        "bon_better": "Best-of-N with your policy as the judge did better here: {bon} of its answers kept the policy and read fluently.",
-        "budget_ran_out": "Within the time budget of {budget} s RAIN managed a median of {passes} search passes per answer on this machine; on {limited} of {n} prompts the budget ran out before the policy accepted an answer, and those answers were finished greedily, without search. A higher latency limit or faster hardware gives the search more room.",
-        "small_sample": "With {n} prompts the intervals are wide: a larger sample (--sample 100) would narrow them.",
-        "step.go": "Serve it: rain serve --policy-file {policy} --default-time-budget {budget} --store audit.sqlite3",
-        "step.distill": "Collect RAIN's answers on more of your traffic (rain serve --policy-file {policy} --store audit.sqlite3), then rain distill export audit.sqlite3 --out data/ and rain distill train data/ --out distilled/ (measured on a 135M model: violations 38% → 4% on held-out prompts at greedy's speed, benchmarks/RESULTS.md).",
-        "step.no-go.bigger": "Try a larger model, or a larger sample to see a smaller gain.",
-        "step.no-go.bon": "If you need the policy kept now, best-of-N with the policy as the judge does as well here.",
-        "step.no-go.nothing": "Keep serving plain decoding; re-run the pilot when the policy or the traffic changes.",
-    },
-    "ja": {
-        "headline.go": "導入を推奨: RAIN は通常の生成よりもポリシーをよく守り、遅延の上限内に収まります。",
-        "headline.go-with-distillation": "蒸留を前提に導入を推奨: RAIN はポリシーをよく守りますが、そのままでは遅すぎるかコストが高すぎます。RAIN の回答でモデルを学習させてください。",
-        "headline.no-go": "導入は見送り: このサンプルでは、RAIN はコストに見合う回答を出していません。",
-        "nothing": "通常の生成がすでに {n} 件すべてのプロンプトでポリシーを守っています。探索で改善すべき点がありません。",
-        "not_better": "ポリシーを守りかつ自然な文章だった回答は RAIN が {rain}、通常の生成が {greedy} でした(差 {diff}、95% 区間 {lo}〜{hi}、n={n})。明確な改善ではありません。",
-        "worse_fluency": "RAIN はポリシーをより多く守りましたが({rain_kept} 対 {greedy_kept})、崩れた文章の回答が増えました(自然な文章: {rain_fluent} 対 {greedy_fluent})。",
-        "better": "ポリシーを守りかつ自然な文章だった回答は RAIN が {rain}、通常の生成が {greedy} でした(差 {diff}、95% 区間 {lo}〜{hi}、n={n})。",
-        "bon_as_good": "Best-of-N も同等以上でした(守りかつ自然 {bon}、差 {diff})。モデルトークンは通常の生成の {bon_cost} 倍(RAIN は {rain_cost} 倍)です。",
-        "bon_worse": "同じ時間予算の Best-of-N: 守りかつ自然 {bon}(RAIN − Best-of-N {diff}、95% 区間 {lo}〜{hi})。",
-        "latency_over": "RAIN の p95 遅延は {p95} 秒で、上限 {limit} 秒を超えました。",
-        "latency_ok": "RAIN の p95 遅延は {p95} 秒で、上限 {limit} 秒以内でした(1 回答あたりの時間予算 {budget} 秒)。",
-        "budget_not_met": "調整用プロンプトでは、どの時間予算でも RAIN の p95 を {limit} 秒以下にできませんでした(最良 {best} 秒)。",
-        "costly": "RAIN は 1 リクエストあたり通常の生成の {cost} 倍のモデルトークンを使いました({limit} 倍超)。",
-        "review": "フェイルセーフ({action}、しきい値 {threshold})は RAIN の回答 1,000 件あたり {per_1000} 件に作動します(95% 区間 {lo}〜{hi})。",
-        "judge_chance": "モデル自身の判定は、ポリシーの厳密なルールと {n} 件中 {agreement} で一致しました(95% 区間 {lo}〜{hi})。このポリシーの判定には使えません。ルールを判定に使ってください。",
-        "judge_ok": "モデル自身の判定は、ポリシーの厳密なルールと {n} 件中 {agreement} で一致しました(95% 区間 {lo}〜{hi})。",
-        "bon_better": "ここでは、ポリシーを判定に使う Best-of-N の方が良い結果でした(守りかつ自然 {bon})。",
-        "budget_ran_out": "時間予算 {budget} 秒の中で、このマシンでの RAIN の探索は 1 回答あたり中央値 {passes} 回でした。{n} 件中 {limited} 件では、ポリシーに合格する回答が見つかる前に予算が尽き、残りは探索なしの通常の生成で書かれました。遅延の上限を上げるか、より速いハードウェアを使うと探索の余地が増えます。",
-        "small_sample": "プロンプトが {n} 件のため区間が広くなっています。サンプルを増やすと(--sample 100)狭くなります。",
-        "step.go": "運用する: rain serve --policy-file {policy} --default-time-budget {budget} --store audit.sqlite3",
-        "step.distill": "より多くの実トラフィックで RAIN の回答を集め(rain serve --policy-file {policy} --store audit.sqlite3)、rain distill export audit.sqlite3 --out data/ と rain distill train data/ --out distilled/ を実行します(135M モデルでの実測: 評価用プロンプトで違反 38% → 4%、速度は通常の生成と同等。benchmarks/RESULTS.md)。",
-        "step.no-go.bigger": "より大きなモデルを試すか、小さな改善を見るためにサンプルを増やしてください。",
-        "step.no-go.bon": "今すぐポリシーを守らせる必要があれば、ポリシーを判定に使う Best-of-N がここでは同等の結果です。",
-        "step.no-go.nothing": "通常の生成のまま運用し、ポリシーやトラフィックが変わったら再度パイロットを実行してください。",
-    },
-}
 
 
 def _pct(x: float | None) -> str:
@@ -107,11 +61,23 @@ def _num(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def serve_command(policy_source: str, time_budget_s: float | None, max_new_tokens: int) -> str:
+    """The ``rain serve`` command line that serves what the pilot measured: the policy,
+    the time budget found (and a higher ceiling when it is over serve's default one) and
+    the answer length."""
+    parts = ["rain", "serve", "--policy-file", shlex.quote(policy_source)]
+    if time_budget_s is not None:
+        parts += ["--default-time-budget", f"{time_budget_s:g}"]
+        if time_budget_s > SERVE_MAX_TIME_BUDGET:
+            parts += ["--max-time-budget", f"{time_budget_s:g}"]
+    parts += ["--default-max-new-tokens", str(max_new_tokens), "--store", "audit.sqlite3"]
+    return " ".join(parts)
+
+
 def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Mapping[str, Any]],
               budget: Mapping[str, Any], reliability: Mapping[str, Any], *, p95_limit: float,
-              policy: Any, lang: str = "en") -> dict[str, Any]:
+              policy: Any, max_new_tokens: int, lang: str = "en") -> dict[str, Any]:
     """``{"verdict", "headline", "reasons", "next_steps", "codes"}`` in ``lang``."""
-    words = TEXT[lang]
     m = {row["method"]: row for row in methods}
     greedy, bon, rain = m["greedy"], m["best-of-n"], m["rain"]
     reasons: list[tuple[str, dict[str, Any]]] = []
@@ -121,12 +87,14 @@ def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Ma
     rain_p95 = rain["latency_p95_s"]["value"]
     rain_cost = rain["token_ratio"]["value"]
     compare = {"rain": kf["rain"], "greedy": kf["greedy"], "diff": _signed(vs_greedy["value"]),
-               "lo": _signed(vs_greedy["lo"]), "hi": _signed(vs_greedy["hi"]), "n": vs_greedy["n"]}
+               "lo": _signed(vs_greedy["lo"]), "hi": _signed(vs_greedy["hi"]), "n": vs_greedy["n"],
+               "wins": vs_greedy.get("wins", 0), "losses": vs_greedy.get("losses", 0),
+               "p": f"{vs_greedy.get('p', 1.0):.3f}"}
     if greedy["n"] and greedy["violation_rate"]["value"] == 0:
         verdict = "no-go"
         reasons.append(("nothing", {"n": greedy["n"]}))
         steps = [("step.no-go.nothing", {})]
-    elif not (vs_greedy["n"] and vs_greedy["lo"] > 0):
+    elif not (vs_greedy["n"] and vs_greedy["p"] < ALPHA):
         verdict = "no-go"
         reasons.append(("not_better", compare))
         if _v(rain, "violation_rate") < _v(greedy, "violation_rate") \
@@ -164,7 +132,8 @@ def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Ma
             reasons.append(("costly", {"cost": _num(rain_cost), "limit": _num(COST_LIMIT, 0)}))
         verdict = "go-with-distillation" if slow or costly else "go"
         steps = [("step.distill" if slow or costly else "step.go",
-                  {"policy": policy.source, "budget": _num(budget.get("time_budget_s"))})]
+                  {"command": serve_command(policy.source, budget.get("time_budget_s"),
+                                            max_new_tokens)})]
     if not budget.get("met", True):
         best = min((t["p95_s"] for t in budget.get("tries", []) if t.get("n")), default=None)
         reasons.append(("budget_not_met", {"limit": _num(p95_limit), "best": _num(best)}))
@@ -184,7 +153,12 @@ def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Ma
                                "lo": _pct(agreement["lo"]), "hi": _pct(agreement["hi"])}))
     if vs_greedy["n"] < 100:
         reasons.append(("small_sample", {"n": vs_greedy["n"]}))
-    return {"verdict": verdict, "headline": words[f"headline.{verdict}"],
-            "reasons": [words[code].format(**params) for code, params in reasons],
-            "next_steps": [words[code].format(**params) for code, params in steps],
+    return {"verdict": verdict, "headline": _say(lang, f"headline.{verdict}"),
+            "reasons": [_say(lang, code, **params) for code, params in reasons],
+            "next_steps": [_say(lang, code, **params) for code, params in steps],
             "codes": [code for code, _ in reasons]}
+
+
+def _say(lang: str, code: str, **params: Any) -> str:
+    """A reason's or step's words (``rainlm.pilot.i18n``, key ``rec_`` + the code)."""
+    return text(lang, "rec_" + code.replace(".", "_").replace("-", "_"), **params)

@@ -23,6 +23,7 @@ from rainlm.bench.datasets import HHPair
 from rainlm.bench.fluency import FLUENCY_MEASURE
 from rainlm.pilot.answering import Answerer
 from rainlm.pilot.budget import find_budget
+from rainlm.pilot.i18n import text
 from rainlm.pilot.log import PilotLog
 from rainlm.pilot.plan import METHODS, PilotPlan
 from rainlm.pilot.prompts import PilotPrompts
@@ -52,10 +53,12 @@ class PilotRun:
     encoder: Any = None
 
     def fingerprint(self) -> str:
-        policy = {k: v for k, v in self.policy.to_dict().items() if k != "source"}
-        return self.plan.fingerprint(policy, model_name(self.backend),
+        """What the records in OUT must have been made with: the plan, the policy's full
+        definition (not where its file is), the model, the sample and the pairs."""
+        return self.plan.fingerprint(self.policy.fingerprint(), model_name(self.backend),
                                      [i.id for i in self.prompts.sample],
-                                     [i.prompt for i in self.prompts.sample])
+                                     [i.prompt for i in self.prompts.sample],
+                                     [[p.context, p.chosen, p.rejected] for p in self.pairs])
 
     def units(self) -> int:
         """Progress units: tuning answers (first try), sample answers, judged answers,
@@ -77,6 +80,14 @@ def run_pilot(run: PilotRun, *, on_unit: Callable[[str], None] | None = None,
     tick = on_unit or (lambda note: None)
     phase = on_phase or (lambda name: None)
 
+    try:
+        return _run(run, log, answerer, tick, phase, started)
+    finally:  # this session's time, kept even when it is interrupted (not when killed)
+        log.append({"kind": "session", "seconds": round(time.perf_counter() - started, 1)})
+
+
+def _run(run: PilotRun, log: PilotLog, answerer: Answerer, tick: Callable[[str], None],
+         phase: Callable[[str], None], started: float) -> dict[str, Any]:
     phase("budget")
     budget = find_budget(answerer.answer, run.prompts.tune, run.plan, log,
                          on_answer=lambda r: tick(f"tuning {r['item_id']} "
@@ -97,7 +108,7 @@ def run_pilot(run: PilotRun, *, on_unit: Callable[[str], None] | None = None,
     pairs = judge_pairs(run.backend, run.policy, run.pairs, log) if run.pairs else None
     report = build_report(run, answers, budget, judged, pairs, finished=True,
                           seconds=time.perf_counter() - started + _earlier_seconds(log))
-    log.append({"kind": "finished", "seconds": report["timing"]["seconds"]})
+    log.append({"kind": "finished"})
     write_report(report, run.out)
     return report
 
@@ -116,8 +127,9 @@ def units_done(out: Path) -> int:
 
 
 def _earlier_seconds(log: PilotLog) -> float:
-    """Seconds of earlier sessions of a resumed pilot (0 for a fresh one)."""
-    return sum(float(r.get("seconds", 0)) for r in log.of_kind("finished"))
+    """Seconds of earlier sessions of a resumed pilot (0 for a fresh one; a session that
+    was killed left no record of its time)."""
+    return sum(float(r.get("seconds", 0)) for r in log.of_kind("session"))
 
 
 def build_report(run: PilotRun, answers: Sequence[Mapping[str, Any]], budget: Mapping[str, Any],
@@ -126,15 +138,15 @@ def build_report(run: PilotRun, answers: Sequence[Mapping[str, Any]], budget: Ma
     """The report (``rainlm.pilot/1``): what the page shows and the JSON file holds."""
     safe = run.policy.fail_safe
     methods, fluency, differences = summarize_methods(answers, run.plan, safe.action)
-    labels = _labels(run.lang)
     for row in methods:
-        row["label"] = labels[row["method"]]
+        row["label"] = text(run.lang, "label_" + row["method"].replace("-", "_"))
     trust = reliability(judged, run.policy.rule_judge() is not None)
     trust["rubric"] = run.policy.model_rubric().name
     trust["pairs"] = None if pairs is None else {"accuracy": pairs["accuracy"],
                                                  "pairs": pairs["pairs"], "ties": pairs["ties"]}
     advice = recommend(methods, differences, budget, trust, p95_limit=run.plan.p95_s,
-                       policy=run.policy, lang=run.lang)
+                       policy=run.policy, max_new_tokens=run.plan.max_new_tokens,
+                       lang=run.lang)
     trust["verdict"] = next((r for r, c in zip(advice["reasons"], advice["codes"])
                              if c.startswith("judge_")), "")
     limit = fluency["fluent_below"]
@@ -165,14 +177,6 @@ def build_report(run: PilotRun, answers: Sequence[Mapping[str, Any]], budget: Ma
         "samples": [i.id for i in run.prompts.sample[:SAMPLES_SHOWN]],
         "timing": {"seconds": round(seconds, 1)},
     }
-
-
-def _labels(lang: str) -> dict[str, str]:
-    if lang == "ja":
-        return {"greedy": "通常の生成 (greedy)", "best-of-n": "Best-of-N (最初の合格で停止)",
-                "rain": "RAIN (探索)"}
-    return {"greedy": "Greedy (plain decoding)", "best-of-n": "Best-of-N (stops at first accepted)",
-            "rain": "RAIN (search)"}
 
 
 def _rules(policy: Any) -> list[dict[str, str]]:

@@ -6,7 +6,9 @@ p50 and p95 latency (percentile-bootstrap intervals); model tokens ÷ greedy's o
 same prompts and texts judged per answer (bootstrap); and the fail-safe's load per
 1,000 requests (Wilson, scaled); RAIN's median search passes and best-of-N's median
 answers drawn per prompt. Between methods: the paired difference in the
-kept-and-fluent rate (RAIN − greedy, RAIN − best-of-N; paired bootstrap over prompts).
+kept-and-fluent rate (RAIN − greedy, RAIN − best-of-N; paired bootstrap over prompts),
+with an exact one-sided sign test (McNemar) that RAIN is the better one: the test the
+verdict rests on (a percentile bootstrap of 30 yes/no pairs is too lenient).
 
 An answer is fluent when its NLL per token is at most greedy's median NLL on the same
 sample plus ``plan.fluency_margin`` (fixed before the run); an empty answer is not.
@@ -24,19 +26,28 @@ import numpy as np
 from rainlm.bench.metrics import RESAMPLES, Interval, bootstrap_mean, bootstrap_ratio, rate
 from rainlm.pilot.plan import METHODS, PilotPlan
 
-__all__ = ["fluency_threshold", "paired_difference", "quantile_interval", "summarize_methods"]
+__all__ = ["fluency_threshold", "paired_difference", "quantile_interval", "sign_test",
+           "summarize_methods"]
 
 
-def quantile_interval(values: Sequence[float], q: float, *, resamples: int = RESAMPLES,
-                      seed: int = 0) -> Interval:
-    """The ``q``-th percentile with a percentile-bootstrap 95% interval."""
-    x = np.asarray(values, dtype=np.float64)  # [N]
-    if x.size == 0:
+def quantile_interval(values: Sequence[float], q: float, *, level: float = 0.95) -> Interval:
+    """The ``q``-th percentile with a distribution-free ``level`` interval from order
+    statistics: the sorted values X(r) and X(s) with P(B < r) <= (1 − level)/2 and
+    P(B >= s) <= (1 − level)/2 for B ~ Bin(n, q/100), so that X(r) <= the true percentile
+    <= X(s) at least ``level`` of the time. A side the sample cannot bound (the 95th
+    percentile's upper side needs 72 values or more) is NaN, shown as "?"."""
+    x = np.sort(np.asarray(values, dtype=np.float64))  # [N]
+    n = int(x.size)
+    if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(resamples, x.size))
-    boot = np.percentile(x[idx], q, axis=1)  # [resamples]
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return Interval(float(np.percentile(x, q)), float(lo), float(hi), int(x.size))
+    p, tail = q / 100.0, (1.0 - level) / 2.0
+    cdf = np.cumsum([math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)])
+    # r (1-based): the largest with P(B <= r - 1) <= tail; s: the smallest with P(B >= s) <= tail
+    r = max((k + 1 for k in range(n + 1) if cdf[k] <= tail), default=0)
+    s = min((k for k in range(1, n + 1) if 1.0 - cdf[k - 1] <= tail), default=n + 1)
+    lo = float(x[r - 1]) if r >= 1 else math.nan
+    hi = float(x[s - 1]) if s <= n else math.nan
+    return Interval(float(np.percentile(x, q)), lo, hi, n)
 
 
 def paired_difference(a: Sequence[bool], b: Sequence[bool], *, resamples: int = RESAMPLES,
@@ -48,6 +59,18 @@ def paired_difference(a: Sequence[bool], b: Sequence[bool], *, resamples: int = 
     idx = np.random.default_rng(seed).integers(0, x.size, size=(resamples, x.size))
     lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
     return Interval(float(x.mean()), float(lo), float(hi), int(x.size))
+
+
+def sign_test(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
+    """Exact one-sided McNemar (sign) test that ``a`` succeeds more often than ``b`` on
+    paired prompts: ``{"wins", "losses", "p"}`` where wins are prompts only ``a``
+    succeeded on, losses those only ``b`` did, and ``p`` = P(X >= wins), X ~ Bin(wins +
+    losses, 1/2) (1.0 with no discordant prompt)."""
+    wins = sum(bool(x) and not bool(y) for x, y in zip(a, b, strict=True))
+    losses = sum(bool(y) and not bool(x) for x, y in zip(a, b, strict=True))
+    n = wins + losses
+    p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n if n else 1.0
+    return {"wins": wins, "losses": losses, "p": p}
 
 
 def fluency_threshold(answers: Sequence[Mapping[str, Any]], plan: PilotPlan) -> dict[str, Any]:
@@ -107,7 +130,8 @@ def _difference(a: Mapping[str, Mapping[str, Any]], b: Mapping[str, Mapping[str,
     def good(x: Mapping[str, Any]) -> bool:
         return bool(x["kept"]) and is_fluent(x, limit)
 
-    return paired_difference([good(a[i]) for i in common], [good(b[i]) for i in common]).to_dict()
+    ours, theirs = [good(a[i]) for i in common], [good(b[i]) for i in common]
+    return {**paired_difference(ours, theirs).to_dict(), **sign_test(ours, theirs)}
 
 
 def _median(values: Sequence[float]) -> float | None:

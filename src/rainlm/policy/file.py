@@ -9,7 +9,6 @@ nearest known key suggested.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import tomllib
 from pathlib import Path
@@ -21,7 +20,7 @@ from rainlm.judge.text_rules import (AllCapitalsRule, LetterLimitRule, Lowercase
                                      NoCommasRule, PatternRule, PhrasesRule,
                                      RequiredPhrasesRule, TermsRule, TextRule)
 from rainlm.policy.keylines import KeyLines
-from rainlm.policy.lang import FAIL_SAFE_ACTIONS, LANGS
+from rainlm.policy.lang import LANGS
 from rainlm.policy.model import USES, FailSafe, Policy
 
 __all__ = ["KEYS", "load_policy", "policy_from_text"]
@@ -80,6 +79,10 @@ class _Reader:
         raise PolicyError(self.source, message, line=self.lines.line_of(key) or
                           (1 if key in ("", "rules") else None), key=key or None)
 
+    def fail_from(self, key: str, exc: ConfigError) -> NoReturn:
+        """``exc``'s message (its field left out) as the error of ``key``."""
+        self.fail(key, str(exc).removeprefix(f"{exc.field}: "))
+
     # ------------------------------------------------------------------ tables
     def policy(self) -> Policy:
         self.check_keys(self.data, "")
@@ -122,16 +125,6 @@ class _Reader:
             self.fail(key, f"must be a non-empty text, got {value!r}")
         return value
 
-    def texts(self, key: str, value: Any) -> list[str]:
-        """A text or a non-empty list of non-empty texts."""
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items:
-            self.fail(key, f"must be a list of texts, e.g. [\"one\", \"two\"], got {value!r}")
-        for item in items:
-            if not isinstance(item, str) or not item.strip():
-                self.fail(key, f"must hold non-empty texts, got {item!r}")
-        return items
-
     def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
             self.fail(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
@@ -155,18 +148,18 @@ class _Reader:
                                             "with a letter could keep both")
         for key, value in table.items():
             where = f"rules.{key}"
-            try:
+            texts = [value] if isinstance(value, str) else value  # one text, or a list
+            try:  # the rules check their texts (text_rules.check_texts)
                 if key in LIST_RULES:
-                    out.append(LIST_RULES[key](self.texts(where, value), lang=lang))
+                    out.append(LIST_RULES[key](texts, lang=lang))
                 elif key == "banned_patterns":
-                    out.append(PatternRule(self.texts(where, value), ignore_case=ignore_case,
-                                           lang=lang))
+                    out.append(PatternRule(texts, ignore_case=ignore_case, lang=lang))
                 elif key in SWITCH_RULES and self.switch(where, value):
                     out.append(SWITCH_RULES[key](lang=lang))
                 elif key == "letter_max":
                     out.extend(self.letter_limits(value, lang))
             except ConfigError as exc:
-                self.fail(where, str(exc).removeprefix(f"{exc.field}: "))
+                self.fail_from(where, exc)
         return tuple(out)
 
     def letter_limits(self, value: Any, lang: str) -> list[LetterLimitRule]:
@@ -216,12 +209,8 @@ class _Reader:
                                   f"a rubric file's path or a table, got {value!r}")
 
     def fail_safe(self, table: dict[str, Any]) -> FailSafe:
-        threshold = table.get("threshold", 0.0)
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-                or not math.isfinite(threshold) or not -1.0 <= threshold <= 1.0:
-            self.fail("fail_safe.threshold", f"must be a number in [-1, 1], got {threshold!r}")
-        action = self.choice("fail_safe.action", table.get("action", "flag"), FAIL_SAFE_ACTIONS)
-        message = table.get("refusal_message")
-        if message is not None:
-            self.text("fail_safe.refusal_message", message)
-        return FailSafe(float(threshold), action, message)
+        """The [fail_safe] table, checked by FailSafe (its defaults where a key is absent)."""
+        try:
+            return FailSafe(**table)
+        except ConfigError as exc:
+            self.fail_from(f"fail_safe.{exc.field}", exc)

@@ -8,7 +8,10 @@ judge and the fail-safe in ``rain serve``, and the judge of ``rain bench run``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +22,20 @@ from rainlm.judge.rules import RefusalPrefixRule, refusal_phrases_for
 from rainlm.judge.text_rules import AllOfRules, TextRule
 from rainlm.policy.lang import FAIL_SAFE_ACTIONS, REFUSAL_MESSAGES, derived_rubric
 
-__all__ = ["FailSafe", "Policy", "PolicyCheck", "USES"]
+__all__ = ["FailSafe", "Policy", "PolicyCheck", "USES", "check_threshold"]
 
 USES = ("rules", "rules+model", "model")
 """How a policy judges: its exact rules only; the rules and the model's own judgement
 (the lower value of the two); or the model's own judgement only."""
+
+
+def check_threshold(value: Any, field: str = "threshold") -> float:
+    """``value`` as a fail-safe threshold: a number in [-1, 1] (not a bool), else
+    ConfigError naming ``field`` (a policy file's reader adds the file, line and key)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise ConfigError(field, f"must be a number in [-1, 1], got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -40,10 +52,7 @@ class FailSafe:
     ``Policy.refusal_message``)."""
 
     def __post_init__(self) -> None:
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) \
-                or not -1.0 <= t <= 1.0:
-            raise ConfigError("threshold", f"must be a number in [-1, 1], got {t!r}")
+        object.__setattr__(self, "threshold", check_threshold(self.threshold))
         if self.action not in FAIL_SAFE_ACTIONS:
             raise ConfigError("action", f"must be one of {list(FAIL_SAFE_ACTIONS)}, "
                                         f"got {self.action!r}")
@@ -171,9 +180,11 @@ class Policy:
                            tuple(rules.broken(text)) if rules else (),
                            rules.final_value(text) if rules else None)
 
-    def refusal_rule(self) -> RefusalPrefixRule:
-        """The refusal judge in the policy's language (its refusal phrases)."""
-        return RefusalPrefixRule(lang=self.lang)
+    def refusal_rule(self, phrases: Sequence[str] | None = None) -> RefusalPrefixRule:
+        """The refusal judge in the policy's language: an answer refuses when it holds
+        one of ``phrases`` (None: the language's shipped ones, ``refusal_phrases``),
+        compared the language's way (Japanese: as the text rules compare texts)."""
+        return RefusalPrefixRule(phrases, lang=self.lang)
 
     @property
     def refusal_message(self) -> str:
@@ -190,6 +201,28 @@ class Policy:
     def describe(self) -> list[str]:
         """One line per rule, in the policy's language."""
         return [r.description for r in self.rules]
+
+    def definition(self) -> dict[str, Any]:
+        """Everything that decides how the policy judges and acts, JSON-ready: name,
+        lang, use, every rule's parameters, the full rubric the model is asked (the
+        file's, or the one derived from the rules when the model judges; where it came
+        from left out) and the fail-safe. Not where the policy came from."""
+        rubric = None
+        if self.rubric is not None or self.use != "rules":
+            rubric = dataclasses.asdict(self.model_rubric())
+            del rubric["source"]
+        return {"name": self.name, "lang": self.lang, "use": self.use,
+                "rules": [r.definition() for r in self.rules], "rubric": rubric,
+                "fail_safe": {**dataclasses.asdict(self.fail_safe),
+                              "refusal_message": self.refusal_message}}
+
+    def fingerprint(self) -> str:
+        """16 hex digits of the SHA-256 of ``definition``: two policies that judge or
+        act differently in any way (a rule's term, a pattern's case, the rubric's
+        wording, the threshold, ...) have different fingerprints, whatever their files
+        are called; a rubric file edited changes it too."""
+        blob = json.dumps(self.definition(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def summary(self) -> dict[str, Any]:
         """What an audit record keeps of the policy: name, source, use, lang."""

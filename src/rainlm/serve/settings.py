@@ -9,7 +9,7 @@ from typing import Any
 from rainlm.config import PRESETS
 from rainlm.errors import ConfigError
 from rainlm.policy.lang import FAIL_SAFE_ACTIONS, REFUSAL_MESSAGES
-from rainlm.policy.model import Policy
+from rainlm.policy.model import FailSafe, Policy, check_threshold
 from rainlm.request import (DEFAULT_MAX_NEW_TOKENS, DEFAULT_PRESET, DEVICES, EMBEDDERS,
                             GenerationParams, field_default)
 
@@ -49,20 +49,26 @@ class ServerSettings:
     """Audit store: an SQLite file, or a ``postgresql://`` URL several replicas share.
     None: ``$RAINLM_AUDIT_DB`` or ``~/.local/share/rainlm/audit.sqlite3``; ":memory:"
     keeps it in memory. Never shown with its password (``trace.location.describe``)."""
-    policy: str = "flag"
+    policy: str | None = None
     """Fail-safe for answers whose self-evaluation is below ``threshold``: "refuse"
-    (replace with ``refusal_message``), "flag" (send, queue for human review) or "pass"."""
-    threshold: float = 0.0
-    """Answers scoring below this (continuous self-evaluation, in [-1, 1]) are acted on."""
-    refusal_message: str = DEFAULT_REFUSAL
-    """Text sent instead of an answer the "refuse" policy withholds."""
+    (replace with ``refusal_message``), "flag" (send, queue for human review) or "pass".
+    Not given (None): ``policy_file``'s ``[fail_safe]`` action, else "flag" (never None
+    once the settings are made, like the next two)."""
+    threshold: float | None = None
+    """Answers scoring below this (continuous self-evaluation, in [-1, 1]) are acted on.
+    Not given (None): ``policy_file``'s ``[fail_safe]`` threshold, else 0.0."""
+    refusal_message: str | None = None
+    """Text sent instead of an answer the "refuse" policy withholds. Not given (None):
+    ``policy_file``'s ``[fail_safe]`` message (or its language's default), else
+    ``DEFAULT_REFUSAL``."""
     policy_file: Policy | None = None
     """A policy file's policy (``--policy-file``; ``rainlm.policy``): the judge of every
     search (whatever a request chooses), and the fail-safe's value of each final answer
     (``rainlm.policy.judging``) in place of the self-evaluation with the preset's
-    rubric. The fail-safe's ``policy``, ``threshold`` and ``refusal_message`` stay these
-    settings' (``rain serve`` fills them from the file unless given on the command
-    line). None: no policy file."""
+    rubric. Its ``[fail_safe]`` gives each of ``policy``, ``threshold`` and
+    ``refusal_message`` that is not given (a value given wins, option by option; the
+    values are settled when the settings are made, so ``dataclasses.replace`` with
+    another file keeps them). None: no policy file."""
     allow_request_policy: bool = False
     """Whether a request may choose its own policy/threshold (``rain.policy``,
     ``rain.threshold``). Off: only the server's policy applies."""
@@ -123,7 +129,21 @@ class ServerSettings:
     429s estimate it from the queue and recent request times (at least 1)."""
 
     def __post_init__(self) -> None:
+        _fail_safe_defaults(self)
         _validate(self)
+
+
+def _fail_safe_defaults(s: ServerSettings) -> None:
+    """Fill each fail-safe setting not given (None): from the policy file's
+    ``[fail_safe]``, else the defaults (``FailSafe()``'s, ``DEFAULT_REFUSAL``). The one
+    place of that precedence: ``rain serve`` passes only the options given."""
+    file = s.policy_file if isinstance(s.policy_file, Policy) else None
+    safe = file.fail_safe if file is not None else FailSafe()
+    found = {"policy": safe.action, "threshold": safe.threshold,
+             "refusal_message": file.refusal_message if file is not None else DEFAULT_REFUSAL}
+    for name, value in found.items():
+        if getattr(s, name) is None:
+            object.__setattr__(s, name, value)
 
 
 def _fail(name: str, message: str, value: Any) -> None:
@@ -157,8 +177,7 @@ def _validate(s: ServerSettings) -> None:
               "<hidden>")
     if s.policy not in POLICIES:
         _fail("policy", f"must be one of {POLICIES}", s.policy)
-    if not is_number(s.threshold) or not -1.0 <= s.threshold <= 1.0:
-        _fail("threshold", "must be a number in [-1, 1]", s.threshold)
+    check_threshold(s.threshold)
     if not isinstance(s.refusal_message, str) or not s.refusal_message.strip():
         _fail("refusal_message", "must be a non-empty text", s.refusal_message)
     if s.policy_file is not None and not isinstance(s.policy_file, Policy):
