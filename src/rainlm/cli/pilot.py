@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from rainlm.cli.options import backend_options, backend_spec, services_of
-from rainlm.request import DEVICES, EMBEDDERS
+from rainlm.cli.options import backend_spec, bench_model_options, services_of
 
 __all__ = ["pilot_command"]
 
@@ -86,13 +85,7 @@ def _policy(ctx: click.Context, param: click.Parameter, value: Path) -> object:
               metavar="NATS",
               help="An answer is fluent when the model's NLL per token is at most greedy's "
                    "median on the sample plus this margin. Fix it before you look at results.")
-@click.option("--model", metavar="PATH|HUB_ID", default=None,
-              help="Model (default: the embedded SmolLM2-135M-Instruct).")
-@backend_options
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              help="Where the model runs.")
-@click.option("--embedder", type=click.Choice(EMBEDDERS), default="auto", show_default=True,
-              help="RAIN's sentence encoder.")
+@bench_model_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with an ETA (default: only on a terminal; phases are always "
                    "printed).")
