@@ -17,7 +17,10 @@ import math
 def fmt(iv: dict | None, kind: str = "rate") -> str:
     if not iv or iv.get("value") is None:
         return "–"
-    v, lo, hi, n = iv["value"], iv["lo"], iv["hi"], iv["n"]
+    v, n = iv["value"], iv["n"]
+    lo, hi = ("?" if x is None else x for x in (iv["lo"], iv["hi"]))
+    if "?" in (lo, hi):
+        return f"{v:.1f} s [{lo if lo == '?' else f'{lo:.1f}'}–{hi if hi == '?' else f'{hi:.1f}'}]"
     if kind == "rate":
         return f"{v:.0%} [{lo:.0%}–{hi:.0%}]"
     if kind == "s":

@@ -246,5 +246,24 @@ def test_a_budget_that_ran_out_and_a_better_best_of_n_are_said():
     assert out["verdict"] == "no-go"
     assert {"not_better", "bon_better", "budget_ran_out"} <= set(out["codes"])
     ran_out = next(t for t, c in zip(out["reasons"], out["codes"]) if c == "budget_ran_out")
-    assert "median of 2 search passes" in ran_out and "12 of 12" in ran_out
+    assert "search passes per answer on this machine was 2" in ran_out and "12 of 12" in ran_out
     assert "best-of-N" in out["next_steps"][0]
+
+
+def test_a_judge_that_calls_everything_fine_is_not_trusted_however_often_it_agrees():
+    from rainlm.pilot.reliability import reliability
+
+    judged = ([{"value": 0.9, "kept": True}] * 40) + ([{"value": 0.9, "kept": False}] * 10)
+    trust = reliability(judged, has_rules=True)
+    assert trust["agreement"]["value"] == 0.8 and trust["balanced_accuracy"] == 0.5
+    recs = records([True] * 10, [True] * 10)
+    policy = policy_from_text(POLICY, source="policy.toml")
+    rows, _, diff = summarize_methods(recs, PilotPlan(p95_s=5), "flag")
+    out = recommend(rows, diff, {"time_budget_s": 4.0, "met": True}, trust, p95_limit=5,
+                    policy=policy, max_new_tokens=48)
+    assert "judge_chance" in out["codes"]
+    good = [{"value": 0.9, "kept": True}] * 40 + [{"value": -0.9, "kept": False}] * 10
+    out = recommend(rows, diff, {"time_budget_s": 4.0, "met": True},
+                    reliability(good, has_rules=True), p95_limit=5, policy=policy,
+                    max_new_tokens=48)
+    assert "judge_ok" in out["codes"]

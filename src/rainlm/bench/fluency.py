@@ -20,10 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Fluency", "answer_nll", "FLUENCY_MEASURE"]
-
-FLUENCY_MEASURE = "mean negative log-likelihood per token under the answering model (nats)"
-"""What ``answer_nll`` measures, as reports name it."""
+__all__ = ["Fluency", "answer_nll"]
 CHUNK = 64
 """Prefixes sent to the backend per call."""
 TOP_K = 20

@@ -31,7 +31,11 @@ from rainlm.pilot.plan import PilotPlan
 from rainlm.policy.judging import check_final_answer
 from rainlm.request import GenerationParams
 
-__all__ = ["Answerer"]
+__all__ = ["BEST_OF_TOP_K", "Answerer"]
+
+BEST_OF_TOP_K = 50
+"""Best-of-N samples from the 50 most probable tokens (an engine's top-logprobs cap when
+that is lower, e.g. llama.cpp's server: 20)."""
 
 
 @dataclass
@@ -55,8 +59,9 @@ class Answerer:
                                    budget_fallback="greedy")
         params = GenerationParams(config=config, max_new_tokens=self.plan.max_new_tokens,
                                   embedder=self.plan.embedder)
+        cap = getattr(getattr(self.backend, "capabilities", None), "max_top_logprobs", None)
         settings = MethodSettings(params=params, temperature=self.plan.best_of_temperature,
-                                  top_k=50)
+                                  top_k=BEST_OF_TOP_K if cap is None else min(BEST_OF_TOP_K, cap))
         return settings if self.encoder is None else settings.with_encoder(self.encoder)
 
     def answer(self, item: Item, method: str, time_budget_s: float | None) -> dict[str, Any]:

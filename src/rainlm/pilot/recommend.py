@@ -38,6 +38,8 @@ SERVE_MAX_TIME_BUDGET = 120.0
 """``rain serve``'s default ``--max-time-budget``."""
 ALPHA = 0.05
 """RAIN counts as better than greedy when the one-sided sign test's p is below this."""
+TRUSTED_JUDGE = 0.8
+"""The balanced accuracy (against the exact rules) a model judge needs to be called usable."""
 BUDGET_LIMITED_SHARE = 0.25
 """RAIN's budget ending a quarter of its searches or more is worth a reason of its own."""
 
@@ -148,9 +150,13 @@ def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Ma
                                "hi": _num(review["hi"], 0)}))
     if reliability.get("comparable"):
         agreement = reliability["agreement"]
-        code = "judge_chance" if agreement["lo"] <= 0.5 else "judge_ok"
+        balanced = reliability.get("balanced_accuracy", math.nan)
+        code = "judge_ok" if balanced >= TRUSTED_JUDGE else "judge_chance"
         reasons.append((code, {"agreement": _pct(agreement["value"]), "n": agreement["n"],
-                               "lo": _pct(agreement["lo"]), "hi": _pct(agreement["hi"])}))
+                               "lo": _pct(agreement["lo"]), "hi": _pct(agreement["hi"]),
+                               "balanced": _pct(balanced),
+                               "fooled": _pct(reliability["model_says_ok_when_rules_break"]["value"]),
+                               "harsh": _pct(reliability["model_says_bad_when_rules_hold"]["value"])}))
     if vs_greedy["n"] < 100:
         reasons.append(("small_sample", {"n": vs_greedy["n"]}))
     return {"verdict": verdict, "headline": _say(lang, f"headline.{verdict}"),

@@ -54,16 +54,22 @@ def judge_answers(backend: Any, policy: Any, answers: Sequence[dict[str, Any]], 
 
 
 def reliability(judged: Sequence[dict[str, Any]], has_rules: bool) -> dict[str, Any]:
-    """Agreement of the model's verdicts with the rules', with Wilson intervals."""
+    """Agreement of the model's verdicts with the rules', with Wilson intervals, and the
+    balanced accuracy (the mean of its hit rates on broken and on kept answers: a judge
+    that calls everything fine agrees often where most answers keep the rules, and
+    scores 0.5 here)."""
     if not has_rules:
         return {"answers": len(judged), "agreement": None, "comparable": False}
     says_ok = [r["value"] > 0 for r in judged]
     kept = [bool(r["kept"]) for r in judged]
+    fooled = rate(a for a, b in zip(says_ok, kept) if not b)
+    harsh = rate(not a for a, b in zip(says_ok, kept) if b)
     return {
         "answers": len(judged), "comparable": True,
         "agreement": rate(a == b for a, b in zip(says_ok, kept)).to_dict(),
-        "model_says_ok_when_rules_break": rate(a for a, b in zip(says_ok, kept) if not b).to_dict(),
-        "model_says_bad_when_rules_hold": rate(not a for a, b in zip(says_ok, kept) if b).to_dict(),
+        "model_says_ok_when_rules_break": fooled.to_dict(),
+        "model_says_bad_when_rules_hold": harsh.to_dict(),
+        "balanced_accuracy": 1.0 - (fooled.value + harsh.value) / 2,  # NaN without both kinds
         "rules_broken": sum(not k for k in kept),
     }
 

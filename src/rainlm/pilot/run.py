@@ -20,7 +20,6 @@ from typing import Any
 
 from rainlm.backends.base import model_name
 from rainlm.bench.datasets import HHPair
-from rainlm.bench.fluency import FLUENCY_MEASURE
 from rainlm.pilot.answering import Answerer
 from rainlm.pilot.budget import find_budget
 from rainlm.pilot.i18n import text
@@ -163,7 +162,7 @@ def build_report(run: PilotRun, answers: Sequence[Mapping[str, Any]], budget: Ma
                     "tuned_outside_sample": run.prompts.tuned_outside},
         "p95_limit_s": run.plan.p95_s,
         "plan": run.plan.to_dict(),
-        "fluency": {"measure": FLUENCY_MEASURE, **fluency},
+        "fluency": {"measure": text(run.lang, "fluency_measure"), **fluency},
         "budget": {"rain": {"time_budget_s": budget["time_budget_s"], "tries": budget["tries"],
                             "met": budget["met"]},
                    "best_of_n": {"time_budget_s": budget["time_budget_s"],
