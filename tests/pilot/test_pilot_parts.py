@@ -241,12 +241,14 @@ def test_a_budget_that_ran_out_and_a_better_best_of_n_are_said():
     recs = records([False] * 12, [False] * 12, bon_kept=[True] * 12)
     for r in recs:
         if r["method"] == "rain":
-            r.update(budget_limited=True, details={"searches": 2})
+            r.update(budget_limited=True, unsearched=r["item_id"] in ("i0", "i1"),
+                     details={"searches": 2})
     out = verdict(recs)
     assert out["verdict"] == "no-go"
     assert {"not_better", "bon_better", "budget_ran_out"} <= set(out["codes"])
     ran_out = next(t for t, c in zip(out["reasons"], out["codes"]) if c == "budget_ran_out")
     assert "search passes per answer on this machine was 2" in ran_out and "12 of 12" in ran_out
+    assert "2 of those answers were finished greedily" in ran_out
     assert "best-of-N" in out["next_steps"][0]
 
 

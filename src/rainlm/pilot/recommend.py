@@ -142,7 +142,8 @@ def recommend(methods: Sequence[Mapping[str, Any]], differences: Mapping[str, Ma
     if rain["n"] and rain["budget_limited"] >= BUDGET_LIMITED_SHARE * rain["n"]:
         reasons.append(("budget_ran_out", {
             "budget": _num(budget.get("time_budget_s")), "limited": rain["budget_limited"],
-            "n": rain["n"], "passes": _num(rain.get("search_passes_median"), 0)}))
+            "unsearched": rain["unsearched"], "n": rain["n"],
+            "passes": _num(rain.get("search_passes_median"), 0)}))
     review = rain["review_per_1000"]
     safe = policy.fail_safe
     reasons.append(("review", {"action": safe.action, "threshold": f"{safe.threshold:g}",
