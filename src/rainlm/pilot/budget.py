@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from rainlm.bench.datasets import Item
 from rainlm.pilot.log import PilotLog
 from rainlm.pilot.plan import PilotPlan
+from rainlm.pilot.summary import quantile_interval
 
 __all__ = ["FIRST_SHARE", "find_budget", "p95"]
 
@@ -30,8 +29,9 @@ SHRINK_MARGIN = 0.95
 
 
 def p95(values: Sequence[float]) -> float:
-    """The 95th percentile (linear interpolation, numpy's default)."""
-    return float(np.percentile(np.asarray(values, dtype=np.float64), 95)) if values else float("nan")
+    """The 95th percentile (linear interpolation, numpy's default), as the report
+    computes it; NaN without values."""
+    return quantile_interval(values, 95).value
 
 
 def find_budget(answer: Callable[[Item, str, float | None], dict[str, Any]],

@@ -28,7 +28,7 @@ from rainlm.pilot.plan import METHODS, PilotPlan
 from rainlm.pilot.prompts import PilotPrompts
 from rainlm.pilot.recommend import recommend
 from rainlm.pilot.reliability import judge_answers, judge_pairs, reliability
-from rainlm.pilot.summary import summarize_methods
+from rainlm.pilot.summary import is_fluent, summarize_methods
 
 __all__ = ["PilotRun", "build_report", "run_pilot", "units_done", "write_report"]
 
@@ -195,7 +195,7 @@ def _answer_view(a: Mapping[str, Any], fluent_below: float) -> dict[str, Any]:
     return {"item_id": a["item_id"], "prompt": a["prompt"], "method": a["method"],
             "text": a.get("text", ""), "seconds": a.get("latency_s"), "nll": nll,
             "kept": bool(a.get("kept")), "broken": list(a.get("broken") or []),
-            "fluent": nll is not None and nll <= fluent_below,
+            "fluent": is_fluent(a, fluent_below),
             "budget_limited": bool(a.get("budget_limited")),
             "unsearched": bool(a.get("unsearched")), "error": a.get("error"),
             "judge_value": a.get("judge_value"), "tokens_encoded": a.get("tokens_encoded"),

@@ -26,7 +26,7 @@ import numpy as np
 from rainlm.bench.metrics import RESAMPLES, Interval, bootstrap_mean, bootstrap_ratio, rate
 from rainlm.pilot.plan import METHODS, PilotPlan
 
-__all__ = ["fluency_threshold", "paired_difference", "quantile_interval", "sign_test",
+__all__ = ["fluency_threshold", "is_fluent", "paired_difference", "quantile_interval", "sign_test",
            "summarize_methods"]
 
 
@@ -82,6 +82,8 @@ def fluency_threshold(answers: Sequence[Mapping[str, Any]], plan: PilotPlan) -> 
 
 
 def is_fluent(answer: Mapping[str, Any], threshold: float) -> bool:
+    """Whether an answer's NLL per token is at most ``threshold`` (an empty answer, or a
+    threshold without greedy answers to set it, is not fluent)."""
     nll = answer.get("nll")
     return nll is not None and math.isfinite(threshold) and nll <= threshold
 
