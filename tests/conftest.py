@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.needs import require_embedded_model, require_module
@@ -73,3 +75,20 @@ def store_location(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "audit-store" / "audit.sqlite3")
     return request.getfixturevalue("postgres_url")
+
+
+# ------------------------------------------------------------------ vLLM
+VLLM_INSTALL = ("start one with scripts/vllm_server start (it creates vLLM's own "
+                "environment the first time) and export RAINLM_VLLM_URL=<the URL it prints>")
+
+
+@pytest.fixture(scope="session")
+def vllm_url():
+    """Base URL of a real vLLM server on the embedded model (``$RAINLM_VLLM_URL``: CI starts
+    it with ``scripts/vllm_server``). Skipped without one, unless ``RAINLM_REQUIRE_ALL=1``
+    or ``RAINLM_REQUIRE_VLLM=1`` (then the tests fail, saying why: ``tests/needs.py``)."""
+    from tests.needs import require
+
+    url = os.environ.get("RAINLM_VLLM_URL", "").rstrip("/")
+    require(url, "a vLLM server ($RAINLM_VLLM_URL)", VLLM_INSTALL, part="vllm")
+    return url

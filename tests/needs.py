@@ -10,7 +10,8 @@ it, except under the switch:
 - the older per-part variables still work for their part alone:
   ``RAINLM_REQUIRE_LLAMACPP`` (part ``"llama.cpp"``), ``RAINLM_REQUIRE_ENGINE``
   (``"engine"``), ``RAINLM_REQUIRE_CHROMIUM`` (``"chromium"``),
-  ``RAINLM_REQUIRE_POSTGRES`` (``"postgres"``: PostgreSQL's binaries and psycopg).
+  ``RAINLM_REQUIRE_POSTGRES`` (``"postgres"``: PostgreSQL's binaries and psycopg),
+  ``RAINLM_REQUIRE_VLLM`` (``"vllm"``: a vLLM server at ``$RAINLM_VLLM_URL``).
 
 API: :func:`require_module` (an ``importorskip`` that obeys the switch),
 :func:`require_installed` (installed, not imported: for tests that run it in a
@@ -38,7 +39,8 @@ __all__ = ["REQUIRE_ALL", "PART_SWITCHES", "install_hint", "missing", "require",
 REQUIRE_ALL = "RAINLM_REQUIRE_ALL"
 """Set to 1: every missing optional part fails its tests instead of skipping them."""
 PART_SWITCHES = {"llama.cpp": "RAINLM_REQUIRE_LLAMACPP", "engine": "RAINLM_REQUIRE_ENGINE",
-                 "chromium": "RAINLM_REQUIRE_CHROMIUM", "postgres": "RAINLM_REQUIRE_POSTGRES"}
+                 "chromium": "RAINLM_REQUIRE_CHROMIUM", "postgres": "RAINLM_REQUIRE_POSTGRES",
+                 "vllm": "RAINLM_REQUIRE_VLLM"}
 """The one-part switches (each honoured for its part only)."""
 
 _MODEL = "run scripts/setup (or pip install 'rainlm[model]')"

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import Backend, model_name, stop_strings_of
+from rainlm.backends.decoding import decodes_natively
 from rainlm.config import RainConfig
 from rainlm.core.decode import DecodeOutcome, rain_decode
 from rainlm.core.greedy import greedy_continue
@@ -204,7 +205,7 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     stops = tuple(stop_strings) + stop_strings_of(backend)
     answer: list[int] = []
     eos = frozenset(backend.eos_token_ids)
-    calls = ModelCalls(stats, stop=stop)
+    calls = ModelCalls(stats, stop=stop, engine_decodes=decodes_natively(backend))
     calls.deadline = None if time_budget_s is None else start + time_budget_s
     exhausted = False
     try:

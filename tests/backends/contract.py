@@ -209,3 +209,58 @@ class BackendContract:
         assert root.visits >= 1
         for node in r.tree.nodes:
             assert -1.0 - 1e-9 <= node.value <= 1.0 + 1e-9
+
+    # ------------------------------------------------------------ continuations
+    def test_greedy_continuation_equals_greedy_steps(self, b, prompt_ids):
+        """The second primitive (the engine's own decoding where it has one) and the one
+        built on next_logprobs choose the same greedy tokens and stop alike."""
+        from rainlm.backends.decoding import DecodeRequest, decode, decode_by_next_logprobs
+
+        eos = tuple(sorted(b.eos_token_ids))
+        asks = [DecodeRequest(prompt_ids, 12, stop_token_ids=eos),
+                DecodeRequest(prompt_ids + b.tokenize(" The"), 6, stop=(".",),
+                              stop_token_ids=eos)]
+        native = decode(b, asks)
+        steps = decode_by_next_logprobs(b, asks)
+        for got, want, ask in zip(native, steps, asks):
+            assert got.tokens == want.tokens
+            assert got.finish == want.finish
+            assert len(got.logprobs) == len(got.tokens)
+            assert np.allclose(got.logprobs, want.logprobs, atol=ENGINE_CACHE_TOL)
+            assert 1 <= len(got.tokens) <= ask.max_tokens
+        assert b.detokenize(native[0].tokens).strip()
+        assert native[1].finish in {"stop", "eos", "length"}
+        if native[1].finish == "stop":
+            assert "." in b.detokenize(native[1].tokens)
+
+    def test_sampled_continuations_follow_the_next_token_distribution(self, b):
+        """Sampled first tokens (200 seeds) against ``next_logprobs``: a chi-square test
+        over the five likeliest tokens and the rest (df 5; 20.5 is its 0.1% point), and
+        the same seed gives the same tokens."""
+        from rainlm.backends.decoding import DecodeRequest, decode, decodes_natively
+
+        context = list(b.render_prompt([{"role": "user", "content": "Name one animal."}]))
+        dist, = b.next_logprobs([context])
+        ids, probs = dist.top_k(5)
+        if not dist.is_dense and not decodes_natively(b):
+            # built on next_logprobs, a sparse backend samples among the top-k it returns
+            probs = probs / np.exp(np.asarray(dist.logprobs, dtype=np.float64)).sum()
+        expected = np.append(probs, max(1.0 - probs.sum(), 0.0)) * 200
+        drawn = decode(b, [DecodeRequest(context, 1, temperature=1.0, seed=s)
+                           for s in range(200)])
+        index = {int(t): i for i, t in enumerate(ids)}
+        counts = np.zeros(6)
+        for d in drawn:
+            counts[index.get(d.tokens[0], 5)] += 1
+        keep = expected >= 1.0  # (a bin the model gives next to nothing is left out)
+        chi2 = float((((counts - expected) ** 2)[keep] / expected[keep]).sum())
+        assert chi2 < 20.5, (counts.tolist(), expected.round(1).tolist())
+        again = decode(b, [DecodeRequest(context, 8, temperature=1.0, seed=s) for s in (3, 3)])
+        assert again[0].tokens == again[1].tokens
+        several = [decode(b, [DecodeRequest(context, 4, temperature=1.0, top_k=5, seed=9,
+                                            samples=3, report_top=5)]) for _ in range(2)]
+        assert len(several[0]) == 3
+        assert [d.tokens for d in several[0]] == [d.tokens for d in several[1]]
+        for d in several[0]:  # top-k sampling: every token among the top 5 reported
+            assert d.top is not None and len(d.top) == len(d.tokens)
+            assert all(t in top for t, top in zip(d.tokens, d.top))

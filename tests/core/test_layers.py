@@ -19,10 +19,12 @@ metrics run on a company's prompts and policy (cli → pilot → bench → reque
 BELOW_REQUEST = ("api", "core", "backends", "judge", "similarity", "config", "result",
                  "messages", "errors")
 """What the request layer (``rainlm.request``) stands on."""
-CORE_INTERFACES = ("rainlm.backends.base", "rainlm.backends.distribution", "rainlm.backends.steps",
+CORE_INTERFACES = ("rainlm.backends.base", "rainlm.backends.decoding",
+                   "rainlm.backends.distribution", "rainlm.backends.steps",
                    "rainlm.judge.base", "rainlm.similarity.base")
 """The only modules of backends/judge/similarity the search core may import: the
-interfaces it calls, never an implementation."""
+interfaces it calls (``backends.decoding``: the contract's continuation primitive and
+its default on ``next_logprobs``), never an implementation."""
 
 
 def module_name(path: Path) -> str:

@@ -18,6 +18,16 @@ What crosses the wire:
   ``TokenStringMap`` (exact with vLLM's ``return_tokens_as_token_ids``, which is always
   requested; a reverse vocabulary otherwise: see ``token_strings.py`` for collisions and
   byte pieces).
+* **Batches**: with token-id prompts, the contexts of one ``next_logprobs`` call go out
+  as one request (a list of prompts); with text prompts, one request each, concurrently.
+* **Continuations** (``decode``, ``backends.decoding``): with token-id prompts the engine
+  decodes: a greedy batch is one request, a sampled continuation one request with its
+  own ``seed`` (vLLM's extensions ``seed``, ``stop_token_ids``,
+  ``include_stop_str_in_output``; ``top_p`` 1 and ``top_k`` −1 so the whole vocabulary
+  is sampled, whatever defaults the engine read from the model's generation config).
+  The token log-probabilities are the engine's raw ones (vLLM's default
+  ``--logprobs-mode``), with the top ones where asked (``report_top``). Engines that take text only (llama.cpp's
+  server) keep ``next_logprobs`` one token at a time: their tokens come back as text.
 * **End of answer**: llama-cpp-python returns *no* logprobs when the greedy token ends
   generation; such a call is repeated once with ``logit_bias`` -100 on the end-of-turn
   ids. That server applies biases in its sampler only, so the logprobs it then reports
@@ -40,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from rainlm.backends.base import BackendCounters, Capabilities, TokenDistribution
+from rainlm.backends.decoding import DecodeRequest, Decoded, decode_by_next_logprobs
 from rainlm.backends.chat_template import (END_OF_TURN_NAMES, control_count, hf_bos_ids,
                                           hf_control_ids, hf_encode_markup, hf_encode_text,
                                           hf_render_prompt, hf_text_tokenizer)
@@ -76,13 +87,16 @@ class OpenAICompatibleBackend:
         name: display name; default ``"<model> @ <base_url>"``.
         prompt_mode: ``"auto"`` (probe whether the engine takes token ids), ``"ids"`` or
             ``"text"``.
+        engine_decoding: let the engine decode continuations (imagined completions,
+            greedy finishes) in one request where it takes token ids; False: one
+            next-token request per token (an engine without vLLM's sampling extensions).
     """
 
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
                  tokenizer: Any = None, timeout_s: float = 30.0, max_retries: int = 3,
                  backoff_s: float = 0.5, max_parallel: int = 4,
                  max_top_logprobs: int | None = None, name: str | None = None,
-                 prompt_mode: str = "auto"):
+                 prompt_mode: str = "auto", engine_decoding: bool = True):
         _check_positive("timeout_s", timeout_s)
         _check_positive("max_parallel", max_parallel)
         if max_retries < 0 or backoff_s < 0:
@@ -110,9 +124,11 @@ class OpenAICompatibleBackend:
         self.bos_ids = tuple(hf_bos_ids(self.tokenizer))
         self.counters = BackendCounters()
         self.prompt_mode = prompt_mode
+        self.engine_decoding = bool(engine_decoding)
         self.retokenized_contexts = 0  # text-mode contexts the engine sees re-tokenized
         self.unmapped_tokens = 0  # top_logprobs entries that no id could be found for
         self.eos_retries = 0  # calls repeated with the end-of-turn bias
+        self.requests_sent = 0  # HTTP requests to /completions (the prompt-mode probe aside)
         self._token_map = None
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -224,16 +240,128 @@ class OpenAICompatibleBackend:
             return []
         self._ensure_prompt_mode(contexts[0])
         self.counters.batch_sizes.append(len(contexts))
-        if len(contexts) == 1 or self.max_parallel == 1:
-            return [self._one(c, k) for c in contexts]
+        if len(contexts) > 1 and self.prompt_mode == "ids":
+            return self._batch(contexts, k)
+        return self._in_parallel(self._one, [(c, k) for c in contexts])
+
+    def _in_parallel(self, work, items: list[tuple]) -> list:
+        """``work(*item)`` for each item, concurrently (at most ``max_parallel``)."""
+        if len(items) == 1 or self.max_parallel == 1:
+            return [work(*item) for item in items]
         pool = self._executor()
-        futures = [pool.submit(self._one, c, k) for c in contexts]
+        futures = [pool.submit(work, *item) for item in items]
         try:
             return [f.result() for f in futures]
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
+
+    def _batch(self, contexts: list[list[int]], k: int) -> list[TokenDistribution]:
+        """One request for all ``contexts`` (token-id prompts); a context whose answer
+        came back without logprobs (the end-of-turn case) is asked again alone."""
+        answer = self._post(self._body(contexts, k))
+        choices = _choices_in_order(answer, len(contexts), self.base_url)
+        self._count(answer.get("usage") or {})
+        return [self._distribution(_first_top(choice), k) if _first_top(choice)
+                else self._one(context, k) for context, choice in zip(contexts, choices)]
+
+    # ---------------------------------------------------------------- continuations
+    @property
+    def decodes_natively(self) -> bool:
+        """Whether ``decode`` runs on the engine: allowed (``engine_decoding``) and the
+        engine takes token-id prompts (probed once)."""
+        if not self.engine_decoding:
+            return False
+        self._ensure_prompt_mode([])
+        return self.prompt_mode == "ids"
+
+    def decode(self, requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        """Continue each request's context on the engine (``backends.decoding``):
+        greedy requests alike in length and stops as one request, each sampled one as a
+        request of its own (its own seed; its ``samples`` as the request's ``n``),
+        concurrently. Engines that take text only decode through ``next_logprobs``."""
+        requests = list(requests)
+        if not requests:
+            return []
+        if not self.decodes_natively:
+            return decode_by_next_logprobs(self, requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = ((r.max_tokens, r.stop, r.stop_token_ids, r.report_top, r.samples)
+                   if r.temperature == 0 else ("own", i))
+            groups.setdefault(key, []).append(i)
+        members = list(groups.values())
+        results = self._in_parallel(self._decode_group,
+                                    [([requests[i] for i in m],) for m in members])
+        out: list[list[Decoded]] = [[] for _ in requests]
+        for m, decoded in zip(members, results):
+            at = 0
+            for i in m:
+                out[i] = decoded[at:at + requests[i].samples]
+                at += requests[i].samples
+        return [d for part in out for d in part]
+
+    def _decode_group(self, group: list[DecodeRequest]) -> list[Decoded]:
+        """One request continuing every context of ``group`` (alike but for the context)."""
+        first = group[0]
+        sampled = first.temperature != 0
+        cap = self.capabilities.max_top_logprobs
+        if first.report_top > cap:
+            raise CapabilityError(f"report_top={first.report_top} is above the engine's "
+                                  f"top-logprobs cap of {cap}.")
+        body: dict[str, Any] = {
+            "model": self.model, "max_tokens": int(first.max_tokens),
+            "prompt": [list(r.context) for r in group] if len(group) > 1 else list(first.context),
+            "temperature": float(first.temperature), "top_p": 1.0,
+            "top_k": int(first.top_k) if first.top_k else -1,
+            "logprobs": max(int(first.report_top), 1), "echo": False, "stream": False,
+            "n": int(first.samples),
+            "return_tokens_as_token_ids": True, "include_stop_str_in_output": True,
+            "skip_special_tokens": False,
+        }
+        if first.stop:
+            body["stop"] = list(first.stop)
+        if first.stop_token_ids:
+            body["stop_token_ids"] = [int(t) for t in first.stop_token_ids]
+        if sampled and first.seed is not None:
+            body["seed"] = int(first.seed)
+        answer = self._post(body)
+        rows = [r for r in group for _ in range(r.samples)]
+        choices = _choices_in_order(answer, len(rows), self.base_url)
+        self._count(answer.get("usage") or {})
+        return [self._decoded(choice, request) for choice, request in zip(choices, rows)]
+
+    def _decoded(self, choice: Mapping[str, Any], request: DecodeRequest) -> Decoded:
+        lp = choice.get("logprobs") or {}
+        names = lp.get("tokens") or []
+        logprobs = [float(x) if x is not None else 0.0 for x in (lp.get("token_logprobs") or [])]
+        tokens = [self._token_id(name) for name in names]
+        if len(logprobs) != len(tokens):
+            raise BackendError(f"The engine at {self.base_url} returned {len(tokens)} tokens "
+                               f"but {len(logprobs)} log-probabilities.")
+        top = None
+        if request.report_top:
+            top = [{self._token_id(name): float(v) for name, v in (entry or {}).items()
+                    if v is not None} for entry in (lp.get("top_logprobs") or [])]
+        if tokens and tokens[-1] in request.stop_token_ids:
+            finish = "eos"
+        elif choice.get("finish_reason") == "length":
+            finish = "length"
+        else:
+            finish = "stop"
+        return Decoded(tokens, logprobs, finish, top)
+
+    def _token_id(self, name: str) -> int:
+        """A returned token's id: exact from ``token_id:N``, else the reverse vocabulary."""
+        if name.startswith("token_id:"):
+            return int(name[len("token_id:"):])
+        found = self.token_map().id_of(name)
+        if found is None:
+            raise BackendError(f"The engine at {self.base_url} returned a token {name!r} "
+                               f"that is not in the local tokenizer's vocabulary: pass the "
+                               f"served model's tokenizer folder as --tokenizer.")
+        return found
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -250,19 +378,27 @@ class OpenAICompatibleBackend:
             if self.prompt_mode != "auto":
                 return
             probe = (sample[:2] if len(sample) >= 2 else self.tokenize("Hello world")[:2])
-            try:
-                self.http.request("POST", "completions", self._body(probe, 1), probe=True)
+            cap = self.capabilities.max_top_logprobs
+            try:  # (at the top-logprobs cap: an engine set lower says so now)
+                self.http.request("POST", "completions", self._body(probe, cap), probe=True)
                 self.prompt_mode = "ids"
             except HttpStatusError as exc:
                 if exc.status not in (400, 422, 500):  # busy or starting: probe again later
                     raise BackendError(f"The engine at {exc.url} is not ready (HTTP "
                                        f"{exc.status}): {exc.message}",
                                        retryable=True) from exc
+                if "logprobs" in exc.message.lower():
+                    raise CapabilityError(
+                        f"The engine at {exc.url} refuses {cap} top log-probabilities "
+                        f"({exc.message}). Start it with a higher cap (vLLM: --max-logprobs "
+                        f"{cap} or more), or pass max_top_logprobs= no larger than its "
+                        f"cap.") from exc
                 # A rejection of the prompt's type (llama-cpp-python: 500 "Input should
                 # be a valid string"): this engine wants text.
                 self.prompt_mode = "text"
 
-    def _body(self, prompt: list[int] | str, k: int, bias: Mapping[str, float] | None = None):
+    def _body(self, prompt: list[int] | list[list[int]] | str, k: int,
+              bias: Mapping[str, float] | None = None):
         body: dict[str, Any] = {
             "model": self.model, "prompt": prompt, "max_tokens": 1, "logprobs": k,
             "temperature": 0.0, "echo": False, "stream": False, "n": 1,
@@ -320,6 +456,11 @@ class OpenAICompatibleBackend:
                     f"top_logprobs for a {len(context)}-token context (even with the "
                     f"end-of-turn tokens biased away). Check that it supports `logprobs` "
                     f"on /completions (llama.cpp: logits_all must be on).")
+        self._count(usage)
+        return self._distribution(top, k)
+
+    def _distribution(self, top: Mapping[str, float], k: int) -> TokenDistribution:
+        """A sparse distribution from one ``top_logprobs`` entry."""
         ids, lps, unmapped = self.token_map().convert(top)
         if ids.size == 0:
             raise BackendError(
@@ -327,28 +468,29 @@ class OpenAICompatibleBackend:
                 f"({list(top)[:5]}) is in the local tokenizer's vocabulary: the tokenizer "
                 f"does not match the served model {self.model!r}; pass its folder as "
                 f"--tokenizer (tokenizer= in Python).")
-        self._count(usage, unmapped)
+        if unmapped:
+            with self._lock:
+                self.unmapped_tokens += unmapped
         return TokenDistribution(lps[:k], ids[:k])
 
-    def _complete(self, prompt, k: int, bias) -> tuple[dict, dict]:
-        """POST one completion; returns (top_logprobs[0] or {}, usage)."""
+    def _post(self, body: Mapping[str, Any]) -> dict:
+        """POST one ``/completions`` request (counted in ``requests_sent``)."""
+        with self._lock:
+            self.requests_sent += 1
         try:
-            answer = self.http.request("POST", "completions", self._body(prompt, k, bias))
+            return self.http.request("POST", "completions", dict(body))
         except HttpStatusError as exc:
             raise BackendError(
                 f"The engine at {exc.url} rejected the request (HTTP {exc.status}): "
                 f"{exc.message}") from exc
-        try:
-            choice = answer["choices"][0]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise BackendError(f"The engine at {self.base_url} answered without choices: "
-                               f"{str(answer)[:300]}") from exc
-        lp = choice.get("logprobs") or {}
-        tops = lp.get("top_logprobs") or []
-        top = tops[0] if tops and tops[0] else {}
-        return top, answer.get("usage") or {}
 
-    def _count(self, usage: Mapping[str, Any], unmapped: int) -> None:
+    def _complete(self, prompt, k: int, bias) -> tuple[dict, dict]:
+        """POST one completion; returns (top_logprobs[0] or {}, usage)."""
+        answer = self._post(self._body(prompt, k, bias))
+        choice = _choices_in_order(answer, 1, self.base_url)[0]
+        return _first_top(choice), answer.get("usage") or {}
+
+    def _count(self, usage: Mapping[str, Any]) -> None:
         """Counters from the engine's ``usage``: prompt tokens count as prefill unless the
         engine reports them as cached (vLLM/SGLang ``prompt_tokens_details``)."""
         prompt = int(usage.get("prompt_tokens") or 0)
@@ -360,7 +502,26 @@ class OpenAICompatibleBackend:
             c.prefill_tokens += max(prompt - cached, 0)
             c.cached_tokens_reused += cached
             c.decode_tokens += int(usage.get("completion_tokens") or 0)
-            self.unmapped_tokens += unmapped
+
+
+def _choices_in_order(answer: Any, count: int, base_url: str) -> list[Mapping[str, Any]]:
+    """The ``count`` choices of a completion, in prompt order (by ``index``)."""
+    try:
+        choices = sorted(answer["choices"], key=lambda c: int(c.get("index", 0)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BackendError(f"The engine at {base_url} answered without choices: "
+                           f"{str(answer)[:300]}") from exc
+    if len(choices) != count:
+        raise BackendError(f"The engine at {base_url} answered {len(choices)} choices for "
+                           f"{count} prompts.")
+    return choices
+
+
+def _first_top(choice: Mapping[str, Any]) -> dict:
+    """The first token's ``top_logprobs`` entry of a choice ({} when missing)."""
+    lp = choice.get("logprobs") or {}
+    tops = lp.get("top_logprobs") or []
+    return tops[0] if tops and tops[0] else {}
 
 
 def _check_positive(field: str, value: float) -> None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from rainlm.backends.base import (Backend, BackendCounters, TokenDistribution, model_name,
                                  stop_strings_of, top_k_key)
+from rainlm.backends.decoding import DecodeRequest, Decoded, decodes_natively
 
 __all__ = ["SharedBackend", "BackendClient"]
 
@@ -248,7 +249,9 @@ def _share_counters(calls: list[_Call], before: dict[str, int], after: dict[str,
 
 class BackendClient:
     """One search's view of a ``SharedBackend``: the real backend's attributes, its own
-    counters, and ``next_logprobs`` through the shared door. Use it as a context manager
+    counters, and ``next_logprobs`` through the shared door (``decode``, on a backend that
+    decodes natively, goes straight to the engine, which batches concurrent requests
+    itself). Use it as a context manager
     around the search (``with shared.client() as backend:``) so that dispatches wait for
     its calls. It has no ``clear_cache``: one request must not empty the cache the
     others use."""
@@ -261,6 +264,7 @@ class BackendClient:
         self.eos_token_ids = backend.eos_token_ids
         self.bos_ids = backend.bos_ids
         self.default_stop_strings = stop_strings_of(backend)
+        self.decodes_natively = decodes_natively(backend)
         self.counters = BackendCounters()
         """This search's share of the backend's work (``_share_counters``)."""
 
@@ -283,3 +287,11 @@ class BackendClient:
     def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
                       top_k: int | None = None) -> list[TokenDistribution]:
         return self.shared.submit(contexts, top_k, self.counters)
+
+    def decode(self, requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        """The engine's own continuation (only where ``decodes_natively``), counted as one
+        forward call and its tokens as decode tokens of this search."""
+        out = self.shared.backend.decode(list(requests))  # type: ignore[attr-defined]
+        self.counters.forward_calls += 1
+        self.counters.decode_tokens += sum(len(d.tokens) for d in out)
+        return out

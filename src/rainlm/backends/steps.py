@@ -8,7 +8,8 @@ business:
 
 - ``drive`` answers one generator's calls one at a time, in the order asked;
 - ``rainlm.core.scheduler.run_together`` advances many searches at once and sends the
-  next-token calls of all of them to the backend as one batch per step.
+  next-token calls (and the continuations) of all of them to the backend as one batch
+  per step.
 
 Either way a generator sees the same results in the same order, so what it computes
 does not depend on who answered (nor on how the answerer batched).
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from rainlm.backends.base import Backend
+from rainlm.backends.decoding import DecodeRequest, decode
 
-__all__ = ["ModelCall", "NextDists", "Steps", "drive"]
+__all__ = ["Continuations", "ModelCall", "NextDists", "Steps", "drive"]
 
 
 class ModelCall(Protocol):
@@ -53,6 +55,18 @@ class NextDists:
 
     def answer(self, backend: Backend) -> Any:
         return (self.backend or backend).next_logprobs(self.contexts, top_k=self.top_k)
+
+
+@dataclass(frozen=True)
+class Continuations:
+    """A model call: continue each request's context by several tokens
+    (``rainlm.backends.decoding``: the engine's own decoding, in one request)."""
+
+    requests: list[DecodeRequest]
+    """What to continue, one ``Decoded`` wanted per request."""
+
+    def answer(self, backend: Backend) -> Any:
+        return decode(backend, self.requests)
 
 
 def drive(steps: Steps[T], backend: Backend) -> T:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rainlm.backends.decoding import DecodeRequest
 from rainlm.core.model_calls import ModelCalls, Steps
 
 Candidate = tuple[tuple[int, ...], float]  # (token set, probability under the proposal)
@@ -48,6 +49,27 @@ def temper(probs: np.ndarray, temperature: float) -> np.ndarray:
     return out / out.sum()
 
 
+def law_probability(token: int, logprob: float, top: dict[int, float] | None,
+                    temperature: float, top_k: int | None = None) -> float:
+    """A token's probability under the law an engine drew it from, given the model's
+    log-probability of it and (where the law is not the model's own) the model's top
+    log-probabilities at that step: the top ``top_k`` (all given: the top-k law is
+    exact when the engine returned k), tempered (``temper``), as ``TokenDistribution.sample``
+    computes it in process."""
+    if temperature == 1.0 and top_k is None:
+        return float(np.exp(logprob))
+    entries = dict(top or {})
+    entries.setdefault(int(token), float(logprob))
+    ranked = sorted(entries.items(), key=lambda item: (-item[1], item[0]))
+    if top_k is not None:
+        ranked = ranked[:top_k]
+    ids = [t for t, _ in ranked]
+    if token not in ids:
+        return 0.0
+    law = temper(np.exp(np.array([lp for _, lp in ranked], dtype=np.float64)), temperature)
+    return float(law[ids.index(token)])
+
+
 def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, count: int,
                       top_k: int, rng: np.random.Generator, eos_ids: Collection[int],
                       *, include_greedy: bool, temperature: float = 1.0) -> Steps[list[Candidate]]:
@@ -58,7 +80,13 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
     under that law. A set ends early at end-of-sequence (the published code keeps
     sampling past EOS; we stop there deliberately: tokens after EOS are never part of an
     answer). Returns every drawn set in draw order (greedy first), duplicates included.
+    On a backend that decodes natively (``calls.engine_decodes``) each set is one
+    continuation (``token_sets_on_engine``).
     """
+    if calls.engine_decodes:
+        return (yield from token_sets_on_engine(calls, state, length, count, top_k, rng,
+                                                eos_ids, include_greedy=include_greedy,
+                                                temperature=temperature))
     rows = ([True] if include_greedy else []) + [False] * count  # True = greedy row
     seqs: list[list[int]] = [[] for _ in rows]
     probs = [1.0 for _ in rows]
@@ -78,6 +106,36 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
             probs[i] *= p
             done[i] = token in eos_ids
     return [(tuple(s), p) for s, p in zip(seqs, probs)]
+
+
+SEED_RANGE = 2**31 - 1
+"""Seeds of an engine's sampling are drawn from the search's generator in [0, this)."""
+
+
+def token_sets_on_engine(calls: ModelCalls, state: Sequence[int], length: int, count: int,
+                         top_k: int, rng: np.random.Generator, eos_ids: Collection[int], *,
+                         include_greedy: bool, temperature: float = 1.0) -> Steps[list[Candidate]]:
+    """``sample_token_sets`` by the engine's own decoding: the greedy set is one
+    continuation, the sampled sets (top-k at ``temperature``, one seed from ``rng``) one
+    request's ``samples``, both in one call; each set's probability is the product of ``law_probability`` over its
+    tokens, from the top-k log-probabilities the engine returns with them."""
+    eos = tuple(sorted(eos_ids))
+    greedy = [DecodeRequest(list(state), length, top_k=top_k, stop_token_ids=eos,
+                            report_top=top_k)] if include_greedy else []
+    sampled = [DecodeRequest(list(state), length, temperature=temperature, top_k=top_k,
+                             stop_token_ids=eos, seed=int(rng.integers(SEED_RANGE)),
+                             report_top=top_k, samples=count)] if count else []
+    outs = yield from calls.continuations(greedy + sampled)
+    sets = []
+    for out in outs:
+        tokens = list(out.tokens)
+        cut = next((j + 1 for j, t in enumerate(tokens) if t in eos_ids), len(tokens))
+        p = 1.0
+        for j in range(cut):
+            p *= law_probability(tokens[j], out.logprobs[j], (out.top or [{}] * cut)[j],
+                                 temperature, top_k)
+        sets.append((tuple(int(t) for t in tokens[:cut]), p))
+    return sets
 
 
 def propose_token_sets(calls: ModelCalls, state: Sequence[int], length: int,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
+from rainlm.backends.decoding import DecodeRequest
 from rainlm.core.model_calls import ModelCalls, Steps
 from rainlm.core.stopping import finish_reason
+from rainlm.errors import BackendError
 
 
 def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[int], *,
@@ -15,12 +17,30 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
     """Extend ``answer`` in place with argmax tokens; returns the finish reason.
 
     Each step asks for one context that extends the previous one by a token, so a
-    backend with a prefix cache encodes one new token per step (KV-cached greedy).
+    backend with a prefix cache encodes one new token per step (KV-cached greedy). On a
+    backend that decodes natively (``calls.engine_decodes``) the steps are continuations
+    of as many tokens as the time left buys (``ModelCalls.affordable_tokens``: all of
+    them without a time budget), cut by the same finish rule.
     """
+    def reason_now() -> str | None:
+        return finish_reason(answer, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
+                             stop_strings=stop_strings, detokenize=detokenize)
+
     while True:
-        reason = finish_reason(answer, eos_ids=eos_ids, max_new_tokens=max_new_tokens,
-                               stop_strings=stop_strings, detokenize=detokenize)
+        reason = reason_now()
         if reason is not None:
             return reason
-        dist = (yield from calls.next_dists([list(prompt_ids) + answer]))[0]
-        answer.append(dist.argmax())
+        context = list(prompt_ids) + answer
+        if not calls.engine_decodes:
+            answer.append((yield from calls.next_dists([context]))[0].argmax())
+            continue
+        request = DecodeRequest(context, calls.affordable_tokens(max_new_tokens - len(answer)),
+                                stop=tuple(stop_strings), stop_token_ids=tuple(sorted(eos_ids)))
+        out = (yield from calls.continuations([request]))[0]
+        if not out.tokens:
+            raise BackendError("The engine continued an answer by no tokens (a greedy "
+                               "decode that neither ended nor reached its length).")
+        for token in out.tokens:
+            answer.append(int(token))
+            if reason_now() is not None:
+                break

@@ -19,13 +19,14 @@ from typing import Any
 
 from rainlm.backends.base import Backend
 from rainlm.backends.distribution import TokenDistribution
-from rainlm.backends.steps import NextDists, Steps, drive
+from rainlm.backends.decoding import DecodeRequest, Decoded
+from rainlm.backends.steps import Continuations, NextDists, Steps, drive
 from rainlm.core.stats import SearchStats
 from rainlm.judge.base import EvalRequest, Evaluator, StepwiseEvaluator
 from rainlm.similarity.base import Embedder
 
-__all__ = ["DeadlineReached", "EmbedTexts", "JudgeTexts", "ModelCalls", "NextDists", "Steps",
-           "drive", "evaluation_steps"]
+__all__ = ["Continuations", "DeadlineReached", "EmbedTexts", "JudgeTexts", "ModelCalls",
+           "NextDists", "Steps", "drive", "evaluation_steps"]
 
 
 class DeadlineReached(Exception):
@@ -81,12 +82,17 @@ class ModelCalls:
     ``batched=False`` sends one context per call: the same distributions (and so the
     same tree) as the batched mode, only slower — used to test that batching changes
     nothing.
+
+    ``engine_decodes=True`` (the backend decodes natively: ``backends.decoding``):
+    imagined completions and greedy finishes are asked for as ``Continuations``, many
+    tokens per call, instead of one ``NextDists`` per token.
     """
 
     def __init__(self, stats: SearchStats, *, batched: bool = True,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, engine_decodes: bool = False):
         self.stats = stats
         self.batched = batched
+        self.engine_decodes = engine_decodes
         self.deadline: float | None = None
         """``time.perf_counter()`` value after which no call starts (DeadlineReached)."""
         self.stop = stop
@@ -169,3 +175,33 @@ class ModelCalls:
         for c in contexts:
             out.extend((yield NextDists([list(c)], top_k)))
         return out
+
+    def continuations(self, requests: Sequence[DecodeRequest]) -> Steps[list[Decoded]]:
+        """One ``Decoded`` per request: one ``Continuations`` call. Its wall seconds per
+        token it returned are recorded as decode steps (what ``seconds_per_token`` and
+        so a greedy finish's reserve are measured by), one per token up to a window."""
+        if not requests:
+            return []
+        self.check_deadline()
+        self.stats.model_calls += 1
+        self.stats.model_contexts += len(requests)
+        started = time.perf_counter()
+        out = yield Continuations(list(requests))
+        if len(requests) == 1 and requests[0].samples == 1 and out and out[0].tokens:
+            per_token = (time.perf_counter() - started) / len(out[0].tokens)
+            self.decode_step_seconds.extend([per_token] * min(len(out[0].tokens), DECODE_WINDOW))
+        self._last_single = None
+        return out
+
+    def affordable_tokens(self, wanted: int) -> int:
+        """How many of ``wanted`` greedy tokens one continuation may ask for: all of them
+        without a deadline, else those the time left buys at ``seconds_per_token`` (8
+        until the speed is measured), at least one."""
+        if self.deadline is None:
+            return wanted
+        per_token = self.seconds_per_token()
+        if per_token <= 0:
+            return max(1, min(wanted, 8))
+        reserve = self.reserve() if self.reserve is not None else 0.0
+        left = self.deadline - reserve - time.perf_counter()
+        return max(1, min(wanted, int(left / per_token)))

@@ -9,6 +9,8 @@ after round, answers the calls all of them are waiting for **together**:
   which yields its calls too — go out as **one**
   ``next_logprobs`` call: the transformers backend runs contexts that extend different
   cached prefixes in one batched forward pass;
+- continuations (imagined completions and greedy finishes on a backend that decodes
+  natively, ``backends.decoding``) to the same model go out as one ``decode`` call;
 - embedder calls to the same embedder go out as one ``embed`` call;
 - calls to the same rule evaluator go out as one ``evaluate`` call.
 
@@ -30,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainlm.backends.base import Backend, top_k_key
-from rainlm.backends.steps import ModelCall, NextDists, Steps
+from rainlm.backends.decoding import continuations_of
+from rainlm.backends.steps import Continuations, ModelCall, NextDists, Steps
 from rainlm.core.model_calls import EmbedTexts, JudgeTexts
 
 __all__ = ["BatchCounts", "Finished", "run_together"]
@@ -123,6 +126,8 @@ def group_key(call: ModelCall, backend: Backend) -> Hashable:
     if isinstance(call, NextDists):
         model = call.backend or backend
         return (NextDists, id(model), top_k_key(model, call.top_k))
+    if isinstance(call, Continuations):
+        return (Continuations, id(backend))
     if isinstance(call, JudgeTexts):
         return (JudgeTexts, id(call.evaluator))
     if isinstance(call, EmbedTexts):
@@ -167,6 +172,9 @@ def merge(calls: list[ModelCall]) -> tuple[ModelCall, list[int] | None]:
     if isinstance(first, NextDists):
         parts = [c.contexts for c in calls]
         merged: ModelCall = NextDists([x for p in parts for x in p], first.top_k, first.backend)
+    elif isinstance(first, Continuations):
+        merged = Continuations([x for c in calls for x in c.requests])
+        return merged, [continuations_of(c.requests) for c in calls]
     elif isinstance(first, JudgeTexts):
         parts = [c.requests for c in calls]
         merged = JudgeTexts(first.evaluator, [x for p in parts for x in p])

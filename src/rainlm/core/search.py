@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import Backend
+from rainlm.backends.decoding import decodes_natively
 from rainlm.config import RainConfig
 from rainlm.core.backup import backup
 from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
@@ -59,7 +60,8 @@ class SearchContext:
     stop: InitVar[threading.Event | None] = None
 
     def __post_init__(self, stop: threading.Event | None) -> None:
-        self.calls = ModelCalls(self.stats, batched=self.batched, stop=stop)
+        self.calls = ModelCalls(self.stats, batched=self.batched, stop=stop,
+                                engine_decodes=decodes_natively(self.backend))
         self.eos_ids = frozenset(self.backend.eos_token_ids)
         cfg = self.config
         self.sim_limits = SimulationLimits(

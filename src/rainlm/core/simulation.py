@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rainlm.backends.decoding import DecodeRequest
+from rainlm.core.expansion import SEED_RANGE, law_probability
 from rainlm.core.model_calls import ModelCalls, Steps
 from rainlm.core.stopping import ends_clause, finish_reason
 
@@ -57,8 +59,13 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
                   deadline: float | None = None) -> Steps[list[Imagined]]:
     """``simulate`` for several leaves at once: one batched model call per step.
 
-    Draws are made in leaf order within each step, one per leaf still imagining.
+    Draws are made in leaf order within each step, one per leaf still imagining. On a
+    backend that decodes natively (``calls.engine_decodes``) each leaf's imagination is
+    one continuation instead (``simulate_on_engine``).
     """
+    if calls.engine_decodes:
+        return (yield from simulate_on_engine(calls, prompt_ids, answers, detokenize, eos_ids,
+                                              limits, rng, deadline=deadline))
     imagined = [Imagined([], []) for _ in answers]
     while True:
         active = [i for i, a in enumerate(answers)
@@ -71,6 +78,62 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
             token, p = dist.sample(rng, temperature=limits.temperature)
             imagined[i].tokens.append(token)
             imagined[i].probs.append(p)
+
+
+def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
+                       answers: Sequence[Sequence[int]],
+                       detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
+                       limits: SimulationLimits, rng: np.random.Generator, *,
+                       deadline: float | None = None) -> Steps[list[Imagined]]:
+    """``simulate_many`` by the engine's own sampling: each leaf still imagining is one
+    ``DecodeRequest`` (seeded from ``rng``, so the same seed gives the same imagination),
+    stopping at the clause ends, the stop strings and the end-of-sequence ids. The same
+    finish rule as the step-by-step imagination (``_finished``, before each token) cuts
+    what comes back; a leaf the engine stopped early (a clause character that the rule
+    does not read as an ending) is asked again. The engine samples the whole
+    vocabulary, as the in-process step-by-step imagination does; its draws differ."""
+    imagined = [Imagined([], []) for _ in answers]
+    stops = tuple(limits.stop_strings) + (
+        tuple(limits.clause_end_chars) if limits.until == "clause" else ())
+    exhausted: set[int] = set()  # leaves the engine gave nothing more for
+    while True:
+        active = [i for i, a in enumerate(answers) if i not in exhausted
+                  and not _finished(list(a), imagined[i].tokens, detokenize, eos_ids, limits)]
+        if not active or (deadline is not None and time.perf_counter() >= deadline):
+            return imagined
+        requests = [DecodeRequest(list(prompt_ids) + list(answers[i]) + imagined[i].tokens,
+                                  max_tokens=_room(answers[i], imagined[i], limits),
+                                  temperature=limits.temperature, stop=stops,
+                                  stop_token_ids=tuple(sorted(eos_ids)),
+                                  seed=int(rng.integers(SEED_RANGE)),
+                                  report_top=0 if limits.temperature == 1.0 else REPORTED_TOP)
+                    for i in active]
+        outs = yield from calls.continuations(requests)
+        for i, out in zip(active, outs):
+            taken = 0
+            for j, (token, logprob) in enumerate(zip(out.tokens, out.logprobs)):
+                if _finished(list(answers[i]), imagined[i].tokens, detokenize, eos_ids, limits):
+                    break
+                top = out.top[j] if out.top else None
+                imagined[i].tokens.append(int(token))
+                imagined[i].probs.append(law_probability(token, logprob, top,
+                                                         limits.temperature))
+                taken += 1
+            if taken == 0:
+                exhausted.add(i)
+
+
+REPORTED_TOP = 20
+"""Top log-probabilities asked with each imagined token away from temperature 1 (the
+OpenAI API's and vLLM's default cap)."""
+
+
+def _room(answer: Sequence[int], imagined: Imagined, limits: SimulationLimits) -> int:
+    """Tokens one imagination may still draw (>= 1 while it is not finished)."""
+    room = limits.max_new_tokens - len(answer) - len(imagined.tokens)
+    if limits.max_tokens is not None:
+        room = min(room, limits.max_tokens - len(imagined.tokens))
+    return max(room, 1)
 
 
 def _finished(answer: list[int], imagined: list[int], detokenize: Callable[[Sequence[int]], str],
