@@ -37,7 +37,8 @@ def test_rain_serve_in_front_of_vllm_answers_and_records(vllm_url, tmp_path):
     from openai import OpenAI
 
     args = ["--backend", "openai", "--base-url", vllm_url, "--db", str(tmp_path / "audit.sqlite3"),
-            "--embedder", "hashing", "--policy", "pass", "--default-time-budget", "20",
+            "--embedder", "hashing", "--policy", "pass", "--default-time-budget", "300",
+            "--max-time-budget", "300",
             "--max-new-tokens-limit", "32"]
     with running_server(args, tmp_path / "server.log") as server:
         client = OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120)

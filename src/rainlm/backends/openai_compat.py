@@ -125,6 +125,7 @@ class OpenAICompatibleBackend:
         self.counters = BackendCounters()
         self.prompt_mode = prompt_mode
         self.engine_decoding = bool(engine_decoding)
+        self.exact_token_ids: bool | None = None  # tokens named "token_id:N"? (probed)
         self.retokenized_contexts = 0  # text-mode contexts the engine sees re-tokenized
         self.unmapped_tokens = 0  # top_logprobs entries that no id could be found for
         self.eos_retries = 0  # calls repeated with the end-of-turn bias
@@ -219,7 +220,8 @@ class OpenAICompatibleBackend:
     # ---------------------------------------------------------------- distributions
     def next_logprobs(self, contexts: Sequence[Sequence[int]], *,
                       top_k: int | None = None) -> list[TokenDistribution]:
-        """Top-k next-token distribution after each context: one HTTP call per context.
+        """Top-k next-token distribution after each context: one HTTP request for them all
+        (token-id prompts), else one per context, concurrently.
 
         ``top_k=None`` asks for the cap (``capabilities.max_top_logprobs``); above the cap
         is a CapabilityError. Sparse results: ids [k'] and natural-log logprobs [k'].
@@ -269,12 +271,19 @@ class OpenAICompatibleBackend:
     # ---------------------------------------------------------------- continuations
     @property
     def decodes_natively(self) -> bool:
-        """Whether ``decode`` runs on the engine: allowed (``engine_decoding``) and the
-        engine takes token-id prompts (probed once)."""
+        """Whether ``decode`` runs on the engine: allowed (``engine_decoding``), and the
+        engine takes token-id prompts and names its tokens by id (vLLM's
+        ``return_tokens_as_token_ids``; both probed once): an engine without vLLM's
+        request extensions decodes through ``next_logprobs``."""
         if not self.engine_decoding:
             return False
         self._ensure_prompt_mode([])
-        return self.prompt_mode == "ids"
+        if self.prompt_mode != "ids":
+            return False
+        if self.exact_token_ids is None:  # prompt_mode="ids" was given: not probed yet
+            top, _ = self._complete(self.tokenize("Hello world")[:2], 1, None)
+            self.exact_token_ids = bool(top) and all(n.startswith("token_id:") for n in top)
+        return self.exact_token_ids
 
     def decode(self, requests: Sequence[DecodeRequest]) -> list[Decoded]:
         """Continue each request's context on the engine (``backends.decoding``):
@@ -306,19 +315,20 @@ class OpenAICompatibleBackend:
         """One request continuing every context of ``group`` (alike but for the context)."""
         first = group[0]
         sampled = first.temperature != 0
-        cap = self.capabilities.max_top_logprobs
-        if first.report_top > cap:
-            raise CapabilityError(f"report_top={first.report_top} is above the engine's "
-                                  f"top-logprobs cap of {cap}.")
+        report = min(int(first.report_top), self.capabilities.max_top_logprobs)
         body: dict[str, Any] = {
             "model": self.model, "max_tokens": int(first.max_tokens),
             "prompt": [list(r.context) for r in group] if len(group) > 1 else list(first.context),
             "temperature": float(first.temperature), "top_p": 1.0,
             "top_k": int(first.top_k) if first.top_k else -1,
-            "logprobs": max(int(first.report_top), 1), "echo": False, "stream": False,
+            "logprobs": max(report, 1), "echo": False, "stream": False,
             "n": int(first.samples),
             "return_tokens_as_token_ids": True, "include_stop_str_in_output": True,
-            "skip_special_tokens": False,
+            # the model's own law, whatever defaults the engine read from its generation
+            # config; only stop_token_ids end it; stop strings read the text as
+            # detokenize() does (special tokens skipped)
+            "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+            "min_p": 0.0, "ignore_eos": True, "skip_special_tokens": True,
         }
         if first.stop:
             body["stop"] = list(first.stop)
@@ -335,7 +345,11 @@ class OpenAICompatibleBackend:
     def _decoded(self, choice: Mapping[str, Any], request: DecodeRequest) -> Decoded:
         lp = choice.get("logprobs") or {}
         names = lp.get("tokens") or []
-        logprobs = [float(x) if x is not None else 0.0 for x in (lp.get("token_logprobs") or [])]
+        raw = lp.get("token_logprobs") or []
+        if any(x is None for x in raw):
+            raise BackendError(f"The engine at {self.base_url} returned a token without its "
+                               f"log-probability.")
+        logprobs = [float(x) for x in raw]
         tokens = [self._token_id(name) for name in names]
         if len(logprobs) != len(tokens):
             raise BackendError(f"The engine at {self.base_url} returned {len(tokens)} tokens "
@@ -380,8 +394,12 @@ class OpenAICompatibleBackend:
             probe = (sample[:2] if len(sample) >= 2 else self.tokenize("Hello world")[:2])
             cap = self.capabilities.max_top_logprobs
             try:  # (at the top-logprobs cap: an engine set lower says so now)
-                self.http.request("POST", "completions", self._body(probe, cap), probe=True)
+                answer = self.http.request("POST", "completions", self._body(probe, cap),
+                                           probe=True)
                 self.prompt_mode = "ids"
+                names = list(_first_top(_choices_in_order(answer, 1, self.base_url)[0]))
+                self.exact_token_ids = bool(names) and all(
+                    n.startswith("token_id:") for n in names)
             except HttpStatusError as exc:
                 if exc.status not in (400, 422, 500):  # busy or starting: probe again later
                     raise BackendError(f"The engine at {exc.url} is not ready (HTTP "

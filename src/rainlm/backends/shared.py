@@ -19,7 +19,8 @@ The searches stay plain sequential code, each in its own thread: this door is wh
 they meet. Each gets exactly the distributions it would get alone (a backend answers
 each context independently), so a search's tree does not depend on its neighbours;
 with a real model, batched arithmetic may differ in the last bits (see the backends'
-"cached equals fresh" tolerances). The real backend sees one call at a time; its
+"cached equals fresh" tolerances). The real backend sees one next-token call at a time
+(an engine's continuations go to it directly: ``BackendClient.decode``); its
 tokenizer methods go through a lock of their own, so detokenising never waits for a
 forward pass.
 """
@@ -290,7 +291,9 @@ class BackendClient:
 
     def decode(self, requests: Sequence[DecodeRequest]) -> list[Decoded]:
         """The engine's own continuation (only where ``decodes_natively``), counted as one
-        forward call and its tokens as decode tokens of this search."""
+        forward call and its tokens as decode tokens of this search. It does not pass the
+        door: the engine batches concurrent requests itself (the shared counters a
+        dispatch divides may then include a concurrent continuation's work)."""
         out = self.shared.backend.decode(list(requests))  # type: ignore[attr-defined]
         self.counters.forward_calls += 1
         self.counters.decode_tokens += sum(len(d.tokens) for d in out)

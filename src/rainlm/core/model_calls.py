@@ -19,7 +19,7 @@ from typing import Any
 
 from rainlm.backends.base import Backend
 from rainlm.backends.distribution import TokenDistribution
-from rainlm.backends.decoding import DecodeRequest, Decoded
+from rainlm.backends.decoding import DecodeRequest, Decoded, continuations_of
 from rainlm.backends.steps import Continuations, NextDists, Steps, drive
 from rainlm.core.stats import SearchStats
 from rainlm.judge.base import EvalRequest, Evaluator, StepwiseEvaluator
@@ -177,19 +177,19 @@ class ModelCalls:
         return out
 
     def continuations(self, requests: Sequence[DecodeRequest]) -> Steps[list[Decoded]]:
-        """One ``Decoded`` per request: one ``Continuations`` call. Its wall seconds per
-        token it returned are recorded as decode steps (what ``seconds_per_token`` and
-        so a greedy finish's reserve are measured by), one per token up to a window."""
+        """One ``Decoded`` per continuation asked (``continuations_of``): one
+        ``Continuations`` call. A call for one continuation records its wall seconds per
+        token returned as one decode step (what ``seconds_per_token``, and so a greedy
+        finish's reserve and ``affordable_tokens``, are measured by)."""
         if not requests:
             return []
         self.check_deadline()
         self.stats.model_calls += 1
-        self.stats.model_contexts += len(requests)
+        self.stats.model_contexts += continuations_of(requests)
         started = time.perf_counter()
         out = yield Continuations(list(requests))
         if len(requests) == 1 and requests[0].samples == 1 and out and out[0].tokens:
-            per_token = (time.perf_counter() - started) / len(out[0].tokens)
-            self.decode_step_seconds.extend([per_token] * min(len(out[0].tokens), DECODE_WINDOW))
+            self.decode_step_seconds.append((time.perf_counter() - started) / len(out[0].tokens))
         self._last_single = None
         return out
 

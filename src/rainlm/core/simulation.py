@@ -102,7 +102,8 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
         if not active or (deadline is not None and time.perf_counter() >= deadline):
             return imagined
         requests = [DecodeRequest(list(prompt_ids) + list(answers[i]) + imagined[i].tokens,
-                                  max_tokens=_room(answers[i], imagined[i], limits),
+                                  max_tokens=calls.affordable_tokens(
+                                      _room(answers[i], imagined[i], limits)),
                                   temperature=limits.temperature, stop=stops,
                                   stop_token_ids=tuple(sorted(eos_ids)),
                                   seed=int(rng.integers(SEED_RANGE)),
