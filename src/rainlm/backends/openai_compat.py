@@ -55,6 +55,7 @@ from rainlm.backends.chat_template import (END_OF_TURN_NAMES, control_count, hf_
                                           hf_control_ids, hf_encode_markup, hf_encode_text,
                                           hf_render_prompt, hf_text_tokenizer)
 from rainlm.backends.http_json import HttpStatusError, JsonHttp, RetryPolicy
+from rainlm.backends.token_strings import TokenStringMap, named_by_id
 from rainlm.errors import BackendError, CapabilityError, ConfigError, ModelNotFoundError
 
 __all__ = ["OpenAICompatibleBackend", "DEFAULT_MAX_TOP_LOGPROBS", "TOKENIZER_FILES",
@@ -176,8 +177,6 @@ class OpenAICompatibleBackend:
         """The reverse vocabulary (built on first use, ~1 s for 50k tokens)."""
         with self._lock:
             if self._token_map is None:
-                from rainlm.backends.token_strings import TokenStringMap
-
                 self._token_map = TokenStringMap(
                     self.tokenizer, end_of_turn_id=self._end_of_turn_id())
             return self._token_map
@@ -282,7 +281,7 @@ class OpenAICompatibleBackend:
             return False
         if self.exact_token_ids is None:  # prompt_mode="ids" was given: not probed yet
             top, _ = self._complete(self.tokenize("Hello world")[:2], 1, None)
-            self.exact_token_ids = bool(top) and all(n.startswith("token_id:") for n in top)
+            self.exact_token_ids = named_by_id(top)
         return self.exact_token_ids
 
     def decode(self, requests: Sequence[DecodeRequest]) -> list[Decoded]:
@@ -368,8 +367,6 @@ class OpenAICompatibleBackend:
 
     def _token_id(self, name: str) -> int:
         """A returned token's id: exact from ``token_id:N``, else the reverse vocabulary."""
-        if name.startswith("token_id:"):
-            return int(name[len("token_id:"):])
         found = self.token_map().id_of(name)
         if found is None:
             raise BackendError(f"The engine at {self.base_url} returned a token {name!r} "
@@ -397,9 +394,8 @@ class OpenAICompatibleBackend:
                 answer = self.http.request("POST", "completions", self._body(probe, cap),
                                            probe=True)
                 self.prompt_mode = "ids"
-                names = list(_first_top(_choices_in_order(answer, 1, self.base_url)[0]))
-                self.exact_token_ids = bool(names) and all(
-                    n.startswith("token_id:") for n in names)
+                self.exact_token_ids = named_by_id(
+                    _first_top(_choices_in_order(answer, 1, self.base_url)[0]))
             except HttpStatusError as exc:
                 if exc.status not in (400, 422, 500):  # busy or starting: probe again later
                     raise BackendError(f"The engine at {exc.url} is not ready (HTTP "

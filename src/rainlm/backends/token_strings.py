@@ -26,13 +26,20 @@ search works on ids, so each key must become an id again:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
 __all__ = ["TokenStringMap"]
 
 _ID_PREFIX = "token_id:"
+
+
+def named_by_id(names: Iterable[str]) -> bool:
+    """Whether an engine named these tokens by id (``"token_id:123"``), none missing."""
+    names = list(names)
+    return bool(names) and all(n.startswith(_ID_PREFIX) and n[len(_ID_PREFIX):].isdigit()
+                               for n in names)
 
 
 class TokenStringMap:
