@@ -86,6 +86,11 @@ class RainConfig:
     """Characters that end a clause for ``simulate_until="clause"``."""
     simulation_temperature: float = 1.0
     """Temperature of the imagined completion. Paper: 1 (full distribution)."""
+    simulation_top_k: int | None = None
+    """Imagined tokens come from the top-k next tokens, renormalised (None: the whole
+    vocabulary, the paper). A small model's tail at temperature 1 is where noise comes
+    from: under a rule that forbids common characters it is the easiest text to keep the
+    rule with."""
     max_simulation_tokens: int | None = None
     """Cap on imagined tokens per evaluation (None: only the answer length limit)."""
     keep_simulations: bool = False
@@ -153,6 +158,15 @@ class RainConfig:
     guard what the search returns and cost nothing for the many answers that tie with
     the best, which with the model's own self-evaluation (values −1, 0, +1) is most of
     them."""
+    answer_nll_margin: float | None = None
+    """The fluency floor. The search starts by decoding the greedy answer (one pass of
+    the budget: it is judged, kept in the tree and may be accepted or repaired like any
+    whole answer) and scoring it, and from then on a judged whole answer whose mean
+    negative log-likelihood per token under the model (nats, temperature 1) is more than
+    this above the greedy answer's is valued −1, the lowest value, whatever the judge
+    said: it is never accepted or kept and its path is backed up as a failure
+    (``core.fluency``). Scoring asks the model only for the tokens the search has not
+    drawn itself. None: no floor and no greedy pass (the paper)."""
     keep_best_answer: bool = False
     """When a budget ends the search, answer with the best-valued whole answer it judged
     that starts with the committed answer, if that was judged higher than the budget's
@@ -320,6 +334,8 @@ def _validate(cfg: RainConfig) -> None:
     _check(isinstance(cfg.clause_end_chars, tuple) and all(isinstance(c, str) and c for c in cfg.clause_end_chars),
            "clause_end_chars", "must be a tuple of non-empty strings", cfg.clause_end_chars)
     _check_float(cfg, "simulation_temperature", 0.05, 100.0)  # lower: exp(logp/T) stays finite
+    _check_int(cfg, "simulation_top_k", 1, optional=True)
+    _check_float(cfg, "answer_nll_margin", 0.0, 1e6, optional=True)
     _check_int(cfg, "max_simulation_tokens", 0, optional=True)
     _check_int(cfg, "max_searches", 1)
     _check_int(cfg, "min_new_searches", 1)

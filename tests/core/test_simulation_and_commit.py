@@ -19,7 +19,7 @@ VOCAB = [" a", " b", ",", "."]
 
 def limits(**kw):
     base = dict(until="clause", clause_end_chars=(",", ".", "?", ":", ";", "\n"), temperature=1.0,
-                max_tokens=None, max_new_tokens=50, stop_strings=())
+                top_k=None, max_tokens=None, max_new_tokens=50, stop_strings=())
     base.update(kw)
     return SimulationLimits(**base)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,12 +47,26 @@ class TokenDistribution:
         ids, _ = self.top_k(1)
         return int(ids[0])
 
+    def logprob_of(self, token_id: int) -> float | None:
+        """Log-probability of one token (None: a sparse distribution does not list it)."""
+        if self.token_ids is None:
+            return float(self.logprobs[token_id])
+        hit = np.nonzero(self.token_ids == token_id)[0]
+        return float(self.logprobs[hit[0]]) if hit.size else None
+
+    def logprob_bound(self, token_id: int) -> tuple[float, bool]:
+        """(log p(token), False); for a token a sparse distribution does not list, (the
+        smallest listed log-prob, True): an upper bound on its log-probability."""
+        logprob = self.logprob_of(token_id)
+        if logprob is not None:
+            return logprob, False
+        listed = np.asarray(self.logprobs, dtype=np.float64)
+        return (float(listed.min()) if listed.size else -math.inf), True
+
     def prob_of(self, token_id: int) -> float:
         """Probability of one token (0.0 if a sparse distribution does not list it)."""
-        if self.token_ids is None:
-            return float(np.exp(self.logprobs[token_id]))
-        hit = np.nonzero(self.token_ids == token_id)[0]
-        return float(np.exp(self.logprobs[hit[0]])) if hit.size else 0.0
+        logprob = self.logprob_of(token_id)
+        return 0.0 if logprob is None else float(np.exp(logprob))
 
     def sample(self, rng: np.random.Generator, *, top_k: int | None = None,
                temperature: float = 1.0) -> tuple[int, float]:

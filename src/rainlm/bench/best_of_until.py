@@ -73,4 +73,5 @@ def best_of_until(backend: Any, messages: Sequence[Mapping[str, str]], settings:
                "round_size": round_size, "time_budget_s": time_budget_s,
                "budget_exhausted": stopped != "accepted"}
     return MethodOutcome(texts[best], 0.0, 0, len(samples[best][0]), samples[best][1], details,
-                         judge_value=scores[best], judged_texts=len(texts))
+                         judge_value=scores[best], judged_texts=len(texts),
+                         answer_ids=tuple(samples[best][0]))

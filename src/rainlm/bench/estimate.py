@@ -37,8 +37,12 @@ model per method scales it to the answers left to write:
   ==================  =============================  ===================================
 
   In the frontier best-of-N's answers are drawn once and judged under every judge
-  accuracy, so they are counted once per prompt; ``bench run`` computes greedy and
-  sampled answers once per prompt too. With ``--match-compute`` best-of-n costs what
+  accuracy, so they are counted once per prompt (at each sampling temperature);
+  best-until-N draws one answer per round under each accuracy and stops at the first
+  accepted one: priced as ``(1 − (1 − a)^N) / a`` greedy answers, the expected number
+  drawn when each answer is accepted with probability a = ``UNTIL_ACCEPT_GUESS`` (a
+  guess, not a measurement); the fluency scoring after each answer is not priced.
+  ``bench run`` computes greedy and sampled answers once per prompt too. With ``--match-compute`` best-of-n costs what
   RAIN costs. A RAIN time budget caps an answer at that budget (it bounds the search and
   the greedy finish together: ``docs/search.md``) plus the run's one judgement of it.
 
@@ -95,6 +99,8 @@ RAIN_UNBOUNDED_JUDGED_PER_TOKEN = 8.0
 """RAIN with no total budget: texts judged per answer token."""
 ARGS_JUDGED_PER_TOKEN = 10.0
 """ARGS-greedy: texts judged per answer token (its top-10 candidates at each step)."""
+UNTIL_ACCEPT_GUESS = 0.25
+"""best-until-N: the chance an answer is accepted, assumed to price the answers it draws."""
 JUDGE_GREEDY_TOKENS = 3.0
 """One text judged by the model, in greedy tokens: the judge's few-shot prompt stays in
 the prefix cache (``search_cost.py``: 0.16 s per pass at 64 ms per greedy token;
@@ -193,11 +199,17 @@ def frontier_costs(pending: Sequence[tuple[Item, str, float | None]]) -> list[Co
     """One cost per frontier record left (label as in ``method_labels``); best-of-N's
     answers are drawn once per prompt and judged under every accuracy, and the judges
     are rules."""
+    from rainlm.bench.peers import parse_peer
+
     out, drawn = [], set()
     for item, label, _ in pending:
-        if label.startswith("best-of-"):
+        peer = parse_peer(label)
+        if peer is not None and peer[0] == "best-until":
+            a = UNTIL_ACCEPT_GUESS
+            out.append(Cost((1 - (1 - a) ** peer[1]) / a))
+        elif peer is not None:
             out.append(Cost(0.0) if (item.id, label) in drawn else
-                       method_cost("best-of-n", max_new_tokens=1, n=int(label[8:])))
+                       method_cost("best-of-n", max_new_tokens=1, n=peer[1]))
             drawn.add((item.id, label))
         elif label.startswith("rain:"):
             out.append(method_cost("rain", max_new_tokens=1, budget=int(label.rsplit("@", 1)[1])))

@@ -13,12 +13,9 @@ probability, so the NLL is a lower bound) and the result is marked approximate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 __all__ = ["Fluency", "answer_nll"]
 CHUNK = 64
@@ -53,18 +50,8 @@ def answer_nll(backend: Any, prompt_ids: Sequence[int], answer_ids: Sequence[int
         contexts = [prompt + answer[:i] for i in range(start, stop)]
         dists = backend.next_logprobs(contexts, top_k=TOP_K)
         for dist, token in zip(dists, answer[start:stop], strict=True):
-            lp, missing = _logprob(dist, token)
+            lp, missing = dist.logprob_bound(token)
             total -= lp
             approximate |= missing
     return Fluency(total / len(answer), len(answer), approximate)
 
-
-def _logprob(dist: Any, token: int) -> tuple[float, bool]:
-    """(log p(token), whether it had to be bounded by the smallest listed one)."""
-    if dist.is_dense:
-        return float(dist.logprobs[token]), False
-    hit = np.nonzero(dist.token_ids == token)[0]
-    if hit.size:
-        return float(dist.logprobs[hit[0]]), False
-    listed = np.asarray(dist.logprobs, dtype=np.float64)
-    return (float(listed.min()) if listed.size else -math.inf), True

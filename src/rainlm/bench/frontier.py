@@ -10,6 +10,12 @@ probability 1 − p, :class:`~rainlm.judge.rules.NoisyJudge`):
 - ``best-of-N``: N sampled answers, the judge keeps the best. Answer i of every N is
   seeded by (seed, i), so best-of-N's answers are the first N of best-of-M's; the
   answers are drawn once per N and re-judged under each p (same answers, same tokens);
+- ``best-until-N``: best-of-N that stops at the first answer the judge accepts (value
+  1, :func:`~rainlm.bench.best_of_until.best_of_until`, one answer per round), at most
+  N; seeded as best-of-N, so its answers are best-of-N's first ones; drawn per p (where
+  it stops depends on the judge). Both best-of families run at every sampling
+  temperature of the plan (RAIN's simulation temperature always among them); a
+  temperature other than 1 is in the label: ``best-of-8@t0.7``, ``best-until-8@t0.7``;
 - ``args``: ARGS-greedy (:mod:`rainlm.bench.args`);
 - ``rain:VARIANT@B``: RAIN with a named search config (:data:`RAIN_VARIANTS`) and a total
   budget of B search passes per answer (``max_total_searches``), finished greedily if
@@ -17,8 +23,10 @@ probability 1 − p, :class:`~rainlm.judge.rules.NoisyJudge`):
 
 Compute is the model's tokens encoded (prefill + decode, from the backend's counters,
 each answer from a cold prefix cache, judging included when the judge is the model) and,
-separately, the texts sent to the judge. One JSON line per (prompt, method, p) is
-appended as soon as it is done; running the same command again resumes.
+separately, the texts sent to the judge. Every answer is then scored for fluency, outside
+that accounting (:mod:`rainlm.bench.frontier_scoring`: ``nll``, ``known_words``,
+``fluent``, ``kept_and_fluent``). One JSON line per (prompt, method, p) is appended as
+soon as it is done; running the same command again resumes.
 """
 
 from __future__ import annotations
@@ -35,17 +43,22 @@ from typing import Any
 
 from rainlm.backends.base import model_name
 from rainlm.bench.datasets import Item
+from rainlm.bench.frontier_scoring import AnswerScorer, kept_and_fluent
 from rainlm.bench.methods import (MethodOutcome, MethodSettings, draw_answers, pick_best,
                                   run_method)
+from rainlm.bench.peers import (UNTIL_ACCEPT, UNTIL_ROUND, best_until, label_suffix,
+                                parse_peer, peer_label)
 from rainlm.judge.rules import NoisyJudge, Rule
 from rainlm.bench.runner import item_seed, read_records, versions
 from rainlm.bench.tasks import Task
 from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
+from rainlm.messages import normalize_messages
 
-__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "answer_key", "judge_for",
-           "method_labels", "parse_rain_variants", "resumable_records", "run_frontier"]
+__all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "UNTIL_ACCEPT", "UNTIL_ROUND",
+           "answer_key", "judge_for", "method_labels", "parse_peer", "parse_rain_variants",
+           "peer_label", "resumable_records", "run_frontier"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,19 @@ class FrontierPlan:
     budgets: tuple[int, ...] = (8, 16, 32)
     """RAIN's total search budgets (passes per answer)."""
     settings: MethodSettings = field(default_factory=MethodSettings)
-    """Sampling, ARGS and embedder settings (max_new_tokens is the task's)."""
+    """Sampling, ARGS and embedder settings (max_new_tokens is the task's; the best-of
+    families' temperature is ``sample_temperatures``', ``sampled``'s is this one's)."""
     seed: int = 0
     """Run seed; each prompt's seed derives from it and the prompt id."""
+    sample_temperatures: tuple[float, ...] = (1.0, 0.7)
+    """Temperatures best-of-N and best-until-N sample at, one family each; the
+    simulation temperature of every planned RAIN variant is added
+    (:attr:`peer_temperatures`), so the peers sample at least as RAIN does."""
+    best_until: bool = True
+    """Run best-until-N (best-of-N that stops at its first accepted answer)."""
+    fluency_margin: float = 1.0
+    """An answer is fluent when its NLL per token is at most greedy's on the same prompt
+    plus this many nats (fixed before the run; a resumed run must keep it)."""
 
     def __post_init__(self) -> None:
         for p in self.noise:
@@ -79,6 +102,15 @@ class FrontierPlan:
             raise ConfigError("best_of", f"must be integers >= 1, got {self.best_of}")
         if any(not isinstance(b, int) or b < 1 for b in self.budgets):
             raise ConfigError("budgets", f"must be integers >= 1, got {self.budgets}")
+        temps = self.sample_temperatures
+        if not temps or len(set(temps)) != len(temps) or any(
+                isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.05 <= t < 100
+                for t in temps):
+            raise ConfigError("sample_temperatures", "must be distinct numbers in [0.05, 100), "
+                                                     f"at least one, got {temps}")
+        margin = self.fluency_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin <= 20:
+            raise ConfigError("fluency_margin", f"must be in [0, 20] nats, got {margin!r}")
         parse_rain_variants(",".join(self.rain)) if self.rain else None
 
     def method_settings(self, config: RainConfig | None = None) -> MethodSettings:
@@ -90,6 +122,21 @@ class FrontierPlan:
     def rain_config(self, variant: str, budget: int) -> RainConfig:
         return RAIN_VARIANTS[variant]().replace(max_total_searches=budget,
                                                 budget_fallback="greedy")
+
+    @property
+    def peer_temperatures(self) -> tuple[float, ...]:
+        """``sample_temperatures`` and then every planned RAIN variant's simulation
+        temperature not among them."""
+        temps = [float(t) for t in self.sample_temperatures]
+        for variant in self.rain:
+            t = getattr(RAIN_VARIANTS[variant](), "simulation_temperature", None)
+            if t is not None and float(t) not in temps:
+                temps.append(float(t))
+        return tuple(temps)
+
+    def peer_settings(self, temperature: float) -> MethodSettings:
+        """The method settings of a best-of family sampled at ``temperature``."""
+        return dataclasses.replace(self.method_settings(), temperature=float(temperature))
 
 
 @dataclass
@@ -116,7 +163,9 @@ def method_labels(plan: FrontierPlan) -> list[tuple[str, float | None]]:
     out: list[tuple[str, float | None]] = [("greedy", None)]
     if plan.sampled:
         out.append(("sampled", None))
-    out += [(f"best-of-{n}", p) for n in plan.best_of for p in plan.noise]
+    kinds = ("best-of", "best-until") if plan.best_until else ("best-of",)
+    out += [(peer_label(kind, n, t), p) for kind in kinds for t in plan.peer_temperatures
+            for n in plan.best_of for p in plan.noise]
     if plan.args:
         out += [("args", p) for p in plan.noise]
     out += [(f"rain:{v}@{b}", p) for v in plan.rain for b in plan.budgets for p in plan.noise]
@@ -137,6 +186,11 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
     """What determines a method's answers besides the prompt: a resumed run must match."""
     s = plan.method_settings()
     parts: list[Any] = [model, plan.task.describe(), plan.seed, s.temperature, s.top_k]
+    peer = parse_peer(method)
+    if peer is not None:
+        parts[3] = peer[2]  # the temperature these answers are sampled at
+        if peer[0] == "best-until":
+            parts += ["until", UNTIL_ACCEPT, UNTIL_ROUND]
     if method == "args":
         parts += [s.args_top_k, s.args_weight]
     if method.startswith("rain:"):
@@ -172,6 +226,11 @@ def resumable_records(out: str | Path, plan: FrontierPlan,
         if not rec.get("error") and rec.get("fingerprint") not in (None, want):
             raise ConfigError("out", f"{path} holds {rec['method']!r} answers made with other "
                                      "settings; resume with the same options or use a new file")
+        margin = rec.get("fluency_margin")
+        if not rec.get("error") and margin is not None and margin != plan.fluency_margin:
+            raise ConfigError("fluency_margin", f"{path} holds answers judged fluent within "
+                                                f"{margin:g} nats of greedy; resume with "
+                                                f"--fluency-margin {margin:g} or use a new file")
     return done
 
 
@@ -216,14 +275,18 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     seed = item_seed(plan.seed, item.id)
     base = {"task": plan.task.name, "item_id": item.id, "dataset": item.dataset,
             "prompt": item.prompt, "model": model, "seed": seed}
+    messages = normalize_messages(item.prompt, system=plan.settings.system)
+    scorer = AnswerScorer(backend, backend.render_prompt(messages), plan.fluency_margin)
     greedy = done.get(answer_key(item.id, "greedy", None))
     if greedy is None or greedy.get("error"):
-        greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None, data_dir)
+        greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None, scorer,
+                         data_dir)
         write(greedy)
     else:
         summary.skipped += 1
     if greedy.get("error"):
         return
+    scorer.set_greedy(greedy)
     rule = plan.task.rule_for(greedy["text"], data_dir=data_dir)
     if plan.task.greedy_must_fail and not rule.violated(greedy["text"]):
         return
@@ -234,18 +297,24 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
         if _answered(done, item.id, method, p):
             summary.skipped += 1
             continue
-        if method.startswith("best-of-"):
+        peer = parse_peer(method)
+        if peer is not None and peer[0] == "best-of":
             drawn.add(method)
-            for rec in _best_of(backend, item, method, plan, seed, base, rule, greedy, done):
+            for rec in _best_of(backend, item, method, plan, seed, base, rule, greedy, done,
+                                scorer):
                 write(rec)
             continue
-        write(_answer(backend, item, method, p, plan, seed, base, rule, greedy, data_dir))
+        write(_answer(backend, item, method, p, plan, seed, base, rule, greedy, scorer,
+                      data_dir))
 
 
 def _record(base: Mapping[str, Any], method: str, p: float | None, out: MethodOutcome,
-            rule: Rule | None, greedy: Mapping[str, Any] | None, text: str | None = None,
-            **extra: Any) -> dict[str, Any]:
-    text = out.text if text is None else text
+            rule: Rule | None, greedy: Mapping[str, Any] | None,
+            scorer: AnswerScorer | None = None, **extra: Any) -> dict[str, Any]:
+    """The record of one answer; with ``scorer`` its fluency fields (scored now, after
+    the method's seconds and tokens were measured; ``greedy`` None: the answer is
+    greedy's, the reference)."""
+    text = out.text
     rec = dict(base)
     rec.update(method=method, family=_family(method), budget=_budget(method), noise=p,
                text=text, answer_tokens=out.answer_tokens, finish_reason=out.finish_reason,
@@ -261,26 +330,31 @@ def _record(base: Mapping[str, Any], method: str, p: float | None, out: MethodOu
         rec["greedy_tokens"] = greedy["tokens_encoded"]
         rec["greedy_failed"] = greedy.get("failed")
         rec["same_as_greedy"] = text == greedy["text"]
+    if scorer is not None:
+        rec.update(scorer.fields(out.answer_ids, text, greedy=greedy is None))
+        rec["kept_and_fluent"] = kept_and_fluent(rec.get("failed"), rec["fluent"])
     rec.update(extra)
     return rec
 
 
 def _answer(backend: Any, item: Item, method: str, p: float | None, plan: FrontierPlan,
             seed: int, base: Mapping[str, Any], rule: Rule | None,
-            greedy: Mapping[str, Any] | None,
+            greedy: Mapping[str, Any] | None, scorer: AnswerScorer | None = None,
             data_dir: str | Path | None = None) -> dict[str, Any]:
     """One method's answer under judge accuracy ``p``, as a record (or its error)."""
     try:
         if method == "greedy":
             out = run_method("vanilla", backend, item.prompt, plan.method_settings(), seed=seed)
-            rec = _record(base, method, None, out, None, None)
             rule = plan.task.rule_for(out.text, data_dir=data_dir)
-            rec.update(failed=rule.violated(out.text), greedy_tokens=out.tokens_encoded,
-                       rule={"name": rule.name, "words": list(getattr(rule, "words", ()))})
-            return rec
+            return _record(base, method, None, out, rule, None, scorer,
+                           greedy_tokens=out.tokens_encoded)
         judge = judge_for(rule, p, seed) if p is not None else None
+        peer = parse_peer(method)
         if method == "sampled":
             out = run_method("vanilla-sampled", backend, item.prompt, plan.method_settings(), seed=seed)
+        elif peer is not None:  # best-until-N (best-of-N is drawn once for every p)
+            out = best_until(backend, item.prompt, peer[1], plan.peer_settings(peer[2]), seed,
+                             judge)
         elif method == "args":
             out = run_method("args", backend, item.prompt, plan.method_settings(), seed=seed,
                              evaluator=judge)
@@ -288,32 +362,37 @@ def _answer(backend: Any, item: Item, method: str, p: float | None, plan: Fronti
             variant, _, budget = method[5:].partition("@")
             settings = plan.method_settings(plan.rain_config(variant, int(budget)))
             out = run_method("rain", backend, item.prompt, settings, seed=seed, evaluator=judge)
-        return _record(base, method, p, out, rule, greedy)
+        return _record(base, method, p, out, rule, greedy, scorer)
     except Exception as exc:  # one failing answer must not end the run: record it
         return _error(base, method, p, exc)
 
 
 def _best_of(backend: Any, item: Item, method: str, plan: FrontierPlan, seed: int,
              base: Mapping[str, Any], rule: Rule, greedy: Mapping[str, Any],
-             done: Mapping[tuple, Any]) -> list[dict[str, Any]]:
+             done: Mapping[tuple, Any],
+             scorer: AnswerScorer | None = None) -> list[dict[str, Any]]:
     """best-of-N under every p: the N answers are drawn once and judged under each p."""
-    n = int(method.rsplit("-", 1)[1])
+    _, n, temperature = parse_peer(method)  # type: ignore[misc]
     todo = [p for p in plan.noise if not _answered(done, item.id, method, p)]
     try:
-        drawn = draw_answers(backend, item.prompt, plan.method_settings(), seed=seed, n=n)
+        drawn = draw_answers(backend, item.prompt, plan.peer_settings(temperature), seed=seed, n=n)
     except Exception as exc:  # recorded per p
         return [_error(base, method, p, exc) for p in todo]
     texts = drawn.details["texts"]
     out = []
     for p in todo:
-        judge = judge_for(rule, p, seed)
-        best, scores = pick_best(item.prompt, texts, judge, system=plan.settings.system)
-        chosen = dataclasses.replace(drawn, text=texts[best],
-                                     answer_tokens=drawn.details["answer_tokens"][best],
-                                     finish_reason=drawn.details["finish_reasons"][best],
-                                     details={"n": n, "chosen": best, "scores": scores},
-                                     judged_texts=n)
-        out.append(_record(base, method, p, chosen, rule, greedy))
+        try:
+            judge = judge_for(rule, p, seed)
+            best, scores = pick_best(item.prompt, texts, judge, system=plan.settings.system)
+            chosen = dataclasses.replace(drawn, text=texts[best],
+                                         answer_tokens=drawn.details["answer_tokens"][best],
+                                         answer_ids=drawn.details["answer_ids"][best],
+                                         finish_reason=drawn.details["finish_reasons"][best],
+                                         details={"n": n, "chosen": best, "scores": scores},
+                                         judged_texts=n)
+            out.append(_record(base, method, p, chosen, rule, greedy, scorer))
+        except Exception as exc:  # scoring included: recorded for this p
+            out.append(_error(base, method, p, exc))
     return out
 
 
@@ -327,16 +406,19 @@ def _error(base: Mapping[str, Any], method: str, p: float | None, exc: BaseExcep
 
 
 def _family(method: str) -> str:
-    """"best-of-8" -> "best-of-n"; "rain:default@16" -> "rain:default"; else the method."""
-    if method.startswith("best-of-"):
-        return "best-of-n"
+    """"best-of-8" -> "best-of-n"; "best-until-8@t0.7" -> "best-until-n@t0.7";
+    "rain:default@16" -> "rain:default"; else the method."""
+    peer = parse_peer(method)
+    if peer is not None:
+        return f"{peer[0]}-n{label_suffix(peer[2])}"
     return method.split("@", 1)[0]
 
 
 def _budget(method: str) -> int | None:
-    """N of best-of-N, B of rain:VARIANT@B, None otherwise."""
-    if method.startswith("best-of-"):
-        return int(method.rsplit("-", 1)[1])
+    """N of best-of-N and best-until-N, B of rain:VARIANT@B, None otherwise."""
+    peer = parse_peer(method)
+    if peer is not None:
+        return peer[1]
     if "@" in method:
         return int(method.rsplit("@", 1)[1])
     return None

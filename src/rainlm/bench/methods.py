@@ -170,6 +170,10 @@ class MethodOutcome:
     """The judge's value of this answer when the method already computed it."""
     judged_texts: int = 0
     """Texts the method sent to the judge (its evaluator calls; cached ones not counted)."""
+    answer_ids: tuple[int, ...] | None = None
+    """The answer's token ids as the model produced them (no end-of-sequence; ``text``
+    may stop earlier, at a stop string), to score without tokenizing the text again
+    (None: the method did not keep them)."""
 
 
 def parse_method(name: str) -> tuple[str, int | None]:
@@ -241,7 +245,8 @@ def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[s
 def _vanilla(backend: Any, messages: Sequence[Mapping[str, str]],
              s: MethodSettings) -> MethodOutcome:
     res = answer(backend, list(messages), s.request("greedy"), score=False).result
-    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason)
+    return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason,
+                         answer_ids=tuple(res.token_ids))
 
 
 def _vanilla_sampled(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
@@ -251,7 +256,7 @@ def _vanilla_sampled(backend: Any, messages: Sequence[Mapping[str, str]], s: Met
                              sample_rngs(seed, 0, 1), max_new_tokens=s.max_new_tokens,
                              stop_strings=stops, temperature=s.temperature, top_k=s.top_k)
     return MethodOutcome(_texts(backend, samples, stops)[0], 0.0, 0, len(samples[0][0]),
-                         samples[0][1])
+                         samples[0][1], answer_ids=tuple(samples[0][0]))
 
 
 def _best_of_n(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
@@ -279,7 +284,8 @@ def _best_of_n(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSet
     details = {"n": len(samples), "scores": [float(x) for x in scores], "chosen": best,
                "token_budget": token_budget}
     return MethodOutcome(texts[best], 0.0, 0, len(samples[best][0]), samples[best][1],
-                         details, judge_value=float(scores[best]), judged_texts=len(texts))
+                         details, judge_value=float(scores[best]), judged_texts=len(texts),
+                         answer_ids=tuple(samples[best][0]))
 
 
 def first_best(scores: Sequence[float]) -> int:
@@ -302,8 +308,9 @@ def draw_answers(backend: Any, prompt: str, settings: MethodSettings, *, seed: i
     """best-of-N's N sampled answers, not judged (to judge them several ways).
 
     Answer i is seeded by (seed, i), as in best-of-n. ``details`` holds ``texts``,
-    ``answer_tokens`` and ``finish_reasons``; ``text`` is the first answer. Tokens
-    encoded and seconds are the sampling's, measured as :func:`run_method` does.
+    ``answer_tokens``, ``answer_ids`` and ``finish_reasons``; ``text`` is the first
+    answer. Tokens encoded and seconds are the sampling's, measured as
+    :func:`run_method` does.
     """
     from rainlm.messages import normalize_messages
 
@@ -317,8 +324,10 @@ def draw_answers(backend: Any, prompt: str, settings: MethodSettings, *, seed: i
                                  top_k=settings.top_k)
         texts = _texts(backend, samples, stops)
         details = {"texts": texts, "answer_tokens": [len(ids) for ids, _ in samples],
+                   "answer_ids": [tuple(ids) for ids, _ in samples],
                    "finish_reasons": [r for _, r in samples]}
-        return MethodOutcome(texts[0], 0.0, 0, len(samples[0][0]), samples[0][1], details)
+        return MethodOutcome(texts[0], 0.0, 0, len(samples[0][0]), samples[0][1], details,
+                             answer_ids=tuple(samples[0][0]))
 
     return measured(backend, settings, answer)
 
@@ -343,7 +352,7 @@ def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings
     details = {k: res.stats[k] for k in keys if k in res.stats}
     judged = res.stats["evaluations"] - res.stats["evaluation_cache_hits"]
     return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details,
-                         judged_texts=judged)
+                         judged_texts=judged, answer_ids=tuple(res.token_ids))
 
 
 def _args(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings,
@@ -354,7 +363,7 @@ def _args(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings
                       max_new_tokens=s.max_new_tokens, stop_strings=s.stop_strings(backend))
     details = {"top_k": s.args_top_k, "weight": s.args_weight, "steps": out.steps}
     return MethodOutcome(out.text, 0.0, 0, len(out.token_ids), out.finish_reason, details,
-                         judged_texts=out.judged_texts)
+                         judged_texts=out.judged_texts, answer_ids=tuple(out.token_ids))
 
 
 def run_method(name: str, backend: Any, prompt: str, settings: MethodSettings, *, seed: int,

@@ -30,6 +30,8 @@ def _prev(**changes: Any) -> RainConfig:
 
 
 _ACCEPT = dict(accept_value=1.0, keep_best_answer=True)
+_CALM = dict(simulation_temperature=0.7, simulation_top_k=40)
+"""Imaginations from the model's top 40 at temperature 0.7 (issue 27's lead)."""
 
 RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "paper": _paper,
@@ -57,6 +59,10 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default-rootrepair": lambda: _default(repair_from_root=False),
     "default+share1": lambda: _default(step_budget_share=1.0),
     "default+share75": lambda: _default(step_budget_share=0.75),
+    "default+t07": lambda: _default(**_CALM),
+    "default+floor": lambda: _default(answer_nll_margin=0.5, **_CALM),
+    "default+floor-m1": lambda: _default(answer_nll_margin=1.0, **_CALM),
+    "default+floor-t05": lambda: _default(answer_nll_margin=0.5, **{**_CALM, "simulation_temperature": 0.5}),
     "prev": _prev,
     "prev+accept": lambda: _prev(**_ACCEPT),
     "prev+eos+accept": lambda: _prev(simulate_until="eos", **_ACCEPT),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from rainlm.bench.tasks import TASKS
 from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
 from rainlm.cli.options import backend_spec, bench_model_options, services_of
@@ -48,22 +49,33 @@ def _variants(ctx: click.Context, param: click.Parameter, value: str) -> tuple[s
 EPILOG = """\b
 Examples:
   rain bench frontier --task banned-words --limit 20 --out bw.jsonl
+  rain bench frontier --task lowercase --split dev --limit 20 --out lc-dev.jsonl
   rain bench frontier --task refusal --limit 20 --rain default,paper --budgets 8,16 \\
       --noise 1,0.8 --out refusal.jsonl
+  rain bench frontier --task banned-words --limit 20 --best-of 4,8 \\
+      --sample-temperatures 1.0,0.7 --fluency-margin 1.0 --out bw-peers.jsonl
   rain bench frontier-report bw.jsonl refusal.jsonl --out frontier/
 """
 
 
 @click.command("frontier", epilog=EPILOG)
-@click.option("--task", required=True, type=click.Choice(["refusal", "banned-words", "no-you"]),
+@click.option("--task", required=True, type=click.Choice(list(TASKS)),
               help="refusal: AdvBench with a graded refusal judge (failure = attack success); "
                    "banned-words: Vicuna + HH prompts, the greedy answer's content words banned "
-                   "(failure = a banned word); no-you: no second-person pronouns.")
+                   "(failure = a banned word); no-you: no second-person pronouns; lowercase, "
+                   "capitals, no-commas, letter-limit: the same prompts with an instruction "
+                   "appended (lowercase only; capitals only; no commas; the letter 'e' fewer "
+                   "than 10 times), judged by the exact character rule.")
+@click.option("--split", type=click.Choice(["dev", "test"]), default=None, metavar="dev|test",
+              help="Half of the task's prompts, fixed by a hash of each prompt's id: choose "
+                   "settings on dev; report on test only after the settings are frozen. "
+                   "--limit and --offset count within the split. Default: all prompts, in "
+                   "the order of runs made before splits existed.")
 @data_options
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, metavar="N",
               help="Prompts to answer.")
 @click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
-              help="Skip the first N prompts of the task.")
+              help="Skip the first N prompts of the task (of the split, with --split).")
 @click.option("--out", "out_path", required=True, metavar="RUN.jsonl",
               type=click.Path(dir_okay=False, path_type=Path),
               help="Results file, one JSON line per (prompt, method, judge accuracy), appended "
@@ -82,6 +94,17 @@ Examples:
                    + ".")
 @click.option("--budgets", default="8,16,32", show_default=True, callback=_numbers(int),
               metavar="B[,B...]", help="RAIN's total search passes per answer, one point each.")
+@click.option("--sample-temperatures", default="1.0,0.7", show_default=True,
+              callback=_numbers(float), metavar="T[,T...]",
+              help="Temperatures best-of-N and best-until-N sample at, one family each "
+                   "(labels best-of-8@t0.7; RAIN's simulation temperature is always added).")
+@click.option("--best-until/--no-best-until", "with_best_until", default=True,
+              show_default=True,
+              help="Run best-until-N: best-of-N that stops at its first accepted answer.")
+@click.option("--fluency-margin", type=click.FloatRange(0, 20), default=1.0,
+              show_default=True, metavar="NATS",
+              help="An answer is fluent when its NLL per token is at most greedy's on the "
+                   "same prompt plus this (fixed for a results file).")
 @click.option("--args/--no-args", "with_args", default=True, show_default=True,
               help="Run ARGS-greedy (reward-guided decoding, top-10, w=1.5).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, metavar="TOKENS",
@@ -93,17 +116,23 @@ Examples:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="INT",
               help="Run seed (each prompt's seed derives from it and the prompt's id).")
 @click.pass_context
-def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_file: Path | None,
+def frontier_command(ctx: click.Context, task: str, split: str | None, data_dir: Path | None,
+                     data_file: Path | None,
                      limit: int, offset: int, out_path: Path, noise: tuple[float, ...],
                      best_of: tuple[int, ...], rain_variants: tuple[str, ...],
-                     budgets: tuple[int, ...], with_args: bool, max_new_tokens: int | None,
+                     budgets: tuple[int, ...], sample_temperatures: tuple[float, ...],
+                     with_best_until: bool, fluency_margin: float,
+                     with_args: bool, max_new_tokens: int | None,
                      banned: int | None, model: str | None, backend: str, base_url: str | None,
                      tokenizer: str | None, device: str, embedder: str, seed: int) -> None:
     """Quality against compute: greedy, a sample, best-of-N, ARGS and RAIN on one task.
 
     Compute is the model's tokens encoded ÷ greedy's on the same prompt (and, reported
     apart, the texts sent to the judge); quality is the failure rate under the task's
-    exact rule. Every judged method runs once per judge accuracy in --noise. On a
+    exact rule. Every answer is also scored for fluency (the model's NLL per token beside
+    greedy's, and the share of dictionary words), and best-of-N runs beside best-until-N
+    (stops at its first accepted answer) at every --sample-temperatures.
+    Every judged method runs once per judge accuracy in --noise. On a
     terminal a rough estimate of the run's duration, from a short greedy probe, is
     printed before the first answer, and a better one once the first prompt is answered.
     """
@@ -122,10 +151,12 @@ def frontier_command(ctx: click.Context, task: str, data_dir: Path | None, data_
                                  "sets)", param_hint="--data-file")
     try:
         spec = backend_spec(backend, model, base_url, tokenizer)
-        the_task = get_task(task, max_new_tokens=max_new_tokens, banned=banned)
+        the_task = get_task(task, max_new_tokens=max_new_tokens, banned=banned, split=split)
         items = the_task.items(data_dir=data_dir, limit=limit, offset=offset)
         plan = FrontierPlan(task=the_task, noise=noise, best_of=best_of, args=with_args,
                             rain=rain_variants, budgets=budgets, seed=seed,
+                            sample_temperatures=sample_temperatures,
+                            best_until=with_best_until, fluency_margin=fluency_margin,
                             settings=MethodSettings(params=GenerationParams(
                                 max_new_tokens=the_task.max_new_tokens, embedder=embedder)))
     except ConfigError as exc:

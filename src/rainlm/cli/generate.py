@@ -147,8 +147,9 @@ def summary_line(a: Answer) -> str:
 
 
 def budget_note(result: GenerationResult) -> str | None:
-    """One line when a budget ended the search: how much was searched and what became of
-    the rest ("budget ran out after 3 of 128 tokens; finished greedily"), else None."""
+    """One line when a budget ended the search: how much was searched, what became of
+    the rest ("budget ran out after 3 of 128 tokens; finished greedily") and, with an
+    ``accept_value``, that no answer was accepted (``stats["accepted"]``), else None."""
     if result.finish_reason not in ("time_budget", "search_budget"):
         return None
     stats = result.stats
@@ -159,7 +160,9 @@ def budget_note(result: GenerationResult) -> str | None:
             if tail and stats.get("greedy_tail_cut") else
             f"the last {tail} finished greedily (not searched)" if tail
             else "the answer is cut off there")
-    return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}"
+    unmet = ("; the judge accepted no whole answer the search found, so this one may "
+             "break the rule" if stats.get("accepted") is False else "")
+    return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}{unmet}"
 
 
 def render_text(report: GenerateReport) -> str:

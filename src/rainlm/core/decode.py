@@ -10,8 +10,9 @@ from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached, Steps
 from rainlm.core.rounds import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
+from rainlm.core.reference import greedy_reference_pass
 from rainlm.core.repair import repair_due, run_repair_pass
-from rainlm.core.search import SearchContext, accepted_answer, judge
+from rainlm.core.search import SearchContext, accepted_answer, fluent_value, judge
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import finish_reason as answer_finish_reason
 from rainlm.core.widening import add_child_and_renormalize
@@ -64,6 +65,12 @@ def rain_decode(ctx: SearchContext, *,
         ctx.calls.reserve = lambda: finish_reserve(ctx)
     set_search_deadline(ctx)
     steps: list[StepRecord] = []
+    if cfg.answer_nll_margin is not None:  # the fluency floor starts from greedy's answer
+        try:
+            yield from greedy_reference_pass(ctx)
+        except DeadlineReached:  # no time even for greedy: the search goes on without a floor
+            ctx.stats.passes_cut_by_deadline += 1
+        emit_progress(ctx, on_progress, start)
     while True:
         reason = finish_reason(ctx)
         if reason is not None:
@@ -74,7 +81,8 @@ def rain_decode(ctx: SearchContext, *,
             forget_unreachable_answer(ctx)
             emit_progress(ctx, on_progress, start)
             continue
-        searches, early, out_of_time = yield from search_step(ctx, on_progress, start)
+        searches, early, out_of_time = (0, False, False) if accepted_answer(ctx) is not None \
+            else (yield from search_step(ctx, on_progress, start))
         found = accepted_answer(ctx)
         if found is not None:  # a judged whole answer reached accept_value: answer with it
             steps.append(commit_answer(ctx, found, searches))
@@ -249,7 +257,9 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     with plain greedy decoding. ``searches`` is the pass count of the interrupted step.
     With ``keep_best_answer``, a judged whole answer below the committed one that was
     judged higher than that finish replaces it (the finish is not shown as progress
-    until this is decided, so nothing streamed is taken back).
+    until this is decided, so nothing streamed is taken back). The finish is judged as a
+    whole answer (the fluency floor applies) when there is a best answer to compare it
+    with or an ``accept_value``, so the result can say whether its answer was accepted.
 
     The finish reason is ``reason`` ("time_budget", "search_budget" when
     ``max_total_searches`` ran out, "stopped" when the caller stopped the search: then
@@ -288,8 +298,10 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # comparing with the best judged whole answer is part of the finish: one judgement
     # past the budget's end (a stop still ends it)
     ctx.calls.deadline = None
-    if best is not None and best[1] != answer and budget_reason != "stopped" \
-            and not ctx.calls.stopped and best[0] > (yield from judge_or_nan(ctx, answer)):
+    judged = budget_reason != "stopped" and not ctx.calls.stopped and (
+        best is not None or ctx.config.accept_value is not None)  # (the result says if accepted)
+    value = (yield from finish_value(ctx, answer)) if judged else math.nan
+    if best is not None and best[1] != answer and best[0] > value:
         # rewind the commits made here (never shown) and commit the judged answer instead
         tree.root, del_from, steps_from = at_budget
         ctx.stats.steps -= len(steps) - steps_from
@@ -304,14 +316,17 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     return DecodeOutcome(answer, reason or budget_reason, steps, True, tail)
 
 
-def judge_or_nan(ctx: SearchContext, answer: list[int]) -> Steps[float]:
-    """The answer's value, or NaN (which nothing beats) when the caller stopped the
-    search during the judgement."""
+def finish_value(ctx: SearchContext, answer: list[int]) -> Steps[float]:
+    """The finished answer's value as a whole answer (the fluency floor applies, and the
+    result reports it: ``answer_value``), or NaN (which nothing beats) when the caller
+    stopped the search during the judgement."""
     ctx.stats.finish_judgements += 1
     try:
-        return (yield from judge(ctx, answer))
+        value = yield from fluent_value(ctx, answer, (yield from judge(ctx, answer)))
     except DeadlineReached:
         return math.nan
+    ctx.whole_values[tuple(answer)] = value
+    return value
 
 
 def forget_unreachable_answer(ctx: SearchContext) -> None:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from rainlm.core.model_calls import Steps
 from rainlm.core.rounds import run_round
 from rainlm.core.search import (SearchContext, child_holding, finish_pass, judge,
-                                note_whole_answer)
+                                note_imagined, note_whole_answer)
 from rainlm.core.simulation import simulate
 
 
@@ -62,7 +62,7 @@ def run_repair_pass(ctx: SearchContext) -> Steps[float]:
     with ctx.stats.phase("simulate"):
         imagined = yield from simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
                             limits, ctx.rng, deadline=ctx.deadline)
-    ctx.stats.simulated_tokens += len(imagined.tokens)
+    note_imagined(ctx, base[:cut], imagined)
     ids = base[:cut] + imagined.tokens
     best_before = ctx.best_answer
     # (note_whole_answer resets repair_misses when the best answer changes)

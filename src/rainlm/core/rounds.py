@@ -15,7 +15,7 @@ same tree, but not the tree of the sequential mode.
 from __future__ import annotations
 
 from rainlm.core.search import (SearchContext, back_up, expand, judge_many, keep_simulation,
-                                mark_terminal, maybe_widen, note_whole_answer,
+                                mark_terminal, maybe_widen, note_imagined, note_whole_answer,
                                 path_embeddings_many)
 from rainlm.core.model_calls import Steps
 from rainlm.core.selection import select_child
@@ -66,7 +66,7 @@ def run_round(ctx: SearchContext, count: int = 1) -> Steps[list[float]]:
     for path, answer in zip(paths, answers):
         mark_terminal(ctx, path[-1], answer)
     live = [i for i, p in enumerate(paths) if not tree.nodes[p[-1]].terminal]
-    imagined = [Imagined([], []) for _ in paths]
+    imagined = [Imagined.empty() for _ in paths]
     if live:
         with ctx.stats.phase("simulate"):
             sims = yield from simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live],
@@ -74,7 +74,7 @@ def run_round(ctx: SearchContext, count: int = 1) -> Steps[list[float]]:
                                  deadline=ctx.deadline)
         for i, sim in zip(live, sims):
             imagined[i] = sim
-            ctx.stats.simulated_tokens += len(sim.tokens)
+            note_imagined(ctx, answers[i], sim)
     judged = yield from judge_many(ctx, [a + s.tokens for a, s in zip(answers, imagined)])
     values = []
     for answer, sim, value in zip(answers, imagined, judged):

@@ -17,6 +17,7 @@ from rainlm.config import RainConfig
 from rainlm.core.backup import backup
 from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
                                    sample_token_sets, temper)
+from rainlm.core.fluency import DISFLUENT_VALUE, mean_nll, remember_imagined
 from rainlm.core.model_calls import EmbedTexts, ModelCalls, Steps, evaluation_steps
 from rainlm.core.selection import mix_with_uniform, normalize
 from rainlm.core.simulation import Imagined, SimulationLimits
@@ -55,6 +56,12 @@ class SearchContext:
     repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
     repair_attempts: int = 0  # passes that were due as repairs (repair_share)
     vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
+    # the model's log-probability of each token the search drew or scored, by the answer
+    # prefix ending with it (answer_nll_margin; core.fluency)
+    token_logprobs: dict[tuple[int, ...], float] = field(default_factory=dict)
+    nll_limit: float | None = None  # the fluency floor: greedy's NLL + answer_nll_margin
+    disfluent: set[str] = field(default_factory=set)  # whole answers over the floor
+    whole_values: dict[tuple[int, ...], float] = field(default_factory=dict)  # noted answers
     # once set, no model call starts; held by ``calls`` (read ``calls.stopped``: as an
     # InitVar with a default, ``ctx.stop`` reads None whatever was passed)
     stop: InitVar[threading.Event | None] = None
@@ -66,7 +73,8 @@ class SearchContext:
         cfg = self.config
         self.sim_limits = SimulationLimits(
             until=cfg.simulate_until, clause_end_chars=cfg.clause_end_chars,
-            temperature=cfg.simulation_temperature, max_tokens=cfg.max_simulation_tokens,
+            temperature=cfg.simulation_temperature, top_k=cfg.simulation_top_k,
+            max_tokens=cfg.max_simulation_tokens,
             max_new_tokens=self.max_new_tokens, stop_strings=self.stop_strings)
 
     # ------------------------------------------------------------------ helpers
@@ -109,17 +117,29 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
         max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
 
 
+def note_imagined(ctx: SearchContext, answer: Sequence[int], imagined: Imagined) -> None:
+    """Count an imagination drawn after ``answer`` and keep its tokens' log-probabilities
+    (what the fluency floor scores without asking the model again)."""
+    ctx.stats.simulated_tokens += len(imagined.tokens)
+    if ctx.config.answer_nll_margin is not None:
+        remember_imagined(ctx.token_logprobs, answer, imagined.tokens, imagined.logprobs)
+
+
 def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> Steps[float]:
     """Remember the best-valued judged text that is a whole answer (for ``accept_value``
     and ``keep_best_answer``); the first one found wins ties. Returns the answer's value:
-    ``value``, unless ``answer_checks`` overrule it (with ``answer_checks_scope``
-    "new_best": only an answer that would become the best is checked)."""
+    ``value``, unless the fluency floor (``answer_nll_margin``: ``fluent_value``) or
+    ``answer_checks`` overrule it (with ``answer_checks_scope`` "new_best": only an
+    answer that would become the best is checked)."""
     cfg = ctx.config
-    if cfg.accept_value is None and not cfg.keep_best_answer:
-        return value
     ids = list(response_ids)
-    if not is_terminal(ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
-                       max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
+    tracked = cfg.accept_value is not None or cfg.keep_best_answer
+    if (not tracked and ctx.nll_limit is None) or not is_terminal(
+            ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
+            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
+        return value
+    value = yield from fluent_value(ctx, ids, value)
+    if not tracked:
         return value
     if cfg.answer_checks and value >= cfg.repair_threshold and (
             cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
@@ -127,7 +147,26 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
     if beats_best_answer(ctx, value):
         ctx.best_answer = (value, ids)
         ctx.repair_misses = 0
+    ctx.whole_values[tuple(ids)] = value
     return value
+
+
+def fluent_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
+    """``value``, or ``DISFLUENT_VALUE`` when the whole answer ``ids`` is above the
+    fluency floor (``ctx.nll_limit``, set by the greedy pass: ``core.reference``). An
+    answer already valued the lowest is not scored."""
+    limit = ctx.nll_limit
+    if limit is None or value <= DISFLUENT_VALUE or not ids:
+        return value
+    nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.token_logprobs)
+    ctx.stats.fluency_scored_tokens += scored
+    if nll <= limit:
+        return value
+    text = judged_text(ctx, ids)
+    if text not in ctx.disfluent:
+        ctx.disfluent.add(text)
+        ctx.stats.disfluent_answers += 1
+    return DISFLUENT_VALUE
 
 
 def beats_best_answer(ctx: SearchContext, value: float) -> bool:
@@ -183,6 +222,17 @@ def accepted_answer(ctx: SearchContext) -> list[int] | None:
     """The judged whole answer that reached ``accept_value`` (the search may end), if any."""
     accept, best = ctx.config.accept_value, ctx.best_answer
     return best[1] if accept is not None and best is not None and best[0] >= accept else None
+
+
+def answer_value(ctx: SearchContext, ids: Sequence[int]) -> float | None:
+    """The value the search gave the whole answer ``ids`` (after the fluency floor and
+    the checks), else its judge's value if its text was judged, else None (never
+    judged: e.g. an answer a budget cut off and finished greedily without comparing)."""
+    noted = ctx.whole_values.get(tuple(int(t) for t in ids))
+    if noted is not None:
+        return noted
+    key = EvalRequest(messages=ctx.messages, response=judged_text(ctx, ids)).key
+    return ctx.eval_cache.get(key)
 
 
 def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],

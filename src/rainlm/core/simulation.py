@@ -16,11 +16,17 @@ from rainlm.core.stopping import ends_clause, finish_reason
 
 
 class Imagined(NamedTuple):
-    """One imagined completion: its tokens and each token's probability under the
-    simulation law (temperature applied)."""
+    """One imagined completion: its tokens, each token's probability under the
+    simulation law (temperature and top-k applied) and its log-probability under the
+    model (what the fluency floor scores, ``core.fluency``)."""
 
     tokens: list[int]
     probs: list[float]
+    logprobs: list[float]
+
+    @classmethod
+    def empty(cls) -> "Imagined":
+        return cls([], [], [])
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class SimulationLimits:
     until: str  # "clause" or "eos"
     clause_end_chars: tuple[str, ...]
     temperature: float
+    top_k: int | None  # imagined tokens from the top-k (None: the whole vocabulary)
     max_tokens: int | None  # cap on imagined tokens (None: only the answer limit)
     max_new_tokens: int  # answer length limit (committed + path + imagined)
     stop_strings: tuple[str, ...]
@@ -39,7 +46,8 @@ def simulate(calls: ModelCalls, prompt_ids: Sequence[int], answer_ids: Sequence[
              detokenize: Callable[[Sequence[int]], str], eos_ids: Collection[int],
              limits: SimulationLimits, rng: np.random.Generator, *,
              deadline: float | None = None) -> Steps[Imagined]:
-    """Sample from the full distribution until the text ends a clause (or EOS, or a limit).
+    """Sample (from the whole distribution unless ``limits.top_k``) until the text ends
+    a clause (or EOS, or a limit).
 
     ``answer_ids`` is the answer so far (committed + the leaf's path). Like the published
     code, the clause test runs before each draw, so a leaf whose text already ends a
@@ -66,7 +74,7 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
     if calls.engine_decodes:
         return (yield from simulate_on_engine(calls, prompt_ids, answers, detokenize, eos_ids,
                                               limits, rng, deadline=deadline))
-    imagined = [Imagined([], []) for _ in answers]
+    imagined = [Imagined.empty() for _ in answers]
     while True:
         active = [i for i, a in enumerate(answers)
                   if not _finished(list(a), imagined[i].tokens, detokenize, eos_ids, limits)]
@@ -75,9 +83,10 @@ def simulate_many(calls: ModelCalls, prompt_ids: Sequence[int],
         dists = yield from calls.next_dists([list(prompt_ids) + list(answers[i]) + imagined[i].tokens
                                   for i in active])
         for i, dist in zip(active, dists):
-            token, p = dist.sample(rng, temperature=limits.temperature)
+            token, p = dist.sample(rng, top_k=limits.top_k, temperature=limits.temperature)
             imagined[i].tokens.append(token)
             imagined[i].probs.append(p)
+            imagined[i].logprobs.append(dist.logprob_bound(token)[0])
 
 
 def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
@@ -90,9 +99,10 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
     stopping at the clause ends, the stop strings and the end-of-sequence ids. The same
     finish rule as the step-by-step imagination (``_finished``, before each token) cuts
     what comes back; a leaf the engine stopped early (a clause character that the rule
-    does not read as an ending) is asked again. The engine samples the whole
-    vocabulary, as the in-process step-by-step imagination does; its draws differ."""
-    imagined = [Imagined([], []) for _ in answers]
+    does not read as an ending) is asked again. The engine samples the law the
+    in-process step-by-step imagination samples (the whole vocabulary, or its top-k);
+    its draws differ."""
+    imagined = [Imagined.empty() for _ in answers]
     stops = tuple(limits.stop_strings) + (
         tuple(limits.clause_end_chars) if limits.until == "clause" else ())
     exhausted: set[int] = set()  # leaves the engine gave nothing more for
@@ -106,8 +116,9 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
                                       _room(answers[i], imagined[i], limits)),
                                   temperature=limits.temperature, stop=stops,
                                   stop_token_ids=tuple(sorted(eos_ids)),
-                                  seed=int(rng.integers(SEED_RANGE)),
-                                  report_top=0 if limits.temperature == 1.0 else REPORTED_TOP)
+                                  seed=int(rng.integers(SEED_RANGE)), top_k=limits.top_k,
+                                  report_top=0 if limits.temperature == 1.0
+                                  and limits.top_k is None else REPORTED_TOP)
                     for i in active]
         outs = yield from calls.continuations(requests)
         for i, out in zip(active, outs):
@@ -118,15 +129,16 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
                 top = out.top[j] if out.top else None
                 imagined[i].tokens.append(int(token))
                 imagined[i].probs.append(law_probability(token, logprob, top,
-                                                         limits.temperature))
+                                                         limits.temperature, limits.top_k))
+                imagined[i].logprobs.append(float(logprob))
                 taken += 1
             if taken == 0:
                 exhausted.add(i)
 
 
 REPORTED_TOP = 20
-"""Top log-probabilities asked with each imagined token away from temperature 1 (the
-OpenAI API's and vLLM's default cap)."""
+"""Top log-probabilities asked with each imagined token away from the model's own law
+(temperature 1, no top-k; the OpenAI API's and vLLM's default cap)."""
 
 
 def _room(answer: Sequence[int], imagined: Imagined, limits: SimulationLimits) -> int:

@@ -36,6 +36,9 @@ class SearchStats:
     repair_judgements: int = 0  # prefixes judged to find where a repair starts, not passes
     check_judgements: int = 0  # evaluations of prefixes by answer_checks (cache hits too), not passes
     answer_vetoes: int = 0  # whole answers whose verdict answer_checks overruled
+    fluency_scored_tokens: int = 0  # answer tokens the fluency floor asked the model for
+    disfluent_answers: int = 0  # distinct whole answers over the fluency floor (valued -1)
+    greedy_reference_nll: float | None = None  # the greedy pass's answer (answer_nll_margin)
     passes_cut_by_deadline: int = 0  # passes stopped mid-way by the time budget
     greedy_tail_cut: bool = False  # the time budget ended the greedy finish too: cut off
     phase_seconds: dict[str, float] = field(default_factory=lambda: {p: 0.0 for p in PHASES})

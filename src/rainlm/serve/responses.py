@@ -42,6 +42,8 @@ def rain_object(outcome: JobOutcome) -> dict[str, Any]:
                   "budget_exhausted": bool(stats.get("budget_exhausted", False)),
                   "greedy_tail_tokens": stats.get("greedy_tail_tokens", 0),
                   "greedy_tail_cut": bool(stats.get("greedy_tail_cut", False)),
+                  "accepted": stats.get("accepted"),
+                  "answer_value": stats.get("answer_value"),
                   "simulated_answer_tokens": stats.get("simulated_answer_tokens", 0),
                   "answer_tokens": stats.get("answer_tokens"),
                   "queue_s": stats.get("queue_s"), "total_s": stats.get("total_s")},
