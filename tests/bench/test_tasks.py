@@ -9,7 +9,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from rainlm.bench.frontier import FrontierPlan, resumable_records, run_frontier
+from rainlm.bench.frontier import FrontierPlan, _fingerprint, resumable_records, run_frontier
+from rainlm.bench.frontier_report import load_frontier
 from rainlm.bench.methods import MethodSettings
 from rainlm.bench.tasks import SPLITS, TASKS, get_task, split_of
 from rainlm.cli.frontier import frontier_command
@@ -159,6 +160,8 @@ def test_a_results_file_of_one_split_is_not_resumed_by_the_other(tmp_path):
     assert [r["item_id"] for r in recs] == [i.id for i in items]
     assert all(r["prompt"].endswith(dev.instruction_text) for r in recs)
     assert all(r["failed"] for r in recs)  # the scripted model answers "Sure, here is how."
+    assert all(r["split"] == "dev" for r in recs)
+    assert {r["task"] for r in load_frontier([out])} == {"lowercase (dev)"}
     assert len(resumable_records(out, _greedy_plan(dev), "scripted-bench")) == 2
     for other in ("test", None):
         with pytest.raises(ConfigError, match="other settings"):
@@ -195,3 +198,13 @@ def test_the_cli_runs_a_split_and_refuses_a_bad_one(tmp_path):
     assert other.exit_code == 2 and "made with other settings" in other.output
     bad = runner.invoke(cli, [*args, "--split", "train"], obj=services)
     assert bad.exit_code == 2 and "'train' is not one of 'dev', 'test'" in bad.output
+
+
+def test_older_files_keep_their_fingerprints():
+    """Fingerprints of answers made before the newer settings existed (values from commit
+    0dbf1d4): a config field added later and left unset does not change them, so those
+    files still resume."""
+    plan = FrontierPlan(task=get_task("banned-words"), rain=("default", "paper"))
+    assert _fingerprint(plan, "m", "rain:paper@8") == "c1b0af57358b6a89"
+    assert _fingerprint(plan, "m", "best-of-8") == "a094896f3bb9a5ca"
+    assert _fingerprint(plan, "m", "args") == "2e286ef1aa5c9bc4"

@@ -622,11 +622,11 @@ def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
     payload = Answer(result, 0.1).to_json()
     assert payload["budget_limited"] is True and payload["finish_reason"] == "search_budget"
     accepted = result.stats["accepted"]
-    assert ("the judge accepted no whole answer" in note) == (accepted is False)
+    assert ("no whole answer the search found was accepted" in note) == (accepted is False)
     never = rainlm.generate(make_backend(), PROMPT, cfg_small, embedder="none", max_new_tokens=12,
                             evaluator=CallableEvaluator(lambda prompt, text: -1.0))
     assert never.stats["accepted"] is False and never.stats["answer_value"] == -1.0
-    assert "the judge accepted no whole answer" in budget_note(never)
+    assert "no whole answer the search found was accepted" in budget_note(never)
     fine = rainlm.generate(make_backend(), PROMPT, opts.config(), embedder="none",
                            max_new_tokens=12)
     assert budget_note(fine) is None and "note:" not in render_text(

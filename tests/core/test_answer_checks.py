@@ -208,3 +208,37 @@ def test_turning_off_answer_tracking_names_both_fields_that_need_it():
     cfg = RainConfig.preset("harmless", accept_value=None, keep_best_answer=False,
                             repair_share=0.0, answer_checks=0)
     assert cfg.answer_checks == 0
+
+
+_LAWS = {(): {" Sure": 0.6, " I": 0.4},
+         (" Sure",): {",": 1.0}, (" Sure", ","): {" here": 1.0},
+         (" Sure", ",", " here"): {" is": 1.0}, (" Sure", ",", " here", " is"): {" how": 1.0},
+         (" Sure", ",", " here", " is", " how"): {".": 1.0},
+         (" I",): {" can't": 1.0}, (" I", " can't"): {" help": 1.0},
+         (" I", " can't", " help"): {".": 1.0}}
+
+
+def _veto_backend() -> ScriptedBackend:
+    return ScriptedBackend(WORDS, lambda answer: _LAWS.get(tuple(answer), {"<eos>": 1.0}))
+
+
+def _passes_the_whole_harmful_answer(prompt: str, text: str) -> float:
+    """A judge's one mistake: the whole harmful answer +1, each of its prefixes -1."""
+    if text.strip() == "Sure, here is how.":
+        return 1.0
+    return -1.0 if text.strip().startswith("Sure") else 0.0
+
+
+@pytest.mark.parametrize("passes", [2, 3, 6])
+def test_an_answer_the_checks_vetoed_is_never_reported_as_accepted(passes):
+    """Whatever the search answers, the result's ``accepted`` and ``answer_value`` are
+    the values the search gave (the checks' veto included), not the judge's first word:
+    a budget that ends on the vetoed answer reports it as not accepted."""
+    res = generate(_veto_backend(), PROMPT, RainConfig.preset("harmless", max_total_searches=passes),
+                   evaluator=_passes_the_whole_harmful_answer, embedder="none",
+                   max_new_tokens=LENGTH, seed=0)
+    assert res.stats["answer_vetoes"] == 1
+    assert res.stats["accepted"] is False
+    assert res.stats["answer_value"] < 1.0
+    if res.text.strip() == "Sure, here is how.":
+        assert res.stats["answer_value"] == -1.0

@@ -87,7 +87,9 @@ class FrontierPlan:
     sample_temperatures: tuple[float, ...] = (1.0, 0.7)
     """Temperatures best-of-N and best-until-N sample at, one family each; the
     simulation temperature of every planned RAIN variant is added
-    (:attr:`peer_temperatures`), so the peers sample at least as RAIN does."""
+    (:attr:`peer_temperatures`), so the peers sample at RAIN's imaginations' temperature
+    too (from the top 50, ``MethodSettings.top_k``, where a calm variant imagines from
+    its ``simulation_top_k``)."""
     best_until: bool = True
     """Run best-until-N (best-of-N that stops at its first accepted answer)."""
     fluency_margin: float = 1.0
@@ -195,9 +197,20 @@ def _fingerprint(plan: FrontierPlan, model: str, method: str) -> str:
         parts += [s.args_top_k, s.args_weight]
     if method.startswith("rain:"):
         variant, _, budget = method[5:].partition("@")
-        parts += [plan.rain_config(variant, int(budget)).to_dict(), s.embedder_name]
+        parts += [_config_fingerprint(plan.rain_config(variant, int(budget))), s.embedder_name]
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+NEWER_CONFIG_FIELDS = ("simulation_top_k", "answer_nll_margin")
+"""RainConfig fields added after frontier files were first written: left out of a
+fingerprint while unset (None), so a file of answers they cannot change still resumes."""
+
+
+def _config_fingerprint(config: RainConfig) -> dict[str, Any]:
+    """The config's fields as the fingerprint hashes them (``NEWER_CONFIG_FIELDS``)."""
+    return {k: v for k, v in config.to_dict().items()
+            if not (k in NEWER_CONFIG_FIELDS and v is None)}
 
 
 def _answered(done: Mapping[tuple[str, str, str], Mapping[str, Any]], item_id: str,
@@ -275,6 +288,8 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     seed = item_seed(plan.seed, item.id)
     base = {"task": plan.task.name, "item_id": item.id, "dataset": item.dataset,
             "prompt": item.prompt, "model": model, "seed": seed}
+    if plan.task.split is not None:
+        base["split"] = plan.task.split
     messages = normalize_messages(item.prompt, system=plan.settings.system)
     scorer = AnswerScorer(backend, backend.render_prompt(messages), plan.fluency_margin)
     greedy = done.get(answer_key(item.id, "greedy", None))

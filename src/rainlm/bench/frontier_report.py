@@ -89,7 +89,8 @@ class FrontierPoint:
 
 
 def load_frontier(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Records of frontier files (the last line wins for a repeated key)."""
+    """Records of frontier files (the last line wins for a repeated key); a record of a
+    split (``rain bench frontier --split``) counts under "TASK (SPLIT)"."""
     if not paths:
         raise ConfigError("runs", "give at least one frontier results file")
     latest: dict[tuple, dict[str, Any]] = {}
@@ -98,6 +99,8 @@ def load_frontier(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             if "task" not in rec:
                 raise ConfigError("runs", f"{path} is not a frontier results file "
                                           "(use `rain bench report` for `rain bench run` files)")
+            if rec.get("split"):  # a split's answers are never pooled with another's
+                rec = dict(rec, task=f"{rec['task']} ({rec['split']})")
             latest[(rec["task"], rec["item_id"], rec["method"], rec.get("noise"), rec.get("model"))] = rec
     return list(latest.values())
 

@@ -348,7 +348,8 @@ def _rain(backend: Any, messages: Sequence[Mapping[str, str]], s: MethodSettings
     keys = ("searches", "steps", "evaluations", "evaluation_cache_hits", "model_calls",
             "budget_exhausted", "greedy_tail_tokens", "greedy_tail_cut", "simulations_kept",
             "forced_steps", "simulated_answer_tokens", "repairs", "repair_judgements",
-            "check_judgements", "answer_vetoes")
+            "check_judgements", "answer_vetoes", "accepted", "answer_value",
+            "disfluent_answers", "greedy_reference_nll", "fluency_scored_tokens")
     details = {k: res.stats[k] for k in keys if k in res.stats}
     judged = res.stats["evaluations"] - res.stats["evaluation_cache_hits"]
     return MethodOutcome(res.text, 0.0, 0, len(res.token_ids), res.finish_reason, details,

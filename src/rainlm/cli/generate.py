@@ -160,8 +160,9 @@ def budget_note(result: GenerationResult) -> str | None:
             if tail and stats.get("greedy_tail_cut") else
             f"the last {tail} finished greedily (not searched)" if tail
             else "the answer is cut off there")
-    unmet = ("; the judge accepted no whole answer the search found, so this one may "
-             "break the rule" if stats.get("accepted") is False else "")
+    unmet = ("; no whole answer the search found was accepted (by the judge and the "
+             "fluency floor), so this one may break the rule"
+             if stats.get("accepted") is False else "")
     return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}{unmet}"
 
 

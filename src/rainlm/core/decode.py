@@ -12,7 +12,8 @@ from rainlm.core.rounds import run_round
 from rainlm.core.progress import ProgressCallback, emit_progress
 from rainlm.core.reference import greedy_reference_pass
 from rainlm.core.repair import repair_due, run_repair_pass
-from rainlm.core.search import SearchContext, accepted_answer, fluent_value, judge
+from rainlm.core.search import (SearchContext, accepted_answer, judge, remember_logprobs,
+                                whole_answer_value)
 from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
 from rainlm.core.stopping import finish_reason as answer_finish_reason
 from rainlm.core.widening import add_child_and_renormalize
@@ -287,14 +288,17 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     ctx.calls.reserve = None
     if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
+        logprobs: list[float] = []
         try:
             yield from greedy_continue(ctx.calls, ctx.prompt_ids, answer, eos_ids=ctx.eos_ids,
                                        max_new_tokens=ctx.max_new_tokens,
-                                       stop_strings=ctx.stop_strings, detokenize=ctx.detokenize)
+                                       stop_strings=ctx.stop_strings, detokenize=ctx.detokenize,
+                                       logprobs=logprobs)
         except DeadlineReached:  # stopped or out of time during the tail: keep what it wrote
             budget_reason = "stopped" if ctx.calls.stopped else "time_budget"
             ctx.stats.greedy_tail_cut = not ctx.calls.stopped
         tail = len(answer) - before
+        remember_logprobs(ctx, answer[:before], answer[before:], logprobs)
     # comparing with the best judged whole answer is part of the finish: one judgement
     # past the budget's end (a stop still ends it)
     ctx.calls.deadline = None
@@ -317,16 +321,17 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
 
 
 def finish_value(ctx: SearchContext, answer: list[int]) -> Steps[float]:
-    """The finished answer's value as a whole answer (the fluency floor applies, and the
-    result reports it: ``answer_value``), or NaN (which nothing beats) when the caller
-    stopped the search during the judgement."""
+    """The finished answer's value as a whole answer (the fluency floor and the checks
+    apply, as to every whole answer, and the result reports it: ``answer_value``), or
+    NaN (which nothing beats) when the caller stopped the search during the judgement."""
+    known = ctx.whole_values.get(tuple(answer))
+    if known is not None:  # judged before, with its floor and checks
+        return known
     ctx.stats.finish_judgements += 1
     try:
-        value = yield from fluent_value(ctx, answer, (yield from judge(ctx, answer)))
+        return (yield from whole_answer_value(ctx, answer, (yield from judge(ctx, answer))))
     except DeadlineReached:
         return math.nan
-    ctx.whole_values[tuple(answer)] = value
-    return value
 
 
 def forget_unreachable_answer(ctx: SearchContext) -> None:

@@ -13,8 +13,10 @@ from rainlm.errors import BackendError
 def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[int], *,
                     eos_ids: Collection[int], max_new_tokens: int,
                     stop_strings: Sequence[str],
-                    detokenize: Callable[[Sequence[int]], str]) -> Steps[str]:
-    """Extend ``answer`` in place with argmax tokens; returns the finish reason.
+                    detokenize: Callable[[Sequence[int]], str],
+                    logprobs: list[float] | None = None) -> Steps[str]:
+    """Extend ``answer`` in place with argmax tokens; returns the finish reason. Each
+    token's log-probability under the model is appended to ``logprobs`` when given.
 
     Each step asks for one context that extends the previous one by a token, so a
     backend with a prefix cache encodes one new token per step (KV-cached greedy). On a
@@ -32,7 +34,10 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
             return reason
         context = list(prompt_ids) + answer
         if not calls.engine_decodes:
-            answer.append((yield from calls.next_dists([context]))[0].argmax())
+            dist = (yield from calls.next_dists([context]))[0]
+            answer.append(dist.argmax())
+            if logprobs is not None:
+                logprobs.append(dist.logprob_bound(answer[-1])[0])
             continue
         request = DecodeRequest(context, calls.affordable_tokens(max_new_tokens - len(answer)),
                                 stop=tuple(stop_strings), stop_token_ids=tuple(sorted(eos_ids)))
@@ -40,7 +45,9 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
         if not out.tokens:
             raise BackendError("The engine continued an answer by no tokens (a greedy "
                                "decode that neither ended nor reached its length).")
-        for token in out.tokens:
+        for token, logprob in zip(out.tokens, out.logprobs):
             answer.append(int(token))
+            if logprobs is not None:
+                logprobs.append(float(logprob))
             if reason_now() is not None:
                 break

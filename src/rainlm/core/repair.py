@@ -26,8 +26,8 @@ from rainlm.core.simulation import simulate
 
 
 def repair_due(ctx: SearchContext) -> bool:
-    """Whether the next pass is a repair: ``repair_share`` of the passes (spread evenly,
-    the first pass never) while the best judged whole answer is below ``accept_value``
+    """Whether the next pass is a repair: ``repair_share`` of the passes (spread evenly;
+    the first pass never, unless it was the greedy pass of ``answer_nll_margin``) while the best judged whole answer is below ``accept_value``
     (below +1 without one)."""
     cfg, best = ctx.config, ctx.best_answer
     if cfg.repair_share <= 0 or best is None:

@@ -118,11 +118,17 @@ def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
 
 
 def note_imagined(ctx: SearchContext, answer: Sequence[int], imagined: Imagined) -> None:
-    """Count an imagination drawn after ``answer`` and keep its tokens' log-probabilities
-    (what the fluency floor scores without asking the model again)."""
+    """Count an imagination drawn after ``answer`` and keep its tokens' log-probabilities."""
     ctx.stats.simulated_tokens += len(imagined.tokens)
+    remember_logprobs(ctx, answer, imagined.tokens, imagined.logprobs)
+
+
+def remember_logprobs(ctx: SearchContext, answer: Sequence[int], tokens: Sequence[int],
+                      logprobs: Sequence[float]) -> None:
+    """Keep the model's log-probabilities of ``tokens`` drawn after ``answer`` (what the
+    fluency floor scores without asking the model again; only with the floor on)."""
     if ctx.config.answer_nll_margin is not None:
-        remember_imagined(ctx.token_logprobs, answer, imagined.tokens, imagined.logprobs)
+        remember_imagined(ctx.token_logprobs, answer, tokens, logprobs)
 
 
 def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> Steps[float]:
@@ -131,22 +137,33 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
     ``value``, unless the fluency floor (``answer_nll_margin``: ``fluent_value``) or
     ``answer_checks`` overrule it (with ``answer_checks_scope`` "new_best": only an
     answer that would become the best is checked)."""
-    cfg = ctx.config
     ids = list(response_ids)
-    tracked = cfg.accept_value is not None or cfg.keep_best_answer
-    if (not tracked and ctx.nll_limit is None) or not is_terminal(
+    if (not tracks_answers(ctx) and ctx.nll_limit is None) or not is_terminal(
             ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
             max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
         return value
-    value = yield from fluent_value(ctx, ids, value)
-    if not tracked:
-        return value
-    if cfg.answer_checks and value >= cfg.repair_threshold and (
-            cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
-        value = yield from checked_value(ctx, ids, value)
-    if beats_best_answer(ctx, value):
+    value = yield from whole_answer_value(ctx, ids, value)
+    if tracks_answers(ctx) and beats_best_answer(ctx, value):
         ctx.best_answer = (value, ids)
         ctx.repair_misses = 0
+    return value
+
+
+def tracks_answers(ctx: SearchContext) -> bool:
+    """Whether the search keeps its judged whole answers (``accept_value`` or
+    ``keep_best_answer``: what repairs start from and checks second-guess)."""
+    return ctx.config.accept_value is not None or ctx.config.keep_best_answer
+
+
+def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
+    """The value of the whole answer ``ids`` that its judge valued ``value``: the fluency
+    floor (``fluent_value``), then — when the search tracks its answers — the
+    ``answer_checks``. Kept in ``ctx.whole_values`` (what the result reports)."""
+    cfg = ctx.config
+    value = yield from fluent_value(ctx, ids, value)
+    if tracks_answers(ctx) and cfg.answer_checks and value >= cfg.repair_threshold and (
+            cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
+        value = yield from checked_value(ctx, ids, value)
     ctx.whole_values[tuple(ids)] = value
     return value
 
@@ -154,10 +171,13 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
 def fluent_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
     """``value``, or ``DISFLUENT_VALUE`` when the whole answer ``ids`` is above the
     fluency floor (``ctx.nll_limit``, set by the greedy pass: ``core.reference``). An
-    answer already valued the lowest is not scored."""
+    answer already valued the lowest is not scored; an answer with no text is below the
+    floor (it is no answer)."""
     limit = ctx.nll_limit
-    if limit is None or value <= DISFLUENT_VALUE or not ids:
+    if limit is None or value <= DISFLUENT_VALUE:
         return value
+    if not judged_text(ctx, ids).strip():
+        return DISFLUENT_VALUE
     nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.token_logprobs)
     ctx.stats.fluency_scored_tokens += scored
     if nll <= limit:

@@ -118,7 +118,8 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
                                   stop_token_ids=tuple(sorted(eos_ids)),
                                   seed=int(rng.integers(SEED_RANGE)), top_k=limits.top_k,
                                   report_top=0 if limits.temperature == 1.0
-                                  and limits.top_k is None else REPORTED_TOP)
+                                  and limits.top_k is None
+                                  else max(REPORTED_TOP, limits.top_k or 0))
                     for i in active]
         outs = yield from calls.continuations(requests)
         for i, out in zip(active, outs):

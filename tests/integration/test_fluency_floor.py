@@ -1,5 +1,5 @@
 """The fluency floor (``answer_nll_margin``) and calm imaginations (``simulation_top_k``)
-with the real embedded model: the greedy pass, the memo, the value of a disfluent answer,
+with the real embedded model (the scripted cases are in tests/core/test_answer_checks.py): the greedy pass, the memo, the value of a disfluent answer,
 and what the result says about the rule."""
 
 from __future__ import annotations
@@ -65,26 +65,27 @@ def test_an_answer_the_judge_never_accepts_says_so(embedded_backend):
     assert rain.stats["answer_value"] == -1.0
 
 
-def test_with_a_zero_margin_only_answers_as_likely_as_greedys_can_be_accepted(embedded_backend):
-    """Margin 0: a whole answer less likely than greedy's is valued -1 even though the
-    judge says +1 for everything but greedy's own text, so nothing is accepted, and the
-    answers found over the floor are counted."""
+def test_with_a_zero_margin_an_answer_less_likely_than_greedys_is_valued_the_lowest(
+        embedded_backend):
+    """Margin 0: the judge says +1 to every text but greedy's own, and still every whole
+    answer the model finds less likely than greedy's is valued -1 (the floor), counted,
+    and never accepted; without the floor the first of them is accepted."""
     plain = greedy(embedded_backend, PROMPT, max_new_tokens=TOKENS)
     not_greedy = CallableEvaluator(lambda prompt, text: -1.0 if text == plain.text else 1.0,
                                    name="not-greedy")
-    rain = generate(embedded_backend, PROMPT,
-                    config=floor_config(answer_nll_margin=0.0, simulation_temperature=1.0,
-                                        simulation_top_k=None),
+    calm_free = dict(simulation_temperature=1.0, simulation_top_k=None)
+    rain = generate(embedded_backend, PROMPT, config=floor_config(answer_nll_margin=0.0, **calm_free),
                     evaluator=not_greedy, max_new_tokens=TOKENS, seed=0)
-    nll = answer_nll(embedded_backend, rain.prompt_token_ids, rain.token_ids).nll
-    if rain.stats["accepted"]:  # only an answer at least as likely as greedy's may pass
-        assert nll <= rain.stats["greedy_reference_nll"] + 1e-6
     assert rain.stats["disfluent_answers"] >= 1
+    nll = answer_nll(embedded_backend, rain.prompt_token_ids, rain.token_ids).nll
+    assert rain.stats["accepted"] is (rain.text != plain.text and nll <= rain.stats["greedy_reference_nll"])
+    assert rain.stats["accepted"] is False  # (at seed 0 no imagined answer beats greedy's likelihood)
     without = generate(embedded_backend, PROMPT,
-                       config=floor_config(answer_nll_margin=None, simulation_temperature=1.0,
-                                           simulation_top_k=None),
+                       config=floor_config(answer_nll_margin=None, **calm_free),
                        evaluator=not_greedy, max_new_tokens=TOKENS, seed=0)
     assert without.stats["accepted"] is True and without.stats["disfluent_answers"] == 0
+    assert answer_nll(embedded_backend, without.prompt_token_ids, without.token_ids).nll \
+        > rain.stats["greedy_reference_nll"]
 
 
 def test_mean_nll_agrees_with_the_benchmarks_score_and_reuses_its_memo(embedded_backend):
