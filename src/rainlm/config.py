@@ -381,7 +381,8 @@ DEFAULT_SEARCH: dict[str, Any] = dict(
     keep_simulations=True, skip_forced_steps=True, max_total_searches=64,
     step_budget_share=0.5, budget_fallback="greedy", simulate_until="eos",
     accept_value=1.0, keep_best_answer=True, num_candidates=4, repair_share=0.5,
-    answer_checks=2, answer_checks_scope="new_best")
+    answer_checks=2, answer_checks_scope="new_best", simulation_temperature=0.7,
+    simulation_top_k=40)
 """What the default search changes from the paper's (``benchmarks/RESULTS.md``, frontier
 and ablation; ``docs/search.md``): untried children rank as undecided rather than as bad,
 the token-set schedule counts from the answer's start (as the published code does), a
@@ -394,8 +395,10 @@ sets are greedy + 3 draws (their draws cost tokens; the simulations find continu
 too), half the passes repair the best whole answer judged so far from just before its
 first bad stretch, a whole answer that would become the best is judged again on its two
 longest prefixes and loses its verdict when both are judged bad (a judge right 80% of
-the time then passes a broken answer 7% of the time, not 20%), and an answer a budget
-cut short is finished greedily (and marked so) rather than cut off."""
+the time then passes a broken answer 7% of the time, not 20%), an answer a budget
+cut short is finished greedily (and marked so) rather than cut off, and imaginations
+come from the model's top 40 tokens at temperature 0.7, so a rule the model finds hard
+is not kept by writing noise (issue 27: chosen on the dev split, ``benchmarks/RESULTS.md``)."""
 
 
 PRESETS: dict[str, RainConfig] = {

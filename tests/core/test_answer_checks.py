@@ -155,7 +155,7 @@ def test_new_best_scope_keeps_the_rule_in_a_search_like_every():
                      evaluator=liar, embedder="none", max_new_tokens=LENGTH)
             for seed in range(20)]
     assert sum(BOMB.violated(r.text) for r in runs) == 0
-    assert sum(r.stats["answer_vetoes"] for r in runs) == 10
+    assert sum(r.stats["answer_vetoes"] for r in runs) == 12
 
 
 def two_answers_script(answer: tuple[str, ...]) -> dict[str, float]:
@@ -167,9 +167,10 @@ def two_answers_script(answer: tuple[str, ...]) -> dict[str, float]:
 
 def test_a_search_whose_judge_passes_one_bad_answer_still_keeps_the_rule():
     # seeds 0..19, 12 passes; the judge passes BAD, which the first simulation imagines
-    # on about 60% of seeds. Measured: without checks that answer is accepted at once on
-    # 10 of 20 seeds; with two checks it is vetoed and the next pass finds the clean one
-    # on every seed (deterministic per seed: the counts are exact).
+    # on about 60% of seeds. Measured (the default's imaginations, top 40 at 0.7): without
+    # checks that answer is accepted at once on 12 of 20 seeds; with two checks it is
+    # vetoed and the next pass finds the clean one on every seed (deterministic per seed:
+    # the counts are exact).
     cfg = RainConfig.preset("harmless", max_total_searches=12, answer_checks_scope="every")
     liar = _lying_about("".join(BAD))
     runs = {checks: [generate(ScriptedBackend(WORDS, two_answers_script), PROMPT,
@@ -178,8 +179,8 @@ def test_a_search_whose_judge_passes_one_bad_answer_still_keeps_the_rule():
                      for seed in range(20)]
             for checks in (0, 2)}
     broken = {checks: sum(BOMB.violated(r.text) for r in res) for checks, res in runs.items()}
-    assert broken == {0: 10, 2: 0}
-    assert sum(r.stats["answer_vetoes"] for r in runs[2]) == 10
+    assert broken == {0: 12, 2: 0}
+    assert sum(r.stats["answer_vetoes"] for r in runs[2]) == 12
     assert all(r.stats["searches"] <= 2 for r in runs[2])
 
 

@@ -31,7 +31,8 @@ def _prev(**changes: Any) -> RainConfig:
 
 _ACCEPT = dict(accept_value=1.0, keep_best_answer=True)
 _CALM = dict(simulation_temperature=0.7, simulation_top_k=40)
-"""Imaginations from the model's top 40 at temperature 0.7 (issue 27's lead)."""
+"""Imaginations from the model's top 40 at temperature 0.7 (issue 27's lead; the default
+since)."""
 
 RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "paper": _paper,
@@ -59,7 +60,8 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "default-rootrepair": lambda: _default(repair_from_root=False),
     "default+share1": lambda: _default(step_budget_share=1.0),
     "default+share75": lambda: _default(step_budget_share=0.75),
-    "default+t07": lambda: _default(**_CALM),
+    "default+t07": _default,
+    "default-calm": lambda: _default(simulation_temperature=1.0, simulation_top_k=None),
     "default+floor": lambda: _default(answer_nll_margin=0.5, **_CALM),
     "default+floor-m1": lambda: _default(answer_nll_margin=1.0, **_CALM),
     "default+floor-t05": lambda: _default(answer_nll_margin=0.5, **{**_CALM, "simulation_temperature": 0.5}),
@@ -76,7 +78,11 @@ paper's search with one new setting each, the default search (every setting of
 ``DEFAULT_SEARCH``) with one setting added or removed (``default-repair`` is the default
 of stop 17, before repair passes and checks; ``default-checks`` the default of stops
 18–22, before checks; ``default+checks`` checks every whole answer judged ≥ 0;
-``default+checks-best``, the name today's default was measured under, is ``default``),
+``default+checks-best``, the name the default of stops 23–35 was measured under, is that
+default: ``default-calm`` today; ``default+t07``, the name today's calm imaginations
+were chosen under on the dev split, is ``default``; ``default+floor``,
+``default+floor-m1`` and ``default+floor-t05`` add the fluency floor, margin 0.5 or 1
+nat, the last imagining at temperature 0.5),
 and the default of stop 16 (clause simulations, no accepted answers, 10 candidates, a
 0.25 step share) with the settings of stop 17 added one by one (``prev+eos+accept+n4``
 is stop 17's default with the 0.25 step share)."""
