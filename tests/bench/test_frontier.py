@@ -99,8 +99,22 @@ def test_every_method_is_recorded_with_exact_accounting(tmp_path, monkeypatch):
         if rec["method"].startswith("best-of-"):
             assert rec["tokens_encoded"] == sum(asked[rec["method"]][::2][:1]) or \
                 rec["tokens_encoded"] in asked[rec["method"]]
-        else:
+        elif not rec["method"].startswith("best-until-"):
             assert rec["tokens_encoded"] in asked[rec["method"]]
+    # best-until: one run per (prompt, p, temperature) up to the largest N; the N whose answer cost the
+    # most carries exactly what the run asked for, the others what their rounds did
+    until: dict[tuple, list[dict]] = {}
+    for rec in recs:
+        if rec["method"].startswith("best-until-"):
+            until.setdefault((rec["item_id"], rec["noise"], rec["family"]), []).append(rec)
+    runs = [c for m, n, c in seen if m.startswith("best-until-")]
+    assert len(until) == len(ITEMS) * len(plan.noise) * len(plan.peer_temperatures)
+    assert sorted(max(r["tokens_encoded"] for r in group) for group in until.values()) == \
+        sorted(c for c in runs if c)
+    for group in until.values():
+        by_n = sorted(group, key=lambda r: r["budget"])
+        assert [r["tokens_encoded"] for r in by_n] == sorted(r["tokens_encoded"] for r in by_n)
+        assert all(r["judged_texts"] <= r["budget"] for r in by_n)
     for rec in recs:
         assert rec["greedy_tokens"] > 0 and rec["tokens_encoded"] > 0
         assert isinstance(rec["failed"], bool) and rec["rule"]["words"]

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainlm.bench.methods import (MethodOutcome, MethodSettings, first_best, sample_answers,
-                                  sample_rngs)
+                                  sample_rngs, tokens_encoded)
 from rainlm.core.stopping import truncate_at_stop
 from rainlm.errors import ConfigError
 from rainlm.judge.base import EvalRequest, Evaluator
@@ -36,8 +36,11 @@ def best_of_until(backend: Any, messages: Sequence[Mapping[str, str]], settings:
                   time_budget_s: float | None = None, max_n: int | None = None,
                   clock: Any = time.perf_counter) -> MethodOutcome:
     """Sample, judge and stop early (see the module). ``details``: ``n`` drawn,
-    ``scores``, ``chosen``, ``stopped`` ("accepted", "time_budget" or "max_n"), and
-    ``budget_exhausted`` when no answer was accepted."""
+    ``scores``, ``chosen``, ``stopped`` ("accepted", "time_budget" or "max_n"),
+    ``budget_exhausted`` when no answer was accepted, and per round the tokens encoded
+    and seconds so far (``round_tokens``, ``round_seconds``: with one answer per round,
+    what a run with a smaller ``max_n`` would have spent), ``texts``, ``answer_ids``
+    and ``finish_reasons`` of every answer drawn."""
     max_n = settings.max_n if max_n is None else max_n
     if not isinstance(round_size, int) or isinstance(round_size, bool) or round_size < 1:
         raise ConfigError("round_size", f"must be an integer >= 1, got {round_size!r}")
@@ -49,6 +52,9 @@ def best_of_until(backend: Any, messages: Sequence[Mapping[str, str]], settings:
     scores: list[float] = []
     stopped = "max_n"
     longest = 0.0
+    encoded_before = tokens_encoded(backend)
+    round_tokens: list[int] = []
+    round_seconds: list[float] = []
     while len(samples) < max_n:
         round_start = clock()
         size = min(round_size, max_n - len(samples))
@@ -59,10 +65,12 @@ def best_of_until(backend: Any, messages: Sequence[Mapping[str, str]], settings:
         scores += [float(v) for v in evaluator.evaluate(
             [EvalRequest(tuple(messages), t) for t in new_texts])]
         samples, texts = samples + new, texts + new_texts
+        now = clock()
+        round_tokens.append(tokens_encoded(backend) - encoded_before)
+        round_seconds.append(round(now - start, 4))
         if max(scores) >= accept:
             stopped = "accepted"
             break
-        now = clock()
         longest = max(longest, now - round_start)
         if time_budget_s is not None and (now - start) + ROUND_MARGIN * longest > time_budget_s:
             stopped = "time_budget"
@@ -71,7 +79,10 @@ def best_of_until(backend: Any, messages: Sequence[Mapping[str, str]], settings:
         else first_best(scores)
     details = {"n": len(samples), "scores": scores, "chosen": best, "stopped": stopped,
                "round_size": round_size, "time_budget_s": time_budget_s,
-               "budget_exhausted": stopped != "accepted"}
+               "budget_exhausted": stopped != "accepted", "round_tokens": round_tokens,
+               "round_seconds": round_seconds, "texts": texts,
+               "answer_ids": [list(ids) for ids, _ in samples],
+               "finish_reasons": [reason for _, reason in samples]}
     return MethodOutcome(texts[best], 0.0, 0, len(samples[best][0]), samples[best][1], details,
                          judge_value=scores[best], judged_texts=len(texts),
                          answer_ids=tuple(samples[best][0]))

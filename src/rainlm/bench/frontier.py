@@ -44,8 +44,8 @@ from typing import Any
 from rainlm.backends.base import model_name
 from rainlm.bench.datasets import Item
 from rainlm.bench.frontier_scoring import AnswerScorer, kept_and_fluent
-from rainlm.bench.methods import (MethodOutcome, MethodSettings, draw_answers, pick_best,
-                                  run_method)
+from rainlm.bench.methods import (MethodOutcome, MethodSettings, draw_answers, first_best,
+                                  pick_best, run_method)
 from rainlm.bench.peers import (UNTIL_ACCEPT, UNTIL_ROUND, best_until, label_suffix,
                                 parse_peer, peer_label)
 from rainlm.judge.rules import NoisyJudge, Rule
@@ -305,7 +305,7 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     rule = plan.task.rule_for(greedy["text"], data_dir=data_dir)
     if plan.task.greedy_must_fail and not rule.violated(greedy["text"]):
         return
-    drawn: set[str] = set()  # best-of-N methods done for every p at once
+    drawn: set[object] = set()  # best-of-N labels (every p) and best-until (temperature, p) done
     for method, p in method_labels(plan)[1:]:
         if method in drawn:
             continue
@@ -318,6 +318,13 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
             for rec in _best_of(backend, item, method, plan, seed, base, rule, greedy, done,
                                 scorer):
                 write(rec)
+            continue
+        if peer is not None:  # best-until: every N at once
+            if (peer[2], p) not in drawn:
+                drawn.add((peer[2], p))
+                for rec in _best_until(backend, item, plan, seed, base, rule, greedy, done,
+                                       scorer, peer[2], p):
+                    write(rec)
             continue
         write(_answer(backend, item, method, p, plan, seed, base, rule, greedy, scorer,
                       data_dir))
@@ -364,12 +371,8 @@ def _answer(backend: Any, item: Item, method: str, p: float | None, plan: Fronti
             return _record(base, method, None, out, rule, None, scorer,
                            greedy_tokens=out.tokens_encoded)
         judge = judge_for(rule, p, seed) if p is not None else None
-        peer = parse_peer(method)
         if method == "sampled":
             out = run_method("vanilla-sampled", backend, item.prompt, plan.method_settings(), seed=seed)
-        elif peer is not None:  # best-until-N (best-of-N is drawn once for every p)
-            out = best_until(backend, item.prompt, peer[1], plan.peer_settings(peer[2]), seed,
-                             judge)
         elif method == "args":
             out = run_method("args", backend, item.prompt, plan.method_settings(), seed=seed,
                              evaluator=judge)
@@ -409,6 +412,50 @@ def _best_of(backend: Any, item: Item, method: str, plan: FrontierPlan, seed: in
         except Exception as exc:  # scoring included: recorded for this p
             out.append(_error(base, method, p, exc))
     return out
+
+
+def _best_until(backend: Any, item: Item, plan: FrontierPlan, seed: int,
+                base: Mapping[str, Any], rule: Rule, greedy: Mapping[str, Any],
+                done: Mapping[tuple, Any], scorer: AnswerScorer | None, temperature: float,
+                p: float) -> list[dict[str, Any]]:
+    """best-until-N for every N of the plan at one temperature and judge accuracy: one
+    run, one answer per round, up to the largest N. A smaller N's answer is the one its
+    own run would return (the same seeds, and the same judge calls in the same order) and
+    its cost what that run would spend: the tokens encoded and seconds of its rounds."""
+    todo = [(n, peer_label("best-until", n, temperature)) for n in plan.best_of]
+    todo = [(n, label) for n, label in todo if not _answered(done, item.id, label, p)]
+    try:
+        run = best_until(backend, item.prompt, max(plan.best_of), plan.peer_settings(temperature),
+                         seed, judge_for(rule, p, seed))
+    except Exception as exc:  # recorded per N
+        return [_error(base, label, p, exc) for _, label in todo]
+    out = []
+    for n, label in todo:
+        try:
+            out.append(_record(base, label, p, until_outcome(run, n), rule, greedy, scorer))
+        except Exception as exc:  # scoring included: recorded for this N
+            out.append(_error(base, label, p, exc))
+    return out
+
+
+def until_outcome(run: MethodOutcome, n: int) -> MethodOutcome:
+    """What best-until-``n`` returns, from a best-until run of at least ``n`` answers."""
+    d = run.details
+    scores = d["scores"]
+    accepted = next((i for i, v in enumerate(scores) if v >= UNTIL_ACCEPT), None)
+    if accepted is not None and accepted < n:
+        drawn, chosen, stopped = accepted + 1, accepted, "accepted"
+    else:
+        drawn = min(n, len(scores))
+        chosen, stopped = first_best(scores[:drawn]), "max_n"
+    details = {"n": drawn, "scores": scores[:drawn], "chosen": chosen, "stopped": stopped,
+               "budget_exhausted": stopped != "accepted", "drawn_with_n": len(scores)}
+    ids = d["answer_ids"][chosen]
+    return dataclasses.replace(run, text=d["texts"][chosen], answer_ids=tuple(ids),
+                               answer_tokens=len(ids), finish_reason=d["finish_reasons"][chosen],
+                               tokens_encoded=d["round_tokens"][drawn - 1],
+                               seconds=d["round_seconds"][drawn - 1], judged_texts=drawn,
+                               judge_value=scores[chosen], details=details)
 
 
 def _error(base: Mapping[str, Any], method: str, p: float | None, exc: BaseException) -> dict[str, Any]:
