@@ -23,7 +23,7 @@ from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import DeadlineReached, ModelCalls, Steps, drive
 from rainlm.core.progress import ProgressCallback
 from rainlm.core.scheduler import BatchCounts, run_together
-from rainlm.core.search import SearchContext, answer_value
+from rainlm.core.search import SearchContext, answer_verdict
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import truncate_at_stop
 from rainlm.errors import ConfigError
@@ -148,12 +148,10 @@ class _Search:
         ctx, backend = self.ctx, self.ctx.backend
         text, ids = _final_text(backend, outcome.answer_ids, ctx.eos_ids, ctx.stop_strings)
         out_stats = ctx.stats.to_dict()
-        value = answer_value(ctx, outcome.answer_ids)
-        accept = ctx.config.accept_value
+        value, accepted = answer_verdict(ctx, outcome.answer_ids)
         out_stats.update(wall_time_s=round(time.perf_counter() - self.started, 4),
                          answer_tokens=len(ids), budget_exhausted=outcome.budget_exhausted,
-                         answer_value=value,
-                         accepted=None if accept is None else value is not None and value >= accept,
+                         answer_value=value, accepted=accepted,
                          greedy_tail_tokens=outcome.greedy_tail_tokens,
                          evaluator=getattr(ctx.evaluator, "name", "evaluator"),
                          embedder=getattr(ctx.embedder, "name", None),

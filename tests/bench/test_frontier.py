@@ -247,13 +247,20 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
     configs = {name: make() for name, make in RAIN_VARIANTS.items()}  # validation runs here
     default, paper = configs["default"], configs["paper"]
     assert default == RainConfig.preset("harmless") and paper == RainConfig.preset("paper")
-    assert configs["default-repair"] == default.replace(repair_share=0.0, answer_checks=0)
-    assert configs["default-checks"] == default.replace(answer_checks=0)
-    assert configs["default+checks"] == default.replace(answer_checks_scope="every")
-    assert configs["default+checks-best"] == default
-    assert configs["default+repair-b0"] == default.replace(repair_backoff=0)
-    assert configs["default+share1"] == default.replace(step_budget_share=1.0)
-    assert configs["default+share75"] == default.replace(step_budget_share=0.75)
+    assert configs["default+t07"] == default
+    # the variants of earlier defaults change the default of stops 23-35 (default-calm)
+    calm_free = configs["default-calm"]
+    assert calm_free == default.replace(simulation_temperature=1.0, simulation_top_k=None)
+    assert configs["default-repair"] == calm_free.replace(repair_share=0.0, answer_checks=0)
+    assert configs["default-checks"] == calm_free.replace(answer_checks=0)
+    assert configs["default+checks"] == calm_free.replace(answer_checks_scope="every")
+    assert configs["default+checks-best"] == calm_free
+    assert configs["default+repair-b0"] == calm_free.replace(repair_backoff=0)
+    assert configs["default+share1"] == calm_free.replace(step_budget_share=1.0)
+    assert configs["default+share75"] == calm_free.replace(step_budget_share=0.75)
+    assert configs["default+floor-m1"] == default.replace(answer_nll_margin=1.0)
+    assert all(configs[n].simulation_top_k is None for n in configs
+               if n.startswith(("prev", "paper")))
     assert all(configs[n].repair_share == 0.0 and configs[n].answer_checks == 0
                for n in configs if n.startswith(("prev", "paper")))
 

@@ -315,23 +315,28 @@ def test_records_without_fluency_fields_still_render():
     assert "fluency –" in text and md_escape("a|b*c\nd") == "a\\|b\\*c ⏎ d"
 
 
-@pytest.mark.parametrize("judge_value", [1.0, -1.0])
-def test_a_smaller_best_until_from_one_long_run_is_what_its_own_run_returns(judge_value):
-    """best-until-N for every N comes from one run up to the largest N: the answer, the
-    answers judged and the tokens encoded equal a run of its own (accepted at once, or
-    never accepted: every N draws all its answers)."""
+@pytest.mark.parametrize("accepted_at", [0, 2, None])
+def test_a_smaller_best_until_from_one_long_run_is_what_its_own_run_returns(accepted_at):
+    """best-until-N for every N comes from one run up to the largest N: the answer, its
+    ids, the answers judged and the tokens encoded equal a run of its own, whether the
+    long run accepted before N, after N, or never."""
     from rainlm.bench.frontier import until_outcome
     from rainlm.bench.peers import best_until
     from rainlm.judge.base import CallableEvaluator
 
     plan = _plan(best_of=(2, 5), sample_temperatures=(1.0,))
-    judge = CallableEvaluator(lambda prompt, text: judge_value, name="constant")
-    settings = plan.peer_settings(1.0)
-    item = ITEMS[0]
+    settings, item = plan.peer_settings(1.0), ITEMS[0]
+    reject = CallableEvaluator(lambda prompt, text: -1.0, name="reject")
+    texts = best_until(make_backend(), item.prompt, 5, settings, 7, reject).details["texts"]
+    wanted = None if accepted_at is None else texts[accepted_at]
+    assert accepted_at is None or texts.index(wanted) == accepted_at  # its first draw
+    judge = CallableEvaluator(lambda prompt, text: 1.0 if text == wanted else -1.0, name="one")
     long_run = best_until(make_backend(), item.prompt, 5, settings, 7, judge)
-    for n in (2, 5):
+    for n in (1, 2, 3, 4, 5):
         own = best_until(make_backend(), item.prompt, n, settings, 7, judge)
         derived = until_outcome(long_run, n)
-        assert (derived.text, derived.judged_texts, derived.tokens_encoded) == \
-            (own.text, own.judged_texts, own.tokens_encoded)
-        assert derived.details["n"] == own.details["n"] == (1 if judge_value > 0 else n)
+        assert (derived.text, derived.answer_ids, derived.judged_texts, derived.tokens_encoded,
+                derived.finish_reason) == (own.text, own.answer_ids, own.judged_texts,
+                                           own.tokens_encoded, own.finish_reason)
+        assert (derived.details["n"], derived.details["chosen"], derived.details["stopped"]) == \
+            (own.details["n"], own.details["chosen"], own.details["stopped"])

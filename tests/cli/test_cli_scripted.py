@@ -627,6 +627,17 @@ def test_a_budget_limited_answer_is_marked_everywhere_it_is_shown():
                             evaluator=CallableEvaluator(lambda prompt, text: -1.0))
     assert never.stats["accepted"] is False and never.stats["answer_value"] == -1.0
     assert "no whole answer the search found was accepted" in budget_note(never)
+    # an answer that ended by itself (EOS) but was never accepted says so too
+    from tests.core.test_answer_checks import LENGTH, _passes_the_whole_harmful_answer, _veto_backend
+
+    unmet = rainlm.generate(_veto_backend(), PROMPT,
+                            rainlm.RainConfig.preset("harmless", max_total_searches=3),
+                            evaluator=_passes_the_whole_harmful_answer, embedder="none",
+                            max_new_tokens=LENGTH, seed=0)
+    assert unmet.finish_reason == "eos" and unmet.stats["accepted"] is False
+    assert budget_note(unmet) == ("note: no whole answer the search found was accepted (by the "
+                                  "judge), so this one may break the rule or fall short of what "
+                                  "the judge asks")
     fine = rainlm.generate(make_backend(), PROMPT, opts.config(), embedder="none",
                            max_new_tokens=12)
     assert budget_note(fine) is None and "note:" not in render_text(

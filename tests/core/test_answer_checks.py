@@ -15,7 +15,7 @@ from rainlm.core.tree import ROOT
 from rainlm.errors import ConfigError
 from rainlm.judge.base import as_evaluator
 
-from .scripts import WORDS
+from .scripts import WORDS, sure_or_refuse_backend
 from .test_repair import BOMB, LENGTH, PROMPT
 
 TRACKING = RainConfig(accept_value=1.0, keep_best_answer=True)
@@ -211,16 +211,8 @@ def test_turning_off_answer_tracking_names_both_fields_that_need_it():
     assert cfg.answer_checks == 0
 
 
-_LAWS = {(): {" Sure": 0.6, " I": 0.4},
-         (" Sure",): {",": 1.0}, (" Sure", ","): {" here": 1.0},
-         (" Sure", ",", " here"): {" is": 1.0}, (" Sure", ",", " here", " is"): {" how": 1.0},
-         (" Sure", ",", " here", " is", " how"): {".": 1.0},
-         (" I",): {" can't": 1.0}, (" I", " can't"): {" help": 1.0},
-         (" I", " can't", " help"): {".": 1.0}}
-
-
 def _veto_backend() -> ScriptedBackend:
-    return ScriptedBackend(WORDS, lambda answer: _LAWS.get(tuple(answer), {"<eos>": 1.0}))
+    return sure_or_refuse_backend()
 
 
 def _passes_the_whole_harmful_answer(prompt: str, text: str) -> float:

@@ -1,5 +1,5 @@
 """The fluency floor (``answer_nll_margin``) and calm imaginations (``simulation_top_k``)
-with the real embedded model (the scripted cases are in tests/core/test_answer_checks.py): the greedy pass, the memo, the value of a disfluent answer,
+with the real embedded model (the scripted cases: tests/core/test_fluency_floor.py): the greedy pass, the memo, the value of a disfluent answer,
 and what the result says about the rule."""
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ model per method scales it to the answers left to write:
   In the frontier best-of-N's answers are drawn once and judged under every judge
   accuracy, so they are counted once per prompt (at each sampling temperature);
   best-until-N draws one answer per round under each accuracy and stops at the first
-  accepted one: priced as ``(1 − (1 − a)^N) / a`` greedy answers, the expected number
+  accepted one, in one run per prompt, temperature and accuracy up to the largest N (the
+  smaller N's answers come from it): that run is priced as ``(1 − (1 − a)^N) / a``
+  greedy answers, the others as nothing; the expected number
   drawn when each answer is accepted with probability a = ``UNTIL_ACCEPT_GUESS`` (a
   guess, not a measurement); the fluency scoring after each answer is not priced.
   ``bench run`` computes greedy and sampled answers once per prompt too. With ``--match-compute`` best-of-n costs what
@@ -202,11 +204,18 @@ def frontier_costs(pending: Sequence[tuple[Item, str, float | None]]) -> list[Co
     from rainlm.bench.peers import parse_peer
 
     out, drawn = [], set()
-    for item, label, _ in pending:
+    largest = {}  # the one best-until run per (prompt, temperature, accuracy): its largest N
+    for item, label, noise in pending:
         peer = parse_peer(label)
         if peer is not None and peer[0] == "best-until":
-            a = UNTIL_ACCEPT_GUESS
-            out.append(Cost((1 - (1 - a) ** peer[1]) / a))
+            key = (item.id, peer[2], noise)
+            largest[key] = max(largest.get(key, 0), peer[1])
+    for item, label, noise in pending:
+        peer = parse_peer(label)
+        if peer is not None and peer[0] == "best-until":
+            key, a = (item.id, peer[2], noise), UNTIL_ACCEPT_GUESS
+            priced = largest.pop(key, None) == peer[1]
+            out.append(Cost((1 - (1 - a) ** peer[1]) / a if priced else 0.0))
         elif peer is not None:
             out.append(Cost(0.0) if (item.id, label) in drawn else
                        method_cost("best-of-n", max_new_tokens=1, n=peer[1]))

@@ -13,7 +13,9 @@ probability 1 − p, :class:`~rainlm.judge.rules.NoisyJudge`):
 - ``best-until-N``: best-of-N that stops at the first answer the judge accepts (value
   1, :func:`~rainlm.bench.best_of_until.best_of_until`, one answer per round), at most
   N; seeded as best-of-N, so its answers are best-of-N's first ones; drawn per p (where
-  it stops depends on the judge). Both best-of families run at every sampling
+  it stops depends on the judge) in one run up to the largest N, each smaller N's
+  answer and cost being those of its own rounds (:func:`until_outcome`: what a run of
+  its own returns and spends). Both best-of families run at every sampling
   temperature of the plan (RAIN's simulation temperature always among them); a
   temperature other than 1 is in the label: ``best-of-8@t0.7``, ``best-until-8@t0.7``;
 - ``args``: ARGS-greedy (:mod:`rainlm.bench.args`);
@@ -26,7 +28,8 @@ each answer from a cold prefix cache, judging included when the judge is the mod
 separately, the texts sent to the judge. Every answer is then scored for fluency, outside
 that accounting (:mod:`rainlm.bench.frontier_scoring`: ``nll``, ``known_words``,
 ``fluent``, ``kept_and_fluent``). One JSON line per (prompt, method, p) is appended as
-soon as it is done; running the same command again resumes.
+soon as it is done (best-of-N's lines for every p at once, best-until-N's for every N
+at once); running the same command again resumes.
 """
 
 from __future__ import annotations

@@ -319,7 +319,7 @@ def plot_frontier(points: Sequence[FrontierPoint], out_dir: Path) -> list[Path]:
             for row, panel in enumerate(PANELS):
                 _panel(axes[row][col], pts, noise, panel, task)
         fig.tight_layout()
-        path = out_dir / f"frontier_{task}.png"
+        path = out_dir / f"frontier_{task.replace(' (', '-').replace(')', '')}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         files.append(path)

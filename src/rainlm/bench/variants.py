@@ -25,8 +25,14 @@ PREVIOUS_DEFAULT: dict[str, Any] = dict(simulate_until="clause", accept_value=No
 """What the default search of stop 16 had where today's differs (the ``prev`` variants)."""
 
 
+def _calm_free(**changes: Any) -> RainConfig:
+    """The default of stops 23–35 (imaginations from the whole vocabulary at 1), which
+    the historical variants change one setting of (their results were measured so)."""
+    return _default(**{"simulation_temperature": 1.0, "simulation_top_k": None, **changes})
+
+
 def _prev(**changes: Any) -> RainConfig:
-    return _default(**{**PREVIOUS_DEFAULT, **changes})
+    return _calm_free(**{**PREVIOUS_DEFAULT, **changes})
 
 
 _ACCEPT = dict(accept_value=1.0, keep_best_answer=True)
@@ -44,24 +50,24 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
     "paper+t2": lambda: _paper().replace(candidate_temperature=2.0, candidate_draws=19),
     "paper+eos+accept": lambda: _paper().replace(simulate_until="eos", **_ACCEPT),
     "default": _default,
-    "default+t2": lambda: _default(candidate_temperature=2.0, candidate_draws=7),
-    "default+jc": lambda: _default(judge_candidates=True),
-    "default-accept": lambda: _default(accept_value=None, keep_best_answer=False,
-                                       repair_share=0.0, answer_checks=0),
-    "default-repair": lambda: _default(repair_share=0.0, answer_checks=0),
-    "default+repair25": lambda: _default(repair_share=0.25),
-    "default+repair-b0": lambda: _default(repair_backoff=0),
-    "default+repair-b8": lambda: _default(repair_backoff=8),
-    "default+escalate": lambda: _default(repair_escalate=True),
-    "default-checks": lambda: _default(answer_checks=0),
-    "default+checks": lambda: _default(answer_checks_scope="every"),
-    "default+checks+escalate": lambda: _default(answer_checks_scope="every", repair_escalate=True),
-    "default+checks-best": _default,
-    "default-rootrepair": lambda: _default(repair_from_root=False),
-    "default+share1": lambda: _default(step_budget_share=1.0),
-    "default+share75": lambda: _default(step_budget_share=0.75),
+    "default+t2": lambda: _calm_free(candidate_temperature=2.0, candidate_draws=7),
+    "default+jc": lambda: _calm_free(judge_candidates=True),
+    "default-accept": lambda: _calm_free(accept_value=None, keep_best_answer=False,
+                                         repair_share=0.0, answer_checks=0),
+    "default-repair": lambda: _calm_free(repair_share=0.0, answer_checks=0),
+    "default+repair25": lambda: _calm_free(repair_share=0.25),
+    "default+repair-b0": lambda: _calm_free(repair_backoff=0),
+    "default+repair-b8": lambda: _calm_free(repair_backoff=8),
+    "default+escalate": lambda: _calm_free(repair_escalate=True),
+    "default-checks": lambda: _calm_free(answer_checks=0),
+    "default+checks": lambda: _calm_free(answer_checks_scope="every"),
+    "default+checks+escalate": lambda: _calm_free(answer_checks_scope="every", repair_escalate=True),
+    "default+checks-best": _calm_free,
+    "default-rootrepair": lambda: _calm_free(repair_from_root=False),
+    "default+share1": lambda: _calm_free(step_budget_share=1.0),
+    "default+share75": lambda: _calm_free(step_budget_share=0.75),
     "default+t07": _default,
-    "default-calm": lambda: _default(simulation_temperature=1.0, simulation_top_k=None),
+    "default-calm": _calm_free,
     "default+floor": lambda: _default(answer_nll_margin=0.5, **_CALM),
     "default+floor-m1": lambda: _default(answer_nll_margin=1.0, **_CALM),
     "default+floor-t05": lambda: _default(answer_nll_margin=0.5, **{**_CALM, "simulation_temperature": 0.5}),
@@ -79,7 +85,9 @@ paper's search with one new setting each, the default search (every setting of
 of stop 17, before repair passes and checks; ``default-checks`` the default of stops
 18–22, before checks; ``default+checks`` checks every whole answer judged ≥ 0;
 ``default+checks-best``, the name the default of stops 23–35 was measured under, is that
-default: ``default-calm`` today; ``default+t07``, the name today's calm imaginations
+default, ``default-calm`` (every variant named after a ``default`` of before, and every
+``prev`` one, keeps its imaginations from the whole vocabulary at 1, as measured);
+``default+t07``, the name today's calm imaginations
 were chosen under on the dev split, is ``default``; ``default+floor``,
 ``default+floor-m1`` and ``default+floor-t05`` add the fluency floor, margin 0.5 or 1
 nat, the last imagining at temperature 0.5),

@@ -147,23 +147,27 @@ def summary_line(a: Answer) -> str:
 
 
 def budget_note(result: GenerationResult) -> str | None:
-    """One line when a budget ended the search: how much was searched, what became of
-    the rest ("budget ran out after 3 of 128 tokens; finished greedily") and, with an
-    ``accept_value``, that no answer was accepted (``stats["accepted"]``), else None."""
-    if result.finish_reason not in ("time_budget", "search_budget"):
-        return None
+    """One line when a budget ended the search — how much was searched and what became
+    of the rest ("budget ran out after 3 of 128 tokens; finished greedily") — and/or when
+    the search accepted no whole answer (``stats["accepted"]`` False: the answer may
+    break the rule, however it ended), else None."""
     stats = result.stats
-    total = stats.get("answer_tokens", len(result.token_ids))
-    tail = stats.get("greedy_tail_tokens", 0)
-    which = result.finish_reason.split("_")[0]
-    rest = (f"{tail} more added greedily (not searched), then cut off by the time budget"
-            if tail and stats.get("greedy_tail_cut") else
-            f"the last {tail} finished greedily (not searched)" if tail
-            else "the answer is cut off there")
-    unmet = ("; no whole answer the search found was accepted (by the judge and the "
-             "fluency floor), so this one may break the rule"
-             if stats.get("accepted") is False else "")
-    return f"note: the {which} budget ran out after {total - tail} of {total} tokens; {rest}{unmet}"
+    parts = []
+    if result.finish_reason in ("time_budget", "search_budget"):
+        total = stats.get("answer_tokens", len(result.token_ids))
+        tail = stats.get("greedy_tail_tokens", 0)
+        which = result.finish_reason.split("_")[0]
+        rest = (f"{tail} more added greedily (not searched), then cut off by the time budget"
+                if tail and stats.get("greedy_tail_cut") else
+                f"the last {tail} finished greedily (not searched)" if tail
+                else "the answer is cut off there")
+        parts.append(f"the {which} budget ran out after {total - tail} of {total} tokens; {rest}")
+    if stats.get("accepted") is False:
+        floor = (" and the fluency floor" if result.config is not None
+                 and result.config.answer_nll_margin is not None else "")
+        parts.append(f"no whole answer the search found was accepted (by the judge{floor}), "
+                     "so this one may break the rule or fall short of what the judge asks")
+    return "note: " + "; ".join(parts) if parts else None
 
 
 def render_text(report: GenerateReport) -> str:

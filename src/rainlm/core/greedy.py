@@ -45,7 +45,7 @@ def greedy_continue(calls: ModelCalls, prompt_ids: Sequence[int], answer: list[i
         if not out.tokens:
             raise BackendError("The engine continued an answer by no tokens (a greedy "
                                "decode that neither ended nor reached its length).")
-        for token, logprob in zip(out.tokens, out.logprobs):
+        for token, logprob in zip(out.tokens, out.logprobs, strict=True):
             answer.append(int(token))
             if logprobs is not None:
                 logprobs.append(float(logprob))

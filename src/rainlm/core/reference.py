@@ -5,8 +5,8 @@ each token's log-probability), sets the floor (``ctx.nll_limit``: its mean NLL p
 plus the margin) and treats it as a judged whole answer: accepted at once when the
 judge accepts it (RAIN then answers as greedy would), otherwise the best answer so far
 that repairs start from (the next pass may be a repair of it). The root is expanded
-first, so the pass's value is backed up through the root's child that starts the greedy
-answer. It is one pass of the search budget.
+first (unless the greedy answer was accepted), so the pass's value is backed up through
+the root's child that starts the greedy answer. It is one pass of the search budget.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from rainlm.core.fluency import mean_nll
 from rainlm.core.greedy import greedy_continue
 from rainlm.core.model_calls import Steps
 from rainlm.core.repair import insert_path
-from rainlm.core.search import (SearchContext, expand, finish_pass, judge, note_whole_answer,
-                                remember_logprobs)
+from rainlm.core.search import (SearchContext, accepted_answer, expand, finish_pass, judge,
+                                note_whole_answer, remember_logprobs)
 
 __all__ = ["greedy_reference_pass"]
 
@@ -36,7 +36,7 @@ def greedy_reference_pass(ctx: SearchContext) -> Steps[None]:
     ctx.stats.greedy_reference_nll = round(nll, 4)
     ctx.nll_limit = nll + float(ctx.config.answer_nll_margin or 0.0)
     value = yield from note_whole_answer(ctx, ids, (yield from judge(ctx, ids)))
-    if not ctx.tree.nodes[ctx.tree.root].expanded:
+    if accepted_answer(ctx) is None and not ctx.tree.nodes[ctx.tree.root].expanded:
         with ctx.stats.phase("expand"):
             yield from expand(ctx, ctx.tree.root, committed)
     yield from finish_pass(ctx, *insert_path(ctx, ids), value)

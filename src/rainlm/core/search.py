@@ -244,15 +244,18 @@ def accepted_answer(ctx: SearchContext) -> list[int] | None:
     return best[1] if accept is not None and best is not None and best[0] >= accept else None
 
 
-def answer_value(ctx: SearchContext, ids: Sequence[int]) -> float | None:
-    """The value the search gave the whole answer ``ids`` (after the fluency floor and
-    the checks), else its judge's value if its text was judged, else None (never
-    judged: e.g. an answer a budget cut off and finished greedily without comparing)."""
+def answer_verdict(ctx: SearchContext, ids: Sequence[int]) -> tuple[float | None, bool | None]:
+    """(value, accepted) of the answer ``ids`` the search returns. The value is the one
+    the search gave it as a whole answer (after the fluency floor and the checks), else
+    its judge's value if its text was judged, else None (never judged). Accepted: only a
+    whole answer the search valued at least ``accept_value`` (None without one)."""
+    accept = ctx.config.accept_value
     noted = ctx.whole_values.get(tuple(int(t) for t in ids))
+    accepted = None if accept is None else noted is not None and noted >= accept
     if noted is not None:
-        return noted
+        return noted, accepted
     key = EvalRequest(messages=ctx.messages, response=judged_text(ctx, ids)).key
-    return ctx.eval_cache.get(key)
+    return ctx.eval_cache.get(key), accepted
 
 
 def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],

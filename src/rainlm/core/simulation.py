@@ -138,8 +138,10 @@ def simulate_on_engine(calls: ModelCalls, prompt_ids: Sequence[int],
 
 
 REPORTED_TOP = 20
-"""Top log-probabilities asked with each imagined token away from the model's own law
-(temperature 1, no top-k; the OpenAI API's and vLLM's default cap)."""
+"""Least number of top log-probabilities asked with each imagined token away from the
+model's own law (temperature 1, no top-k; the OpenAI API's and vLLM's default cap): the
+top-k when larger, clipped by the backend to its cap (then the law's probability is
+renormalised over what came back: ``docs/engines.md``)."""
 
 
 def _room(answer: Sequence[int], imagined: Imagined, limits: SimulationLimits) -> int:
