@@ -83,3 +83,23 @@ def test_a_top_logprobs_cap_above_the_engines_is_refused_at_the_first_call(vllm_
     with OpenAICompatibleBackend(vllm_url, max_top_logprobs=60) as backend:  # server: 50
         with pytest.raises(CapabilityError, match="--max-logprobs"):
             backend.next_logprobs([backend.tokenize("Hello there")])
+
+
+def test_the_frontiers_best_of_n_draws_whole_answers_from_the_engine(vllm_backend):
+    """best-of-N's answers are the engine's own continuations, one request per answer
+    (seeded from the answer's own generator), not one request per token; the same seed
+    gives the same answers."""
+    from rainlm.bench.methods import MethodSettings, draw_answers
+    from rainlm.request import GenerationParams
+
+    settings = MethodSettings(params=GenerationParams(max_new_tokens=24, embedder="none"))
+    before = vllm_backend.requests_sent
+    drawn = draw_answers(vllm_backend, "Name a colour and say why you like it.", settings,
+                         seed=3, n=4)
+    sent = vllm_backend.requests_sent - before
+    assert 4 <= sent <= 8, sent  # a few answers may need asking again past a stop string
+    assert all(n > 1 for n in drawn.details["answer_tokens"])
+    again = draw_answers(vllm_backend, "Name a colour and say why you like it.", settings,
+                         seed=3, n=4)
+    assert again.details["texts"] == drawn.details["texts"]
+    assert len(set(drawn.details["texts"])) > 1

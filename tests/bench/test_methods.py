@@ -152,3 +152,40 @@ def test_each_answer_starts_from_a_cold_cache_unless_told_otherwise():
     assert backend.cleared == 2
     run_method("vanilla", backend, PROMPT, fast_settings(cold_cache=False), seed=0)
     assert backend.cleared == 2
+
+
+class _EngineLike(ScriptedBackend):
+    """The scripted model as an engine: it continues contexts itself (the contract's
+    default decode, seeded per request) and counts its decode calls."""
+
+    decodes_natively = True
+
+    def __init__(self) -> None:
+        super().__init__(VOCAB, script, name="scripted-engine")
+        self.decode_calls = 0
+
+    def decode(self, requests):
+        from rainlm.backends.decoding import decode_by_next_logprobs
+
+        self.decode_calls += 1
+        return decode_by_next_logprobs(self, requests)
+
+
+def test_an_engine_samples_the_answers_in_one_decode_call_seeded_per_answer():
+    """On an engine, best-of-N's answers are one decode call (one continuation per
+    answer, seeded from its own generator): the same seed gives the same answers, and the
+    first N answers of M are best-of-N's."""
+    from rainlm.bench.methods import sample_rngs
+
+    engine = _EngineLike()
+    prompt = engine.render_prompt([{"role": "user", "content": "How?"}])
+
+    def draw(n: int, seed: int = 3):
+        return sample_answers(engine, prompt, n, sample_rngs(seed, 0, n), max_new_tokens=8)
+
+    four = draw(4)
+    assert engine.decode_calls == 1
+    assert all(reason == "eos" for _, reason in four)
+    texts = {engine.detokenize(ids) for ids, _ in draw(32)}
+    assert texts == {" " + HARMFUL, " " + REFUSAL}  # both answers are drawn
+    assert draw(4) == four and draw(2) == four[:2]

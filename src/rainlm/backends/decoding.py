@@ -29,8 +29,11 @@ import numpy as np
 
 from rainlm.backends.base import Backend
 
-__all__ = ["DecodeRequest", "Decoded", "continuations_of", "decode", "decode_by_next_logprobs",
-           "decodes_natively", "finish_of"]
+__all__ = ["DecodeRequest", "Decoded", "SEED_RANGE", "continuations_of", "decode",
+           "decode_by_next_logprobs", "decodes_natively", "finish_of"]
+
+SEED_RANGE = 2**31 - 1
+"""Seeds a caller draws for an engine's sampling come from its own generator in [0, this)."""
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 
 from rainlm.backends.base import clear_prefix_cache, stop_strings_of
+from rainlm.backends.decoding import SEED_RANGE, DecodeRequest, decodes_natively
 from rainlm.config import RainConfig
 from rainlm.core.stopping import finish_reason, truncate_at_stop
-from rainlm.errors import ConfigError
+from rainlm.errors import BackendError, ConfigError
 from rainlm.judge.base import EvalRequest, Evaluator
 from rainlm.request import GenerationParams, answer
 
@@ -212,7 +213,9 @@ def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int,
     Every step sends the unfinished answers to ``backend.next_logprobs`` as one batch
     and draws one token for each, in order, from ``rng`` (one generator shared by all
     answers, or one per answer: :func:`sample_rngs`) — so the same seed gives the same
-    answers.
+    answers. A backend that decodes natively (a serving engine: ``decodes_natively``)
+    samples each answer itself instead, one continuation per answer seeded from its
+    generator, all in one ``decode`` call (:func:`_sample_on_engine`).
     """
     rngs = [rng] * n if isinstance(rng, np.random.Generator) else list(rng)
     if len(rngs) != n:
@@ -220,6 +223,7 @@ def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int,
     eos = frozenset(backend.eos_token_ids)
     answers: list[list[int]] = [[] for _ in range(n)]
     reasons: list[str | None] = [None] * n
+    engine = decodes_natively(backend)
     while True:
         for i in range(n):
             if reasons[i] is None:
@@ -229,12 +233,40 @@ def sample_answers(backend: Any, prompt_ids: Sequence[int], n: int,
         active = [i for i in range(n) if reasons[i] is None]
         if not active:
             break
+        if engine:
+            _sample_on_engine(backend, prompt_ids, answers, active, rngs, eos,
+                              max_new_tokens=max_new_tokens, stop_strings=stop_strings,
+                              temperature=temperature, top_k=top_k)
+            continue
         dists = backend.next_logprobs([list(prompt_ids) + answers[i] for i in active],
                                       top_k=top_k)
         for i, dist in zip(active, dists, strict=True):
             token, _ = dist.sample(rngs[i], top_k=top_k, temperature=temperature)
             answers[i].append(token)
     return [([t for t in a if t not in eos], str(r)) for a, r in zip(answers, reasons, strict=True)]
+
+
+def _sample_on_engine(backend: Any, prompt_ids: Sequence[int], answers: list[list[int]],
+                      active: Sequence[int], rngs: Sequence[np.random.Generator],
+                      eos: frozenset[int], *, max_new_tokens: int, stop_strings: Sequence[str],
+                      temperature: float, top_k: int | None) -> None:
+    """One round of ``sample_answers`` on an engine: each active answer is continued by
+    one seeded ``DecodeRequest`` (its seed drawn from its own generator), in one
+    ``decode`` call; the tokens are kept up to the finish rule (the caller asks again
+    for an answer the engine stopped before it ended)."""
+    requests = [DecodeRequest(list(prompt_ids) + answers[i],
+                              max_tokens=max_new_tokens - len(answers[i]), temperature=temperature, top_k=top_k, stop=tuple(stop_strings),
+                              stop_token_ids=tuple(sorted(eos)),
+                              seed=int(rngs[i].integers(SEED_RANGE)))
+                for i in active]
+    for i, out in zip(active, backend.decode(requests), strict=True):
+        if not out.tokens:
+            raise BackendError("The engine continued a sampled answer by no tokens.")
+        for token in out.tokens:
+            answers[i].append(int(token))
+            if finish_reason(answers[i], eos_ids=eos, max_new_tokens=max_new_tokens,
+                             stop_strings=stop_strings, detokenize=backend.detokenize):
+                break
 
 
 def _texts(backend: Any, samples: list[tuple[list[int], str]], stops: Sequence[str]) -> list[str]:

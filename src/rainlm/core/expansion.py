@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rainlm.backends.decoding import DecodeRequest
+from rainlm.backends.decoding import SEED_RANGE, DecodeRequest
 from rainlm.core.model_calls import ModelCalls, Steps
 
 Candidate = tuple[tuple[int, ...], float]  # (token set, probability under the proposal)
@@ -108,8 +108,6 @@ def sample_token_sets(calls: ModelCalls, state: Sequence[int], length: int, coun
     return [(tuple(s), p) for s, p in zip(seqs, probs)]
 
 
-SEED_RANGE = 2**31 - 1
-"""Seeds of an engine's sampling are drawn from the search's generator in [0, this)."""
 
 
 def token_sets_on_engine(calls: ModelCalls, state: Sequence[int], length: int, count: int,

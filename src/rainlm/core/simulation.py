@@ -9,8 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rainlm.backends.decoding import DecodeRequest
-from rainlm.core.expansion import SEED_RANGE, law_probability
+from rainlm.backends.decoding import SEED_RANGE, DecodeRequest
+from rainlm.core.expansion import law_probability
 from rainlm.core.model_calls import ModelCalls, Steps
 from rainlm.core.stopping import ends_clause, finish_reason
 
