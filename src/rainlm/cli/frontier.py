@@ -96,8 +96,9 @@ Examples:
               metavar="B[,B...]", help="RAIN's total search passes per answer, one point each.")
 @click.option("--sample-temperatures", default="1.0,0.7", show_default=True,
               callback=_numbers(float), metavar="T[,T...]",
-              help="Temperatures best-of-N and best-until-N sample at, one family each "
-                   "(labels best-of-8@t0.7; RAIN's simulation temperature is always added).")
+              help="Temperatures best-of-N and best-until-N sample at: one best-of-N and "
+                   "one best-until-N family per temperature (labels best-of-8@t0.7; RAIN's "
+                   "simulation temperature is always added).")
 @click.option("--best-until/--no-best-until", "with_best_until", default=True,
               show_default=True,
               help="Run best-until-N: best-of-N that stops at its first accepted answer.")
@@ -125,7 +126,8 @@ def frontier_command(ctx: click.Context, task: str, split: str | None, data_dir:
                      with_args: bool, max_new_tokens: int | None,
                      banned: int | None, model: str | None, backend: str, base_url: str | None,
                      tokenizer: str | None, device: str, embedder: str, seed: int) -> None:
-    """Quality against compute: greedy, a sample, best-of-N, ARGS and RAIN on one task.
+    """Quality against compute: greedy, a sample, best-of-N, best-until-N, ARGS and RAIN
+    on one task.
 
     Compute is the model's tokens encoded ÷ greedy's on the same prompt (and, reported
     apart, the texts sent to the judge); quality is the failure rate under the task's
