@@ -3,16 +3,19 @@
 Starts ``rain serve`` on the embedded model (or uses ``--url``), answers the N prompts
 once greedily (a warm-up: every phase then finds the prompts in the prefix cache, as a
 long-running server would), then sends the same N chat requests from 1 client, then
-from 4 and from 8 concurrent clients (``--clients``), each phase with its own seed.
-Prints per phase: latency p50/p95 (client-side seconds), requests/s, completion
+from 4 and from 8 concurrent clients (``--clients``), each phase with its own seed;
+then answers each concurrent phase's requests again from 1 client with the same seed
+(untimed) and counts the answers equal to those given under load. Prints per phase: latency p50/p95 (client-side seconds), requests/s, completion
 tokens/s, answers the time budget cut, and how many searches' model calls the server's
-shared door sent to the model together (``/health`` ``batching``: calls per dispatch).
+shared scheduler sent to the model together (``/health`` ``batching``: calls per
+dispatch), the groups of several searches' calls it sent one search at a time (merging
+measured slower, or a probe), and the answers equal to their solo answers.
 Writes the table to benchmarks/results/serve_load.txt.
 
     .venv/bin/python benchmarks/serve_load.py [-n 8] [--clients 1,4,8] [--time-budget 60]
 
 The server runs up to ``--max-concurrent`` searches at once and batches their model
-calls (``backends/shared.py``); the time budget is set high enough not to cut answers
+calls (``core/shared_backend.py``); the time budget is set high enough not to cut answers
 (the "cut" column says if it did), so requests/s compares the same work.
 """
 
@@ -42,9 +45,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def one_request(url: str, prompt: str, args: argparse.Namespace, seed: int,
-                method: str = "rain") -> tuple[float, int, int, bool]:
-    """(seconds, completion tokens, HTTP status, cut by the time budget) of one chat
-    completion."""
+                method: str = "rain") -> tuple[float, int, int, bool, str | None]:
+    """(seconds, completion tokens, HTTP status, cut by the time budget, the answer) of
+    one chat completion."""
     import httpx
 
     body = {"model": "rain", "messages": [{"role": "user", "content": prompt}],
@@ -56,25 +59,27 @@ def one_request(url: str, prompt: str, args: argparse.Namespace, seed: int,
                       headers=_auth(args))
     seconds = time.perf_counter() - start
     if resp.status_code != 200:
-        return seconds, 0, resp.status_code, False
+        return seconds, 0, resp.status_code, False, None
     data = resp.json()
     stats = (data.get("rain") or {}).get("stats") or {}
-    return seconds, data["usage"]["completion_tokens"], 200, bool(stats.get("budget_exhausted"))
+    return (seconds, data["usage"]["completion_tokens"], 200, bool(stats.get("budget_exhausted")),
+            data["choices"][0]["message"]["content"])
 
 
 def _auth(args: argparse.Namespace) -> dict[str, str]:
     return {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
 
 
-def batching(url: str, args: argparse.Namespace) -> dict[str, int]:
-    """The server's shared-door counters (``/health`` ``batching``)."""
+def batching(url: str, args: argparse.Namespace) -> dict[str, object]:
+    """The server's batching counters (``/health`` ``batching``)."""
     import httpx
 
     return httpx.get(f"{url}/health", timeout=30, headers=_auth(args)).json().get("batching", {})
 
 
 def phase(url: str, prompts: list[str], clients: int, args: argparse.Namespace,
-          seed: int) -> dict[str, object]:
+          seed: int) -> tuple[dict[str, object], list[str | None]]:
+    """One phase's row, and its answers (None: failed)."""
     before = batching(url, args)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -82,6 +87,8 @@ def phase(url: str, prompts: list[str], clients: int, args: argparse.Namespace,
     wall = time.perf_counter() - start
     after = batching(url, args)
     dispatches = after.get("dispatches", 0) - before.get("dispatches", 0)
+    split = (after.get("merge") or {}).get("split_groups", 0) - (before.get("merge") or {}).get(
+        "split_groups", 0)
     ok = [r for r in results if r[2] == 200]
     latencies = [r[0] for r in ok]
     return {"clients": clients, "requests": len(prompts), "ok": len(ok),
@@ -94,7 +101,8 @@ def phase(url: str, prompts: list[str], clients: int, args: argparse.Namespace,
                                         / max(dispatches, 1), 2),
             "contexts_per_dispatch": round((after.get("contexts", 0) - before.get("contexts", 0))
                                            / max(dispatches, 1), 2),
-            "wall_s": round(wall, 1)}
+            "groups sent one search at a time": split,
+            "wall_s": round(wall, 1)}, [r[4] for r in results]
 
 
 def ratios(rows: list[dict[str, object]]) -> str:
@@ -131,13 +139,23 @@ def main() -> None:
 
     clients = [int(c) for c in args.clients.split(",")]
 
-    def run(url: str) -> list[dict[str, object]]:
+    def run(url: str) -> tuple[list[dict[str, object]], object]:
         for p in prompts:  # warm-up: the prompts (and the fail-safe's judge) in the cache
             one_request(url, p, args, seed=0, method="greedy")
-        return [phase(url, prompts, c, args, seed=1 + i) for i, c in enumerate(clients)]
+        rows = []
+        for i, c in enumerate(clients):
+            row, answers = phase(url, prompts, c, args, seed=1 + i)
+            if c > 1:  # the same requests alone (untimed): equal answers under load?
+                alone = [one_request(url, p, args, seed=1 + i)[4] for p in prompts]
+                row["equal to solo"] = (f"{sum(a is not None and a == b for a, b in zip(answers, alone))}"
+                                        f"/{len(prompts)}")
+            else:
+                row["equal to solo"] = "-"
+            rows.append(row)
+        return rows, batching(url, args).get("merge")
 
     if args.url:
-        rows = run(args.url.rstrip("/"))
+        rows, merge = run(args.url.rstrip("/"))
     else:
         from tests.serve.server import running_server
 
@@ -149,7 +167,7 @@ def main() -> None:
                 server_args += ["--cache-mb", f"{args.cache_mb:g}"]
             with running_server(server_args, Path(tmp) / "server.log",
                                 env={"OMP_NUM_THREADS": str(args.threads)}) as srv:
-                rows = run(srv.url)
+                rows, merge = run(srv.url)
     header = (f"rain serve load: {args.n} Vicuna prompts per phase, max_tokens "
               f"{args.max_tokens}, time budget {args.time_budget} s, max_searches_per_step "
               f"{args.max_searches_per_step}; server on {args.threads} torch thread(s) "
@@ -157,7 +175,8 @@ def main() -> None:
               f"--max-concurrent {args.max_concurrent}, --cache-mb "
               f"{'default' if args.cache_mb is None else f'{args.cache_mb:g}'}\n"
               f"client machine: {machine()}\n\n")
-    text = header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n" + ratios(rows) + "\n"
+    text = (header + table(list(rows[0]), [list(r.values()) for r in rows]) + "\n\n"
+            + ratios(rows) + f"\nthe scheduler's merge choice at the end (/health): {merge}\n")
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -248,3 +248,34 @@ def test_generate_many_names_a_bad_argument():
     with pytest.raises(ConfigError, match="seed"):
         generate_many(branching_backend(), PROMPTS, evaluator=harm_judge, embedder="none",
                       seed=1.5)
+
+
+def test_a_rounds_different_calls_go_out_at_once_on_a_backend_that_takes_concurrent_calls():
+    # two searches wait for calls that cannot share one request (different top_k on a
+    # sparse engine); each call waits at a barrier for the other: answered one after
+    # the other, the first would wait in vain and break it
+    import threading
+
+    class Engine(Sparse):
+        def __init__(self, inner, concurrent: bool):
+            super().__init__(inner)
+            self.takes_concurrent_calls = concurrent
+            self.barrier = threading.Barrier(2, timeout=10)
+
+        def next_logprobs(self, contexts, *, top_k=None):
+            self.barrier.wait()
+            return super().next_logprobs(contexts, top_k=top_k)
+
+    prompt = branching_backend().render_prompt([{"role": "user", "content": "Hi"}])
+
+    def one_call(top_k):
+        return (yield NextDists([prompt], top_k=top_k))
+
+    engine = Engine(branching_backend(), concurrent=True)
+    first, second = run_together([one_call(5), one_call(20)], engine)
+    assert first.error is None and second.error is None
+    assert sorted(engine.top_ks) == [5, 20]
+    in_process = Engine(branching_backend(), concurrent=False)  # one call at a time
+    in_process.barrier = threading.Barrier(2, timeout=0.2)
+    first, second = run_together([one_call(5), one_call(20)], in_process)
+    assert isinstance(first.error, threading.BrokenBarrierError)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
 import threading
 import time
 
@@ -31,17 +32,21 @@ def _body(stream: bool) -> dict:
             "rain": {"time_budget_s": 60}}
 
 
-def _first_chunk_id(url: str) -> str:
-    """Start a streamed answer; return the trace id of its first chunk."""
+def _stream_until_killed(url: str, first_id: "queue.Queue[str]") -> None:
+    """Stream an answer, put the trace id of its first chunk on ``first_id``, and keep
+    reading until the server dies (a client that leaves would stop a search that has not
+    started yet: recorded as an error, not as "started")."""
     import httpx
 
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=_body(True), timeout=60,
-                      headers={"Authorization": f"Bearer {KEY}"}) as resp:
-        assert resp.status_code == 200
-        for line in resp.iter_lines():
-            if line.startswith("data: "):
-                return json.loads(line[len("data: "):])["id"]
-    raise AssertionError("no chunk")
+    try:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=_body(True), timeout=120,
+                          headers={"Authorization": f"Bearer {KEY}"}) as resp:
+            assert resp.status_code == 200
+            for line in resp.iter_lines():
+                if line.startswith("data: ") and first_id.empty():
+                    first_id.put(json.loads(line[len("data: "):])["id"])
+    except httpx.HTTPError:
+        pass
 
 
 def _post_until_killed(url: str) -> None:
@@ -70,7 +75,11 @@ def test_a_killed_server_leaves_started_records_and_a_restart_marks_them(tmp_pat
     db = store_location
     port = free_port()  # the restarted server is the same server: same host and port
     with running_server(_args(db), tmp_path / "first.log", port=port) as server:
-        streamed = _first_chunk_id(server.url)
+        first_id: queue.Queue[str] = queue.Queue()
+        streaming = threading.Thread(target=_stream_until_killed, args=(server.url, first_id),
+                                     daemon=True)
+        streaming.start()
+        streamed = first_id.get(timeout=60)
         waiting = threading.Thread(target=_post_until_killed, args=(server.url,), daemon=True)
         waiting.start()
         deadline = time.monotonic() + 30

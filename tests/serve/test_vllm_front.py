@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,18 @@ def test_rain_serve_in_front_of_vllm_answers_and_records(vllm_url, tmp_path):
             "--max-new-tokens-limit", "32"]
     with running_server(args, tmp_path / "server.log") as server:
         client = OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0, timeout=120)
-        answers = [client.chat.completions.create(
-            model="rain", messages=[{"role": "user", "content": QUESTION}], max_tokens=12,
-            extra_body={"rain": {"seed": 3, "max_searches_per_step": 2}}) for _ in range(2)]
+
+        def ask(seed: int):
+            return client.chat.completions.create(
+                model="rain", messages=[{"role": "user", "content": QUESTION}], max_tokens=12,
+                extra_body={"rain": {"seed": seed, "max_searches_per_step": 2}})
+
+        answers = [ask(3) for _ in range(2)]
+        with ThreadPoolExecutor(3) as pool:  # three at once, their searches in one scheduler
+            together = [a.choices[0].message.content for a in pool.map(ask, [3, 5, 7])]
+        alone = [ask(seed).choices[0].message.content for seed in (5, 7)]
     texts = [a.choices[0].message.content for a in answers]
     assert texts[0] and texts[0] == texts[1]  # the same seed, the same answer
+    assert together == [texts[0], *alone]  # ... whoever ran beside it
     rain = answers[0].model_extra["rain"]
     assert rain["method"] == "rain" and rain["trace_id"]

@@ -76,6 +76,10 @@ class Backend(Protocol):
     * ``cache_budget_bytes: int``: the prefix cache's memory budget, which may be set
       (the cache evicts down to it on its next call that encodes something); set
       through ``set_cache_budget(backend, mb)``.
+    * ``takes_concurrent_calls: bool``: ``next_logprobs`` and ``decode`` may be called
+      from several threads at once (an engine over HTTP, which batches concurrent
+      requests itself); read with ``takes_concurrent_calls(backend)`` (False when
+      absent: an in-process model runs one call at a time).
     """
 
     name: str
@@ -120,6 +124,12 @@ def stop_strings_of(backend: object) -> tuple[str, ...]:
     """The backend's optional ``default_stop_strings`` as a tuple; ``()`` for a backend
     without that hook."""
     return tuple(getattr(backend, "default_stop_strings", None) or ())
+
+
+def takes_concurrent_calls(backend: object) -> bool:
+    """Whether the backend's model calls may run from several threads at once (its
+    optional ``takes_concurrent_calls``; False when absent)."""
+    return getattr(backend, "takes_concurrent_calls", False) is True
 
 
 def top_k_key(backend: Backend, top_k: int | None) -> int | None:

@@ -267,6 +267,10 @@ class OpenAICompatibleBackend:
         return [self._distribution(_first_top(choice), k) if _first_top(choice)
                 else self._one(context, k) for context, choice in zip(contexts, choices)]
 
+    takes_concurrent_calls = True
+    """Calls from several threads at once are several HTTP requests, which the engine
+    batches itself (``core.scheduler`` sends a round's different calls concurrently)."""
+
     # ---------------------------------------------------------------- continuations
     @property
     def decodes_natively(self) -> bool:

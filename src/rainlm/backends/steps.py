@@ -7,9 +7,9 @@ The search core (``rainlm.core``) and the model's self-evaluation
 business:
 
 - ``drive`` answers one generator's calls one at a time, in the order asked;
-- ``rainlm.core.scheduler.run_together`` advances many searches at once and sends the
-  next-token calls (and the continuations) of all of them to the backend as one batch
-  per step.
+- ``rainlm.core.scheduler`` advances many searches at once and sends the next-token
+  calls (and the continuations) of all of them to the backend as one batch per round
+  (``run_together``; ``rain serve``'s shared backend, ``core.shared_backend``).
 
 Either way a generator sees the same results in the same order, so what it computes
 does not depend on who answered (nor on how the answerer batched).
@@ -74,7 +74,11 @@ def drive(steps: Steps[T], backend: Backend) -> T:
     calls that name no model of their own); returns what it returns. A call that fails
     raises inside ``steps`` at the point that asked for it, so its ``try`` clauses run
     as they would around a plain call; anything else (KeyboardInterrupt) closes it, so
-    its ``finally`` clauses run then too."""
+    its ``finally`` clauses run then too. A backend that runs steps itself (a shared
+    backend's client, ``core.shared_backend``: ``run_steps``) is handed them whole."""
+    run_steps = getattr(backend, "run_steps", None)
+    if run_steps is not None:
+        return run_steps(steps)
     try:
         call = next(steps)
         while True:

@@ -1,18 +1,28 @@
-"""Several searches advanced together, sharing forward passes.
+"""Several searches advanced together, sharing forward passes: the one batching path.
 
 Each search is a resumable state machine (``rainlm.backends.steps``): a generator that
-yields the model call it needs next. ``run_together`` starts every search, then, round
-after round, answers the calls all of them are waiting for **together**:
+yields the model call it needs next. A ``Scheduler`` holds the searches in flight and,
+round after round, answers the calls all of them are waiting for **together**:
 
 - next-token calls to the same model (with the same ``top_k``, unless the model returns
   whole distributions and ignores it) — the searches' own, and their self-evaluation's,
-  which yields its calls too — go out as **one**
-  ``next_logprobs`` call: the transformers backend runs contexts that extend different
-  cached prefixes in one batched forward pass;
+  which yields its calls too — go out as **one** ``next_logprobs`` call: the
+  transformers backend runs contexts that extend different cached prefixes in one
+  batched forward pass, an engine gets one request with every prompt. Whether a round's
+  calls of several searches are merged or sent one search at a time is measured and
+  chosen (``core.merge_choice``), so running together is never slower than one at a time;
 - continuations (imagined completions and greedy finishes on a backend that decodes
   natively, ``backends.decoding``) to the same model go out as one ``decode`` call;
 - embedder calls to the same embedder go out as one ``embed`` call;
 - calls to the same rule evaluator go out as one ``evaluate`` call.
+
+On a backend that takes concurrent calls (an engine over HTTP:
+``backends.base.takes_concurrent_calls``) the model calls go out on threads and the
+searches do not wait for each other: a search whose call came back is resumed at once
+and its next call goes out with those of every other search ready at that moment, while
+slower calls (another search's continuation) are still on their way; the engine batches
+the concurrent requests itself. An in-process model answers the calls one after another,
+round by round.
 
 Then every search is resumed with its own part of the answers and runs (plain Python:
 selection, back-up, its seeded draws) to its next call. A search gets exactly the
@@ -20,44 +30,60 @@ results it would get alone, in the same order, so its tree is the tree it grows 
 (with a real model, batched arithmetic may differ in the last bits: see the backends'
 "cached equals fresh" tolerances) — unless a time budget ends it: the searches share
 the clock, and each round waits for the whole batch. Its seconds (``phase_seconds``,
-the speed a greedy finish is reserved by) are likewise those of the shared rounds. A call that fails, when several shared it, is
-retried alone for each of them, so an error reaches only the search that caused it;
-a search that raises ends with its error and the others go on.
+the speed a greedy finish is reserved by) are likewise those of the shared rounds. A
+call that fails, when several shared it, is retried alone for each of them, so an error
+reaches only the search that caused it; a search that raises ends with its error and
+the others go on.
+
+Two drivers use it: ``run_together`` (``generate_many`` and the benchmarks: a fixed set
+of searches, run to their ends on the caller's thread) and ``core.shared_backend``
+(``rain serve``: searches join and leave between rounds, on one thread of their own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from rainlm.backends.base import Backend, top_k_key
+from rainlm.backends.base import Backend, BackendCounters, takes_concurrent_calls, top_k_key
 from rainlm.backends.decoding import continuations_of
 from rainlm.backends.steps import Continuations, ModelCall, NextDists, Steps
+from rainlm.core.merge_choice import MergeChoice
 from rainlm.core.model_calls import EmbedTexts, JudgeTexts
+from rainlm.core.work_shares import share_work, snapshot
 
-__all__ = ["BatchCounts", "Finished", "run_together"]
+__all__ = ["BatchCounts", "Finished", "Scheduler", "answering_model", "run_together"]
+
+CONCURRENT_CALLS = 16
+"""Most calls on their way at once to a backend that takes concurrent calls."""
 
 
 @dataclass
 class Finished:
-    """How one search of ``run_together`` ended."""
+    """How one search of a ``Scheduler`` ended."""
 
     value: Any = None
     """What the search returned (None when it failed)."""
     error: BaseException | None = None
     """What it raised (None when it returned)."""
+    ended: bool = False
+    """Whether it has ended (value or error are final)."""
 
 
 @dataclass
 class BatchCounts:
-    """What the batching achieved (read after ``run_together``)."""
+    """What the batching achieved (read after the rounds)."""
 
     rounds: int = 0
     """Rounds: each answers every call the searches in flight were waiting for."""
     searches_per_model_call: list[int] = field(default_factory=list)
     """For each ``next_logprobs`` call made (one per model per round; per ``top_k`` too
-    on a sparse backend), how many searches' calls it answered (its batch size)."""
+    on a sparse backend; one per search where merging was measured slower), how many
+    searches' calls it answered (its batch size)."""
     contexts: int = 0
     """Contexts in those calls."""
 
@@ -73,99 +99,213 @@ class BatchCounts:
         return sum(sizes) / len(sizes) if sizes else 0.0
 
 
-def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
-                 counts: BatchCounts | None = None) -> list[Finished]:
-    """Run ``searches`` to their ends together (see the module docstring); ``backend``
-    answers the calls that name no model of their own. Returns one ``Finished`` per
-    search, in order; ``counts`` (optional) receives the batch sizes."""
-    counts = counts if counts is not None else BatchCounts()
-    ended = [Finished() for _ in searches]
-    waiting: dict[int, ModelCall] = {}
+def answering_model(model: Any) -> Any:
+    """The backend that really answers ``model``'s calls: a view of a shared backend (a
+    ``rain serve`` request's client) names it as ``stands_for``, so that calls made
+    through different views of one model are answered together."""
+    return getattr(model, "stands_for", None) or model
 
-    def resume(i: int, result: Any = None, error: BaseException | None = None) -> None:
-        steps = searches[i]  # (sending None to a new generator starts it)
-        try:
-            if error is not None:
-                waiting[i] = steps.throw(error)
+
+@dataclass
+class _Search:
+    steps: Steps[Any]
+    finished: Finished
+    counters: BackendCounters | None
+    """Receives the search's share of the backend's work (None: not kept)."""
+
+
+class Scheduler:
+    """Searches in flight, advanced together one round at a time (module docstring).
+    Not thread-safe: one thread adds searches and runs the rounds."""
+
+    def __init__(self, backend: Backend, *, counts: BatchCounts | None = None,
+                 merge: MergeChoice | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.backend = answering_model(backend)
+        """Answers the calls that name no model of their own."""
+        self.counts = counts if counts is not None else BatchCounts()
+        self.merge = merge if merge is not None else MergeChoice()
+        """Chooses between merged and one-search-at-a-time next-token calls."""
+        self.clock = clock
+        self._new: list[_Search] = []
+        self._waiting: dict[int, tuple[_Search, ModelCall]] = {}
+        self._ids = 0
+        self._lock = threading.Lock()  # the counts and the merge choice, across a round's threads
+        self._pool: ThreadPoolExecutor | None = None  # concurrent calls' threads
+        self._flying: dict[Future, list[tuple[int, _Search, ModelCall]]] = {}
+
+    def add(self, steps: Steps[Any], counters: BackendCounters | None = None) -> Finished:
+        """Start ``steps`` in the next round; its ``Finished`` is filled when it ends."""
+        search = _Search(steps, Finished(), counters)
+        self._new.append(search)
+        return search.finished
+
+    @property
+    def busy(self) -> bool:
+        """Whether a search is in flight (or waits to start)."""
+        return bool(self._new or self._waiting or self._flying)
+
+    @property
+    def in_flight(self) -> int:
+        """Searches started or waiting to start, not ended."""
+        return (len(self._new) + len(self._waiting)
+                + sum(len(job) for job in self._flying.values()))
+
+    def run_round(self) -> list[Finished]:
+        """Start the searches added since the last round, send every call waiting, and
+        resume each search whose call was answered to its next call. A call to a backend
+        that takes concurrent calls goes out on a thread of its own and does not hold
+        the round: the round resumes the searches whose calls have come back (waiting
+        for the first when nothing else was answered). Returns the searches that ended."""
+        ended: list[Finished] = []
+        new, self._new = self._new, []
+        for search in new:
+            self._resume(search, ended)
+        answered = bool(ended)
+        if self._waiting:
+            calls, self._waiting = self._waiting, {}
+            self.counts.rounds += 1
+            for job in self._jobs(calls):
+                if self._concurrent(job[0][2]):
+                    self._flying[self._executor().submit(self._answer_group, job)] = job
+                else:
+                    self._deliver(job, self._answer_group(job), ended)
+                    answered = True
+        if self._flying:
+            if answered:
+                done = [f for f in self._flying if f.done()]
             else:
-                waiting[i] = steps.send(result)
+                done = list(wait(self._flying, return_when=FIRST_COMPLETED).done)
+            for future in done:
+                self._deliver(self._flying.pop(future), future.result(), ended)
+        return ended
+
+    def close(self, error: BaseException | None = None) -> list[Finished]:
+        """End every search in flight now (their ``finally`` clauses run); those not
+        ended get ``error`` (default: a RuntimeError saying they were interrupted)."""
+        if self._pool is not None:  # (the calls on their way finish first)
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        left = self._new + [s for s, _ in self._waiting.values()] + [
+            s for job in self._flying.values() for _, s, _ in job]
+        self._new, self._waiting, self._flying = [], {}, {}
+        for search in left:
+            search.steps.close()
+            search.finished.error = error or RuntimeError("the search was interrupted")
+            search.finished.ended = True
+        return [s.finished for s in left]
+
+    # ------------------------------------------------------------------ internals
+    def _resume(self, search: _Search, ended: list[Finished], result: Any = None,
+                error: BaseException | None = None) -> None:
+        try:  # (sending None to a new generator starts it)
+            call = search.steps.throw(error) if error is not None else search.steps.send(result)
         except StopIteration as done:
-            ended[i].value = done.value
+            search.finished.value = done.value
         except Exception as exc:  # this search failed; the others go on
-            ended[i].error = exc
+            search.finished.error = exc
+        else:
+            self._ids += 1
+            self._waiting[self._ids] = (search, call)
+            return
+        search.finished.ended = True
+        ended.append(search.finished)
 
-    try:
-        for i in range(len(searches)):
-            resume(i)
-        while waiting:
-            calls, waiting = waiting, {}
-            counts.rounds += 1
-            for i, (result, error) in answer_together(calls, backend, counts).items():
-                resume(i, result, error)
-    finally:  # (interrupted: every search's ``finally`` clauses run now)
-        for steps in searches:
-            steps.close()
-    return ended
+    def _deliver(self, job: list[tuple[int, _Search, ModelCall]],
+                 answers: dict[int, tuple[Any, BaseException | None]],
+                 ended: list[Finished]) -> None:
+        """Resume each search of ``job`` with its answer."""
+        for i, search, _ in job:
+            result, error = answers[i]
+            self._resume(search, ended, result, error)
 
+    def _jobs(self, calls: dict[int, tuple[_Search, ModelCall]]
+              ) -> list[list[tuple[int, _Search, ModelCall]]]:
+        """The backend calls that answer one round's ``calls`` (keyed by search): calls
+        of one kind to one answerer in one call, unless they are next-token calls that
+        the merge choice sends one search at a time."""
+        groups: dict[Hashable, list[int]] = {}
+        for i, (_, call) in calls.items():
+            groups.setdefault(self._group_key(call), []).append(i)
+        jobs: list[list[tuple[int, _Search, ModelCall]]] = []
+        for members in groups.values():
+            group = [(i, *calls[i]) for i in members]
+            if (len(group) > 1 and isinstance(group[0][2], NextDists)
+                    and not self.merge.merge_next()):
+                jobs.extend([member] for member in group)  # one search at a time: cheaper
+            else:
+                jobs.append(group)
+        return jobs
 
-def answer_together(calls: dict[int, ModelCall], backend: Backend,
-                    counts: BatchCounts) -> dict[int, tuple[Any, BaseException | None]]:
-    """Answer every call of one round (keyed by search), calls of one kind to one
-    answerer in one call: (result, None) or (None, the error) per search."""
-    groups: dict[Hashable, list[int]] = {}
-    for i, call in calls.items():
-        groups.setdefault(group_key(call, backend), []).append(i)
-    out: dict[int, tuple[Any, BaseException | None]] = {}
-    for members in groups.values():
-        out.update(answer_group([(i, calls[i]) for i in members], backend, counts))
-    return out
+    def _concurrent(self, call: ModelCall) -> bool:
+        """Whether ``call`` may go out at the same time as the other calls."""
+        if isinstance(call, NextDists):
+            return takes_concurrent_calls(answering_model(call.backend or self.backend))
+        return isinstance(call, Continuations) and takes_concurrent_calls(self.backend)
 
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(CONCURRENT_CALLS, thread_name_prefix="rain-call")
+        return self._pool
 
-def group_key(call: ModelCall, backend: Backend) -> Hashable:
-    """Calls with equal keys are answered by one call of one answerer."""
-    if isinstance(call, NextDists):
-        model = call.backend or backend
-        return (NextDists, id(model), top_k_key(model, call.top_k))
-    if isinstance(call, Continuations):
-        return (Continuations, id(backend))
-    if isinstance(call, JudgeTexts):
-        return (JudgeTexts, id(call.evaluator))
-    if isinstance(call, EmbedTexts):
-        return (EmbedTexts, id(call.embedder))
-    return (type(call), id(call))  # a kind this module does not know: answered alone
+    def _group_key(self, call: ModelCall) -> Hashable:
+        """Calls with equal keys are answered by one call of one answerer."""
+        if isinstance(call, NextDists):
+            model = answering_model(call.backend or self.backend)
+            return (NextDists, id(model), top_k_key(model, call.top_k))
+        if isinstance(call, Continuations):
+            return (Continuations,)
+        if isinstance(call, JudgeTexts):
+            return (JudgeTexts, id(call.evaluator))
+        if isinstance(call, EmbedTexts):
+            return (EmbedTexts, id(call.embedder))
+        return (type(call), id(call))  # a kind this module does not know: answered alone
 
-
-def answer_group(group: list[tuple[int, ModelCall]], backend: Backend,
-                 counts: BatchCounts) -> dict[int, tuple[Any, BaseException | None]]:
-    """One call for the whole group; when it fails (or returns a wrong number of
-    results) and several shared it, each is answered alone, so an error reaches only
-    the call that caused it."""
-    calls = [call for _, call in group]
-    merged, sizes = merge(calls)
-    try:
-        results = merged.answer(backend)
-        if sizes is not None and len(group) > 1 and len(results) != sum(sizes):
-            raise ValueError(f"{len(results)} results for {sum(sizes)} asked")  # (retried)
-    except Exception as exc:
-        if len(group) == 1:
-            return {group[0][0]: (None, exc)}
-        out: dict[int, tuple[Any, BaseException | None]] = {}
-        for member in group:  # alone, a wrong count is the search's to notice
-            out.update(answer_group([member], backend, counts))
+    def _answer_group(self, group: list[tuple[int, _Search, ModelCall]]
+                      ) -> dict[int, tuple[Any, BaseException | None]]:
+        """One call for the whole group; when it fails (or returns a wrong number of
+        results) and several shared it, each is answered alone, so an error reaches only
+        the call that caused it. Each search that keeps counters gets its part of the
+        work the backend counted meanwhile (with concurrent calls, that may include the
+        work of another call on its way at the same time)."""
+        calls = [call for _, _, call in group]
+        merged, sizes = merge_calls(calls)
+        model = (answering_model(merged.backend or self.backend)
+                 if isinstance(merged, NextDists) else self.backend)
+        before, started = snapshot(model), self.clock()
+        try:
+            if isinstance(merged, NextDists):
+                results = model.next_logprobs(merged.contexts, top_k=merged.top_k)
+            else:
+                results = merged.answer(self.backend)
+            if sizes is not None and len(group) > 1 and len(results) != sum(sizes):
+                raise ValueError(f"{len(results)} results for {sum(sizes)} asked")  # (retried)
+        except Exception as exc:
+            if len(group) == 1:
+                return {group[0][0]: (None, exc)}
+            out: dict[int, tuple[Any, BaseException | None]] = {}
+            for member in group:  # alone, a wrong count is the search's to notice
+                out.update(self._answer_group([member]))
+            return out
+        if isinstance(merged, NextDists):
+            with self._lock:
+                self.counts.searches_per_model_call.append(len(group))
+                self.counts.contexts += len(merged.contexts)
+                self.merge.note(searches=len(group), contexts=len(merged.contexts),
+                                seconds=self.clock() - started)
+        if isinstance(merged, (NextDists, Continuations)) and model is self.backend:
+            share_work([(s.counters, n) for (_, s, _), n in zip(group, sizes or [1])],
+                       model, before)
+        if sizes is None:
+            return {group[0][0]: (results, None)}
+        out, at = {}, 0
+        for (i, _, _), size in zip(group, sizes):
+            out[i] = (results[at:at + size], None)
+            at += size
         return out
-    if isinstance(merged, NextDists):
-        counts.searches_per_model_call.append(len(group))
-        counts.contexts += len(merged.contexts)
-    if sizes is None:
-        return {group[0][0]: (results, None)}
-    out, at = {}, 0
-    for (i, _), size in zip(group, sizes):
-        out[i] = (results[at:at + size], None)
-        at += size
-    return out
 
 
-def merge(calls: list[ModelCall]) -> tuple[ModelCall, list[int] | None]:
+def merge_calls(calls: list[ModelCall]) -> tuple[ModelCall, list[int] | None]:
     """One call asking for everything ``calls`` (of one group) ask, and how many results
     each gets back (None: a call answered alone, its result whole)."""
     first = calls[0]
@@ -184,3 +324,22 @@ def merge(calls: list[ModelCall]) -> tuple[ModelCall, list[int] | None]:
     else:
         return first, None
     return merged, [len(p) for p in parts]
+
+
+def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
+                 counts: BatchCounts | None = None,
+                 merge: MergeChoice | None = None) -> list[Finished]:
+    """Run ``searches`` to their ends together on this thread (module docstring);
+    ``backend`` answers the calls that name no model of their own. Returns one
+    ``Finished`` per search, in order; ``counts`` (optional) receives the batch sizes,
+    ``merge`` (optional) carries what was measured between runs."""
+    scheduler = Scheduler(backend, counts=counts, merge=merge)
+    ended = [scheduler.add(steps) for steps in searches]
+    try:
+        while scheduler.busy:
+            scheduler.run_round()
+    finally:  # (interrupted: every search's ``finally`` clauses run now)
+        scheduler.close()
+        for steps in searches:
+            steps.close()
+    return ended

@@ -2,10 +2,11 @@
 
 Each admitted request runs on a worker thread of its own (an executor of
 ``max_concurrent`` threads); the others wait in arrival order (at most ``queue_size``;
-more get 429). The searches share the model through ``SharedBackend``: their model calls
-meet at one door and go to the backend together, one batch at a time, so concurrent
-requests share forward passes (``backends/shared.py``). The event loop only admits
-requests and awaits their futures.
+more get 429). The searches share the model through ``SharedBackend``: a worker hands
+its request's searches to one scheduler (``core/shared_backend.py``, the one
+``generate_many`` uses), which advances every request's search in the same rounds and
+sends their model calls to the backend as whole batches, so concurrent requests share
+forward passes. The event loop only admits requests and awaits their futures.
 
 Every admitted request ends in exactly one ``TraceRecord`` written by the worker: the
 answer, its scores and search trace on success; ``error`` set when it failed. A client
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rainlm.backends.base import model_name, set_cache_budget
-from rainlm.backends.shared import SharedBackend
+from rainlm.core.shared_backend import SharedBackend
 from rainlm.jsonable import json_ready
 from rainlm.request import Answer, FinalJudge, answer, score_answer
 from rainlm.serve.errors import is_request_error
@@ -168,7 +169,7 @@ class Engine:
         self.settings = settings
         self.store = store
         self.backend: Any = None
-        self.shared: SharedBackend | None = None  # the door every search's model calls use
+        self.shared: SharedBackend | None = None  # the scheduler every search runs in
         self.embedder: Any = None
         self.state = LOADING
         self.load_error: str | None = None
@@ -281,6 +282,8 @@ class Engine:
         if not self._idle.wait(timeout_s):
             self.stop_searches_now()
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.shared is not None:
+            self.shared.close()
 
     def stop_searches_now(self) -> None:
         """Stop the running searches at their next model call (they are still recorded)."""
@@ -391,10 +394,10 @@ class Engine:
         try:
             if job.cancelled.is_set():
                 raise ConnectionAbortedError("the client disconnected before its search started")
-            with self.shared.client() as backend:  # this search's door to the shared model
-                done = self._answer(job, backend)
-                done = self._judge(done, backend)  # (a failure keeps the answer's stats)
-                outcome = self._finish(job, done, started, backend)
+            backend = self.shared.client()  # this request's view of the shared scheduler
+            done = self._answer(job, backend)
+            done = self._judge(done, backend)  # (a failure keeps the answer's stats)
+            outcome = self._finish(job, done, started, backend)
             self.store.record(outcome.record, owner=self.owner)
             return outcome
         except Exception as exc:

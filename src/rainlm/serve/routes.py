@@ -142,7 +142,7 @@ def not_ready(exc: NotReady, settings: ServerSettings) -> ApiError:
 
 def _check_prompt_length(req: ParsedRequest, engine: Engine, settings: ServerSettings) -> None:
     """400 for a prompt longer than ``max_prompt_tokens`` as the model reads it. The
-    tokenizer only (no cache, no model), through the shared door's tokenizer lock."""
+    tokenizer only (no cache, no model), through the shared backend's tokenizer lock."""
     from rainlm.api import prompt_token_ids
     from rainlm.errors import ConfigError
 

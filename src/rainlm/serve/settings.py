@@ -86,9 +86,9 @@ class ServerSettings:
     their next model call and their answers so far recorded; queued requests are recorded
     as rejected at once. A second signal stops them at once (still recorded)."""
     max_concurrent: int = 8
-    """Searches that run at once. Their model calls are batched together
-    (``backends/shared.py``): more concurrent searches share more forward passes, each
-    a little slower."""
+    """Searches that run at once. They advance together in one scheduler, which batches
+    their model calls (``core/shared_backend.py``): more concurrent searches share more
+    forward passes, each a little slower."""
     cache_mb: float | None = None
     """Memory budget of the in-process model's prefix KV cache, in MiB (None: the
     backend's own, 512 for transformers). Concurrent searches each keep a working set
