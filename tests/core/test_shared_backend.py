@@ -201,3 +201,86 @@ def test_an_error_inside_a_search_reaches_its_own_caller_and_the_scheduler_goes_
     [after] = run_threads([lambda: search(good, PROMPTS[1], CONFIGS[1], 1)])
     assert after.text == search(branching_backend(), PROMPTS[1], CONFIGS[1], 1).text
     shared.close()
+
+
+class HeldEngine:
+    """The scripted model as an engine that takes concurrent calls: a call for the
+    prompt ``held`` waits until ``release`` is set (a slow request on its way)."""
+
+    takes_concurrent_calls = True
+
+    def __init__(self, inner, held: list[int]):
+        self.inner, self.held = inner, held
+        self.release = threading.Event()
+        self.waiting = threading.Event()  # set while the held call waits
+        for name in ("name", "capabilities", "eos_token_ids", "bos_ids", "counters",
+                     "tokenize", "detokenize", "render_prompt"):
+            setattr(self, name, getattr(inner, name))
+
+    def next_logprobs(self, contexts, *, top_k=None):
+        if any(list(c) == self.held for c in contexts):
+            self.waiting.set()
+            assert self.release.wait(JOIN_S)
+        return self.inner.next_logprobs(contexts, top_k=top_k)
+
+
+def test_on_an_engine_a_new_request_does_not_wait_for_a_slow_call_on_its_way():
+    inner = branching_backend()
+    held = inner.render_prompt([{"role": "user", "content": "Hi"}])
+    engine = HeldEngine(inner, held)
+    shared = SharedBackend(engine)
+    slow, fast = shared.client(), shared.client()
+
+    def fast_search():
+        assert engine.waiting.wait(JOIN_S)  # the slow call is on its way
+        done = search(fast, PROMPTS[1], CONFIGS[1], 1)
+        engine.release.set()  # only now may the slow call end
+        return done
+
+    got_slow, got_fast = run_threads([lambda: slow.next_logprobs([held]), fast_search])
+    assert len(got_slow) == 1
+    assert got_fast.text == search(branching_backend(), PROMPTS[1], CONFIGS[1], 1).text
+    # each request's share of the work adds up to the backend's whole
+    assert slow.counters.prefill_tokens + fast.counters.prefill_tokens == inner.counters.prefill_tokens
+
+
+class SchedulerFault(BaseException):
+    """Not an Exception: escapes every search's own error handling."""
+
+
+def test_a_fault_of_the_scheduler_ends_the_searches_in_flight_and_the_next_ones_run():
+    inner = branching_backend()
+
+    class Faulty:
+        def __init__(self):
+            self.faults = 1
+            for name in ("name", "capabilities", "eos_token_ids", "bos_ids", "counters",
+                         "tokenize", "detokenize", "render_prompt"):
+                setattr(self, name, getattr(inner, name))
+
+        def next_logprobs(self, contexts, *, top_k=None):
+            if len(contexts) > 0 and self.faults and gated.entered.is_set():
+                self.faults -= 1
+                raise SchedulerFault("the scheduler broke")
+            return inner.next_logprobs(contexts, top_k=top_k)
+
+    gated = GatedBackend(Faulty(), count=2)
+    shared = gated.shared = SharedBackend(gated)
+    a, b = shared.client(), shared.client()
+    prompt = inner.render_prompt([{"role": "user", "content": "Hi"}])
+    # the first call is held until both are in flight; the next backend call faults
+    results = run_threads([lambda: _any_error(lambda: a.next_logprobs([prompt])),
+                           lambda: gated.entered.wait(JOIN_S) and _any_error(
+                               lambda: b.next_logprobs([prompt + [5]]))])
+    assert any(isinstance(r, RuntimeError) and "scheduler failed" in str(r) for r in results)
+    # a later request runs in a fresh scheduler
+    [after] = run_threads([lambda: search(shared.client(), PROMPTS[1], CONFIGS[1], 1)])
+    assert after.text == search(branching_backend(), PROMPTS[1], CONFIGS[1], 1).text
+    assert shared._in_flight == 0
+
+
+def _any_error(call):
+    try:
+        return call()
+    except Exception as exc:
+        return exc

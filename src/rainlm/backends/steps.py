@@ -75,7 +75,8 @@ def drive(steps: Steps[T], backend: Backend) -> T:
     raises inside ``steps`` at the point that asked for it, so its ``try`` clauses run
     as they would around a plain call; anything else (KeyboardInterrupt) closes it, so
     its ``finally`` clauses run then too. A backend that runs steps itself (a shared
-    backend's client, ``core.shared_backend``: ``run_steps``) is handed them whole."""
+    backend's client, ``core.shared_backend``: ``run_steps``) is handed them whole: its
+    scheduler answers the calls and closes them."""
     run_steps = getattr(backend, "run_steps", None)
     if run_steps is not None:
         return run_steps(steps)

@@ -8,9 +8,10 @@ round after round, answers the calls all of them are waiting for **together**:
   whole distributions and ignores it) — the searches' own, and their self-evaluation's,
   which yields its calls too — go out as **one** ``next_logprobs`` call: the
   transformers backend runs contexts that extend different cached prefixes in one
-  batched forward pass, an engine gets one request with every prompt. Whether a round's
-  calls of several searches are merged or sent one search at a time is measured and
-  chosen (``core.merge_choice``), so running together is never slower than one at a time;
+  batched forward pass, an engine gets one request with every prompt. On an in-process
+  model, whether a round's calls of several searches are merged or sent one search at
+  a time may be measured and chosen (``core.merge_choice``: ``rain serve`` does; by
+  default ``run_together`` always merges, so its batches do not depend on timing);
 - continuations (imagined completions and greedy finishes on a backend that decodes
   natively, ``backends.decoding``) to the same model go out as one ``decode`` call;
 - embedder calls to the same embedder go out as one ``embed`` call;
@@ -29,7 +30,7 @@ selection, back-up, its seeded draws) to its next call. A search gets exactly th
 results it would get alone, in the same order, so its tree is the tree it grows alone
 (with a real model, batched arithmetic may differ in the last bits: see the backends'
 "cached equals fresh" tolerances) — unless a time budget ends it: the searches share
-the clock, and each round waits for the whole batch. Its seconds (``phase_seconds``,
+the clock, and (on an in-process model) each round waits for the whole batch. Its seconds (``phase_seconds``,
 the speed a greedy finish is reserved by) are likewise those of the shared rounds. A
 call that fails, when several shared it, is retried alone for each of them, so an error
 reaches only the search that caused it; a search that raises ends with its error and
@@ -45,7 +46,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,9 @@ class BatchCounts:
     """What the batching achieved (read after the rounds)."""
 
     rounds: int = 0
-    """Rounds: each answers every call the searches in flight were waiting for."""
+    """Rounds: each sends every call the searches in flight were waiting for (on an
+    in-process model it also answers them; on an engine it resumes the searches whose
+    calls came back)."""
     searches_per_model_call: list[int] = field(default_factory=list)
     """For each ``next_logprobs`` call made (one per model per round; per ``top_k`` too
     on a sparse backend; one per search where merging was measured slower), how many
@@ -124,15 +127,21 @@ class Scheduler:
         self.backend = answering_model(backend)
         """Answers the calls that name no model of their own."""
         self.counts = counts if counts is not None else BatchCounts()
-        self.merge = merge if merge is not None else MergeChoice()
-        """Chooses between merged and one-search-at-a-time next-token calls."""
+        self.merge = merge
+        """Chooses between merged and one-search-at-a-time next-token calls to an
+        in-process model (None: always merged)."""
         self.clock = clock
         self._new: list[_Search] = []
         self._waiting: dict[int, tuple[_Search, ModelCall]] = {}
         self._ids = 0
-        self._lock = threading.Lock()  # the counts and the merge choice, across a round's threads
+        self.lock = threading.Lock()
+        """Guards the counts (concurrent calls count from their own threads)."""
         self._pool: ThreadPoolExecutor | None = None  # concurrent calls' threads
+        self._answering: dict[int, _Search] = {}  # calls taken, their searches not resumed yet
         self._flying: dict[Future, list[tuple[int, _Search, ModelCall]]] = {}
+        self._wakeup: Future = Future()  # set by ``wake``: a round's wait ends
+        self._last_done: dict[str, int] | None = None  # the backend's counts at the last
+        # concurrent call's end: each such call's work is what was counted since
 
     def add(self, steps: Steps[Any], counters: BackendCounters | None = None) -> Finished:
         """Start ``steps`` in the next round; its ``Finished`` is filled when it ends."""
@@ -156,7 +165,8 @@ class Scheduler:
         resume each search whose call was answered to its next call. A call to a backend
         that takes concurrent calls goes out on a thread of its own and does not hold
         the round: the round resumes the searches whose calls have come back (waiting
-        for the first when nothing else was answered). Returns the searches that ended."""
+        for the first, or for ``wake``, when nothing else was answered). Returns the
+        searches that ended."""
         ended: list[Finished] = []
         new, self._new = self._new, []
         for search in new:
@@ -164,31 +174,47 @@ class Scheduler:
         answered = bool(ended)
         if self._waiting:
             calls, self._waiting = self._waiting, {}
+            self._answering.update((i, search) for i, (search, _) in calls.items())
             self.counts.rounds += 1
-            for job in self._jobs(calls):
+            for kind, job, split in self._jobs(calls):
                 if self._concurrent(job[0][2]):
-                    self._flying[self._executor().submit(self._answer_group, job)] = job
+                    if self._last_done is None:
+                        self._last_done = snapshot(self.backend)
+                    self._flying[self._executor().submit(self._answer_group, job, True)] = job
                 else:
-                    self._deliver(job, self._answer_group(job), ended)
+                    self._answer_inline(kind, job, split, ended)
                     answered = True
         if self._flying:
             if answered:
                 done = [f for f in self._flying if f.done()]
             else:
-                done = list(wait(self._flying, return_when=FIRST_COMPLETED).done)
+                done = list(wait([*self._flying, self._wakeup],
+                                 return_when=FIRST_COMPLETED).done)
+            if self._wakeup.done():
+                self._wakeup = Future()
             for future in done:
-                self._deliver(self._flying.pop(future), future.result(), ended)
+                if future in self._flying:
+                    answers = future.result()
+                    self._deliver(self._flying.pop(future), answers, ended)
         return ended
+
+    def wake(self) -> None:
+        """End a round's wait for calls on their way now (another thread has searches to
+        add: ``core.shared_backend``)."""
+        try:
+            self._wakeup.set_result(None)
+        except InvalidStateError:  # woken already
+            pass
 
     def close(self, error: BaseException | None = None) -> list[Finished]:
         """End every search in flight now (their ``finally`` clauses run); those not
-        ended get ``error`` (default: a RuntimeError saying they were interrupted)."""
-        if self._pool is not None:  # (the calls on their way finish first)
-            self._pool.shutdown(wait=True)
+        ended get ``error`` (default: a RuntimeError saying they were interrupted).
+        Calls on their way are not waited for: their answers are dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        left = self._new + [s for s, _ in self._waiting.values()] + [
-            s for job in self._flying.values() for _, s, _ in job]
-        self._new, self._waiting, self._flying = [], {}, {}
+        left = self._new + [s for s, _ in self._waiting.values()] + list(self._answering.values())
+        self._new, self._waiting, self._answering, self._flying = [], {}, {}, {}
         for search in left:
             search.steps.close()
             search.finished.error = error or RuntimeError("the search was interrupted")
@@ -217,24 +243,44 @@ class Scheduler:
         """Resume each search of ``job`` with its answer."""
         for i, search, _ in job:
             result, error = answers[i]
+            del self._answering[i]
             self._resume(search, ended, result, error)
 
+    def _answer_inline(self, kind: Hashable, job: list[tuple[int, _Search, ModelCall]],
+                       split: bool, ended: list[Finished]) -> None:
+        """Answer ``job`` on this thread (one search at a time when ``split``), measure
+        it for the merge choice, and resume its searches."""
+        answers: dict[int, tuple[Any, BaseException | None]] = {}
+        for part in ([member] for member in job) if split else [job]:
+            started = self.clock()
+            answers.update(self._answer_group(part))
+            if self.merge is not None and isinstance(part[0][2], NextDists):
+                seconds = self.clock() - started
+                contexts = sum(len(call.contexts) for _, _, call in part)
+                if len(part) == 1:
+                    self.merge.note_single(kind, contexts=contexts, seconds=seconds)
+                else:
+                    self.merge.note_merged(kind, calls=len(part), contexts=contexts,
+                                           seconds=seconds)
+        self._deliver(job, answers, ended)
+
     def _jobs(self, calls: dict[int, tuple[_Search, ModelCall]]
-              ) -> list[list[tuple[int, _Search, ModelCall]]]:
-        """The backend calls that answer one round's ``calls`` (keyed by search): calls
-        of one kind to one answerer in one call, unless they are next-token calls that
-        the merge choice sends one search at a time."""
+              ) -> list[tuple[Hashable, list[tuple[int, _Search, ModelCall]], bool]]:
+        """The backend calls that answer one round's ``calls`` (keyed by call): calls
+        of one kind to one answerer in one call (kind, members, False), unless they are
+        next-token calls to an in-process model that the merge choice sends one search
+        at a time (True)."""
         groups: dict[Hashable, list[int]] = {}
         for i, (_, call) in calls.items():
             groups.setdefault(self._group_key(call), []).append(i)
-        jobs: list[list[tuple[int, _Search, ModelCall]]] = []
-        for members in groups.values():
+        jobs = []
+        for kind, members in groups.items():
             group = [(i, *calls[i]) for i in members]
-            if (len(group) > 1 and isinstance(group[0][2], NextDists)
-                    and not self.merge.merge_next()):
-                jobs.extend([member] for member in group)  # one search at a time: cheaper
-            else:
-                jobs.append(group)
+            split = (self.merge is not None and len(group) > 1
+                     and isinstance(group[0][2], NextDists)
+                     and not self._concurrent(group[0][2])
+                     and not self.merge.merge_next(kind))
+            jobs.append((kind, group, split))
         return jobs
 
     def _concurrent(self, call: ModelCall) -> bool:
@@ -261,18 +307,19 @@ class Scheduler:
             return (EmbedTexts, id(call.embedder))
         return (type(call), id(call))  # a kind this module does not know: answered alone
 
-    def _answer_group(self, group: list[tuple[int, _Search, ModelCall]]
-                      ) -> dict[int, tuple[Any, BaseException | None]]:
+    def _answer_group(self, group: list[tuple[int, _Search, ModelCall]],
+                      concurrent: bool = False) -> dict[int, tuple[Any, BaseException | None]]:
         """One call for the whole group; when it fails (or returns a wrong number of
         results) and several shared it, each is answered alone, so an error reaches only
         the call that caused it. Each search that keeps counters gets its part of the
-        work the backend counted meanwhile (with concurrent calls, that may include the
-        work of another call on its way at the same time)."""
+        work the backend counted for the call (``concurrent``: the call may overlap
+        others, so its work is what was counted since the last concurrent call ended —
+        the HTTP backend counts a request's work when its answer arrives)."""
         calls = [call for _, _, call in group]
         merged, sizes = merge_calls(calls)
         model = (answering_model(merged.backend or self.backend)
                  if isinstance(merged, NextDists) else self.backend)
-        before, started = snapshot(model), self.clock()
+        before = snapshot(model)
         try:
             if isinstance(merged, NextDists):
                 results = model.next_logprobs(merged.contexts, top_k=merged.top_k)
@@ -285,17 +332,18 @@ class Scheduler:
                 return {group[0][0]: (None, exc)}
             out: dict[int, tuple[Any, BaseException | None]] = {}
             for member in group:  # alone, a wrong count is the search's to notice
-                out.update(self._answer_group([member]))
+                out.update(self._answer_group([member], concurrent))
             return out
-        if isinstance(merged, NextDists):
-            with self._lock:
+        with self.lock:
+            if isinstance(merged, NextDists):
                 self.counts.searches_per_model_call.append(len(group))
                 self.counts.contexts += len(merged.contexts)
-                self.merge.note(searches=len(group), contexts=len(merged.contexts),
-                                seconds=self.clock() - started)
-        if isinstance(merged, (NextDists, Continuations)) and model is self.backend:
-            share_work([(s.counters, n) for (_, s, _), n in zip(group, sizes or [1])],
-                       model, before)
+            if isinstance(merged, (NextDists, Continuations)) and model is self.backend:
+                after = snapshot(model)
+                if concurrent and self._last_done is not None:
+                    before, self._last_done = self._last_done, after
+                share_work([(s.counters, n) for (_, s, _), n in zip(group, sizes or [1])],
+                           model, before, after)
         if sizes is None:
             return {group[0][0]: (results, None)}
         out, at = {}, 0
@@ -331,8 +379,9 @@ def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
                  merge: MergeChoice | None = None) -> list[Finished]:
     """Run ``searches`` to their ends together on this thread (module docstring);
     ``backend`` answers the calls that name no model of their own. Returns one
-    ``Finished`` per search, in order; ``counts`` (optional) receives the batch sizes,
-    ``merge`` (optional) carries what was measured between runs."""
+    ``Finished`` per search, in order; ``counts`` (optional) receives the batch sizes;
+    ``merge`` (optional) measures and chooses merged or one-search-at-a-time calls
+    (None: always merged)."""
     scheduler = Scheduler(backend, counts=counts, merge=merge)
     ended = [scheduler.add(steps) for steps in searches]
     try:

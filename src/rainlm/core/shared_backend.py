@@ -14,8 +14,11 @@ leaves when it ends.
 
 A client's plain ``next_logprobs``/``decode`` (code that is not written as steps) goes to
 the scheduler as a search of one call; made on the scheduler's own thread (a rule judge
-that asks the model from inside a round) it goes straight to the backend, which nothing
-else calls meanwhile. Each request gets exactly the results it would get alone, so its
+that asks the model from inside a round) it goes straight to the backend (on an
+in-process model nothing else calls it meanwhile; its work is then in no request's
+counters). A search that arrives while the scheduler waits for an engine's answers
+joins at once (``Scheduler.wake``). A fault of the scheduler itself ends the searches
+in flight with an error and the next ones start in a fresh scheduler. Each request gets exactly the results it would get alone, so its
 tree does not depend on its neighbours (with a real model, batched arithmetic may
 differ in the last bits: see the backends' "cached equals fresh" tolerances). Each
 client keeps its own share of the backend's work (``core.work_shares``). The tokenizer
@@ -67,12 +70,11 @@ class SharedBackend:
         self._arrivals: list[_Arrival] = []
         self._waiters: dict[int, _Arrival] = {}  # id(Finished) -> its arrival
         self._thread: threading.Thread | None = None
-        self._broken: BaseException | None = None
         self._closing = False
         self._in_flight = 0  # searches handed over and not ended
         self._tokenizer_lock = threading.Lock()
         self.largest_round = 0
-        """Most searches in one round."""
+        """Most searches in flight at once (handed to the scheduler, not ended)."""
 
     def client(self) -> BackendClient:
         """A ``Backend`` for one request, with counters of its own."""
@@ -84,7 +86,7 @@ class SharedBackend:
         calls one of them answered (``max_calls``), ``rounds``, the most searches in one
         round, and what the merge choice measured (differences of two readings give a
         period's mean batch size)."""
-        with self._cond:
+        with self._cond, self._scheduler.lock:
             counts = self.counts
             sizes = counts.searches_per_model_call
             return {"dispatches": counts.model_calls, "calls": sum(sizes),
@@ -106,12 +108,11 @@ class SharedBackend:
             return drive(steps, self.backend)
         arrival = _Arrival(steps, counters)
         with self._cond:
-            if self._broken is not None:
-                raise RuntimeError("the shared backend's scheduler stopped") from self._broken
             self._arrivals.append(arrival)
             self._in_flight += 1
             self._start_thread()
             self._cond.notify_all()
+            self._scheduler.wake()  # a round waiting for an engine's answers takes it now
         arrival.done.wait()
         finished = arrival.finished
         assert finished is not None and finished.ended
@@ -132,35 +133,45 @@ class SharedBackend:
             self._thread.start()
 
     def _loop(self) -> None:
-        scheduler = self._scheduler
-        try:
-            while True:
-                with self._cond:
-                    while not self._arrivals and not scheduler.busy and not self._closing:
-                        self._cond.wait()
-                    if self._closing and not self._arrivals and not scheduler.busy:
-                        self._thread = None
-                        return
-                    for arrival in self._arrivals:
-                        finished = scheduler.add(arrival.steps, arrival.counters)
-                        self._waiters[id(finished)] = arrival
-                        arrival.finished = finished
-                    self._arrivals = []
-                    self.largest_round = max(self.largest_round, scheduler.in_flight)
-                self._wake(scheduler.run_round())
-        except BaseException as exc:  # a fault of the scheduler itself: no waiter hangs
-            log.exception("rain serve: the shared scheduler stopped")
+        while True:
             with self._cond:
-                self._broken = exc
-                left = scheduler.close(RuntimeError(f"the shared scheduler stopped: {exc}"))
-                for arrival in self._arrivals:
-                    self._in_flight -= 1
-                    arrival.steps.close()
-                    arrival.finished = Finished(error=RuntimeError(
-                        f"the shared scheduler stopped: {exc}"), ended=True)
-                    arrival.done.set()
-                self._arrivals = []
-            self._wake(left)
+                while not self._arrivals and not self._scheduler.busy and not self._closing:
+                    self._cond.wait()
+                if self._closing and not self._arrivals and not self._scheduler.busy:
+                    self._thread = None
+                    return
+                arrivals, self._arrivals = self._arrivals, []
+                for arrival in arrivals:
+                    arrival.finished = self._scheduler.add(arrival.steps, arrival.counters)
+                    self._waiters[id(arrival.finished)] = arrival
+                self.largest_round = max(self.largest_round, self._scheduler.in_flight)
+            try:
+                ended = self._scheduler.run_round()
+            except BaseException as exc:  # a fault of the scheduler itself: no waiter hangs
+                log.exception("rain serve: the shared scheduler failed; the searches in "
+                              "flight end with its error, new ones start afresh")
+                self._fail_in_flight(exc)
+                continue
+            self._wake(ended)
+
+    def _fail_in_flight(self, exc: BaseException) -> None:
+        """End every search handed to the scheduler with ``exc``'s story and start a
+        fresh scheduler for the next ones."""
+        failed, self._scheduler = self._scheduler, Scheduler(self.backend, counts=self.counts,
+                                                             merge=self.merge)
+        error = RuntimeError(f"the shared scheduler failed: {type(exc).__name__}: {exc}")
+        try:
+            failed.close(error)
+        except BaseException:  # (its searches' ``finally`` clauses): the waiters still wake
+            log.exception("rain serve: closing the failed searches failed")
+        with self._cond:
+            for arrival in self._waiters.values():
+                finished = arrival.finished
+                if finished is not None and not finished.ended:
+                    finished.error, finished.ended = error, True
+                self._in_flight -= 1
+                arrival.done.set()
+            self._waiters = {}
 
     def _wake(self, ended: list[Finished]) -> None:
         with self._cond:

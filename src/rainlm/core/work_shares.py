@@ -30,18 +30,19 @@ def snapshot(backend: object) -> dict[str, int]:
 
 
 def share_work(shares: Sequence[tuple[BackendCounters | None, int]], backend: object,
-               before: dict[str, int]) -> None:
+               before: dict[str, int], after: dict[str, int] | None = None) -> None:
     """Give each ``(counters, contexts)`` of ``shares`` its part of the work ``backend``
-    counted since ``before`` (``snapshot``); a part whose counters are None is counted
-    in the whole but given to no one."""
+    counted from ``before`` to ``after`` (``snapshot``s; ``after`` None: now); a part
+    whose counters are None is counted in the whole but given to no one."""
     if not any(c is not None for c, _ in shares):
         return
-    after = snapshot(backend)
+    after = after if after is not None else snapshot(backend)
     total = sum(n for _, n in shares)
     if total == 0:
         return
     counters = getattr(backend, "counters", None)
-    sizes = list(counters.batch_sizes[before["batches"]:]) if counters is not None else []
+    sizes = (list(counters.batch_sizes[before["batches"]:after["batches"]])
+             if counters is not None else [])
     for name in SPLIT_COUNTERS:
         work = after[name] - before[name]
         exact = [work * n / total for _, n in shares]

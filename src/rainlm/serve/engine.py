@@ -79,7 +79,8 @@ class Job:
     arrived: float
     """``time.perf_counter()`` when the request arrived."""
     on_progress: Callable[[Any], None] | None = None
-    """Called on the worker thread with every ProgressEvent (streaming)."""
+    """Called with every ProgressEvent (streaming), on the shared scheduler's thread: it
+    must not block."""
     cancelled: threading.Event = field(default_factory=threading.Event)
     """Set when the client went away: a job that has not started is skipped."""
     generation_budget_s: float | None = None

@@ -136,7 +136,7 @@ class StartedStream:
     task: asyncio.Future
     """Resolves to the JobOutcome (or raises JobFailed)."""
     events: asyncio.Queue
-    """ProgressEvents from the worker thread, then ``_FINISHED``."""
+    """ProgressEvents from the scheduler's thread, then ``_FINISHED``."""
 
 
 def start_stream(engine: Engine, job: Job) -> StartedStream:
@@ -145,7 +145,7 @@ def start_stream(engine: Engine, job: Job) -> StartedStream:
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[Any] = asyncio.Queue()
 
-    def on_progress(event: Any) -> None:  # worker thread; must not raise
+    def on_progress(event: Any) -> None:  # the scheduler's thread: must not raise or block
         try:
             loop.call_soon_threadsafe(events.put_nowait, event)
         except RuntimeError:  # the loop is closed: nobody is listening any more
@@ -163,7 +163,7 @@ def start_stream(engine: Engine, job: Job) -> StartedStream:
 async def stream_job(engine: Engine, job: Job, model: str,
                      started: StartedStream) -> AsyncIterator[str]:
     """Yield the SSE events of a job started with ``start_stream``; commits are handed
-    over from the worker thread with ``loop.call_soon_threadsafe``."""
+    over from the scheduler's thread with ``loop.call_soon_threadsafe``."""
     req = job.request
     task, events = started.task, started.events
     sender = StreamText(req.params.config.stop_strings + stop_strings_of(engine.backend))
