@@ -12,10 +12,14 @@ engine-side decoding: one next-token request per imagined or greedy token), and
 optionally llama.cpp's server (text prompts: token by token). Start the servers with
 ``scripts/vllm_server start`` and ``scripts/engine_server start``.
 
-The judge is made of code and deterministic (a hash of the answer's text mapped to
-[-0.5, 0.5]), so no judge model competes for the CPU and every backend's search is
-judged alike; its values stay below the acceptance of a whole answer, so every answer
-runs its ``max_searches`` passes per step. Each answer starts from a cold cache where
+The judge (``--judge hash``, the default) is made of code and deterministic (a hash of
+the answer's text mapped to [-0.5, 0.5]), so no judge model competes for the CPU and
+every backend's search is judged alike; its values stay below the acceptance of a whole
+answer, so every answer runs its ``max_searches`` passes per step. ``--judge self``
+judges with the model's own self-evaluation instead (the harmless preset's rubric, both
+option orders): its judge prompts are next-token requests to the same backend, so the
+table then prices the search with its judge. ``--no-token-by-token`` leaves out the
+slow token-by-token row. Each answer starts from a cold cache where
 the backend lets the client empty it (in process); the engines keep their prefix cache.
 
 Agreement with in process: equal greedy and RAIN answers (token ids), the RAIN tokens
@@ -55,15 +59,17 @@ def open_backends(args) -> list[tuple[str, object]]:
                                                           num_threads=args.threads))]
     if args.vllm:
         out.append(("vLLM, engine decoding", OpenAICompatibleBackend(args.vllm)))
-        out.append(("vLLM, token by token", OpenAICompatibleBackend(args.vllm,
-                                                                  engine_decoding=False)))
+        if args.token_by_token:
+            out.append(("vLLM, token by token", OpenAICompatibleBackend(args.vllm,
+                                                                      engine_decoding=False)))
     if args.llamacpp_server:
         out.append(("llama.cpp server (token by token)",
                     OpenAICompatibleBackend(args.llamacpp_server)))
     return out
 
 
-def measure(backend, prompts: list[str], max_new_tokens: int, searches: int) -> dict:
+def measure(backend, prompts: list[str], max_new_tokens: int, searches: int,
+            judge: str = "hash") -> dict:
     import rainlm
 
     clear = getattr(backend, "clear_cache", lambda: None)
@@ -82,8 +88,8 @@ def measure(backend, prompts: list[str], max_new_tokens: int, searches: int) -> 
         rec["greedy_tokens"] += len(g.token_ids)
         clear()
         before = sent()
-        r = rainlm.generate(backend, p, cfg, evaluator=hash_judge, embedder="hashing", seed=0,
-                            max_new_tokens=max_new_tokens)
+        r = rainlm.generate(backend, p, cfg, evaluator=hash_judge if judge == "hash" else None,
+                            embedder="hashing", seed=0, max_new_tokens=max_new_tokens)
         rec["rain_requests"] += sent() - before
         rec["rain_s"] += r.stats["wall_time_s"]
         rec["rain_tokens"] += len(r.token_ids)
@@ -119,13 +125,18 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=32, help="answer limit (32)")
     ap.add_argument("--searches", type=int, default=4, help="search passes per step (4)")
     ap.add_argument("--threads", type=int, default=2, help="in-process torch threads (2)")
+    ap.add_argument("--judge", choices=["hash", "self"], default="hash",
+                    help="the search's judge: code (hash, default) or the model's own "
+                         "self-evaluation (self)")
+    ap.add_argument("--no-token-by-token", dest="token_by_token", action="store_false",
+                    help="leave out the vLLM token-by-token row")
     ap.add_argument("--out", default=str(OUT), help="folder for report.txt and records.jsonl")
     args = ap.parse_args()
 
     prompts = vicuna_prompts(args.prompts)
     records = []
     for label, backend in open_backends(args):
-        rec = measure(backend, prompts, args.max_new_tokens, args.searches)
+        rec = measure(backend, prompts, args.max_new_tokens, args.searches, args.judge)
         rec["backend"] = label
         records.append(rec)
         close = getattr(backend, "close", None)
@@ -158,7 +169,8 @@ def main() -> None:
     report = "\n".join([
         f"machine: {machine()}",
         f"{len(prompts)} Vicuna prompts, max_new_tokens={args.max_new_tokens}, harmless preset "
-        f"with max_searches=min_new_searches={args.searches}, hash judge, hashing embedder, "
+        f"with max_searches=min_new_searches={args.searches}, "
+        f"{'hash judge' if args.judge == 'hash' else 'the self-evaluation judge'}, hashing embedder, "
         f"seed 0; in process: {args.threads} torch threads, cold cache per answer",
         "", table(head, rows), ""])
     print(report)
