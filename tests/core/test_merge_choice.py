@@ -1,5 +1,5 @@
-"""The scheduler measures merged and one-search-at-a-time next-token calls and chooses
-the cheaper per context (``core.merge_choice``); the answers never change."""
+"""The scheduler measures merged next-token calls against the same calls one search at a
+time and chooses the cheaper way (``core.merge_choice``); the answers never change."""
 
 from __future__ import annotations
 

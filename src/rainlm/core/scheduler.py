@@ -123,7 +123,8 @@ class Scheduler:
 
     def __init__(self, backend: Backend, *, counts: BatchCounts | None = None,
                  merge: MergeChoice | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter,
+                 lock: threading.Lock | None = None):
         self.backend = answering_model(backend)
         """Answers the calls that name no model of their own."""
         self.counts = counts if counts is not None else BatchCounts()
@@ -134,8 +135,9 @@ class Scheduler:
         self._new: list[_Search] = []
         self._waiting: dict[int, tuple[_Search, ModelCall]] = {}
         self._ids = 0
-        self.lock = threading.Lock()
-        """Guards the counts (concurrent calls count from their own threads)."""
+        self.lock = lock if lock is not None else threading.Lock()
+        """Guards the counts (concurrent calls count from their own threads; a scheduler
+        that takes over another's counts takes its lock too)."""
         self._pool: ThreadPoolExecutor | None = None  # concurrent calls' threads
         self._answering: dict[int, _Search] = {}  # calls taken, their searches not resumed yet
         self._flying: dict[Future, list[tuple[int, _Search, ModelCall]]] = {}
@@ -209,7 +211,8 @@ class Scheduler:
     def close(self, error: BaseException | None = None) -> list[Finished]:
         """End every search in flight now (their ``finally`` clauses run); those not
         ended get ``error`` (default: a RuntimeError saying they were interrupted).
-        Calls on their way are not waited for: their answers are dropped."""
+        Calls on their way are not waited for: their answers are dropped (their threads
+        still end with their calls; the interpreter joins them at exit)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -253,8 +256,10 @@ class Scheduler:
         answers: dict[int, tuple[Any, BaseException | None]] = {}
         for part in ([member] for member in job) if split else [job]:
             started = self.clock()
-            answers.update(self._answer_group(part))
-            if self.merge is not None and isinstance(part[0][2], NextDists):
+            got = self._answer_group(part)
+            answers.update(got)
+            failed = any(error is not None for _, error in got.values())
+            if self.merge is not None and isinstance(part[0][2], NextDists) and not failed:
                 seconds = self.clock() - started
                 contexts = sum(len(call.contexts) for _, _, call in part)
                 if len(part) == 1:
@@ -314,7 +319,8 @@ class Scheduler:
         the call that caused it. Each search that keeps counters gets its part of the
         work the backend counted for the call (``concurrent``: the call may overlap
         others, so its work is what was counted since the last concurrent call ended —
-        the HTTP backend counts a request's work when its answer arrives)."""
+        the HTTP backend counts a request's work when its answer arrives; the whole is
+        counted once, its split between calls that end together is approximate)."""
         calls = [call for _, _, call in group]
         merged, sizes = merge_calls(calls)
         model = (answering_model(merged.backend or self.backend)

@@ -15,8 +15,8 @@ leaves when it ends.
 A client's plain ``next_logprobs``/``decode`` (code that is not written as steps) goes to
 the scheduler as a search of one call; made on the scheduler's own thread (a rule judge
 that asks the model from inside a round) it goes straight to the backend (on an
-in-process model nothing else calls it meanwhile; its work is then in no request's
-counters). A search that arrives while the scheduler waits for an engine's answers
+in-process model nothing else calls it meanwhile; its work is counted in no request's
+share, or, on an engine, in the next concurrent call's). A search that arrives while the scheduler waits for an engine's answers
 joins at once (``Scheduler.wake``). A fault of the scheduler itself ends the searches
 in flight with an error and the next ones start in a fresh scheduler. Each request gets exactly the results it would get alone, so its
 tree does not depend on its neighbours (with a real model, batched arithmetic may
@@ -83,8 +83,8 @@ class SharedBackend:
     def batch_stats(self) -> dict[str, Any]:
         """The counts since the start: ``dispatches`` (next-token backend calls), the
         searches' ``calls`` they answered and their ``contexts``, the most searches'
-        calls one of them answered (``max_calls``), ``rounds``, the most searches in one
-        round, and what the merge choice measured (differences of two readings give a
+        calls one of them answered (``max_calls``), ``rounds``, the most searches in
+        flight at once, and what the merge choice measured (differences of two readings give a
         period's mean batch size)."""
         with self._cond, self._scheduler.lock:
             counts = self.counts
@@ -157,8 +157,10 @@ class SharedBackend:
     def _fail_in_flight(self, exc: BaseException) -> None:
         """End every search handed to the scheduler with ``exc``'s story and start a
         fresh scheduler for the next ones."""
-        failed, self._scheduler = self._scheduler, Scheduler(self.backend, counts=self.counts,
-                                                             merge=self.merge)
+        failed = self._scheduler
+        with self._cond:
+            self._scheduler = Scheduler(self.backend, counts=self.counts, merge=self.merge,
+                                        lock=failed.lock)
         error = RuntimeError(f"the shared scheduler failed: {type(exc).__name__}: {exc}")
         try:
             failed.close(error)
