@@ -20,9 +20,9 @@ from rainlm.backends.decoding import decodes_natively
 from rainlm.config import RainConfig
 from rainlm.core.decode import DecodeOutcome, rain_decode
 from rainlm.core.greedy import greedy_continue
-from rainlm.core.model_calls import DeadlineReached, ModelCalls, Steps, drive
+from rainlm.core.model_calls import DeadlineReached, ModelCalls, Steps
 from rainlm.core.progress import ProgressCallback
-from rainlm.core.scheduler import BatchCounts, run_together
+from rainlm.core.scheduler import BatchCounts, run_alone, run_together
 from rainlm.core.search import SearchContext, answer_verdict
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import truncate_at_stop
@@ -73,7 +73,7 @@ def generate(backend: Backend, prompt: PromptLike, config: RainConfig | str | No
                                            _resolve_embedder(embedder)), seed=seed,
                            max_new_tokens=max_new_tokens, system=system, batched=batched,
                            continuation=continuation, stop=stop, on_progress=on_progress)
-    return search.result(drive(search.steps, backend))
+    return search.result(run_alone(search.steps, backend))
 
 
 def generate_many(backend: Backend, prompts: Sequence[PromptLike],
@@ -211,9 +211,9 @@ def greedy(backend: Backend, prompt: PromptLike, *, max_new_tokens: int = 128,
     calls.deadline = None if time_budget_s is None else start + time_budget_s
     exhausted = False
     try:
-        reason = drive(greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
-                                       max_new_tokens=max_new_tokens, stop_strings=stops,
-                                       detokenize=backend.detokenize), backend)
+        reason = run_alone(greedy_continue(calls, prompt_ids, answer, eos_ids=eos,
+                                           max_new_tokens=max_new_tokens, stop_strings=stops,
+                                           detokenize=backend.detokenize), backend)
     except DeadlineReached:  # stopped by the caller or out of time: the answer so far
         reason = "stopped" if calls.stopped else "time_budget"
         exhausted = True

@@ -36,9 +36,10 @@ call that fails, when several shared it, is retried alone for each of them, so a
 reaches only the search that caused it; a search that raises ends with its error and
 the others go on.
 
-Two drivers use it: ``run_together`` (``generate_many`` and the benchmarks: a fixed set
-of searches, run to their ends on the caller's thread) and ``core.shared_backend``
-(``rain serve``: searches join and leave between rounds, on one thread of their own).
+Three drivers use it: ``run_together`` (``generate_many``: a fixed set of searches, run
+to their ends on the caller's thread), ``run_alone`` (``generate`` and ``greedy``, so the
+CLI and the benchmarks: one search) and ``core.shared_backend`` (``rain serve``: searches
+join and leave between rounds, on one thread of their own).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rainlm.backends.base import Backend, BackendCounters, takes_concurrent_calls, top_k_key
 from rainlm.backends.decoding import continuations_of
@@ -57,7 +58,9 @@ from rainlm.core.merge_choice import MergeChoice
 from rainlm.core.model_calls import EmbedTexts, JudgeTexts
 from rainlm.core.work_shares import share_work, snapshot
 
-__all__ = ["BatchCounts", "Finished", "Scheduler", "answering_model", "run_together"]
+__all__ = ["BatchCounts", "Finished", "Scheduler", "answering_model", "run_alone", "run_together"]
+
+T = TypeVar("T")
 
 CONCURRENT_CALLS = 16
 """Most calls on their way at once to a backend that takes concurrent calls."""
@@ -398,3 +401,16 @@ def run_together(searches: Sequence[Steps[Any]], backend: Backend, *,
         for steps in searches:
             steps.close()
     return ended
+
+
+def run_alone(steps: Steps[T], backend: Backend) -> T:
+    """Run one search to its end through the scheduler and return what it returns (raise
+    what it raises): on a shared backend's client (``rain serve``), in its shared
+    scheduler; else in a scheduler of its own on this thread."""
+    run_steps = getattr(backend, "run_steps", None)
+    if run_steps is not None:
+        return run_steps(steps)
+    [finished] = run_together([steps], backend)
+    if finished.error is not None:
+        raise finished.error
+    return finished.value
