@@ -2,27 +2,29 @@
 
 ``rain serve`` answers each request on a thread of its own, but the request's model
 work does not run there. ``SharedBackend`` owns the backend and a ``Scheduler``
-(``core.scheduler``, the same one ``generate_many`` uses) on one thread of its own; each
+(``core.scheduler``, the one every search runs in) on one thread of its own; each
 request talks to it through its own ``SharedBackend.client()``, a ``Backend`` whose
 ``run_steps`` hands a whole search (any ``Steps``: a RAIN search, a greedy answer, the
 fail-safe's self-evaluation; ``backends.steps.drive`` hands them over) to the scheduler
-and waits for its end. So the searches of all requests in flight advance in the same
-rounds, and every round's next-token calls, continuations, embeddings and rule
-judgements go to the backend as whole batches (merged, or one search at a time where
-that measured faster: ``core.merge_choice``). A search joins at the next round and
-leaves when it ends.
+and waits for its end. So the searches of all requests in flight advance together, and
+their next-token calls, continuations, embeddings and rule judgements go to the backend
+as whole batches (on an in-process model merged, or one search at a time where that
+measured faster: ``core.merge_choice``). A search joins at the next round and leaves
+when it ends; one that arrives while the scheduler waits for an engine's answers joins
+at once (``Scheduler.wake``).
 
 A client's plain ``next_logprobs``/``decode`` (code that is not written as steps) goes to
 the scheduler as a search of one call; made on the scheduler's own thread (a rule judge
 that asks the model from inside a round) it goes straight to the backend (on an
 in-process model nothing else calls it meanwhile; its work is counted in no request's
-share, or, on an engine, in the next concurrent call's). A search that arrives while the scheduler waits for an engine's answers
-joins at once (``Scheduler.wake``). A fault of the scheduler itself ends the searches
-in flight with an error and the next ones start in a fresh scheduler. Each request gets exactly the results it would get alone, so its
-tree does not depend on its neighbours (with a real model, batched arithmetic may
-differ in the last bits: see the backends' "cached equals fresh" tolerances). Each
-client keeps its own share of the backend's work (``core.work_shares``). The tokenizer
-methods go through a lock of their own, so detokenising never waits for a round.
+share, or, on an engine, in the next concurrent call's). A fault of the scheduler itself
+ends the searches in flight with an error, and the next ones start in a fresh scheduler.
+
+Each request gets exactly the results it would get alone, so its tree does not depend
+on its neighbours (with a real model, batched arithmetic may differ in the last bits:
+see the backends' "cached equals fresh" tolerances). Each client keeps its own share of
+the backend's work (``core.work_shares``). The tokenizer methods go through a lock of
+their own, so detokenising never waits for a round.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ class SharedBackend:
         """The counts since the start: ``dispatches`` (next-token backend calls), the
         searches' ``calls`` they answered and their ``contexts``, the most searches'
         calls one of them answered (``max_calls``), ``rounds``, the most searches in
-        flight at once, and what the merge choice measured (differences of two readings give a
-        period's mean batch size)."""
+        flight at once, and what the merge choice measured (differences of two readings
+        give a period's mean batch size)."""
         with self._cond, self._scheduler.lock:
             counts = self.counts
             sizes = counts.searches_per_model_call
