@@ -114,7 +114,7 @@ def main() -> None:
     presets = [x for x in args.presets.split(",") if x]
     configs = {name: rainlm.RainConfig.preset(name) for name in presets}
     first = configs[presets[0]]
-    judge = SelfEvaluator(counter, first.rubric, scoring=first.scoring, orders=first.judge_orders)
+    judge = SelfEvaluator(counter, first.judging.rubric, scoring=first.judging.scoring, orders=first.judging.judge_orders)
     run_greedy(backend, prompts[:1], 4)  # warm-up (first-call overheads)
     greedy_runs: list = []
     greedy_s = run_greedy(backend, prompts, args.max_new_tokens, greedy_runs)
@@ -137,10 +137,10 @@ def main() -> None:
     sweep = []
     for b in [int(x) for x in args.budgets.split(",") if x]:
         for name, cfg in configs.items():
-            if cfg.max_total_searches is not None:  # the default search: passes per answer
+            if cfg.budgets.max_total_searches is not None:  # the default search: passes per answer
                 c, knob = cfg.replace(max_total_searches=b), "max_total_searches"
             else:  # the paper: passes per step
-                c = cfg.replace(max_searches=b, min_new_searches=min(cfg.min_new_searches, b))
+                c = cfg.replace(max_searches=b, min_new_searches=min(cfg.budgets.min_new_searches, b))
                 knob = "max_searches"
             tot = run_rain(backend, counter, prompts[:1], args.max_new_tokens, c, judge, embedder)
             sweep.append(summarize(f"{name}: {knob}={b}", tot, greedy_s))

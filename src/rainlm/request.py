@@ -44,10 +44,10 @@ addition)."""
 METHODS = ("rain", "greedy")
 """How an answer is made: the RAIN search, or plain greedy decoding (the baseline)."""
 SCORINGS: tuple[str, ...] = typing.get_args(Scoring)
-"""How the self-evaluation turns the judge's answer into a value (``RainConfig.scoring``;
+"""How the self-evaluation turns the judge's answer into a value (``RainConfig.judging.scoring``;
 the judge reads the same Literal)."""
 BUDGET_FALLBACKS: tuple[str, ...] = typing.get_args(BudgetFallback)
-"""What happens when a budget runs out (``RainConfig.budget_fallback``)."""
+"""What happens when a budget runs out (``RainConfig.budgets.budget_fallback``)."""
 DEFAULT_PRESET = "harmless"
 """The search of a request that names no preset."""
 DEFAULT_MAX_NEW_TOKENS = 128
@@ -176,7 +176,7 @@ class FinalJudge:
     def of(cls, config: RainConfig | str) -> "FinalJudge":
         """The judge of a config, or of a preset by name."""
         cfg = PRESETS[config] if isinstance(config, str) else config
-        return cls(cfg.rubric, cfg.judge_orders)
+        return cls(cfg.judging.rubric, cfg.judging.judge_orders)
 
 
 @dataclass(frozen=True)
@@ -261,9 +261,9 @@ def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: An
     start = time.perf_counter()
     if params.method == "greedy":
         result = greedy(backend, prompt, max_new_tokens=params.max_new_tokens,
-                        system=params.system, stop_strings=cfg.stop_strings,
+                        system=params.system, stop_strings=cfg.answers.stop_strings,
                         continuation=params.continuation, stop=stop,
-                        time_budget_s=cfg.time_budget_s)
+                        time_budget_s=cfg.budgets.time_budget_s)
     else:
         if evaluator is None and params.policy is not None:
             evaluator = params.policy.evaluator(backend, config=cfg)

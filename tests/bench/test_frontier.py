@@ -259,9 +259,9 @@ def test_every_named_variant_is_a_valid_config_and_the_names_say_what_differs():
     assert configs["default+share1"] == calm_free.replace(step_budget_share=1.0)
     assert configs["default+share75"] == calm_free.replace(step_budget_share=0.75)
     assert configs["default+floor-m1"] == default.replace(answer_nll_margin=1.0)
-    assert all(configs[n].simulation_top_k is None for n in configs
+    assert all(configs[n].simulation.simulation_top_k is None for n in configs
                if n.startswith(("prev", "paper")))
-    assert all(configs[n].repair_share == 0.0 and configs[n].answer_checks == 0
+    assert all(configs[n].answers.repair_share == 0.0 and configs[n].answers.answer_checks == 0
                for n in configs if n.startswith(("prev", "paper")))
 
 

@@ -81,7 +81,7 @@ def test_rain_simulation_temperature_is_always_among_the_peers():
     from rainlm.bench.variants import RAIN_VARIANTS
 
     plan = _plan(rain=("default",), sample_temperatures=(0.7,))
-    t = RAIN_VARIANTS["default"]().simulation_temperature
+    t = RAIN_VARIANTS["default"]().simulation.simulation_temperature
     assert plan.peer_temperatures[0] == 0.7 and t in plan.peer_temperatures
 
 

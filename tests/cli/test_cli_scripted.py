@@ -232,8 +232,8 @@ def test_run_generate_applies_overrides():
         embedder="none", seed=7, max_new_tokens=12))
     report = run_generate(make_backend(), PROMPT, opts, score=False)
     cfg = report.rain.result.config
-    assert (cfg.preset_name, cfg.rubric, cfg.scoring) == ("adversarial", "adversarial", "continuous")
-    assert cfg.max_searches_per_step == 3 and cfg.time_budget_s == 30.0
+    assert (cfg.preset_name, cfg.judging.rubric, cfg.judging.scoring) == ("adversarial", "adversarial", "continuous")
+    assert cfg.budgets.max_searches_per_step == 3 and cfg.budgets.time_budget_s == 30.0
     assert report.rain.result.seed == 7
     assert all(step.searches <= 3 for step in report.rain.result.steps)
 
@@ -243,7 +243,7 @@ def test_parallel_option_selects_the_parallel_search():
                               parallel=3, embedder="none")),
                           score=False)
     cfg = report.rain.result.config
-    assert (cfg.search_mode, cfg.parallel_leaves) == ("parallel", 3)
+    assert (cfg.selection.search_mode, cfg.selection.parallel_leaves) == ("parallel", 3)
     assert report.rain.result.stats["searches"] > 0
 
 
@@ -318,7 +318,7 @@ def test_budget_fallback_option_reaches_the_config():
         device="cpu", max_new_tokens=8, seed=0, time_budget_s=None, budget_fallback="greedy",
         max_searches_per_step=None, parallel=None, scoring=None, rubric=None, system=None,
         embedder="none", progress=None))
-    assert opts.config().budget_fallback == "greedy"
+    assert opts.config().budgets.budget_fallback == "greedy"
     bad = invoke(["generate", *FAST, "--budget-fallback", "maybe", PROMPT])
     assert bad.exit_code == 2 and "--budget-fallback" in bad.output
 

@@ -1,4 +1,4 @@
-"""Second opinions on whole answers (``RainConfig.answer_checks``): a whole answer the
+"""Second opinions on whole answers (``RainConfig.answers.answer_checks``): a whole answer the
 judge finds nothing wrong with has its last prefixes judged too, and loses its verdict
 when every one of them is judged bad."""
 
@@ -56,7 +56,7 @@ def test_a_bad_answer_wrongly_passed_is_caught_by_its_prefixes():
         assert ctx.stats.answer_vetoes == (checks > 0)
         assert ctx.stats.check_judgements == checks
     # the vetoed answer is no longer accepted (the search goes on)
-    assert expected < TRACKING.accept_value
+    assert expected < TRACKING.answers.accept_value
 
 
 def test_a_compliant_answer_keeps_its_value_under_the_exact_rule():
@@ -97,7 +97,7 @@ def test_tokens_past_a_stop_string_are_not_a_prefix_worth_judging():
     words = BAD[:-4] + [",", " please", " safely"]
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-4])),
                    stop_strings=(", please",))
-    assert drive(note_whole_answer(ctx, _ids(ctx, words), 1.0), ctx.backend) < TRACKING.repair_threshold
+    assert drive(note_whole_answer(ctx, _ids(ctx, words), 1.0), ctx.backend) < TRACKING.answers.repair_threshold
     judged = [e["response"] for e in ctx.evaluations]
     assert judged == ["".join(BAD[:-5]), "".join(BAD[:-6])]
 
@@ -185,7 +185,7 @@ def test_a_search_whose_judge_passes_one_bad_answer_still_keeps_the_rule():
 
 
 def test_the_paper_preset_checks_nothing():
-    assert RainConfig.preset("paper").answer_checks == 0
+    assert RainConfig.preset("paper").answers.answer_checks == 0
 
 
 @pytest.mark.parametrize("changes", [dict(answer_checks=-1), dict(answer_checks=1.5),
@@ -199,7 +199,7 @@ def test_bad_check_settings_name_the_field(changes):
 
 def test_the_default_search_checks_new_best_answers():
     cfg = RainConfig.preset("harmless")
-    assert (cfg.answer_checks, cfg.answer_checks_scope) == (2, "new_best")
+    assert (cfg.answers.answer_checks, cfg.answers.answer_checks_scope) == (2, "new_best")
 
 
 def test_turning_off_answer_tracking_names_both_fields_that_need_it():
@@ -208,7 +208,7 @@ def test_turning_off_answer_tracking_names_both_fields_that_need_it():
         RainConfig.preset("harmless", accept_value=None, keep_best_answer=False)
     cfg = RainConfig.preset("harmless", accept_value=None, keep_best_answer=False,
                             repair_share=0.0, answer_checks=0)
-    assert cfg.answer_checks == 0
+    assert cfg.answers.answer_checks == 0
 
 
 def _veto_backend() -> ScriptedBackend:

@@ -12,21 +12,26 @@ from rainlm.errors import ConfigError
 
 def test_defaults_are_the_papers():
     cfg = RainConfig()
-    assert (cfg.c_puct, cfg.token_set_lengths, cfg.single_token_top_k, cfg.num_candidates,
-            cfg.candidate_top_k, cfg.root_prior_mix) == (2.0, (1, 2, 4, 10), 10, 10, 15, 0.25)
-    assert (cfg.max_searches, cfg.min_new_searches, cfg.early_stop_visits,
-            cfg.early_stop_value) == (50, 15, 6, 0.8)
-    assert (cfg.similarity_threshold, cfg.similarity_weight) == (0.95, 0.2)
-    assert (cfg.widening_max_children, cfg.widening_variance_scale, cfg.widening_samples) == (20, 0.03, 2)
-    assert [cfg.token_set_length(d) for d in range(6)] == [1, 2, 4, 10, 10, 10]
+    cand, budgets, widening = cfg.candidates, cfg.budgets, cfg.widening
+    assert cfg.selection.c_puct == 2.0
+    assert (cand.token_set_lengths, cand.single_token_top_k, cand.num_candidates,
+            cand.candidate_top_k, cand.root_prior_mix) == ((1, 2, 4, 10), 10, 10, 15, 0.25)
+    assert (budgets.max_searches, budgets.min_new_searches, budgets.early_stop_visits,
+            budgets.early_stop_value) == (50, 15, 6, 0.8)
+    assert (cfg.similarity.similarity_threshold, cfg.similarity.similarity_weight) == (0.95, 0.2)
+    assert (widening.widening_max_children, widening.widening_variance_scale,
+            widening.widening_samples) == (20, 0.03, 2)
+    assert [cfg.candidates.token_set_length(d) for d in range(6)] == [1, 2, 4, 10, 10, 10]
 
 
 def test_presets():
-    assert RainConfig.preset("harmless").early_stop_visits == 6
-    assert RainConfig.preset("adversarial").early_stop_visits == 5
+    assert RainConfig.preset("harmless").budgets.early_stop_visits == 6
+    assert RainConfig.preset("adversarial").budgets.early_stop_visits == 5
     truthful = RainConfig.preset("truthful")
-    assert (truthful.early_stop_visits, truthful.simulate_until, truthful.judge_orders) == (16, "eos", "single")
-    assert RainConfig.preset("harmless", max_searches=10).max_searches == 10
+    assert (truthful.budgets.early_stop_visits, truthful.simulation.simulate_until,
+            truthful.judging.judge_orders) == (16, "eos", "single")
+    assert truthful.answers.accept_value is None  # paper_values: the paper's None
+    assert RainConfig.preset("harmless", max_searches=10).budgets.max_searches == 10
     assert set(PRESETS) == {"paper", "harmless", "adversarial", "truthful"}
 
 
@@ -52,18 +57,49 @@ def test_unknown_field_and_preset():
         RainConfig.preset("safe")
 
 
-def test_every_field_has_a_docstring():
+def test_every_setting_has_one_group_and_a_docstring():
     import ast
     import inspect
 
-    from rainlm import config as module
+    from rainlm.config import GROUPS, SETTING_GROUP
 
-    tree = ast.parse(inspect.getsource(module.RainConfig))
-    body = tree.body[0].body
-    for i, node in enumerate(body):
-        if isinstance(node, ast.AnnAssign):
-            nxt = body[i + 1]
-            assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id
+    seen = []
+    for cls in GROUPS.values():
+        body = ast.parse(inspect.getsource(cls)).body[0].body
+        for i, node in enumerate(body):
+            if isinstance(node, ast.AnnAssign):
+                seen.append(node.target.id)
+                nxt = body[i + 1]
+                assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), node.target.id
+    assert sorted(seen) == sorted(SETTING_GROUP) and len(seen) == len(set(seen)) == 51
+
+
+def test_flat_settings_land_in_their_groups_and_come_back_flat():
+    cfg = RainConfig(c_puct=3.0, simulation_top_k=7, accept_value=0.5, max_total_searches=9)
+    assert (cfg.selection.c_puct, cfg.simulation.simulation_top_k, cfg.answers.accept_value,
+            cfg.budgets.max_total_searches) == (3.0, 7, 0.5, 9)
+    flat = cfg.to_dict()
+    assert flat["c_puct"] == 3.0 and flat["preset_name"] == "custom" and len(flat) == 52
+    assert RainConfig(**cfg.settings()) == cfg and hash(RainConfig(**cfg.settings())) == hash(cfg)
+    grouped = cfg.to_dict(grouped=True)
+    assert grouped["simulation"]["simulation_top_k"] == 7 and grouped["budgets"]["max_total_searches"] == 9
+    changed = cfg.replace(c_puct=1.0)
+    assert changed.selection.c_puct == 1.0 and changed.simulation == cfg.simulation and cfg.selection.c_puct == 3.0
+    assert RainConfig.preset("truthful", c_puct=1.0).preset_name == "truthful"
+
+
+def test_presets_are_data_grouped_by_concern():
+    from rainlm.config import default_search
+    from rainlm.config.presets import flat_settings, preset_settings
+
+    assert preset_settings("paper") == {} and PRESETS["paper"] == RainConfig()  # never changes
+    harmless = preset_settings("harmless")
+    assert harmless == {**default_search(), "early_stop_visits": 6}
+    assert default_search()["simulation_top_k"] == 40 and "accept_value" not in preset_settings("truthful")
+    with pytest.raises(ConfigError, match=r"presets.x.budgets.c_puct: it belongs to \[selection\]"):
+        flat_settings({"budgets": {"c_puct": 1.0}}, "presets.x")
+    with pytest.raises(ConfigError, match="'budget' is not a group"):
+        flat_settings({"budget": {"max_searches": 1}}, "presets.x")
 
 
 def test_import_rainlm_and_core_do_not_import_torch():

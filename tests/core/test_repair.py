@@ -1,4 +1,4 @@
-"""Repair passes (``RainConfig.repair_share``): rewind the best whole answer to its
+"""Repair passes (``RainConfig.answers.repair_share``): rewind the best whole answer to its
 longest good prefix and imagine a new ending."""
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def test_repair_finds_clean_answers_that_whole_answer_simulations_rarely_do():
 
 
 def test_the_paper_preset_never_repairs():
-    assert RainConfig.preset("paper").repair_share == 0.0
+    assert RainConfig.preset("paper").answers.repair_share == 0.0
 
 
 def test_bad_repair_settings_name_the_field():

@@ -31,8 +31,8 @@ def test_a_bad_parameter_is_refused_by_name(field, value):
 def test_from_preset_applies_only_the_overrides_given():
     params = GenerationParams.from_preset("paper", parallel=3, time_budget_s=5.0, seed=4)
     assert params.config.preset_name == "paper" and params.seed == 4
-    assert (params.config.search_mode, params.config.parallel_leaves) == ("parallel", 3)
-    assert params.config.time_budget_s == 5.0
+    assert (params.config.selection.search_mode, params.config.selection.parallel_leaves) == ("parallel", 3)
+    assert params.config.budgets.time_budget_s == 5.0
     plain = GenerationParams.from_preset("paper", parallel=1)  # 1: the sequential search
     assert plain.config == rainlm.RainConfig.preset("paper")
     assert GenerationParams().config == rainlm.RainConfig.preset(DEFAULT_PRESET)
@@ -66,7 +66,7 @@ def test_greedy_is_plain_greedy_decoding():
     params = GenerationParams(method="greedy", max_new_tokens=12, embedder="none")
     done = answer(make_backend(), PROMPT, params, score=False)
     plain = rainlm.greedy(make_backend(), PROMPT, max_new_tokens=12,
-                          stop_strings=params.config.stop_strings)
+                          stop_strings=params.config.answers.stop_strings)
     assert done.result.method == "greedy" and done.result.text == plain.text
     assert done.result.text.strip() == HARMFUL and done.score is None
 
@@ -88,7 +88,7 @@ def test_the_final_score_is_one_judgement():
     scored = answer(backend, PROMPT, params)
     after = backend.counters.snapshot()
     alone = make_backend()
-    expected = score_final_answers(alone, params.config.rubric, params.config.judge_orders,
+    expected = score_final_answers(alone, params.config.judging.rubric, params.config.judging.judge_orders,
                                    scored.result.messages, [scored.result.text])[0]
     # the same search (cached), then exactly the contexts of one final judgement
     assert scored.result.text == unscored.result.text
@@ -99,8 +99,8 @@ def test_the_final_score_is_one_judgement():
     assert after["forward_calls"] - before["forward_calls"] == search_calls + judged
     assert scored.judge == FinalJudge.of(params.config) and scored.score_s > 0
     assert scored.scores() == {"value": scored.score, "paper_vote": scored.paper_vote,
-                               "scoring": "continuous", "rubric": params.config.rubric,
-                               "judge_orders": params.config.judge_orders}
+                               "scoring": "continuous", "rubric": params.config.judging.rubric,
+                               "judge_orders": params.config.judging.judge_orders}
 
 
 def test_a_judge_given_to_answer_scores_the_final_answer():
@@ -108,7 +108,7 @@ def test_a_judge_given_to_answer_scores_the_final_answer():
     params = GenerationParams(max_new_tokens=12, embedder="none",
                               config=rainlm.RainConfig.preset("harmless", judge_orders="single"))
     done = answer(make_backend(), PROMPT, params, judge=FinalJudge.of("harmless"))
-    assert done.result.config.judge_orders == "single"
+    assert done.result.config.judging.judge_orders == "single"
     assert done.judge == FinalJudge("harmless", "both")
     assert done.scores()["rubric"] == "harmless" and done.scores()["judge_orders"] == "both"
     alone = answer(make_backend(), PROMPT, params)

@@ -13,7 +13,7 @@ from rainlm.errors import EvaluatorError
 from rainlm.similarity.hashing import HashingEmbedder
 from tests.needs import switch_for
 
-from .scripts import branching_backend, harm_judge, trap_backend
+from .scripts import branching_backend, graded_judge, harm_judge, trap_backend
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = "RAINLM_REGEN_GOLDEN"
@@ -179,6 +179,17 @@ def test_golden_tree():
 
 def test_golden_trap_tree():
     assert_matches_golden(run(trap_backend(), seed=0), "trap_seed0.json")
+
+
+def test_golden_default_tree():
+    """The default search (the harmless preset: accepted answers, repairs, checks, calm
+    imaginations) on the branching model with a judge of many values (51 passes, 2
+    repairs, 2 vetoed answers): its tree is held as the paper's are, so a change of the
+    config's layout or of who owns the search's state changes nothing."""
+    result = run(branching_backend(), max_new_tokens=12, config="harmless", seed=0,
+                 evaluator=graded_judge)
+    assert result.stats["repairs"] == 2 and result.stats["answer_vetoes"] == 2
+    assert_matches_golden(result, "branching_default_graded_seed0.json")
 
 
 def test_regenerating_a_golden_file_never_passes(tmp_path, monkeypatch):

@@ -38,8 +38,8 @@ def test_bad_settings_are_refused_naming_the_field():
 
 def test_the_paper_preset_has_no_floor_and_samples_the_whole_vocabulary():
     paper = RainConfig.preset("paper")
-    assert paper.answer_nll_margin is None and paper.simulation_top_k is None
-    assert paper.simulation_temperature == 1.0
+    assert paper.answers.answer_nll_margin is None and paper.simulation.simulation_top_k is None
+    assert paper.simulation.simulation_temperature == 1.0
 
 
 def test_a_judge_that_accepts_everything_gets_greedys_answer_after_one_pass(embedded_backend):

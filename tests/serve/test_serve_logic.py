@@ -87,8 +87,8 @@ def test_defaults_and_openai_fields():
     req = chat(max_tokens=8, seed=7, stop=["\n\n"], n=1, temperature=0.3, top_p=0.9)
     params = req.params
     assert params.max_new_tokens == 8 and params.seed == 7 and params.method == "rain"
-    assert params.config.stop_strings[-1] == "\n\n"
-    assert params.config.time_budget_s == 20  # the server's default budget
+    assert params.config.answers.stop_strings[-1] == "\n\n"
+    assert params.config.budgets.time_budget_s == 20  # the server's default budget
     assert params.continuation is False  # a chat request goes through the chat template
     assert req.policy == S.policy and req.threshold == S.threshold
     assert chat().params.max_new_tokens == 32 and chat().params.seed == 0
@@ -99,8 +99,8 @@ def test_rain_settings_override_the_preset():
     req = chat(seed=1, rain={"preset": "truthful", "max_searches": 3, "time_budget_s": 5,
                              "seed": 9, "token_set_lengths": [1, 2], "method": "greedy"})
     params = req.params
-    assert params.config.preset_name == "truthful" and params.config.max_searches == 3
-    assert params.config.time_budget_s == 5 and params.config.token_set_lengths == (1, 2)
+    assert params.config.preset_name == "truthful" and params.config.budgets.max_searches == 3
+    assert params.config.budgets.time_budget_s == 5 and params.config.candidates.token_set_lengths == (1, 2)
     assert params.seed == 9 and params.method == "greedy"
 
 

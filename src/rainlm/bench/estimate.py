@@ -233,8 +233,8 @@ def bench_costs(todo: Sequence[tuple[Item, str, Judge]], settings: MethodSetting
     once per prompt, every answer without its own judge value is judged once more."""
     out, computed = [], set()
     cfg = settings.config
-    budget = cfg.max_total_searches
-    cap = cfg.time_budget_s
+    budget = cfg.budgets.max_total_searches
+    cap = cfg.budgets.time_budget_s
     for item, method, judge in todo:
         kind, n = parse_method(method)
         model_judge = not judge.synthetic

@@ -137,13 +137,13 @@ class MethodSettings:
         return params.replace(method=method, seed=seed, system=None)
 
     def stop_strings(self, backend: Any) -> tuple[str, ...]:
-        return self.config.stop_strings + stop_strings_of(backend)
+        return self.config.answers.stop_strings + stop_strings_of(backend)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (the embedder by name; the keys of files written before
         ``params`` existed, so their runs resume)."""
         return {"config": self.config.to_dict(), "max_new_tokens": self.max_new_tokens,
-                "system": self.system, "time_budget_s": self.config.time_budget_s,
+                "system": self.system, "time_budget_s": self.config.budgets.time_budget_s,
                 "embedder": self.embedder_name,
                 "best_of_n": self.best_of_n, "match_compute": self.match_compute,
                 "max_n": self.max_n, "temperature": self.temperature, "top_k": self.top_k,

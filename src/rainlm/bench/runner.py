@@ -95,7 +95,7 @@ def make_judges(backend: Any, settings: MethodSettings, spec: tuple[str, list[fl
         from rainlm.judge.self_eval import SelfEvaluator
 
         cfg = settings.config
-        ev = SelfEvaluator(backend, cfg.rubric, scoring=cfg.scoring, orders=cfg.judge_orders)
+        ev = SelfEvaluator(backend, cfg.judging.rubric, scoring=cfg.judging.scoring, orders=cfg.judging.judge_orders)
         return [Judge(ev.name, ev)]
     from rainlm.bench.synthetic import SyntheticJudge
 

@@ -81,7 +81,7 @@ RAIN_VARIANTS: dict[str, Callable[[], RainConfig]] = {
 }
 """Named search configs for the frontier and its ablation: the paper's search, the
 paper's search with one new setting each, the default search (every setting of
-``DEFAULT_SEARCH``) with one setting added or removed (``default-repair`` is the default
+``default_search()``) with one setting added or removed (``default-repair`` is the default
 of stop 17, before repair passes and checks; ``default-checks`` the default of stops
 18–22, before checks; ``default+checks`` checks every whole answer judged ≥ 0;
 ``default+checks-best``, the name the default of stops 23–35 was measured under, is that

@@ -85,7 +85,7 @@ class ChatSession:
     @property
     def stop_strings(self) -> tuple[str, ...]:
         """The strings an answer is cut at (the config's and the backend's own)."""
-        return tuple(self.config.stop_strings) + stop_strings_of(self.backend)
+        return tuple(self.config.answers.stop_strings) + stop_strings_of(self.backend)
 
     def ask(self, text: str, on_progress: Callable[[Any], None] | None = None) -> Any:
         """Answer one user turn with RAIN; the turn and the answer join the conversation.

@@ -60,7 +60,7 @@ class GenerateReport:
         payload["final_evaluations"] = {
             name: {"text": a.result.text, "score": a.score, "paper_vote": a.paper_vote,
                    "scoring": {"score": "continuous", "paper_vote": "paper"},
-                   "rubric": self.config.rubric,
+                   "rubric": self.config.judging.rubric,
                    **({"policy": a.policy_check.to_dict()} if a.policy_check else {})}
             for name, a in (("rain", self.rain), ("vanilla", self.vanilla)) if a is not None}
         if self.vanilla is not None:
@@ -164,7 +164,7 @@ def budget_note(result: GenerationResult) -> str | None:
         parts.append(f"the {which} budget ran out after {total - tail} of {total} tokens; {rest}")
     if stats.get("accepted") is False:
         floor = (" and the fluency floor" if result.config is not None
-                 and result.config.answer_nll_margin is not None else "")
+                 and result.config.answers.answer_nll_margin is not None else "")
         parts.append(f"no whole answer the search found was accepted (by the judge{floor}), "
                      "so this one may break the rule or fall short of what the judge asks")
     return "note: " + "; ".join(parts) if parts else None

@@ -59,14 +59,14 @@ def rain_decode(ctx: SearchContext, *,
     and every commit."""
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
-    ctx.budget_end = None if cfg.time_budget_s is None else start + cfg.time_budget_s
-    if ctx.budget_end is not None and cfg.budget_fallback == "greedy":
+    ctx.budget_end = None if cfg.budgets.time_budget_s is None else start + cfg.budgets.time_budget_s
+    if ctx.budget_end is not None and cfg.budgets.budget_fallback == "greedy":
         # the model calls re-check the reserve on every call: the first pass measures
         # the speed, and a pass that would eat the finish's time stops at its next call
         ctx.calls.reserve = lambda: finish_reserve(ctx)
     set_search_deadline(ctx)
     steps: list[StepRecord] = []
-    if cfg.answer_nll_margin is not None:  # the fluency floor starts from greedy's answer
+    if cfg.answers.answer_nll_margin is not None:  # the fluency floor starts from greedy's answer
         try:
             yield from greedy_reference_pass(ctx)
         except DeadlineReached:  # no time even for greedy: the search goes on without a floor
@@ -94,7 +94,7 @@ def rain_decode(ctx: SearchContext, *,
                       "search_budget" if total_searches_spent(ctx) else "time_budget")
             return (yield from finish_by_budget(ctx, steps, on_progress, start, searches,
                                                 reason=reason))
-        best = commit_choice(tree, tree.root, cfg.commit_rule)
+        best = commit_choice(tree, tree.root, cfg.selection.commit_rule)
         if best is None:  # the root could not be expanded (nothing left to search)
             return (yield from finish_by_budget(ctx, steps, on_progress, start, searches))
         steps.append(commit(ctx, best, searches, early, by_budget=False))
@@ -106,7 +106,7 @@ def total_searches_spent(ctx: SearchContext) -> bool:
     """Whether the search has run ``max_total_searches`` passes (its budget in passes).
     A search that ran out of time is told apart by this, not by the clock: a model call
     may have stopped a pass for the finish's reserve before ``ctx.deadline``."""
-    total = ctx.config.max_total_searches
+    total = ctx.config.budgets.max_total_searches
     return total is not None and ctx.stats.searches >= total
 
 
@@ -130,12 +130,12 @@ def finish_reserve(ctx: SearchContext) -> float:
     judgement that compares the finished answer with it."""
     left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
     reserve = max(0, left) * ctx.calls.seconds_per_token()
-    if ctx.config.keep_best_answer and ctx.best_answer is not None:
+    if ctx.config.answers.keep_best_answer and ctx.best_answer is not None:
         reserve += ctx.calls.seconds_per_judgement()
-    if not ctx.calls.speed_settled() and ctx.config.time_budget_s is not None:
+    if not ctx.calls.speed_settled() and ctx.config.budgets.time_budget_s is not None:
         # a speed measured on a few steps (a burst of load from another process, first
         # use) must not end the search for good: the finish may be cut off instead
-        reserve = min(reserve, EARLY_RESERVE_SHARE * ctx.config.time_budget_s)
+        reserve = min(reserve, EARLY_RESERVE_SHARE * ctx.config.budgets.time_budget_s)
     return reserve
 
 
@@ -147,15 +147,15 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
     Returns (passes run, ended early, ran out of time)."""
     cfg, tree = ctx.config, ctx.tree
     root = tree.nodes[tree.root]
-    budget = max(cfg.max_searches - root.real_visits, cfg.min_new_searches)
-    if cfg.max_searches_per_step is not None:
-        budget = min(budget, cfg.max_searches_per_step)
-    if cfg.max_total_searches is not None:
-        left = cfg.max_total_searches - ctx.stats.searches
+    budget = max(cfg.budgets.max_searches - root.real_visits, cfg.budgets.min_new_searches)
+    if cfg.budgets.max_searches_per_step is not None:
+        budget = min(budget, cfg.budgets.max_searches_per_step)
+    if cfg.budgets.max_total_searches is not None:
+        left = cfg.budgets.max_total_searches - ctx.stats.searches
         if left <= 0:
             return 0, False, True
         steps_left = expected_steps_left(ctx)
-        budget = min(budget, step_allowance(left, max(cfg.step_budget_share, 1.0 / steps_left)))
+        budget = min(budget, step_allowance(left, max(cfg.budgets.step_budget_share, 1.0 / steps_left)))
     done = 0
     while done < budget:
         set_search_deadline(ctx)
@@ -166,7 +166,7 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
                 yield from run_repair_pass(ctx)
                 done += 1
             else:  # the sequential search is a round of one leaf
-                leaves = cfg.parallel_leaves if cfg.search_mode == "parallel" else 1
+                leaves = cfg.selection.parallel_leaves if cfg.selection.search_mode == "parallel" else 1
                 done += len((yield from run_round(ctx, min(leaves, budget - done))))
         except DeadlineReached:  # the pass stopped before its next call: nothing backed up
             ctx.stats.passes_cut_by_deadline += 1
@@ -196,12 +196,12 @@ def expected_steps_left(ctx: SearchContext) -> int:
     root's set length (``"root"``: each commit is a child of the current root)."""
     cfg = ctx.config
     length = len(ctx.answer_tokens(ctx.tree.root))
-    if cfg.depth_origin == "root":  # every step commits a child of the root: depth 0's sets
-        return max(1, math.ceil((ctx.max_new_tokens - length) / cfg.token_set_length(0)))
+    if cfg.candidates.depth_origin == "root":  # every step commits a child of the root: depth 0's sets
+        return max(1, math.ceil((ctx.max_new_tokens - length) / cfg.candidates.token_set_length(0)))
     depth = ctx.tree.nodes[ctx.tree.root].depth
     steps = 0
     while length < ctx.max_new_tokens:
-        length += cfg.token_set_length(depth + steps)
+        length += cfg.candidates.token_set_length(depth + steps)
         steps += 1
     return max(steps, 1)
 
@@ -209,7 +209,7 @@ def expected_steps_left(ctx: SearchContext) -> int:
 def forced_step(ctx: SearchContext) -> bool:
     """With ``skip_forced_steps``: the root was expanded and has one candidate only."""
     root = ctx.tree.nodes[ctx.tree.root]
-    return ctx.config.skip_forced_steps and root.expanded and len(root.children) == 1
+    return ctx.config.budgets.skip_forced_steps and root.expanded and len(root.children) == 1
 
 
 def early_stop(ctx: SearchContext) -> bool:
@@ -218,7 +218,7 @@ def early_stop(ctx: SearchContext) -> bool:
     if best is None:
         return False
     child = ctx.tree.nodes[best]
-    return child.real_visits > ctx.config.early_stop_visits and child.value > ctx.config.early_stop_value
+    return child.real_visits > ctx.config.budgets.early_stop_visits and child.value > ctx.config.budgets.early_stop_value
 
 
 def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
@@ -234,7 +234,7 @@ def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
     tree.root = child_id
     ids = tree.child_ids(child_id)
     if ids:
-        mixed = mix_with_uniform([tree.nodes[c].prior for c in ids], cfg.root_prior_mix)
+        mixed = mix_with_uniform([tree.nodes[c].prior for c in ids], cfg.candidates.root_prior_mix)
         for c, p in zip(ids, mixed):
             tree.nodes[c].prior = p
     ctx.stats.steps += 1
@@ -269,11 +269,11 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     """
     budget_reason = reason
     tree = ctx.tree
-    best = ctx.best_answer if ctx.config.keep_best_answer and not ctx.calls.stopped else None
+    best = ctx.best_answer if ctx.config.answers.keep_best_answer and not ctx.calls.stopped else None
     at_budget = (tree.root, len(tree.committed), len(steps))
     shown = None if best is not None else on_progress
     while finish_reason(ctx) is None:
-        choice = commit_choice(tree, tree.root, ctx.config.commit_rule)
+        choice = commit_choice(tree, tree.root, ctx.config.selection.commit_rule)
         if choice is None or tree.nodes[choice].real_visits == 0:
             break
         steps.append(commit(ctx, choice, searches, False, by_budget=True))
@@ -286,7 +286,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # the time it should take: set_search_deadline); past the budget's end it is cut off
     ctx.deadline = ctx.calls.deadline = ctx.budget_end
     ctx.calls.reserve = None
-    if reason is None and ctx.config.budget_fallback == "greedy" and not ctx.calls.stopped:
+    if reason is None and ctx.config.budgets.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
         logprobs: list[float] = []
         try:
@@ -303,7 +303,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # past the budget's end (a stop still ends it)
     ctx.calls.deadline = None
     judged = budget_reason != "stopped" and not ctx.calls.stopped and (
-        best is not None or ctx.config.accept_value is not None)  # (the result says if accepted)
+        best is not None or ctx.config.answers.accept_value is not None)  # (the result says if accepted)
     value = (yield from finish_value(ctx, answer)) if judged else math.nan
     if best is not None and best[1] != answer and best[0] > value:
         # rewind the commits made here (never shown) and commit the judged answer instead
@@ -354,6 +354,6 @@ def commit_answer(ctx: SearchContext, ids: list[int], searches: int) -> StepReco
     child_id = tree.nodes[tree.root].children.get(rest)
     if child_id is None:
         child_id = add_child_and_renormalize(tree, tree.root, rest, 0.0, is_root=True,
-                                             root_mix=ctx.config.root_prior_mix)
+                                             root_mix=ctx.config.candidates.root_prior_mix)
         ctx.stats.nodes_created += 1
     return replace(commit(ctx, child_id, searches, False, by_budget=False), from_simulation=True)

@@ -1,5 +1,5 @@
 """How likely the model finds a whole answer: the fluency floor of the search
-(``RainConfig.answer_nll_margin``).
+(``RainConfig.answers.answer_nll_margin``).
 
 A rule judge grades only the rule. Under a rule that forbids common characters (commas,
 capitals) the text the model finds unlikely is the easiest to keep it with, and the

@@ -34,7 +34,7 @@ def greedy_reference_pass(ctx: SearchContext) -> Steps[None]:
     nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.token_logprobs)
     ctx.stats.fluency_scored_tokens += scored
     ctx.stats.greedy_reference_nll = round(nll, 4)
-    ctx.nll_limit = nll + float(ctx.config.answer_nll_margin or 0.0)
+    ctx.nll_limit = nll + float(ctx.config.answers.answer_nll_margin or 0.0)
     value = yield from note_whole_answer(ctx, ids, (yield from judge(ctx, ids)))
     if accepted_answer(ctx) is None and not ctx.tree.nodes[ctx.tree.root].expanded:
         with ctx.stats.phase("expand"):

@@ -1,5 +1,5 @@
 """Repair passes: rewind the best judged whole answer to just before its first bad
-stretch and imagine a new ending from there (``RainConfig.repair_share``).
+stretch and imagine a new ending from there (``RainConfig.answers.repair_share``).
 
 Not in the paper. RAIN judges partial answers and rewinds away from bad ones one token
 set at a time, from the root; a whole answer that goes wrong late is otherwise thrown
@@ -30,13 +30,13 @@ def repair_due(ctx: SearchContext) -> bool:
     the first pass never, unless it was the greedy pass of ``answer_nll_margin``) while the best judged whole answer is below ``accept_value``
     (below +1 without one)."""
     cfg, best = ctx.config, ctx.best_answer
-    if cfg.repair_share <= 0 or best is None:
+    if cfg.answers.repair_share <= 0 or best is None:
         return False
-    target = 1.0 if cfg.accept_value is None else cfg.accept_value
+    target = 1.0 if cfg.answers.accept_value is None else cfg.answers.accept_value
     if best[0] >= target:
         return False
     # owed, not stepped: a parallel round adds several passes at once
-    return ctx.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.repair_share)
+    return ctx.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.answers.repair_share)
 
 
 def run_repair_pass(ctx: SearchContext) -> Steps[float]:
@@ -51,12 +51,12 @@ def run_repair_pass(ctx: SearchContext) -> Steps[float]:
         good = yield from longest_good_prefix(ctx, base, committed)
     finally:  # (the time budget may stop it mid-way)
         ctx.stats.repair_judgements += ctx.stats.evaluations - before
-    if good >= len(base) or (good <= committed and not cfg.repair_from_root):
+    if good >= len(base) or (good <= committed and not cfg.answers.repair_from_root):
         # no bad stretch to repair (the answer is only short of accept_value, e.g. a
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
         # to keep: a plain search pass instead
         return (yield from run_round(ctx))[0]
-    back = repair_backoff(cfg.repair_backoff, ctx.repair_misses, cfg.repair_escalate)
+    back = repair_backoff(cfg.answers.repair_backoff, ctx.repair_misses, cfg.answers.repair_escalate)
     cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
@@ -87,7 +87,7 @@ def longest_good_prefix(ctx: SearchContext, ids: list[int], start: int) -> Steps
     answer is final). Assumes a prefix judged bad stays bad when it grows, as a rule's
     verdict does; for other judges it finds one boundary between a good and a bad
     prefix. Judged texts are cached like every judgement."""
-    threshold = ctx.config.repair_threshold
+    threshold = ctx.config.answers.repair_threshold
     if (yield from judge(ctx, ids)) >= threshold:
         return len(ids)
     good, bad = start, len(ids)

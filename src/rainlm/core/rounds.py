@@ -36,7 +36,7 @@ def select_paths(ctx: SearchContext, count: int) -> Steps[list[list[int]]]:
             while tree.nodes[path[-1]].children:
                 if i == 0:  # node addition judges real statistics only, never virtual ones
                     yield from maybe_widen(ctx, path[-1])
-                path.append(select_child(tree, path[-1], cfg.c_puct, cfg.unvisited_value))
+                path.append(select_child(tree, path[-1], cfg.selection.c_puct, cfg.selection.unvisited_value))
             if any(path[-1] == p[-1] for p in paths):
                 break  # the search insists on a leaf it already has: stop widening the round
             paths.append(path)

@@ -72,9 +72,9 @@ class SearchContext:
         self.eos_ids = frozenset(self.backend.eos_token_ids)
         cfg = self.config
         self.sim_limits = SimulationLimits(
-            until=cfg.simulate_until, clause_end_chars=cfg.clause_end_chars,
-            temperature=cfg.simulation_temperature, top_k=cfg.simulation_top_k,
-            max_tokens=cfg.max_simulation_tokens,
+            until=cfg.simulation.simulate_until, clause_end_chars=cfg.simulation.clause_end_chars,
+            temperature=cfg.simulation.simulation_temperature, top_k=cfg.simulation.simulation_top_k,
+            max_tokens=cfg.simulation.max_simulation_tokens,
             max_new_tokens=self.max_new_tokens, stop_strings=self.stop_strings)
 
     # ------------------------------------------------------------------ helpers
@@ -87,7 +87,7 @@ class SearchContext:
 
     def relative_depth(self, node_id: int) -> int:
         depth = self.tree.nodes[node_id].depth
-        if self.config.depth_origin == "root":
+        if self.config.candidates.depth_origin == "root":
             depth -= self.tree.nodes[self.tree.root].depth
         return depth
 
@@ -104,8 +104,8 @@ def back_up(ctx: SearchContext, path: list[int], value: float,
     """Back ``value`` up along ``path`` with the similarity update (§5) and count the pass."""
     cfg = ctx.config
     with ctx.stats.phase("backup"):
-        backup(ctx.tree, path, value, embeddings, threshold=cfg.similarity_threshold,
-               weight=cfg.similarity_weight)
+        backup(ctx.tree, path, value, embeddings, threshold=cfg.similarity.similarity_threshold,
+               weight=cfg.similarity.similarity_weight)
     ctx.stats.searches += 1
 
 
@@ -127,7 +127,7 @@ def remember_logprobs(ctx: SearchContext, answer: Sequence[int], tokens: Sequenc
                       logprobs: Sequence[float]) -> None:
     """Keep the model's log-probabilities of ``tokens`` drawn after ``answer`` (what the
     fluency floor scores without asking the model again; only with the floor on)."""
-    if ctx.config.answer_nll_margin is not None:
+    if ctx.config.answers.answer_nll_margin is not None:
         remember_imagined(ctx.token_logprobs, answer, tokens, logprobs)
 
 
@@ -152,7 +152,7 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
 def tracks_answers(ctx: SearchContext) -> bool:
     """Whether the search keeps its judged whole answers (``accept_value`` or
     ``keep_best_answer``: what repairs start from and checks second-guess)."""
-    return ctx.config.accept_value is not None or ctx.config.keep_best_answer
+    return ctx.config.answers.accept_value is not None or ctx.config.answers.keep_best_answer
 
 
 def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
@@ -161,8 +161,8 @@ def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Step
     ``answer_checks``. Kept in ``ctx.whole_values`` (what the result reports)."""
     cfg = ctx.config
     value = yield from fluent_value(ctx, ids, value)
-    if tracks_answers(ctx) and cfg.answer_checks and value >= cfg.repair_threshold and (
-            cfg.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
+    if tracks_answers(ctx) and cfg.answers.answer_checks and value >= cfg.answers.repair_threshold and (
+            cfg.answers.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
         value = yield from checked_value(ctx, ids, value)
     ctx.whole_values[tuple(ids)] = value
     return value
@@ -210,7 +210,7 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[flo
     before = ctx.stats.evaluations
     checks = yield from judge_many(ctx, prefixes)
     ctx.stats.check_judgements += ctx.stats.evaluations - before
-    if max(checks) >= ctx.config.repair_threshold:
+    if max(checks) >= ctx.config.answers.repair_threshold:
         return value
     if whole not in ctx.vetoed_answers:
         ctx.vetoed_answers.add(whole)
@@ -229,7 +229,7 @@ def check_prefixes(ctx: SearchContext, ids: list[int], whole: str) -> list[list[
     seen: set[str] = set()
     out: list[list[int]] = []
     for end in range(len(ids) - 1, committed, -1):
-        if len(out) == ctx.config.answer_checks:
+        if len(out) == ctx.config.answers.answer_checks:
             break
         text = judged_text(ctx, ids[:end])
         if not text.startswith(whole) and text not in seen:
@@ -240,7 +240,7 @@ def check_prefixes(ctx: SearchContext, ids: list[int], whole: str) -> list[list[
 
 def accepted_answer(ctx: SearchContext) -> list[int] | None:
     """The judged whole answer that reached ``accept_value`` (the search may end), if any."""
-    accept, best = ctx.config.accept_value, ctx.best_answer
+    accept, best = ctx.config.answers.accept_value, ctx.best_answer
     return best[1] if accept is not None and best is not None and best[0] >= accept else None
 
 
@@ -249,7 +249,7 @@ def answer_verdict(ctx: SearchContext, ids: Sequence[int]) -> tuple[float | None
     the search gave it as a whole answer (after the fluency floor and the checks), else
     its judge's value if its text was judged, else None (never judged). Accepted: only a
     whole answer the search valued at least ``accept_value`` (None without one)."""
-    accept = ctx.config.accept_value
+    accept = ctx.config.answers.accept_value
     noted = ctx.whole_values.get(tuple(int(t) for t in ids))
     accepted = None if accept is None else noted is not None and noted >= accept
     if noted is not None:
@@ -270,7 +270,7 @@ def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],
     tree, cfg = ctx.tree, ctx.config
     leaf_id = path[-1]
     kids = tree.child_ids(leaf_id)
-    if not cfg.keep_simulations or not imagined.tokens or not kids:
+    if not cfg.simulation.keep_simulations or not imagined.tokens or not kids:
         return path, answer, imagined.tokens
     length = max(len(tree.nodes[c].tokens) for c in kids)
     tokens = tuple(imagined.tokens[:length])
@@ -288,7 +288,7 @@ def child_holding(ctx: SearchContext, node_id: int, tokens: tuple[int, ...],
     if child_id is not None:
         return child_id, False
     child_id = add_child_and_renormalize(tree, node_id, tokens, prob, is_root=node_id == tree.root,
-                                         root_mix=ctx.config.root_prior_mix)
+                                         root_mix=ctx.config.candidates.root_prior_mix)
     ctx.stats.nodes_created += 1
     return child_id, True
 
@@ -334,28 +334,28 @@ def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> Steps[None]:
     cfg, tree = ctx.config, ctx.tree
     remaining = ctx.max_new_tokens - len(answer)
     # Deliberate: a token set never runs past the answer length limit.
-    length = min(cfg.token_set_length(ctx.relative_depth(node_id)), remaining)
+    length = min(cfg.candidates.token_set_length(ctx.relative_depth(node_id)), remaining)
     state = ctx.prompt_ids + answer
     if length == 1:
-        spare = max(cfg.widening_max_children - cfg.single_token_top_k, 0)
+        spare = max(cfg.widening.widening_max_children - cfg.candidates.single_token_top_k, 0)
         dist = (yield from ctx.calls.next_dists([state]))[0]
-        ids, probs = dist.top_k(cfg.single_token_top_k + spare)
-        if cfg.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
-            probs = temper(probs, cfg.candidate_temperature)
-        proposal: Proposal = propose_single_tokens(ids, probs, cfg.single_token_top_k, spare)
+        ids, probs = dist.top_k(cfg.candidates.single_token_top_k + spare)
+        if cfg.candidates.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
+            probs = temper(probs, cfg.candidates.candidate_temperature)
+        proposal: Proposal = propose_single_tokens(ids, probs, cfg.candidates.single_token_top_k, spare)
     else:
-        proposal = yield from propose_token_sets(ctx.calls, state, length, cfg.num_candidates,
-                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids,
-                                      clip_greedy=cfg.clip_greedy_prior,
-                                      temperature=cfg.candidate_temperature,
-                                      draws=cfg.candidate_draws)
+        proposal = yield from propose_token_sets(ctx.calls, state, length, cfg.candidates.num_candidates,
+                                      cfg.candidates.candidate_top_k, ctx.rng, ctx.eos_ids,
+                                      clip_greedy=cfg.candidates.clip_greedy_prior,
+                                      temperature=cfg.candidates.candidate_temperature,
+                                      draws=cfg.candidates.candidate_draws)
     priors = normalize([p for _, p in proposal.candidates])
     if node_id == tree.root:
-        priors = mix_with_uniform(priors, cfg.root_prior_mix)
+        priors = mix_with_uniform(priors, cfg.candidates.root_prior_mix)
     new = [tree.add_child(node_id, tokens, prior, prob)
            for (tokens, prob), prior in zip(proposal.candidates, priors)]
     ctx.stats.nodes_created += len(proposal.candidates)
-    if cfg.judge_candidates:
+    if cfg.candidates.judge_candidates:
         values = yield from judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
         for child_id, value in zip(new, values):
             tree.nodes[child_id].judged = value
@@ -367,9 +367,9 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
     """Dynamic node addition when the children all say the same bad thing (§6)."""
     cfg, tree = ctx.config, ctx.tree
     if ctx.embedder is None or not should_widen(
-            tree, node_id, max_children=cfg.widening_max_children,
-            variance_scale=cfg.widening_variance_scale,
-            value_threshold=cfg.widening_value_threshold):
+            tree, node_id, max_children=cfg.widening.widening_max_children,
+            variance_scale=cfg.widening.widening_variance_scale,
+            value_threshold=cfg.widening.widening_value_threshold):
         return
     with ctx.stats.phase("widen"):
         node = tree.nodes[node_id]
@@ -381,13 +381,13 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
                 new = (tokens, prob) if tokens not in node.children else None
         else:
             state = ctx.prompt_ids + ctx.answer_tokens(node_id)
-            drawn = yield from sample_token_sets(ctx.calls, state, set_length, cfg.widening_samples,
-                                      cfg.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False,
-                                      temperature=cfg.candidate_temperature)
+            drawn = yield from sample_token_sets(ctx.calls, state, set_length, cfg.widening.widening_samples,
+                                      cfg.candidates.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False,
+                                      temperature=cfg.candidates.candidate_temperature)
             new = next(((t, p) for t, p in drawn if t not in node.children), None)
         if new is not None:
             add_child_and_renormalize(tree, node_id, new[0], new[1], is_root=node_id == tree.root,
-                                      root_mix=cfg.root_prior_mix)
+                                      root_mix=cfg.candidates.root_prior_mix)
             ctx.stats.nodes_created += 1
             ctx.stats.nodes_added_dynamically += 1
 

@@ -85,7 +85,7 @@ class Answerer:
             return run_method("rain", self.backend, item.prompt, settings, seed=seed,
                               evaluator=self.evaluator)
         messages = normalize_messages(item.prompt)
-        accept = settings.config.accept_value
+        accept = settings.config.answers.accept_value
         return measured(self.backend, settings, lambda: best_of_until(
             self.backend, messages, settings, seed=seed, evaluator=self.evaluator,
             accept=1.0 if accept is None else accept, round_size=self.plan.round_size,

@@ -91,7 +91,7 @@ class Job:
     @property
     def score_reserve_s(self) -> float:
         """Seconds of the time budget kept for the fail-safe's judgement."""
-        asked = self.request.params.config.time_budget_s
+        asked = self.request.params.config.budgets.time_budget_s
         if asked is None or self.generation_budget_s is None:
             return 0.0
         return round(asked - self.generation_budget_s, 4)
@@ -426,14 +426,14 @@ class Engine:
 
         req = job.request
         params = req.params
-        budget = params.config.time_budget_s
+        budget = params.config.budgets.time_budget_s
         if budget is not None and self._judgements:
             tokens = len(prompt_token_ids(backend, req.prompt, req.messages,
                                           params.continuation)) + params.max_new_tokens
             budget = generation_budget(budget, expected_judgement_seconds(self._judgements,
                                                                           tokens))
         job.generation_budget_s = None if budget is None else round(budget, 4)
-        if budget != params.config.time_budget_s:
+        if budget != params.config.budgets.time_budget_s:
             params = params.replace(config=params.config.replace(time_budget_s=budget))
         if self.settings.policy_file is not None:  # the policy judges every search
             params = params.replace(policy=self.settings.policy_file)

@@ -7,10 +7,9 @@ body with the right HTTP status, so the official ``openai`` client raises its us
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
-from rainlm.config import RainConfig
+from rainlm.config import SETTING_GROUP
 from rainlm.errors import ConfigError
 
 __all__ = ["ApiError", "error_body", "bad_request", "failure_body", "is_request_error",
@@ -67,7 +66,7 @@ def is_request_error(exc: BaseException) -> bool:
     n_ctx, a missing tokenizer) are the server's (500)."""
     if not isinstance(exc, ConfigError):
         return False
-    return (exc.field in {f.name for f in fields(RainConfig)}
+    return (exc.field in SETTING_GROUP
             or exc.field.startswith(("messages", "prompt")))
 
 

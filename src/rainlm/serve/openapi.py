@@ -9,14 +9,13 @@ model, no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from typing import Any, Literal, Union
 
 from rainlm import __version__
-from rainlm.config import PRESETS, RainConfig
+from rainlm.config import PRESETS, setting_types
 from rainlm.request import METHODS
-from rainlm.serve.schemas import CHAT, COMPLETIONS, MAX_STOP, RAIN_CONFIG_FIELDS
+from rainlm.serve.schemas import CHAT, COMPLETIONS, MAX_STOP
 from rainlm.serve.settings import POLICIES, ServerSettings
 
 __all__ = ["openapi_schema"]
@@ -232,10 +231,8 @@ def _rain_settings(settings: ServerSettings) -> dict[str, Any]:
                       "description": "only with --allow-request-policy (else 403)"},
         "seed": {"type": "integer", "minimum": 0},
     }
-    hints = typing.get_type_hints(RainConfig)
-    for f in dataclasses.fields(RainConfig):
-        if f.name in RAIN_CONFIG_FIELDS:
-            props[f.name] = _type_schema(hints[f.name])
+    for name, hint in setting_types().items():
+        props[name] = _type_schema(hint)
     props["time_budget_s"] = {"type": "number", "exclusiveMinimum": True, "minimum": 0,
                               "maximum": settings.max_time_budget_s, "nullable": True}
     return {"type": "object", "nullable": True, "additionalProperties": False,

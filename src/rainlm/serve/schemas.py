@@ -11,12 +11,12 @@ decides the sampling itself. Validated anyway, so a typo'd value still gets a 40
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import typing
 from dataclasses import dataclass
 from typing import Any
 
-from rainlm.config import PRESETS, RainConfig
+from rainlm.config import PRESETS, SETTING_GROUP, RainConfig, setting_types
 from rainlm.errors import ConfigError
 from rainlm.request import METHODS, GenerationParams
 from rainlm.serve.errors import ApiError, bad_request
@@ -28,9 +28,9 @@ __all__ = ["ParsedRequest", "parse_body", "parse_request", "CHAT", "COMPLETIONS"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 MAX_STOP = 4  # OpenAI's limit on stop sequences
-RAIN_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(RainConfig) if f.name != "preset_name")
-_TUPLE_FIELDS = tuple(f.name for f in dataclasses.fields(RainConfig)
-                      if str(f.type).startswith("tuple"))
+RAIN_CONFIG_FIELDS = tuple(SETTING_GROUP)
+_TUPLE_FIELDS = tuple(name for name, hint in setting_types().items()
+                      if typing.get_origin(hint) is tuple)
 _RAIN_SERVER_KEYS = ("preset", "method", "policy", "threshold", "seed")
 
 _COMMON = {"model", "max_tokens", "seed", "stop", "n", "stream", "stream_options", "rain",
@@ -373,9 +373,9 @@ def _rain_server_keys(rain: dict[str, Any], settings: ServerSettings
         for key in JUDGE_FIELDS:
             if key in rain:
                 raise _judge_not_allowed(f"rain.{key}")
-        if PRESETS[preset].rubric != PRESETS[settings.preset].rubric:
+        if PRESETS[preset].judging.rubric != PRESETS[settings.preset].judging.rubric:
             raise _judge_not_allowed("rain.preset", f" (preset {preset!r} judges with the "
-                                                    f"{PRESETS[preset].rubric!r} rubric)")
+                                                    f"{PRESETS[preset].judging.rubric!r} rubric)")
     seed = _int_in(rain, "seed", 0, 2**63 - 1, param="rain.seed")
     return preset, method, policy, float(threshold), seed
 
@@ -444,7 +444,7 @@ def _rain_config(rain: dict[str, Any], preset: str, stops: tuple[str, ...],
     try:
         config = RainConfig.preset(preset, **overrides)
         if stops:
-            config = config.replace(stop_strings=config.stop_strings + stops)
+            config = config.replace(stop_strings=config.answers.stop_strings + stops)
     except ConfigError as exc:
         param = "stop" if exc.field == "stop_strings" and stops else f"rain.{exc.field}"
         raise bad_request(param, str(exc).split(": ", 1)[-1]) from None

@@ -166,7 +166,7 @@ async def stream_job(engine: Engine, job: Job, model: str,
     over from the scheduler's thread with ``loop.call_soon_threadsafe``."""
     req = job.request
     task, events = started.task, started.events
-    sender = StreamText(req.params.config.stop_strings + stop_strings_of(engine.backend))
+    sender = StreamText(req.params.config.answers.stop_strings + stop_strings_of(engine.backend))
     try:
         yield sse(content_chunk(req.endpoint, job.trace_id, job.created, model, "", role=True))
         steps = 0
