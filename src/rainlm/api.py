@@ -161,7 +161,7 @@ class _Search:
             text=text, token_ids=tuple(ids), finish_reason=outcome.finish_reason,
             stats=out_stats, method="rain", model=model_name(backend),
             prompt_token_ids=tuple(ctx.prompt_ids), tree=ctx.tree, steps=tuple(outcome.steps),
-            evaluations=tuple(ctx.evaluations), config=ctx.config, seed=self.seed,
+            evaluations=tuple(ctx.state.evaluations), config=ctx.config, seed=self.seed,
             messages=tuple(dict(m) for m in ctx.messages))
 
 

@@ -52,7 +52,7 @@ def test_a_bad_answer_wrongly_passed_is_caught_by_its_prefixes():
         ids = _ids(ctx, BAD)
         value = drive(note_whole_answer(ctx, ids, 1.0), ctx.backend)
         assert value == pytest.approx(expected)
-        assert ctx.best_answer == (value, ids)
+        assert ctx.state.best_answer == (value, ids)
         assert ctx.stats.answer_vetoes == (checks > 0)
         assert ctx.stats.check_judgements == checks
     # the vetoed answer is no longer accepted (the search goes on)
@@ -98,7 +98,7 @@ def test_tokens_past_a_stop_string_are_not_a_prefix_worth_judging():
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD[:-4])),
                    stop_strings=(", please",))
     assert drive(note_whole_answer(ctx, _ids(ctx, words), 1.0), ctx.backend) < TRACKING.answers.repair_threshold
-    judged = [e["response"] for e in ctx.evaluations]
+    judged = [e["response"] for e in ctx.state.evaluations]
     assert judged == ["".join(BAD[:-5]), "".join(BAD[:-6])]
 
 
@@ -118,9 +118,8 @@ def test_the_committed_answer_is_not_judged_again():
     ctx = _context(TRACKING.replace(answer_checks=2), _lying_about("".join(BAD)))
     ids = _ids(ctx, BAD)
     # commit all but the last word (as decode does): the one prefix left is committed
-    child = ctx.tree.add_child(ROOT, tuple(ids[:-1]), 1.0, 1.0)
-    ctx.tree.committed.append(child)
-    ctx.tree.root = child
+    child = ctx.state.add_child(ROOT, tuple(ids[:-1]), 1.0, root_mix=0.25)
+    ctx.state.commit(child, root_mix=0.25)
     assert len(ctx.answer_tokens(ctx.tree.root)) == LENGTH - 1
     assert drive(note_whole_answer(ctx, ids, 1.0), ctx.backend) == 1.0
     assert ctx.stats.check_judgements == 0
@@ -141,7 +140,7 @@ def test_new_best_scope_checks_only_an_answer_that_would_become_the_best():
     ctx = _context(TRACKING.replace(answer_checks=2, answer_checks_scope="new_best"), liar)
     drive(note_whole_answer(ctx, _ids(ctx, good), 0.5), ctx.backend)
     assert drive(note_whole_answer(ctx, _ids(ctx, BAD), 1.0), ctx.backend) < 0
-    assert ctx.best_answer == (0.5, _ids(ctx, good))
+    assert ctx.state.best_answer == (0.5, _ids(ctx, good))
     assert ctx.stats.answer_vetoes == 1
 
 

@@ -86,14 +86,15 @@ def test_insert_path_follows_existing_children_and_adds_one_new_set():
 def test_repairs_are_spread_over_the_passes_and_wait_for_a_whole_answer():
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=0.5))
     assert not repair_due(ctx)  # no whole answer yet
-    ctx.best_answer = (-0.5, _ids(ctx, [" bomb"] * LENGTH))
+    ctx.state.set_best_answer(-0.5, _ids(ctx, [" bomb"] * LENGTH))
     due = []
     for n in range(6):
         ctx.stats.searches = n
         due.append(repair_due(ctx))
-        ctx.repair_attempts += due[-1]  # as run_repair_pass does
+        if due[-1]:
+            ctx.state.count_repair_attempt()  # as run_repair_pass does
     assert due == [False, True, False, True, False, True]
-    ctx.best_answer = (1.0, _ids(ctx, [" safely"] * LENGTH))
+    ctx.state.set_best_answer(1.0, _ids(ctx, [" safely"] * LENGTH))
     assert not repair_due(ctx)  # nothing left to repair
 
 
@@ -102,14 +103,14 @@ def test_a_repair_keeps_the_good_prefix_and_imagines_a_new_ending():
     ctx = _context(RainConfig(keep_best_answer=True, repair_share=1.0, repair_backoff=2),
                    coin_script)
     base = _ids(ctx, [" safely"] * 8 + [" bomb", " safely"])
-    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    ctx.state.set_best_answer(BOMB.value(ctx.backend.detokenize(base)), base)
     drive(expand(ctx, ROOT, []), ctx.backend)  # as the pass that judged the first whole answer did
     value = drive(run_repair_pass(ctx), ctx.backend)
-    new = next(e for e in reversed(ctx.evaluations) if not e["cached"])["response"]
+    new = next(e for e in reversed(ctx.state.evaluations) if not e["cached"])["response"]
     assert new.startswith(" safely" * 6) and new != ctx.backend.detokenize(base)
     assert value == BOMB.value(new)
     # bisection judged partial answers of the old one (none beyond its first " bomb")
-    partial = [e["response"] for e in ctx.evaluations][1:-1]
+    partial = [e["response"] for e in ctx.state.evaluations][1:-1]
     assert partial and all(base_text.startswith(p) for p in partial
                            for base_text in [ctx.backend.detokenize(base)])
     # the new answer is a path of the tree with this pass's visit
@@ -162,12 +163,12 @@ def test_escalating_repairs_rewind_further_after_each_miss():
                    coin_script)
     drive(expand(ctx, ROOT, []), ctx.backend)
     base = _ids(ctx, [" safely"] * 8 + [" bomb", " safely"])
-    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    ctx.state.set_best_answer(BOMB.value(ctx.backend.detokenize(base)), base)
     misses = []
     for _ in range(6):
-        before = ctx.best_answer
+        before = ctx.state.best_answer
         drive(run_repair_pass(ctx), ctx.backend)
-        misses.append((ctx.repair_misses, ctx.best_answer is not before))
+        misses.append((ctx.state.repair_misses, ctx.state.best_answer is not before))
     assert all((m == 0) == improved for m, improved in misses), misses
 
 
@@ -177,7 +178,7 @@ def test_without_root_repairs_a_bad_start_gets_a_search_pass_instead():
                                   repair_from_root=from_root), coin_script)
         drive(expand(ctx, ROOT, []), ctx.backend)
         bad_start = _ids(ctx, [" bomb"] + [" safely"] * 9)
-        ctx.best_answer = (BOMB.value(ctx.backend.detokenize(bad_start)), bad_start)
+        ctx.state.set_best_answer(BOMB.value(ctx.backend.detokenize(bad_start)), bad_start)
         drive(run_repair_pass(ctx), ctx.backend)
         assert ctx.stats.searches == 1
         assert ctx.stats.repairs == (1 if from_root else 0)
@@ -196,10 +197,10 @@ def test_a_repair_that_writes_the_same_answer_again_is_a_miss():
                               repair_backoff=1), certain_bomb_script)
     drive(expand(ctx, ROOT, []), ctx.backend)
     base = _ids(ctx, [" safely"] * 7 + [" bomb"] * 3)
-    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    ctx.state.set_best_answer(BOMB.value(ctx.backend.detokenize(base)), base)
     for expected in (1, 2, 3):
         drive(run_repair_pass(ctx), ctx.backend)
-        assert ctx.repair_misses == expected and ctx.best_answer[1] == base
+        assert ctx.state.repair_misses == expected and ctx.state.best_answer[1] == base
 
 
 def test_an_answer_judged_good_throughout_gets_a_search_pass_not_a_repair():
@@ -211,7 +212,7 @@ def test_an_answer_judged_good_throughout_gets_a_search_pass_not_a_repair():
     drive(expand(ctx, ROOT, []), ctx.backend)
     eos = next(iter(ctx.backend.eos_token_ids))
     base = _ids(ctx, [" safely"] * 7 + [" bomb"]) + [eos]
-    ctx.best_answer = (BOMB.value(ctx.backend.detokenize(base)), base)
+    ctx.state.set_best_answer(BOMB.value(ctx.backend.detokenize(base)), base)
     drive(run_repair_pass(ctx), ctx.backend)
     assert ctx.stats.searches == 1 and ctx.stats.repairs == 0
 

@@ -14,9 +14,8 @@ from rainlm.core.reference import greedy_reference_pass
 from rainlm.core.repair import repair_due, run_repair_pass
 from rainlm.core.search import (SearchContext, accepted_answer, judge, remember_logprobs,
                                 whole_answer_value)
-from rainlm.core.selection import commit_choice, mix_with_uniform, most_visited_child
+from rainlm.core.selection import commit_choice, most_visited_child
 from rainlm.core.stopping import finish_reason as answer_finish_reason
-from rainlm.core.widening import add_child_and_renormalize
 
 
 @dataclass(frozen=True)
@@ -59,8 +58,9 @@ def rain_decode(ctx: SearchContext, *,
     and every commit."""
     cfg, tree = ctx.config, ctx.tree
     start = time.perf_counter()
-    ctx.budget_end = None if cfg.budgets.time_budget_s is None else start + cfg.budgets.time_budget_s
-    if ctx.budget_end is not None and cfg.budgets.budget_fallback == "greedy":
+    ctx.state.set_budget_end(None if cfg.budgets.time_budget_s is None
+                             else start + cfg.budgets.time_budget_s)
+    if ctx.state.budget_end is not None and cfg.budgets.budget_fallback == "greedy":
         # the model calls re-check the reserve on every call: the first pass measures
         # the speed, and a pass that would eat the finish's time stops at its next call
         ctx.calls.reserve = lambda: finish_reserve(ctx)
@@ -105,23 +105,23 @@ def rain_decode(ctx: SearchContext, *,
 def total_searches_spent(ctx: SearchContext) -> bool:
     """Whether the search has run ``max_total_searches`` passes (its budget in passes).
     A search that ran out of time is told apart by this, not by the clock: a model call
-    may have stopped a pass for the finish's reserve before ``ctx.deadline``."""
+    may have stopped a pass for the finish's reserve before ``state.deadline``."""
     total = ctx.config.budgets.max_total_searches
     return total is not None and ctx.stats.searches >= total
 
 
 def set_search_deadline(ctx: SearchContext) -> None:
-    """Set the search's deadline (``ctx.deadline``, also the model calls'): the time
+    """Set the search's deadline (``state.deadline``; the model calls' is the budget's end): the time
     budget's end, less — with ``budget_fallback="greedy"`` — the time the finish is
     expected to take (``finish_reserve``: a greedy finish of the answer's remaining
     tokens at ``ModelCalls.seconds_per_token``, and the comparison with the best judged
     answer), so that the finish also ends within the budget. Called before every pass: the
     reserve shrinks as the answer is committed and follows the measured speed."""
-    end = ctx.budget_end
+    end = ctx.state.budget_end
     if end is not None and ctx.calls.reserve is not None:
         end -= ctx.calls.reserve()
-    ctx.deadline = end
-    ctx.calls.deadline = ctx.budget_end
+    ctx.state.set_deadline(end)
+    ctx.calls.deadline = ctx.state.budget_end
 
 
 def finish_reserve(ctx: SearchContext) -> float:
@@ -130,7 +130,7 @@ def finish_reserve(ctx: SearchContext) -> float:
     judgement that compares the finished answer with it."""
     left = ctx.max_new_tokens - len(ctx.answer_tokens(ctx.tree.root))
     reserve = max(0, left) * ctx.calls.seconds_per_token()
-    if ctx.config.answers.keep_best_answer and ctx.best_answer is not None:
+    if ctx.config.answers.keep_best_answer and ctx.state.best_answer is not None:
         reserve += ctx.calls.seconds_per_judgement()
     if not ctx.calls.speed_settled() and ctx.config.budgets.time_budget_s is not None:
         # a speed measured on a few steps (a burst of load from another process, first
@@ -159,7 +159,8 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
     done = 0
     while done < budget:
         set_search_deadline(ctx)
-        if ctx.calls.stopped or (ctx.deadline is not None and time.perf_counter() >= ctx.deadline):
+        deadline = ctx.state.deadline
+        if ctx.calls.stopped or (deadline is not None and time.perf_counter() >= deadline):
             return done, False, True
         try:
             if repair_due(ctx):
@@ -177,7 +178,8 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
         if early_stop(ctx):
             ctx.stats.early_stops += 1
             return done, True, False
-    out_of_time = ctx.deadline is not None and time.perf_counter() >= ctx.deadline
+    deadline = ctx.state.deadline
+    out_of_time = deadline is not None and time.perf_counter() >= deadline
     return done, False, out_of_time
 
 
@@ -228,15 +230,8 @@ def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
     Its subtree and statistics are kept (the arena keeps rewound branches for the
     trace); its children's priors are re-mixed: p ← 0.75·p + 0.25/len(children).
     """
-    tree, cfg = ctx.tree, ctx.config
-    child = tree.nodes[child_id]
-    tree.committed.append(child_id)
-    tree.root = child_id
-    ids = tree.child_ids(child_id)
-    if ids:
-        mixed = mix_with_uniform([tree.nodes[c].prior for c in ids], cfg.candidates.root_prior_mix)
-        for c, p in zip(ids, mixed):
-            tree.nodes[c].prior = p
+    child = ctx.tree.nodes[child_id]
+    ctx.state.commit(child_id, root_mix=ctx.config.candidates.root_prior_mix)
     ctx.stats.steps += 1
     return StepRecord(tokens=child.tokens, text=ctx.detokenize(child.tokens),
                       visits=child.visits, real_visits=child.real_visits, value=child.value,
@@ -269,7 +264,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     """
     budget_reason = reason
     tree = ctx.tree
-    best = ctx.best_answer if ctx.config.answers.keep_best_answer and not ctx.calls.stopped else None
+    best = ctx.state.best_answer if ctx.config.answers.keep_best_answer and not ctx.calls.stopped else None
     at_budget = (tree.root, len(tree.committed), len(steps))
     shown = None if best is not None else on_progress
     while finish_reason(ctx) is None:
@@ -284,7 +279,8 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     tail = 0
     # the finish is not searched, but it stays inside the time budget (the search left it
     # the time it should take: set_search_deadline); past the budget's end it is cut off
-    ctx.deadline = ctx.calls.deadline = ctx.budget_end
+    ctx.state.set_deadline(ctx.state.budget_end)
+    ctx.calls.deadline = ctx.state.budget_end
     ctx.calls.reserve = None
     if reason is None and ctx.config.budgets.budget_fallback == "greedy" and not ctx.calls.stopped:
         before = len(answer)
@@ -307,9 +303,9 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     value = (yield from finish_value(ctx, answer)) if judged else math.nan
     if best is not None and best[1] != answer and best[0] > value:
         # rewind the commits made here (never shown) and commit the judged answer instead
-        tree.root, del_from, steps_from = at_budget
+        root, del_from, steps_from = at_budget
+        ctx.state.rewind_commits(root, del_from)
         ctx.stats.steps -= len(steps) - steps_from
-        del tree.committed[del_from:]
         del steps[steps_from:]
         steps.append(commit_answer(ctx, best[1], searches=0))
         answer, tail = best[1], 0
@@ -324,7 +320,7 @@ def finish_value(ctx: SearchContext, answer: list[int]) -> Steps[float]:
     """The finished answer's value as a whole answer (the fluency floor and the checks
     apply, as to every whole answer, and the result reports it: ``answer_value``), or
     NaN (which nothing beats) when the caller stopped the search during the judgement."""
-    known = ctx.whole_values.get(tuple(answer))
+    known = ctx.state.whole_values.get(tuple(answer))
     if known is not None:  # judged before, with its floor and checks
         return known
     ctx.stats.finish_judgements += 1
@@ -337,11 +333,11 @@ def finish_value(ctx: SearchContext, answer: list[int]) -> Steps[float]:
 def forget_unreachable_answer(ctx: SearchContext) -> None:
     """After a commit: drop the best judged whole answer if it does not start with the
     committed answer (committed tokens are final: they may have been shown)."""
-    best = ctx.best_answer
+    best = ctx.state.best_answer
     if best is not None:
         committed = ctx.answer_tokens(ctx.tree.root)
         if best[1][:len(committed)] != committed:
-            ctx.best_answer = None
+            ctx.state.forget_best_answer()
 
 
 def commit_answer(ctx: SearchContext, ids: list[int], searches: int) -> StepRecord:
@@ -353,7 +349,7 @@ def commit_answer(ctx: SearchContext, ids: list[int], searches: int) -> StepReco
     ctx.stats.simulated_answer_tokens = len(rest)
     child_id = tree.nodes[tree.root].children.get(rest)
     if child_id is None:
-        child_id = add_child_and_renormalize(tree, tree.root, rest, 0.0, is_root=True,
-                                             root_mix=ctx.config.candidates.root_prior_mix)
+        child_id = ctx.state.add_child(tree.root, rest, 0.0,
+                                       root_mix=ctx.config.candidates.root_prior_mix)
         ctx.stats.nodes_created += 1
     return replace(commit(ctx, child_id, searches, False, by_budget=False), from_simulation=True)

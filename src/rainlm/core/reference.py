@@ -1,7 +1,7 @@
 """The greedy pass that opens a search with a fluency floor (``answer_nll_margin``).
 
 The greedy answer is what the model would write: the search decodes it first (keeping
-each token's log-probability), sets the floor (``ctx.nll_limit``: its mean NLL per token
+each token's log-probability), sets the floor (``state.nll_limit``: its mean NLL per token
 plus the margin) and treats it as a judged whole answer: accepted at once when the
 judge accepts it (RAIN then answers as greedy would), otherwise the best answer so far
 that repairs start from (the next pass may be a repair of it). The root is expanded
@@ -31,10 +31,10 @@ def greedy_reference_pass(ctx: SearchContext) -> Steps[None]:
                                    stop_strings=ctx.stop_strings, detokenize=ctx.detokenize,
                                    logprobs=logprobs)
     remember_logprobs(ctx, committed, ids[len(committed):], logprobs)
-    nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.token_logprobs)
+    nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.state.token_logprobs)
     ctx.stats.fluency_scored_tokens += scored
     ctx.stats.greedy_reference_nll = round(nll, 4)
-    ctx.nll_limit = nll + float(ctx.config.answers.answer_nll_margin or 0.0)
+    ctx.state.set_fluency_floor(nll + float(ctx.config.answers.answer_nll_margin or 0.0))
     value = yield from note_whole_answer(ctx, ids, (yield from judge(ctx, ids)))
     if accepted_answer(ctx) is None and not ctx.tree.nodes[ctx.tree.root].expanded:
         with ctx.stats.phase("expand"):

@@ -29,23 +29,23 @@ def repair_due(ctx: SearchContext) -> bool:
     """Whether the next pass is a repair: ``repair_share`` of the passes (spread evenly;
     the first pass never, unless it was the greedy pass of ``answer_nll_margin``) while the best judged whole answer is below ``accept_value``
     (below +1 without one)."""
-    cfg, best = ctx.config, ctx.best_answer
+    cfg, best = ctx.config, ctx.state.best_answer
     if cfg.answers.repair_share <= 0 or best is None:
         return False
     target = 1.0 if cfg.answers.accept_value is None else cfg.answers.accept_value
     if best[0] >= target:
         return False
     # owed, not stepped: a parallel round adds several passes at once
-    return ctx.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.answers.repair_share)
+    return ctx.state.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.answers.repair_share)
 
 
 def run_repair_pass(ctx: SearchContext) -> Steps[float]:
     """One repair pass of the best judged whole answer; returns the value backed up."""
     cfg, tree = ctx.config, ctx.tree
-    assert ctx.best_answer is not None  # repair_due() holds
-    base = ctx.best_answer[1]
+    assert ctx.state.best_answer is not None  # repair_due() holds
+    base = ctx.state.best_answer[1]
     committed = len(ctx.answer_tokens(tree.root))
-    ctx.repair_attempts += 1
+    ctx.state.count_repair_attempt()
     before = ctx.stats.evaluations
     try:
         good = yield from longest_good_prefix(ctx, base, committed)
@@ -56,19 +56,19 @@ def run_repair_pass(ctx: SearchContext) -> Steps[float]:
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
         # to keep: a plain search pass instead
         return (yield from run_round(ctx))[0]
-    back = repair_backoff(cfg.answers.repair_backoff, ctx.repair_misses, cfg.answers.repair_escalate)
+    back = repair_backoff(cfg.answers.repair_backoff, ctx.state.repair_misses, cfg.answers.repair_escalate)
     cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):
         imagined = yield from simulate(ctx.calls, ctx.prompt_ids, base[:cut], ctx.detokenize, ctx.eos_ids,
-                            limits, ctx.rng, deadline=ctx.deadline)
+                            limits, ctx.rng, deadline=ctx.state.deadline)
     note_imagined(ctx, base[:cut], imagined)
     ids = base[:cut] + imagined.tokens
-    best_before = ctx.best_answer
+    best_before = ctx.state.best_answer
     # (note_whole_answer resets repair_misses when the best answer changes)
     value = yield from note_whole_answer(ctx, ids, (yield from judge(ctx, ids)))
-    if ctx.best_answer is best_before:
-        ctx.repair_misses += 1
+    if ctx.state.best_answer is best_before:
+        ctx.state.count_repair_miss()
     yield from finish_pass(ctx, *insert_path(ctx, ids), value)
     ctx.stats.repairs += 1
     return value

@@ -20,46 +20,31 @@ from rainlm.core.search import (SearchContext, back_up, expand, judge_many, keep
 from rainlm.core.model_calls import Steps
 from rainlm.core.selection import select_child
 from rainlm.core.simulation import Imagined, simulate_many
-from rainlm.core.tree import Tree
-
-VIRTUAL_LOSS_VALUE = -1.0
 
 
 def select_paths(ctx: SearchContext, count: int) -> Steps[list[list[int]]]:
     """Up to ``count`` root-to-leaf paths with distinct leaves (virtual loss between them)."""
-    tree, cfg = ctx.tree, ctx.config
-    saved: dict[int, tuple[float, float]] = {}  # node id -> (visits, value) before the round
+    tree, sel = ctx.tree, ctx.config.selection
     paths: list[list[int]] = []
-    try:
+    with ctx.state.virtual_losses() as add_virtual_loss:
         for i in range(count):
             path = [tree.root]
             while tree.nodes[path[-1]].children:
                 if i == 0:  # node addition judges real statistics only, never virtual ones
                     yield from maybe_widen(ctx, path[-1])
-                path.append(select_child(tree, path[-1], cfg.selection.c_puct, cfg.selection.unvisited_value))
+                path.append(select_child(tree, path[-1], sel.c_puct, sel.unvisited_value))
             if any(path[-1] == p[-1] for p in paths):
                 break  # the search insists on a leaf it already has: stop widening the round
             paths.append(path)
-            _add_virtual_loss(tree, path, saved)
-    finally:
-        for node_id, (visits, value) in saved.items():
-            tree.nodes[node_id].visits, tree.nodes[node_id].value = visits, value
+            add_virtual_loss(path)
     return paths
-
-
-def _add_virtual_loss(tree: Tree, path: list[int], saved: dict[int, tuple[float, float]]) -> None:
-    for node_id in path:
-        node = tree.nodes[node_id]
-        saved.setdefault(node_id, (node.visits, node.value))
-        node.value = (node.value * node.visits + VIRTUAL_LOSS_VALUE) / (node.visits + 1.0)
-        node.visits += 1.0
 
 
 def run_round(ctx: SearchContext, count: int = 1) -> Steps[list[float]]:
     """One round of at most ``count`` search passes from the current root (``count`` 1:
     one pass of the paper's sequential search); returns the values backed up, one per
     pass run."""
-    tree, cfg = ctx.tree, ctx.config
+    tree = ctx.tree
     with ctx.stats.phase("select"):
         paths = yield from select_paths(ctx, count)
     answers = [ctx.answer_tokens(p[-1]) for p in paths]
@@ -71,7 +56,7 @@ def run_round(ctx: SearchContext, count: int = 1) -> Steps[list[float]]:
         with ctx.stats.phase("simulate"):
             sims = yield from simulate_many(ctx.calls, ctx.prompt_ids, [answers[i] for i in live],
                                  ctx.detokenize, ctx.eos_ids, ctx.sim_limits, ctx.rng,
-                                 deadline=ctx.deadline)
+                                 deadline=ctx.state.deadline)
         for i, sim in zip(live, sims):
             imagined[i] = sim
             note_imagined(ctx, answers[i], sim)

@@ -7,33 +7,32 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, field
-from typing import Any
 
 import numpy as np
 
 from rainlm.backends.base import Backend
 from rainlm.backends.decoding import decodes_natively
 from rainlm.config import RainConfig
-from rainlm.core.backup import backup
 from rainlm.core.expansion import (Proposal, propose_single_tokens, propose_token_sets,
                                    sample_token_sets, temper)
-from rainlm.core.fluency import DISFLUENT_VALUE, mean_nll, remember_imagined
+from rainlm.core.fluency import DISFLUENT_VALUE, mean_nll
 from rainlm.core.model_calls import EmbedTexts, ModelCalls, Steps, evaluation_steps
 from rainlm.core.selection import mix_with_uniform, normalize
 from rainlm.core.simulation import Imagined, SimulationLimits
+from rainlm.core.state import SearchState
 from rainlm.core.stats import SearchStats
 from rainlm.core.stopping import is_terminal, truncate_at_stop
 from rainlm.core.tree import ROOT, Tree
-from rainlm.core.widening import add_child_and_renormalize, should_widen
+from rainlm.core.widening import should_widen
 from rainlm.judge.base import EvalRequest, Evaluator, check_value
 from rainlm.similarity.base import Embedder
-
-MAX_EMBEDDING_CACHE = 50_000  # texts; the cache is per generation
 
 
 @dataclass
 class SearchContext:
-    """Everything one generation's search needs; built by ``rainlm.api``."""
+    """Everything one generation's search needs, built by ``rainlm.api``: its inputs,
+    its model calls and counters, and ``state`` (``core.state``: what the search changes,
+    and the only code that changes it)."""
 
     backend: Backend
     config: RainConfig
@@ -45,23 +44,8 @@ class SearchContext:
     max_new_tokens: int
     stop_strings: tuple[str, ...]
     stats: SearchStats = field(default_factory=SearchStats)
-    tree: Tree = field(default_factory=Tree.new)
     batched: bool = True
-    eval_cache: dict[tuple[str, str], float] = field(default_factory=dict)
-    embedding_cache: dict[str, np.ndarray] = field(default_factory=dict)
-    evaluations: list[dict[str, Any]] = field(default_factory=list)  # the audit log
-    deadline: float | None = None  # time.perf_counter() value when the search must stop
-    budget_end: float | None = None  # time.perf_counter() value when the time budget ends
-    best_answer: tuple[float, list[int]] | None = None  # best judged whole answer (value, ids)
-    repair_misses: int = 0  # repairs since the best answer last changed (repair_escalate)
-    repair_attempts: int = 0  # passes that were due as repairs (repair_share)
-    vetoed_answers: set[str] = field(default_factory=set)  # judged texts answer_checks overruled
-    # the model's log-probability of each token the search drew or scored, by the answer
-    # prefix ending with it (answer_nll_margin; core.fluency)
-    token_logprobs: dict[tuple[int, ...], float] = field(default_factory=dict)
-    nll_limit: float | None = None  # the fluency floor: greedy's NLL + answer_nll_margin
-    disfluent: set[str] = field(default_factory=set)  # whole answers over the floor
-    whole_values: dict[tuple[int, ...], float] = field(default_factory=dict)  # noted answers
+    state: SearchState = field(default_factory=SearchState)
     # once set, no model call starts; held by ``calls`` (read ``calls.stopped``: as an
     # InitVar with a default, ``ctx.stop`` reads None whatever was passed)
     stop: InitVar[threading.Event | None] = None
@@ -78,6 +62,11 @@ class SearchContext:
             max_new_tokens=self.max_new_tokens, stop_strings=self.stop_strings)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def tree(self) -> Tree:
+        """The search tree (``state.tree``; read it here, change it through ``state``)."""
+        return self.state.tree
+
     def answer_tokens(self, node_id: int) -> list[int]:
         """Answer token ids at a node: everything committed plus the path below the root."""
         return self.tree.path_tokens(node_id, ROOT)
@@ -102,19 +91,19 @@ def finish_pass(ctx: SearchContext, path: list[int], answer: list[int], rest: li
 def back_up(ctx: SearchContext, path: list[int], value: float,
             embeddings: list[np.ndarray] | None) -> None:
     """Back ``value`` up along ``path`` with the similarity update (§5) and count the pass."""
-    cfg = ctx.config
+    sim = ctx.config.similarity
     with ctx.stats.phase("backup"):
-        backup(ctx.tree, path, value, embeddings, threshold=cfg.similarity.similarity_threshold,
-               weight=cfg.similarity.similarity_weight)
+        ctx.state.back_up(path, value, embeddings, threshold=sim.similarity_threshold,
+                          weight=sim.similarity_weight)
     ctx.stats.searches += 1
 
 
 def mark_terminal(ctx: SearchContext, node_id: int, answer: list[int]) -> None:
     """Mark a leaf terminal when its answer has EOS, reaches the limit or a stop string."""
-    node = ctx.tree.nodes[node_id]
-    node.terminal = node.terminal or is_terminal(
-        answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
-        max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings)
+    if not ctx.tree.nodes[node_id].terminal and is_terminal(
+            answer, ctx.detokenize(answer), eos_ids=ctx.eos_ids,
+            max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
+        ctx.state.mark_terminal(node_id)
 
 
 def note_imagined(ctx: SearchContext, answer: Sequence[int], imagined: Imagined) -> None:
@@ -128,7 +117,7 @@ def remember_logprobs(ctx: SearchContext, answer: Sequence[int], tokens: Sequenc
     """Keep the model's log-probabilities of ``tokens`` drawn after ``answer`` (what the
     fluency floor scores without asking the model again; only with the floor on)."""
     if ctx.config.answers.answer_nll_margin is not None:
-        remember_imagined(ctx.token_logprobs, answer, tokens, logprobs)
+        ctx.state.remember_logprobs(answer, tokens, logprobs)
 
 
 def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: float) -> Steps[float]:
@@ -138,60 +127,58 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
     ``answer_checks`` overrule it (with ``answer_checks_scope`` "new_best": only an
     answer that would become the best is checked)."""
     ids = list(response_ids)
-    if (not tracks_answers(ctx) and ctx.nll_limit is None) or not is_terminal(
+    if (not tracks_answers(ctx) and ctx.state.nll_limit is None) or not is_terminal(
             ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
             max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
         return value
     value = yield from whole_answer_value(ctx, ids, value)
     if tracks_answers(ctx) and beats_best_answer(ctx, value):
-        ctx.best_answer = (value, ids)
-        ctx.repair_misses = 0
+        ctx.state.set_best_answer(value, ids)
     return value
 
 
 def tracks_answers(ctx: SearchContext) -> bool:
     """Whether the search keeps its judged whole answers (``accept_value`` or
     ``keep_best_answer``: what repairs start from and checks second-guess)."""
-    return ctx.config.answers.accept_value is not None or ctx.config.answers.keep_best_answer
+    return ctx.config.answers.tracks_answers
 
 
 def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
     """The value of the whole answer ``ids`` that its judge valued ``value``: the fluency
     floor (``fluent_value``), then — when the search tracks its answers — the
-    ``answer_checks``. Kept in ``ctx.whole_values`` (what the result reports)."""
+    ``answer_checks``. Kept in ``state.whole_values`` (what the result reports)."""
     cfg = ctx.config
     value = yield from fluent_value(ctx, ids, value)
     if tracks_answers(ctx) and cfg.answers.answer_checks and value >= cfg.answers.repair_threshold and (
             cfg.answers.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
         value = yield from checked_value(ctx, ids, value)
-    ctx.whole_values[tuple(ids)] = value
+    ctx.state.note_whole_value(ids, value)
     return value
 
 
 def fluent_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
     """``value``, or ``DISFLUENT_VALUE`` when the whole answer ``ids`` is above the
-    fluency floor (``ctx.nll_limit``, set by the greedy pass: ``core.reference``). An
+    fluency floor (``state.nll_limit``, set by the greedy pass: ``core.reference``). An
     answer already valued the lowest is not scored; an answer with no text is below the
     floor (it is no answer)."""
-    limit = ctx.nll_limit
+    limit = ctx.state.nll_limit
     if limit is None or value <= DISFLUENT_VALUE:
         return value
     if not judged_text(ctx, ids).strip():
         return DISFLUENT_VALUE
-    nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.token_logprobs)
+    nll, scored = yield from mean_nll(ctx.calls, ctx.prompt_ids, ids, ctx.state.token_logprobs)
     ctx.stats.fluency_scored_tokens += scored
     if nll <= limit:
         return value
-    text = judged_text(ctx, ids)
-    if text not in ctx.disfluent:
-        ctx.disfluent.add(text)
+    if ctx.state.mark_disfluent(judged_text(ctx, ids)):
         ctx.stats.disfluent_answers += 1
     return DISFLUENT_VALUE
 
 
 def beats_best_answer(ctx: SearchContext, value: float) -> bool:
     """Would a whole answer valued ``value`` become the best one (the first wins ties)?"""
-    return ctx.best_answer is None or value > ctx.best_answer[0]
+    best = ctx.state.best_answer
+    return best is None or value > best[0]
 
 
 def checked_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
@@ -212,8 +199,7 @@ def checked_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[flo
     ctx.stats.check_judgements += ctx.stats.evaluations - before
     if max(checks) >= ctx.config.answers.repair_threshold:
         return value
-    if whole not in ctx.vetoed_answers:
-        ctx.vetoed_answers.add(whole)
+    if ctx.state.veto(whole):
         ctx.stats.answer_vetoes += 1
     return max(checks)
 
@@ -240,7 +226,7 @@ def check_prefixes(ctx: SearchContext, ids: list[int], whole: str) -> list[list[
 
 def accepted_answer(ctx: SearchContext) -> list[int] | None:
     """The judged whole answer that reached ``accept_value`` (the search may end), if any."""
-    accept, best = ctx.config.answers.accept_value, ctx.best_answer
+    accept, best = ctx.config.answers.accept_value, ctx.state.best_answer
     return best[1] if accept is not None and best is not None and best[0] >= accept else None
 
 
@@ -250,12 +236,12 @@ def answer_verdict(ctx: SearchContext, ids: Sequence[int]) -> tuple[float | None
     its judge's value if its text was judged, else None (never judged). Accepted: only a
     whole answer the search valued at least ``accept_value`` (None without one)."""
     accept = ctx.config.answers.accept_value
-    noted = ctx.whole_values.get(tuple(int(t) for t in ids))
+    noted = ctx.state.whole_values.get(tuple(int(t) for t in ids))
     accepted = None if accept is None else noted is not None and noted >= accept
     if noted is not None:
         return noted, accepted
     key = EvalRequest(messages=ctx.messages, response=judged_text(ctx, ids)).key
-    return ctx.eval_cache.get(key), accepted
+    return ctx.state.eval_cache.get(key), accepted
 
 
 def keep_simulation(ctx: SearchContext, path: list[int], answer: list[int],
@@ -287,8 +273,8 @@ def child_holding(ctx: SearchContext, node_id: int, tokens: tuple[int, ...],
     child_id = tree.nodes[node_id].children.get(tokens)
     if child_id is not None:
         return child_id, False
-    child_id = add_child_and_renormalize(tree, node_id, tokens, prob, is_root=node_id == tree.root,
-                                         root_mix=ctx.config.candidates.root_prior_mix)
+    child_id = ctx.state.add_child(node_id, tokens, prob,
+                                   root_mix=ctx.config.candidates.root_prior_mix)
     ctx.stats.nodes_created += 1
     return child_id, True
 
@@ -307,7 +293,8 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[
     """Values of several answer texts; the uncached ones go to the evaluator in one call."""
     requests = [EvalRequest(messages=ctx.messages, response=judged_text(ctx, r))
                 for r in responses]
-    cached = [req.key in ctx.eval_cache for req in requests]
+    memory = ctx.state
+    cached = [req.key in memory.eval_cache for req in requests]
     todo = list({req.key: req for req, hit in zip(requests, cached) if not hit}.values())
     if todo:
         ctx.calls.check_deadline()  # a judge call is a model call too
@@ -319,13 +306,13 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[
         ctx.calls.judgement_seconds.append(time.perf_counter() - started)
         ctx.stats.evaluator_calls += 1
         for req, value in zip(todo, values):
-            ctx.eval_cache[req.key] = check_value(value, name)
+            memory.remember_verdict(req.key, check_value(value, name))
     ctx.stats.evaluations += len(requests)
     ctx.stats.evaluation_cache_hits += sum(cached)
-    out = [ctx.eval_cache[req.key] for req in requests]
+    out = [memory.eval_cache[req.key] for req in requests]
     for req, hit, value in zip(requests, cached, out):
-        ctx.evaluations.append({"search": ctx.stats.searches, "step": ctx.stats.steps,
-                                "response": req.response, "value": value, "cached": hit})
+        memory.log_evaluation({"search": ctx.stats.searches, "step": ctx.stats.steps,
+                               "response": req.response, "value": value, "cached": hit})
     return out
 
 
@@ -352,15 +339,12 @@ def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> Steps[None]:
     priors = normalize([p for _, p in proposal.candidates])
     if node_id == tree.root:
         priors = mix_with_uniform(priors, cfg.candidates.root_prior_mix)
-    new = [tree.add_child(node_id, tokens, prior, prob)
-           for (tokens, prob), prior in zip(proposal.candidates, priors)]
+    new = ctx.state.add_candidates(node_id, proposal.candidates, priors)
     ctx.stats.nodes_created += len(proposal.candidates)
     if cfg.candidates.judge_candidates:
         values = yield from judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
-        for child_id, value in zip(new, values):
-            tree.nodes[child_id].judged = value
-    tree.nodes[node_id].pool = list(proposal.spares)
-    tree.nodes[node_id].expanded = True
+        ctx.state.set_judged(new, values)
+    ctx.state.mark_expanded(node_id, proposal.spares)
 
 
 def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
@@ -376,9 +360,8 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
         set_length = max(len(tree.nodes[c].tokens) for c in node.children.values())
         new = None
         if set_length == 1:
-            while node.pool and new is None:
-                tokens, prob = node.pool.pop(0)
-                new = (tokens, prob) if tokens not in node.children else None
+            while new is None and (spare := ctx.state.take_spare(node_id)) is not None:
+                new = spare if spare[0] not in node.children else None
         else:
             state = ctx.prompt_ids + ctx.answer_tokens(node_id)
             drawn = yield from sample_token_sets(ctx.calls, state, set_length, cfg.widening.widening_samples,
@@ -386,8 +369,7 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
                                       temperature=cfg.candidates.candidate_temperature)
             new = next(((t, p) for t, p in drawn if t not in node.children), None)
         if new is not None:
-            add_child_and_renormalize(tree, node_id, new[0], new[1], is_root=node_id == tree.root,
-                                      root_mix=cfg.candidates.root_prior_mix)
+            ctx.state.add_child(node_id, new[0], new[1], root_mix=cfg.candidates.root_prior_mix)
             ctx.stats.nodes_created += 1
             ctx.stats.nodes_added_dynamically += 1
 
@@ -433,7 +415,7 @@ def _path_texts(ctx: SearchContext, path: list[int], answer: list[int],
 
 def embed_cached(ctx: SearchContext, texts: list[str]) -> Steps[list[np.ndarray]]:
     """Embed texts, reusing vectors of texts embedded before in this generation."""
-    cache = ctx.embedding_cache
+    cache = ctx.state.embedding_cache
     found = {t: cache[t] for t in texts if t in cache}
     ctx.stats.embedding_cache_hits += sum(1 for t in texts if t in found)
     missing = list(dict.fromkeys(t for t in texts if t not in found))
@@ -448,8 +430,7 @@ def embed_cached(ctx: SearchContext, texts: list[str]) -> Steps[list[np.ndarray]
             vectors = np.concatenate(one_by_one)
             ctx.stats.embedding_calls += len(missing)
         ctx.stats.embedded_texts += len(missing)
-        if len(cache) + len(missing) > MAX_EMBEDDING_CACHE:
-            cache.clear()  # bounded: start afresh rather than grow without limit
-        for t, v in zip(missing, vectors):
-            found[t] = cache[t] = np.asarray(v, dtype=np.float64)
+        arrays = [np.asarray(v, dtype=np.float64) for v in vectors]
+        ctx.state.remember_embeddings(missing, arrays)
+        found.update(zip(missing, arrays))
     return [found[t] for t in texts]
