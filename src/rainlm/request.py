@@ -145,6 +145,7 @@ class GenerationParams:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready parameters (the config as a dict; with a policy, its summary)."""
         out = dataclasses.asdict(self.replace(policy=None) if self.policy else self)
+        out["config"] = self.config.to_dict()  # flat, as the trace stores it
         out["banned_words"] = list(self.banned_words)
         del out["policy"]
         if self.policy is not None:

@@ -83,6 +83,9 @@ def test_rain_simulation_temperature_is_always_among_the_peers():
     plan = _plan(rain=("default",), sample_temperatures=(0.7,))
     t = RAIN_VARIANTS["default"]().simulation.simulation_temperature
     assert plan.peer_temperatures[0] == 0.7 and t in plan.peer_temperatures
+    # a temperature not asked for is added: the paper's 1.0, the floor variant's 0.5
+    plan = _plan(rain=("paper", "default+floor-t05"), sample_temperatures=(0.7,))
+    assert plan.peer_temperatures == (0.7, 1.0, 0.5)
 
 
 # ------------------------------------------------------------------ scripted runs

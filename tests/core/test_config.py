@@ -86,6 +86,7 @@ def test_flat_settings_land_in_their_groups_and_come_back_flat():
     changed = cfg.replace(c_puct=1.0)
     assert changed.selection.c_puct == 1.0 and changed.simulation == cfg.simulation and cfg.selection.c_puct == 3.0
     assert RainConfig.preset("truthful", c_puct=1.0).preset_name == "truthful"
+    assert cfg.replace(preset_name="mine").preset_name == "mine"
 
 
 def test_presets_are_data_grouped_by_concern():
@@ -100,6 +101,17 @@ def test_presets_are_data_grouped_by_concern():
         flat_settings({"budgets": {"c_puct": 1.0}}, "presets.x")
     with pytest.raises(ConfigError, match="'budget' is not a group"):
         flat_settings({"budget": {"max_searches": 1}}, "presets.x")
+
+
+def test_a_preset_that_puts_back_what_the_default_search_never_set_is_refused(monkeypatch):
+    from rainlm.config import presets
+
+    broken = {"default_search": {"budgets": {"max_total_searches": 8}},
+              "presets": {"odd": {"default_search": True, "paper_values": ["c_puct"]}}}
+    monkeypatch.setattr(presets, "_parsed", lambda: broken)
+    assert presets.preset_names() == ["odd"]
+    with pytest.raises(ConfigError, match=r"presets.odd.paper_values: 'c_puct' is not a setting"):
+        presets.preset_settings("odd")
 
 
 def test_import_rainlm_and_core_do_not_import_torch():

@@ -36,6 +36,8 @@ def test_from_preset_applies_only_the_overrides_given():
     plain = GenerationParams.from_preset("paper", parallel=1)  # 1: the sequential search
     assert plain.config == rainlm.RainConfig.preset("paper")
     assert GenerationParams().config == rainlm.RainConfig.preset(DEFAULT_PRESET)
+    as_dict = params.to_dict()["config"]  # flat, as traces and audit records store it
+    assert as_dict == params.config.to_dict() and as_dict["parallel_leaves"] == 3
 
 
 def _option_default(command: click.Command, name: str):

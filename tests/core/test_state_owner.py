@@ -15,37 +15,72 @@ OWNERS = {"state.py", "tree.py", "backup.py", "widening.py"}
 """``state.py`` owns the changes; ``tree.py`` is the arena (its own ``add_child``), and
 ``backup.py`` and ``widening.py`` the statistics arithmetic that only the owner calls."""
 READERS = sorted(p for p in (SRC / "core").glob("*.py") if p.name not in OWNERS) + [SRC / "api.py"]
-STATE = re.compile(r"(^|\.)(tree|state|nodes?|root_node|child|sib)(\b|\[)|\.nodes\[|^(best|node)\b")
+STATE = r"(^|\.)(tree|state|nodes?|child|sib)(\b|\[)|\.nodes\[|^(best|node)\b"
 """What a search-state object looks like in an expression: ``ctx.tree…``,
-``ctx.state…``, ``tree.nodes[i]…``, a ``node`` read from the tree."""
+``ctx.state…``, ``tree.nodes[i]…``, a ``node`` read from the tree; names bound to
+such an expression in the same file (``memory = ctx.state``) count too."""
 MUTATORS = {"append", "add", "pop", "clear", "update", "extend", "remove", "insert",
-            "setdefault", "popitem", "discard"}
+            "setdefault", "popitem", "discard", "sort", "reverse", "add_child"}
 OWNER_ONLY_CALLS = {"backup", "add_child_and_renormalize", "remember_imagined"}
+STATE_ATTRIBUTES = {"state", "tree"}
+"""Attributes that are the state itself: ``ctx.state = …`` replaces it (and nothing
+is set on the search context ``ctx`` itself: its inputs are fixed once built)."""
+
+
+def _aliases(tree: ast.AST) -> set[str]:
+    """Names bound to a state object by a plain attribute or item read (not a call)."""
+    pattern = re.compile(STATE)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, (ast.Attribute, ast.Subscript))
+                and pattern.search(ast.unparse(node.value))):
+            found.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return found
+
+
+def _flat(targets: list[ast.expr]) -> list[ast.expr]:
+    out: list[ast.expr] = []
+    for t in targets:
+        out.extend(_flat(list(t.elts)) if isinstance(t, (ast.Tuple, ast.List)) else
+                   [t.value] if isinstance(t, ast.Starred) else [t])
+    return out
 
 
 def writes_to_state(source: str) -> list[str]:
     """Every statement of ``source`` that changes something that looks like search state
-    in place: an assignment to one of its attributes or items, ``del`` of one, a
-    mutating method called on it, or a call of the statistics arithmetic."""
+    in place: an assignment to one of its attributes or items (or of the state itself),
+    ``del`` of one, a mutating method or ``setattr`` called on it, or a call of the
+    statistics arithmetic."""
+    tree = ast.parse(source)
+    names = _aliases(tree)
+    pattern = re.compile(STATE + (rf"|^({'|'.join(sorted(names))})\b" if names else ""))
+
+    def is_state(expr: ast.expr) -> bool:
+        return bool(pattern.search(ast.unparse(expr)))
+
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(tree):
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
-            targets = [t for tgt in node.targets
-                       for t in (tgt.elts if isinstance(tgt, ast.Tuple) else [tgt])]
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-            targets = [node.target]
+            targets = _flat(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor)):
+            targets = _flat([node.target])
         elif isinstance(node, ast.Delete):
-            targets = node.targets
+            targets = _flat(node.targets)
         for t in targets:
-            if isinstance(t, (ast.Attribute, ast.Subscript)) and STATE.search(ast.unparse(t.value)):
-                found.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
+            if isinstance(t, (ast.Attribute, ast.Subscript)) and (
+                    is_state(t.value) or (isinstance(t, ast.Attribute) and (
+                        t.attr in STATE_ATTRIBUTES or ast.unparse(t.value) == "ctx"))):
+                found.append(f"line {node.lineno}: {ast.unparse(t)[:80]}")
         if isinstance(node, ast.Call):
             func = node.func
-            if (isinstance(func, ast.Attribute) and func.attr in MUTATORS
-                    and STATE.search(ast.unparse(func.value))):
+            if (isinstance(func, ast.Attribute) and func.attr in MUTATORS and is_state(func.value)
+                    and not ast.unparse(func.value).endswith("state")):  # (the owner's methods)
                 found.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
-            if isinstance(func, ast.Name) and func.id in OWNER_ONLY_CALLS:
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in OWNER_ONLY_CALLS:
+                found.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
+            if called in ("setattr", "__setattr__") and node.args and any(is_state(a) for a in node.args[:2]):
                 found.append(f"line {node.lineno}: {ast.unparse(node)[:80]}")
     return found
 
@@ -59,6 +94,17 @@ def writes_to_state(source: str) -> list[str]:
     "ctx.state.eval_cache[key] = 1.0",
     "tree.root, a = at_budget",
     "backup(ctx.tree, path, 1.0, None, threshold=0.9, weight=0.2)",
+    "widening.add_child_and_renormalize(tree, 0, (1,), 0.5, is_root=True, root_mix=0.2)",
+    "ctx.tree.add_child(0, (1,), 1.0, 1.0)",
+    "n = ctx.tree.nodes[i]\nn.visits += 1",
+    "memory = ctx.state\nmemory.eval_cache[k] = v",
+    "ctx.state = SearchState()",
+    "setattr(ctx.state, 'best_answer', None)",
+    "[tree.root, a] = x",
+    "for tree.root in ids: pass",
+    "tree.committed.sort()",
+    "ctx.state.tree.add_child(0, (1,), 1.0, 1.0)",
+    "ctx.repair_attempts += 1",
 ])
 def test_the_check_sees_a_write(snippet):
     assert writes_to_state(snippet)
@@ -67,6 +113,7 @@ def test_the_check_sees_a_write(snippet):
 @pytest.mark.parametrize("snippet", [
     "ctx.state.set_best_answer(1.0, ids)", "ctx.stats.searches += 1",
     "best = ctx.state.best_answer", "ctx.calls.deadline = None", "paths.append(path)",
+    "kids = tree.child_ids(0)\nkids.append(3)", "cfg = ctx.config\ncfg2 = cfg.replace(c_puct=1)",
 ])
 def test_the_check_passes_reads_and_counters(snippet):
     assert writes_to_state(snippet) == []

@@ -151,6 +151,17 @@ def test_rules_and_model_take_the_lower_value_on_a_real_self_evaluation():
     assert policy.rule_judge().value("Here is how.") == 1.0 and unruled == -1.0  # the model
 
 
+def test_the_model_judge_takes_its_scoring_and_orders_from_the_search_config():
+    from rainlm.config import RainConfig
+
+    policy = policy_from_text('[judge]\nuse = "model"\nrubric = "harmless"\n')
+    plain = policy.evaluator(make_backend())
+    assert (plain.scoring, len(plain.orders)) == ("paper", 2)  # the rubric's: both orders
+    cfg = RainConfig.preset("truthful", scoring="continuous")  # one option order
+    judge = policy.evaluator(make_backend(), config=cfg)
+    assert (judge.scoring, len(judge.orders)) == ("continuous", 1)
+
+
 def test_a_policy_in_code_is_validated():
     with pytest.raises(ConfigError, match="rules"):
         Policy(name="empty")

@@ -134,8 +134,8 @@ class FrontierPlan:
         temperature not among them."""
         temps = [float(t) for t in self.sample_temperatures]
         for variant in self.rain:
-            t = getattr(RAIN_VARIANTS[variant](), "simulation_temperature", None)
-            if t is not None and float(t) not in temps:
+            t = RAIN_VARIANTS[variant]().simulation.simulation_temperature
+            if float(t) not in temps:
                 temps.append(float(t))
         return tuple(temps)
 

@@ -3,6 +3,7 @@ preset is asked for (nothing is read at import)."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import tomllib
 from collections.abc import Mapping
@@ -32,8 +33,13 @@ def flat_settings(tables: Mapping[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-@functools.cache
 def _read() -> dict[str, Any]:
+    """The presets file's tables (a fresh copy: callers may change what they get)."""
+    return copy.deepcopy(_parsed())
+
+
+@functools.cache
+def _parsed() -> dict[str, Any]:
     text = (resources.files("rainlm.config") / PRESETS_FILE).read_text(encoding="utf-8")
     return tomllib.loads(text)
 
@@ -52,5 +58,8 @@ def preset_settings(name: str) -> dict[str, Any]:
     table = dict(_read()["presets"][name])
     start = default_search() if table.pop("default_search", False) else {}
     for setting in table.pop("paper_values", ()):
+        if setting not in start:
+            raise ConfigError(f"presets.{name}.paper_values", f"{setting!r} is not a setting "
+                              f"of [default_search]: nothing to put back")
         start.pop(setting)
     return {**start, **flat_settings(table, f"presets.{name}")}

@@ -59,9 +59,11 @@ class RainConfig:
         return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]
 
     def replace(self, **changes: Any) -> "RainConfig":
-        """A copy with some settings changed (validated again)."""
+        """A copy with some settings (or ``preset_name``) changed, validated again.
+        (``dataclasses.replace`` does not apply: the fields are the groups.)"""
+        name = changes.pop("preset_name", self.preset_name)
         check_field_names(changes)
-        return RainConfig(preset_name=self.preset_name, **{**self.settings(), **changes})
+        return RainConfig(preset_name=name, **{**self.settings(), **changes})
 
     def settings(self) -> dict[str, Any]:
         """Every setting by its flat name (what ``RainConfig(**settings)`` takes)."""

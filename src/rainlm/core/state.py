@@ -1,11 +1,11 @@
-"""The search's state and the one object that changes it (mctx: the loop calls decisions,
-one owner applies what they decide).
+"""The search's state and the one object that changes it (as in DeepMind's mctx, where
+the search loop only calls decisions and one place applies what they decide).
 
 ``SearchState`` holds what a search changes as it runs: its tree, its whole answers (the
 best one, their values, vetoes, the fluency floor and the log-probabilities it scores
 with), what it judged and embedded, and its clock. Every other module reads these
-fields; every change is a method here (``tests/core/test_layers.py`` fails on a write
-elsewhere). The statistics arithmetic stays in pure functions of a tree
+fields; every change is a method here (``tests/core/test_state_owner.py`` fails on a
+write elsewhere). The statistics arithmetic stays in pure functions of a tree
 (``backup.py``, ``widening.py``), which only these methods call.
 """
 

@@ -164,9 +164,10 @@ class Policy:
                                          f"(use = {self.use!r}): give the backend")
         from rainlm.judge.self_eval import SelfEvaluator
 
+        judging = None if config is None else config.judging
         model = SelfEvaluator(backend, self.model_rubric(),
-                              scoring=getattr(config, "scoring", "paper"),
-                              orders=getattr(config, "judge_orders", None))
+                              scoring="paper" if judging is None else judging.scoring,
+                              orders=None if judging is None else judging.judge_orders)
         if self.use == "model":
             return model
         from rainlm.judge.combine import MinOfJudges
