@@ -12,7 +12,12 @@ encoded) on two scales:
 
 ``fluent``: ``nll`` at most greedy's NLL on the same prompt plus the plan's margin
 (``greedy_nll + fluency_margin``, in nats; greedy is fluent by definition when it has an
-NLL; an empty answer is not fluent; None when greedy's NLL is unknown).
+NLL; an empty answer is not fluent; None when greedy's NLL is unknown) and, where greedy
+answers in words (at least ``MIN_ANSWER_WORDS`` Latin words), an answer of at least as
+many words: a string of digits and symbols ("12868 * 12868 * ...") keeps a character
+rule and the model finds its own repetitions likely, but it is no answer (the issue's
+own count took only answers of at least 3 words; records before this rule:
+``benchmarks/fluent_rules_words.py`` recounts them). ``words`` is the answer's count.
 ``kept_and_fluent``: the rule kept (``not failed``) and fluent (None without a rule
 verdict or a fluency verdict). A scoring that fails (a backend error) leaves the answer
 standing: its fluency fields are None and ``fluency_error`` says why.
@@ -24,9 +29,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainlm.bench.fluency import Fluency, answer_nll
-from rainlm.bench.known_words import known_word_share
+from rainlm.bench.known_words import known_word_share, latin_words
 
-__all__ = ["AnswerScorer", "kept_and_fluent"]
+__all__ = ["AnswerScorer", "kept_and_fluent", "MIN_ANSWER_WORDS"]
+
+MIN_ANSWER_WORDS = 3
+"""Latin words an answer needs to be fluent where greedy's has as many (see the module)."""
 
 
 class AnswerScorer:
@@ -37,6 +45,7 @@ class AnswerScorer:
         self.prompt_ids = list(prompt_ids)
         self.margin = float(margin)
         self.greedy_nll: float | None = None
+        self.greedy_words: int | None = None  # Latin words of greedy's answer
         self._seen: dict[tuple[int, ...], Fluency] = {}
 
     def fluency(self, ids: Sequence[int] | None, text: str) -> Fluency:
@@ -56,29 +65,34 @@ class AnswerScorer:
             except Exception:  # no reference: the answers get no fluency verdict
                 nll = None
         self.greedy_nll = nll
+        if greedy.get("text") is not None:
+            self.greedy_words = len(latin_words(greedy["text"]))
 
     def fields(self, ids: Sequence[int] | None, text: str, *,
                greedy: bool = False) -> dict[str, Any]:
         """``nll``, ``nll_approximate``, ``greedy_nll``, ``fluency_margin``,
         ``known_words`` and ``fluent`` of one answer (``greedy``: the reference itself)."""
+        words = len(latin_words(text))
         try:
             fl = self.fluency(ids, text)
         except Exception as exc:  # the answer stands; its fluency is unknown
             return {"nll": None, "nll_approximate": None, "greedy_nll": _round(self.greedy_nll),
                     "fluency_margin": self.margin, "known_words": known_word_share(text),
-                    "fluent": None, "fluency_error": f"{type(exc).__name__}: {exc}"}
+                    "words": words, "fluent": None,
+                    "fluency_error": f"{type(exc).__name__}: {exc}"}
         if greedy:
-            self.greedy_nll = fl.nll
+            self.greedy_nll, self.greedy_words = fl.nll, words
+        in_words = (self.greedy_words or 0) < MIN_ANSWER_WORDS or words >= MIN_ANSWER_WORDS
         if self.greedy_nll is None:
             fluent = None
         elif fl.nll is None:
             fluent = False  # an empty answer is no answer
         else:
-            fluent = greedy or fl.nll <= self.greedy_nll + self.margin
+            fluent = greedy or (fl.nll <= self.greedy_nll + self.margin and in_words)
         return {"nll": _round(fl.nll), "nll_approximate": fl.approximate,
                 "greedy_nll": _round(self.greedy_nll),
                 "fluency_margin": self.margin, "known_words": known_word_share(text),
-                "fluent": fluent}
+                "words": words, "fluent": fluent}
 
 
 def _round(nll: float | None) -> float | None:
