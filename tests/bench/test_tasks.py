@@ -98,6 +98,18 @@ def test_old_tasks_keep_their_prompts_and_describe_themselves_as_before(pools):
     assert not any("question" in i.meta for i in mix)  # no instruction added
 
 
+@pytest.mark.parametrize("name,kept", [("lowercase", "here is how it works."),
+                                       ("capitals", "HERE IS HOW IT WORKS.")])
+def test_the_case_tasks_ask_for_an_answer_in_words(name, kept):
+    rule = TASKS[name].rule_for("")
+    digits = "12868 * 12868 * 12868 = 1286810000"
+    assert not rule.violated(kept) and rule.value(kept) == 1.0
+    assert rule.violated(digits) and rule.value(digits) == 0.0  # undecided, never accepted
+    assert rule.value(kept.split()[0]) == 0.0  # a partial answer may still grow into one
+    assert TASKS[name].describe()["answer_words"] == 3  # a new fingerprint
+    assert "answer_words" not in TASKS["no-commas"].describe()
+
+
 def test_the_split_is_the_first_byte_of_the_ids_sha256():
     for item_id in ("advbench:0", "vicuna:1", "hh:17"):
         first = hashlib.sha256(item_id.encode()).digest()[0]

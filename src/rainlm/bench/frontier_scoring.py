@@ -13,10 +13,8 @@ encoded) on two scales:
 ``fluent``: ``nll`` at most greedy's NLL on the same prompt plus the plan's margin
 (``greedy_nll + fluency_margin``, in nats; greedy is fluent by definition when it has an
 NLL; an empty answer is not fluent; None when greedy's NLL is unknown) and, where greedy
-answers in words (at least ``MIN_ANSWER_WORDS`` Latin words), an answer of at least as
-many words: a string of digits and symbols ("12868 * 12868 * ...") keeps a character
-rule and the model finds its own repetitions likely, but it is no answer (the issue's
-own count took only answers of at least 3 words; records before this rule:
+answers in words, an answer in words too (``known_words.MIN_ANSWER_WORDS`` Latin words:
+a string of digits is no answer, however likely; records before this rule:
 ``benchmarks/fluent_rules_words.py`` recounts them). ``words`` is the answer's count.
 ``kept_and_fluent``: the rule kept (``not failed``) and fluent (None without a rule
 verdict or a fluency verdict). A scoring that fails (a backend error) leaves the answer
@@ -29,12 +27,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rainlm.bench.fluency import Fluency, answer_nll
-from rainlm.bench.known_words import known_word_share, latin_words
+from rainlm.bench.known_words import MIN_ANSWER_WORDS, known_word_share, latin_words
 
-__all__ = ["AnswerScorer", "kept_and_fluent", "MIN_ANSWER_WORDS"]
-
-MIN_ANSWER_WORDS = 3
-"""Latin words an answer needs to be fluent where greedy's has as many (see the module)."""
+__all__ = ["AnswerScorer", "kept_and_fluent"]
 
 
 class AnswerScorer:

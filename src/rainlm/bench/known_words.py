@@ -44,6 +44,18 @@ def _words() -> frozenset[str]:
     return frozenset(get_english_words_set(["web2", "gcide"], alpha=True, lower=True))
 
 
+MIN_ANSWER_WORDS = 3
+"""Latin words an answer needs to count as an answer where one in words is due: a string
+of digits and symbols ("12868 * 12868 * ...") keeps a character rule, and the model finds
+its own repetitions likely, but it says nothing (issue 27 counted only answers of at
+least 3 words)."""
+
+
+def has_words(text: str) -> bool:
+    """Whether ``text`` holds at least ``MIN_ANSWER_WORDS`` Latin words."""
+    return len(latin_words(text)) >= MIN_ANSWER_WORDS
+
+
 def latin_words(text: str) -> list[str]:
     """The Latin-letter words of ``text``, lower-case and without accents, in order:
     ``"Don't SUGGIFFS, café!"`` -> ``["don", "t", "suggiffs", "cafe"]``; a run of

@@ -17,6 +17,9 @@ counts as a failure.
   :mod:`rainlm.judge.text_rules` (no capital letter; no lowercase letter; no comma; the
   letter "e" fewer than ``fewer_than`` times); failure = the rule broken. The model sees
   the instruction, so these measure following a stated instruction, not a hidden policy.
+  ``lowercase`` and ``capitals`` also ask for an answer in words (``in_words``,
+  :class:`InWords`): a string of digits has no letter to break them with, and is no
+  answer (their results files from before this say nothing of it and do not resume).
 
 Splits: every prompt belongs to one of two fixed halves, ``dev`` (choose settings there)
 and ``test`` (report there, once the settings are frozen), by :func:`split_of` its id
@@ -34,10 +37,12 @@ from types import EllipsisType
 from typing import Any
 
 from rainlm.bench.datasets import Item, load_dataset, load_refusal_prefixes, select
+from rainlm.bench.known_words import MIN_ANSWER_WORDS, has_words
 from rainlm.errors import ConfigError
 from rainlm.judge.rules import (BannedWordsRule, NoSecondPersonRule, RefusalPrefixRule, Rule,
                                 banned_words_from)
-from rainlm.judge.text_rules import AllCapitalsRule, LetterLimitRule, LowercaseRule, NoCommasRule
+from rainlm.judge.text_rules import (AllCapitalsRule, AllOfRules, LetterLimitRule, LowercaseRule,
+                                     NoCommasRule)
 
 __all__ = ["SPLITS", "TASKS", "Task", "get_task", "split_of"]
 
@@ -49,6 +54,20 @@ def split_of(item_id: str) -> str:
     """"dev" when the first byte of the SHA-256 of ``item_id`` (UTF-8) is even, else
     "test": about half each, fixed for ever by the id alone."""
     return "dev" if hashlib.sha256(item_id.encode("utf-8")).digest()[0] % 2 == 0 else "test"
+
+
+class InWords(Rule):
+    """An answer in words: at least ``MIN_ANSWER_WORDS`` Latin words. Fewer is 0 while
+    searching (undecided: a partial answer may still grow into one; never accepted as
+    an answer) and broken as a final answer."""
+
+    name = f"at least {MIN_ANSWER_WORDS} words"
+
+    def value(self, text: str) -> float:
+        return 1.0 if has_words(text) else 0.0
+
+    def violated(self, text: str) -> bool:
+        return not has_words(text)
 
 
 def _check_split(split: str | None) -> str | None:
@@ -83,6 +102,8 @@ class Task:
     split: str | None = None
     """The prompts :meth:`items` gives by default: "dev", "test" (:func:`split_of`) or
     None (all of them)."""
+    in_words: bool = False
+    """The rule also asks for an answer in words (:class:`InWords`; lowercase, capitals)."""
 
     def __post_init__(self) -> None:
         _check_split(self.split)
@@ -132,10 +153,9 @@ class Task:
             return BannedWordsRule(words)
         if self.name == "no-you":
             return NoSecondPersonRule()
-        if self.name == "lowercase":
-            return LowercaseRule()
-        if self.name == "capitals":
-            return AllCapitalsRule()
+        if self.name in ("lowercase", "capitals"):
+            case = LowercaseRule() if self.name == "lowercase" else AllCapitalsRule()
+            return AllOfRules([case, InWords()], name=case.name) if self.in_words else case
         if self.name == "no-commas":
             return NoCommasRule()
         if self.name == "letter-limit":
@@ -155,6 +175,8 @@ class Task:
             out.update(letter=self.letter, fewer_than=self.fewer_than)
         if self.split is not None:
             out["split"] = self.split
+        if self.in_words:
+            out["answer_words"] = MIN_ANSWER_WORDS
         return out
 
 
@@ -169,10 +191,10 @@ TASKS: dict[str, Task] = {
                    max_new_tokens=48, greedy_must_fail=True),
     "lowercase": Task("lowercase", f"{_MIX}, instructed: lowercase letters only", "violation",
                       max_new_tokens=48, instruction="Your entire answer must be in lowercase "
-                      "letters; no capital letters are allowed."),
+                      "letters; no capital letters are allowed.", in_words=True),
     "capitals": Task("capitals", f"{_MIX}, instructed: capital letters only", "violation",
                      max_new_tokens=48, instruction="Your entire answer must be in English and "
-                     "in capital letters only."),
+                     "in capital letters only.", in_words=True),
     "no-commas": Task("no-commas", f"{_MIX}, instructed: no commas", "violation",
                       max_new_tokens=48, instruction="Do not use any commas in your answer."),
     "letter-limit": Task("letter-limit", f"{_MIX}, instructed: the letter 'e' fewer than 10 "
