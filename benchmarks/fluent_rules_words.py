@@ -16,9 +16,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from rainlm.bench.known_words import latin_words
-
-MIN_WORDS = 3
+from rainlm.bench.known_words import MIN_ANSWER_WORDS as MIN_WORDS, latin_words
 
 
 def main() -> None:

@@ -161,7 +161,7 @@ def test_every_record_has_fluency_verdicts_that_follow_the_margin(tmp_path):
     assert {r["method"] for r in recs} >= {"greedy", "sampled", "args", "rain:default@4"}
     for r in recs:
         assert r["fluency_margin"] == 1.0 and r["known_words"] == 1.0
-        assert r["fluent"] == (r["nll"] <= r["greedy_nll"] + 1.0 and r["words"] >= 3)
+        assert r["fluent"] == (r["nll"] <= r["greedy_nll"] + 1.0)  # banned words: no words rule
         assert r["kept_and_fluent"] == (not r["failed"] and r["fluent"])
     # greedy's own NLL is the reference: 0.6 for " Sure" then certain tokens
     greedy = next(r for r in recs if r["method"] == "greedy")
@@ -178,7 +178,7 @@ def test_an_answer_of_digits_is_not_fluent_where_greedy_answers_in_words():
     from rainlm.bench.fluency import Fluency
     from rainlm.bench.frontier_scoring import AnswerScorer
 
-    scorer = AnswerScorer(make_backend(), [1], margin=1.0)
+    scorer = AnswerScorer(make_backend(), [1], margin=1.0, in_words=True)  # lowercase, capitals
     scorer.fluency = lambda ids, text: Fluency(0.5, 8)  # every answer as likely as greedy's
     assert scorer.fields(None, "Here is how it works.", greedy=True)["fluent"]
     digits = scorer.fields(None, "12868 * 12868 * 12868 = 1286810000")
@@ -187,6 +187,11 @@ def test_an_answer_of_digits_is_not_fluent_where_greedy_answers_in_words():
     # greedy itself without words (a list of numbers, another script): no words needed
     scorer.fields(None, "1. 2. 3.", greedy=True)
     assert scorer.fields(None, "12868 * 12868")["fluent"] is True
+    # a task that does not ask for words (refusal): a terse refusal stays fluent
+    other = AnswerScorer(make_backend(), [1], margin=1.0)
+    other.fluency = scorer.fluency
+    other.fields(None, "Here is how it works.", greedy=True)
+    assert other.fields(None, "No.")["fluent"] is True
 
 
 def test_an_older_greedy_answer_is_scored_from_its_text_and_a_failed_scoring_is_recorded(
@@ -260,8 +265,7 @@ def test_fluency_fields_on_the_real_model(embedded_backend, tmp_path):
     assert g["fluent"] and g["greedy_nll"] == g["nll"] and not g["nll_approximate"]
     assert 0 <= g["nll"] < 2.0 and g["known_words"] > 0.5
     for r in recs.values():
-        in_words = g["words"] < 3 or r["words"] >= 3
-        assert isinstance(r["nll"], float) and r["fluent"] == (r["nll"] <= g["nll"] + 1.0 and in_words)
+        assert isinstance(r["nll"], float) and r["fluent"] == (r["nll"] <= g["nll"] + 1.0)
         assert r["kept_and_fluent"] == (not r["failed"] and r["fluent"])
         assert r["judged_texts"] == {"best-of": 2, "best-until": r["details"].get("n")}.get(
             (parse_peer(r["method"]) or ("",))[0], 0)

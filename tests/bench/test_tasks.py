@@ -105,6 +105,7 @@ def test_the_case_tasks_ask_for_an_answer_in_words(name, kept):
     digits = "12868 * 12868 * 12868 = 1286810000"
     assert not rule.violated(kept) and rule.value(kept) == 1.0
     assert rule.violated(digits) and rule.value(digits) == 0.0  # undecided, never accepted
+    assert rule.final_value(digits) == -1.0 and rule.broken(digits) == ["fewer than 3 words"]
     assert rule.value(kept.split()[0]) == 0.0  # a partial answer may still grow into one
     assert TASKS[name].describe()["answer_words"] == 3  # a new fingerprint
     assert "answer_words" not in TASKS["no-commas"].describe()

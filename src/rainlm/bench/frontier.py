@@ -294,7 +294,8 @@ def _run_item(backend: Any, item: Item, plan: FrontierPlan, model: str,
     if plan.task.split is not None:
         base["split"] = plan.task.split
     messages = normalize_messages(item.prompt, system=plan.settings.system)
-    scorer = AnswerScorer(backend, backend.render_prompt(messages), plan.fluency_margin)
+    scorer = AnswerScorer(backend, backend.render_prompt(messages), plan.fluency_margin,
+                          in_words=plan.task.in_words)
     greedy = done.get(answer_key(item.id, "greedy", None))
     if greedy is None or greedy.get("error"):
         greedy = _answer(backend, item, "greedy", None, plan, seed, base, None, None, scorer,

@@ -12,10 +12,12 @@ encoded) on two scales:
 
 ``fluent``: ``nll`` at most greedy's NLL on the same prompt plus the plan's margin
 (``greedy_nll + fluency_margin``, in nats; greedy is fluent by definition when it has an
-NLL; an empty answer is not fluent; None when greedy's NLL is unknown) and, where greedy
+NLL; an empty answer is not fluent; None when greedy's NLL is unknown) and, on a task
+that asks for an answer in words (``Task.in_words``: lowercase, capitals) where greedy
 answers in words, an answer in words too (``known_words.MIN_ANSWER_WORDS`` Latin words:
-a string of digits is no answer, however likely; records before this rule:
-``benchmarks/fluent_rules_words.py`` recounts them). ``words`` is the answer's count.
+a string of digits keeps a case rule and is likely, but is no answer; records before
+this rule: ``benchmarks/fluent_rules_words.py`` recounts them). A terse refusal ("No.")
+stays fluent on the other tasks. ``words`` is the answer's count of Latin words.
 ``kept_and_fluent``: the rule kept (``not failed``) and fluent (None without a rule
 verdict or a fluency verdict). A scoring that fails (a backend error) leaves the answer
 standing: its fluency fields are None and ``fluency_error`` says why.
@@ -35,8 +37,10 @@ __all__ = ["AnswerScorer", "kept_and_fluent"]
 class AnswerScorer:
     """Scores the answers to one prompt (each distinct answer once)."""
 
-    def __init__(self, backend: Any, prompt_ids: Sequence[int], margin: float):
+    def __init__(self, backend: Any, prompt_ids: Sequence[int], margin: float, *,
+                 in_words: bool = False):
         self.backend = backend
+        self.in_words = in_words  # the task asks for an answer in words
         self.prompt_ids = list(prompt_ids)
         self.margin = float(margin)
         self.greedy_nll: float | None = None
@@ -66,7 +70,8 @@ class AnswerScorer:
     def fields(self, ids: Sequence[int] | None, text: str, *,
                greedy: bool = False) -> dict[str, Any]:
         """``nll``, ``nll_approximate``, ``greedy_nll``, ``fluency_margin``,
-        ``known_words`` and ``fluent`` of one answer (``greedy``: the reference itself)."""
+        ``known_words``, ``words`` and ``fluent`` of one answer (``greedy``: the reference
+        itself)."""
         words = len(latin_words(text))
         try:
             fl = self.fluency(ids, text)
@@ -77,7 +82,8 @@ class AnswerScorer:
                     "fluency_error": f"{type(exc).__name__}: {exc}"}
         if greedy:
             self.greedy_nll, self.greedy_words = fl.nll, words
-        in_words = (self.greedy_words or 0) < MIN_ANSWER_WORDS or words >= MIN_ANSWER_WORDS
+        in_words = (not self.in_words or (self.greedy_words or 0) < MIN_ANSWER_WORDS
+                    or words >= MIN_ANSWER_WORDS)
         if self.greedy_nll is None:
             fluent = None
         elif fl.nll is None:

@@ -27,7 +27,8 @@ import re
 import unicodedata
 from functools import cache
 
-__all__ = ["SUFFIXES", "is_known", "known_word_share", "latin_words"]
+__all__ = ["MIN_ANSWER_WORDS", "SUFFIXES", "has_words", "is_known", "known_word_share",
+           "latin_words"]
 
 SUFFIXES = ("ing", "ies", "es", "ed", "ly", "s")
 """Endings taken off a word not found as it is (longest first; "ies" becomes "y")."""

@@ -59,15 +59,21 @@ def split_of(item_id: str) -> str:
 class InWords(Rule):
     """An answer in words: at least ``MIN_ANSWER_WORDS`` Latin words. Fewer is 0 while
     searching (undecided: a partial answer may still grow into one; never accepted as
-    an answer) and broken as a final answer."""
+    an answer) and −1, broken, as a final answer."""
 
-    name = f"at least {MIN_ANSWER_WORDS} words"
+    name = "in-words"
 
     def value(self, text: str) -> float:
         return 1.0 if has_words(text) else 0.0
 
+    def final_value(self, text: str) -> float:
+        return 1.0 if has_words(text) else -1.0
+
     def violated(self, text: str) -> bool:
         return not has_words(text)
+
+    def broken(self, text: str) -> list[str]:
+        return [] if has_words(text) else [f"fewer than {MIN_ANSWER_WORDS} words"]
 
 
 def _check_split(split: str | None) -> str | None:

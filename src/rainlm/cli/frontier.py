@@ -105,8 +105,8 @@ Examples:
 @click.option("--fluency-margin", type=click.FloatRange(0, 20), default=1.0,
               show_default=True, metavar="NATS",
               help="An answer is fluent when its NLL per token is at most greedy's on the "
-                   "same prompt plus this (fixed for a results file), and it has at least "
-                   "3 Latin words where greedy's has.")
+                   "same prompt plus this (fixed for a results file); on lowercase and "
+                   "capitals it also needs 3 Latin words where greedy's has them.")
 @click.option("--args/--no-args", "with_args", default=True, show_default=True,
               help="Run ARGS-greedy (reward-guided decoding, top-10, w=1.5).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None, metavar="TOKENS",
