@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import functools
-from collections.abc import Iterator, Mapping
 
 from rainlm.config.groups import (GROUPS, SETTING_GROUP, Answers, Budgets, Candidates, Judging,
                                   Selection, Similarity, Simulation, Widening)
