@@ -181,7 +181,8 @@ def _start_search(backend: Backend, prompt: PromptLike, *, cfg: RainConfig,
     ctx = SearchContext(
         backend=backend, config=cfg, evaluator=evaluator, embedder=embedder, rng=rng,
         messages=messages, prompt_ids=prompt_token_ids(backend, prompt, messages, continuation),
-        max_new_tokens=max_new_tokens, stop_strings=cfg.answers.stop_strings + stop_strings_of(backend),
+        max_new_tokens=max_new_tokens,
+        stop_strings=cfg.answers.stop_strings + stop_strings_of(backend),
         stats=SearchStats(), batched=batched, stop=stop)
     return _Search(ctx, rain_decode(ctx, on_progress=on_progress), seed_value, started, before)
 
@@ -283,7 +284,9 @@ def _resolve_evaluator(evaluator: Any, backend: Backend, cfg: RainConfig) -> Eva
         return as_evaluator(evaluator, check_arity=True)
     from rainlm.judge.self_eval import SelfEvaluator
 
-    return SelfEvaluator(backend, cfg.judging.rubric, scoring=cfg.judging.scoring, orders=cfg.judging.judge_orders)
+    judging = cfg.judging
+    return SelfEvaluator(backend, judging.rubric, scoring=judging.scoring,
+                         orders=judging.judge_orders)
 
 
 def _resolve_embedder(embedder: EmbedderLike) -> Embedder | None:

@@ -95,7 +95,9 @@ def make_judges(backend: Any, settings: MethodSettings, spec: tuple[str, list[fl
         from rainlm.judge.self_eval import SelfEvaluator
 
         cfg = settings.config
-        ev = SelfEvaluator(backend, cfg.judging.rubric, scoring=cfg.judging.scoring, orders=cfg.judging.judge_orders)
+        judging = cfg.judging
+        ev = SelfEvaluator(backend, judging.rubric, scoring=judging.scoring,
+                           orders=judging.judge_orders)
         return [Judge(ev.name, ev)]
     from rainlm.bench.synthetic import SyntheticJudge
 

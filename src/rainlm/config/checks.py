@@ -30,7 +30,8 @@ def check_float(group: Any, name: str, lo: float, hi: float, *, lo_open: bool = 
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (value > lo if lo_open else value >= lo) and value <= hi
     bracket = "(" if lo_open else "["
-    check(ok, name, f"must be a number in {bracket}{lo}, {hi}]" + (" or None" if optional else ""), value)
+    check(ok, name, f"must be a number in {bracket}{lo}, {hi}]" + (" or None" if optional else ""),
+          value)
 
 
 def check_choice(group: Any, name: str, choices: tuple[str, ...]) -> None:

@@ -219,7 +219,8 @@ class Budgets:
 
 @dataclass(frozen=True)
 class Answers:
-    """Whole answers: what ends one, which is accepted, kept, second-guessed or repaired, and the fluency floor."""
+    """Whole answers: what ends one, which is accepted, kept, second-guessed or repaired,
+    and the fluency floor."""
 
     stop_strings: tuple[str, ...] = ()
     """Strings that end the answer (a new dialogue turn, e.g. "\\nHuman:")."""
@@ -363,7 +364,8 @@ def _validate_widening(w: Widening) -> None:
 
 
 def _validate_judging(j: Judging) -> None:
-    check(isinstance(j.rubric, str) and bool(j.rubric), "rubric", "must be a rubric name or path", j.rubric)
+    check(isinstance(j.rubric, str) and bool(j.rubric), "rubric", "must be a rubric name or path",
+          j.rubric)
     check_choice(j, "scoring", get_args(Scoring))
     check_choice(j, "judge_orders", get_args(Orders))
 

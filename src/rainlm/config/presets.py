@@ -23,7 +23,8 @@ def flat_settings(tables: Mapping[str, Any], where: str) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for group, values in tables.items():
         if group not in GROUPS or not isinstance(values, Mapping):
-            raise ConfigError(where, f"{group!r} is not a group of settings; groups: {list(GROUPS)}")
+            raise ConfigError(where, f"{group!r} is not a group of settings; "
+                                     f"groups: {list(GROUPS)}")
         for name, value in values.items():
             if SETTING_GROUP.get(name) != group:
                 home = SETTING_GROUP.get(name)

@@ -111,9 +111,9 @@ def total_searches_spent(ctx: SearchContext) -> bool:
 
 
 def set_search_deadline(ctx: SearchContext) -> None:
-    """Set the search's deadline (``state.deadline``; the model calls' is the budget's end): the time
-    budget's end, less — with ``budget_fallback="greedy"`` — the time the finish is
-    expected to take (``finish_reserve``: a greedy finish of the answer's remaining
+    """Set the search's deadline (``state.deadline``; the model calls' is the budget's
+    end): the time budget's end, less — with ``budget_fallback="greedy"`` — the time the
+    finish is expected to take (``finish_reserve``: a greedy finish of the answer's remaining
     tokens at ``ModelCalls.seconds_per_token``, and the comparison with the best judged
     answer), so that the finish also ends within the budget. Called before every pass: the
     reserve shrinks as the answer is committed and follows the measured speed."""
@@ -155,7 +155,8 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
         if left <= 0:
             return 0, False, True
         steps_left = expected_steps_left(ctx)
-        budget = min(budget, step_allowance(left, max(cfg.budgets.step_budget_share, 1.0 / steps_left)))
+        share = max(cfg.budgets.step_budget_share, 1.0 / steps_left)
+        budget = min(budget, step_allowance(left, share))
     done = 0
     while done < budget:
         set_search_deadline(ctx)
@@ -167,7 +168,8 @@ def search_step(ctx: SearchContext, on_progress: ProgressCallback | None = None,
                 yield from run_repair_pass(ctx)
                 done += 1
             else:  # the sequential search is a round of one leaf
-                leaves = cfg.selection.parallel_leaves if cfg.selection.search_mode == "parallel" else 1
+                sel = cfg.selection
+                leaves = sel.parallel_leaves if sel.search_mode == "parallel" else 1
                 done += len((yield from run_round(ctx, min(leaves, budget - done))))
         except DeadlineReached:  # the pass stopped before its next call: nothing backed up
             ctx.stats.passes_cut_by_deadline += 1
@@ -198,7 +200,7 @@ def expected_steps_left(ctx: SearchContext) -> int:
     root's set length (``"root"``: each commit is a child of the current root)."""
     cfg = ctx.config
     length = len(ctx.answer_tokens(ctx.tree.root))
-    if cfg.candidates.depth_origin == "root":  # every step commits a child of the root: depth 0's sets
+    if cfg.candidates.depth_origin == "root":  # each step commits a child of the root: depth 0's
         return max(1, math.ceil((ctx.max_new_tokens - length) / cfg.candidates.token_set_length(0)))
     depth = ctx.tree.nodes[ctx.tree.root].depth
     steps = 0
@@ -220,7 +222,8 @@ def early_stop(ctx: SearchContext) -> bool:
     if best is None:
         return False
     child = ctx.tree.nodes[best]
-    return child.real_visits > ctx.config.budgets.early_stop_visits and child.value > ctx.config.budgets.early_stop_value
+    budgets = ctx.config.budgets
+    return child.real_visits > budgets.early_stop_visits and child.value > budgets.early_stop_value
 
 
 def commit(ctx: SearchContext, child_id: int, searches: int, early: bool, *,
@@ -264,7 +267,8 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     """
     budget_reason = reason
     tree = ctx.tree
-    best = ctx.state.best_answer if ctx.config.answers.keep_best_answer and not ctx.calls.stopped else None
+    keep_best = ctx.config.answers.keep_best_answer and not ctx.calls.stopped
+    best = ctx.state.best_answer if keep_best else None
     at_budget = (tree.root, len(tree.committed), len(steps))
     shown = None if best is not None else on_progress
     while finish_reason(ctx) is None:
@@ -299,7 +303,7 @@ def finish_by_budget(ctx: SearchContext, steps: list[StepRecord],
     # past the budget's end (a stop still ends it)
     ctx.calls.deadline = None
     judged = budget_reason != "stopped" and not ctx.calls.stopped and (
-        best is not None or ctx.config.answers.accept_value is not None)  # (the result says if accepted)
+        best is not None or ctx.config.answers.accept_value is not None)  # (says if accepted)
     value = (yield from finish_value(ctx, answer)) if judged else math.nan
     if best is not None and best[1] != answer and best[0] > value:
         # rewind the commits made here (never shown) and commit the judged answer instead

@@ -36,7 +36,8 @@ def repair_due(ctx: SearchContext) -> bool:
     if best[0] >= target:
         return False
     # owed, not stepped: a parallel round adds several passes at once
-    return ctx.state.repair_attempts < math.floor((ctx.stats.searches + 1) * cfg.answers.repair_share)
+    owed = math.floor((ctx.stats.searches + 1) * cfg.answers.repair_share)
+    return ctx.state.repair_attempts < owed
 
 
 def run_repair_pass(ctx: SearchContext) -> Steps[float]:
@@ -56,7 +57,8 @@ def run_repair_pass(ctx: SearchContext) -> Steps[float]:
         # neutral 0 where a refusal is wanted: the fix is not at its end), or nothing
         # to keep: a plain search pass instead
         return (yield from run_round(ctx))[0]
-    back = repair_backoff(cfg.answers.repair_backoff, ctx.state.repair_misses, cfg.answers.repair_escalate)
+    answers = cfg.answers
+    back = repair_backoff(answers.repair_backoff, ctx.state.repair_misses, answers.repair_escalate)
     cut = max(committed, good - back)  # good < len(base): never past the old answer's end
     limits = replace(ctx.sim_limits, until="eos", max_tokens=None)  # to the answer's end
     with ctx.stats.phase("simulate"):

@@ -57,7 +57,8 @@ class SearchContext:
         cfg = self.config
         self.sim_limits = SimulationLimits(
             until=cfg.simulation.simulate_until, clause_end_chars=cfg.simulation.clause_end_chars,
-            temperature=cfg.simulation.simulation_temperature, top_k=cfg.simulation.simulation_top_k,
+            temperature=cfg.simulation.simulation_temperature,
+            top_k=cfg.simulation.simulation_top_k,
             max_tokens=cfg.simulation.max_simulation_tokens,
             max_new_tokens=self.max_new_tokens, stop_strings=self.stop_strings)
 
@@ -147,10 +148,10 @@ def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Step
     """The value of the whole answer ``ids`` that its judge valued ``value``: the fluency
     floor (``fluent_value``), then — when the search tracks its answers — the
     ``answer_checks``. Kept in ``state.whole_values`` (what the result reports)."""
-    cfg = ctx.config
+    answers = ctx.config.answers
     value = yield from fluent_value(ctx, ids, value)
-    if tracks_answers(ctx) and cfg.answers.answer_checks and value >= cfg.answers.repair_threshold and (
-            cfg.answers.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
+    if tracks_answers(ctx) and answers.answer_checks and value >= answers.repair_threshold and (
+            answers.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
         value = yield from checked_value(ctx, ids, value)
     ctx.state.note_whole_value(ids, value)
     return value
@@ -318,30 +319,30 @@ def judge_many(ctx: SearchContext, responses: Sequence[Sequence[int]]) -> Steps[
 
 def expand(ctx: SearchContext, node_id: int, answer: list[int]) -> Steps[None]:
     """Create the children of a new leaf with normalised priors (§3.3)."""
-    cfg, tree = ctx.config, ctx.tree
+    cand, tree = ctx.config.candidates, ctx.tree
     remaining = ctx.max_new_tokens - len(answer)
     # Deliberate: a token set never runs past the answer length limit.
-    length = min(cfg.candidates.token_set_length(ctx.relative_depth(node_id)), remaining)
+    length = min(cand.token_set_length(ctx.relative_depth(node_id)), remaining)
     state = ctx.prompt_ids + answer
     if length == 1:
-        spare = max(cfg.widening.widening_max_children - cfg.candidates.single_token_top_k, 0)
+        spare = max(ctx.config.widening.widening_max_children - cand.single_token_top_k, 0)
         dist = (yield from ctx.calls.next_dists([state]))[0]
-        ids, probs = dist.top_k(cfg.candidates.single_token_top_k + spare)
-        if cfg.candidates.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
-            probs = temper(probs, cfg.candidates.candidate_temperature)
-        proposal: Proposal = propose_single_tokens(ids, probs, cfg.candidates.single_token_top_k, spare)
+        ids, probs = dist.top_k(cand.single_token_top_k + spare)
+        if cand.candidate_temperature != 1.0:  # (the paper's raw probabilities otherwise)
+            probs = temper(probs, cand.candidate_temperature)
+        proposal: Proposal = propose_single_tokens(ids, probs, cand.single_token_top_k, spare)
     else:
-        proposal = yield from propose_token_sets(ctx.calls, state, length, cfg.candidates.num_candidates,
-                                      cfg.candidates.candidate_top_k, ctx.rng, ctx.eos_ids,
-                                      clip_greedy=cfg.candidates.clip_greedy_prior,
-                                      temperature=cfg.candidates.candidate_temperature,
-                                      draws=cfg.candidates.candidate_draws)
+        proposal = yield from propose_token_sets(ctx.calls, state, length, cand.num_candidates,
+                                      cand.candidate_top_k, ctx.rng, ctx.eos_ids,
+                                      clip_greedy=cand.clip_greedy_prior,
+                                      temperature=cand.candidate_temperature,
+                                      draws=cand.candidate_draws)
     priors = normalize([p for _, p in proposal.candidates])
     if node_id == tree.root:
-        priors = mix_with_uniform(priors, cfg.candidates.root_prior_mix)
+        priors = mix_with_uniform(priors, cand.root_prior_mix)
     new = ctx.state.add_candidates(node_id, proposal.candidates, priors)
     ctx.stats.nodes_created += len(proposal.candidates)
-    if cfg.candidates.judge_candidates:
+    if cand.judge_candidates:
         values = yield from judge_many(ctx, [answer + list(tree.nodes[c].tokens) for c in new])
         ctx.state.set_judged(new, values)
     ctx.state.mark_expanded(node_id, proposal.spares)
@@ -364,8 +365,10 @@ def maybe_widen(ctx: SearchContext, node_id: int) -> Steps[None]:
                 new = spare if spare[0] not in node.children else None
         else:
             state = ctx.prompt_ids + ctx.answer_tokens(node_id)
-            drawn = yield from sample_token_sets(ctx.calls, state, set_length, cfg.widening.widening_samples,
-                                      cfg.candidates.candidate_top_k, ctx.rng, ctx.eos_ids, include_greedy=False,
+            drawn = yield from sample_token_sets(ctx.calls, state, set_length,
+                                      cfg.widening.widening_samples,
+                                      cfg.candidates.candidate_top_k, ctx.rng, ctx.eos_ids,
+                                      include_greedy=False,
                                       temperature=cfg.candidates.candidate_temperature)
             new = next(((t, p) for t, p in drawn if t not in node.children), None)
         if new is not None:
