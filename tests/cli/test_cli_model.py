@@ -25,7 +25,10 @@ def run(tmp_path_factory):
     require_embedded_model()
     trace_path = tmp_path_factory.mktemp("cli") / "trace.json"
     cmd = [sys.executable, "-m", "rainlm.cli.main", "generate", "--compare", "--json",
-           "--max-new-tokens", "16", "--time-budget", "20", "--device", "cpu", "--no-log",
+           # 2 passes per step end the search well inside the budget even on a busy machine
+           # (with a 20 s budget it failed once beside other busy processes)
+           "--max-new-tokens", "16", "--time-budget", "60", "--max-searches-per-step", "2",
+           "--device", "cpu", "--no-log",
            "--trace", str(trace_path), PROMPT]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
