@@ -108,7 +108,7 @@ def test_a_preset_that_puts_back_what_the_default_search_never_set_is_refused(mo
 
     broken = {"default_search": {"budgets": {"max_total_searches": 8}},
               "presets": {"odd": {"default_search": True, "paper_values": ["c_puct"]}}}
-    monkeypatch.setattr(presets, "_parsed", lambda: broken)
+    monkeypatch.setattr(presets, "_read", lambda: broken)
     assert presets.preset_names() == ["odd"]
     with pytest.raises(ConfigError, match=r"presets.odd.paper_values: 'c_puct' is not a setting"):
         presets.preset_settings("odd")

@@ -3,7 +3,6 @@ preset is asked for (nothing is read at import)."""
 
 from __future__ import annotations
 
-import copy
 import functools
 import tomllib
 from collections.abc import Mapping
@@ -34,13 +33,10 @@ def flat_settings(tables: Mapping[str, Any], where: str) -> dict[str, Any]:
     return flat
 
 
-def _read() -> dict[str, Any]:
-    """The presets file's tables (a fresh copy: callers may change what they get)."""
-    return copy.deepcopy(_parsed())
-
-
 @functools.cache
-def _parsed() -> dict[str, Any]:
+def _read() -> dict[str, Any]:
+    """The presets file's tables, parsed once (read, never changed: ``preset_settings``
+    pops from its own copy of a table)."""
     text = (resources.files("rainlm.config") / PRESETS_FILE).read_text(encoding="utf-8")
     return tomllib.loads(text)
 

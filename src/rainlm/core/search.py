@@ -128,20 +128,14 @@ def note_whole_answer(ctx: SearchContext, response_ids: Sequence[int], value: fl
     ``answer_checks`` overrule it (with ``answer_checks_scope`` "new_best": only an
     answer that would become the best is checked)."""
     ids = list(response_ids)
-    if (not tracks_answers(ctx) and ctx.state.nll_limit is None) or not is_terminal(
+    if (not ctx.config.answers.tracks_answers and ctx.state.nll_limit is None) or not is_terminal(
             ids, ctx.detokenize(ids), eos_ids=ctx.eos_ids,
             max_new_tokens=ctx.max_new_tokens, stop_strings=ctx.stop_strings):
         return value
     value = yield from whole_answer_value(ctx, ids, value)
-    if tracks_answers(ctx) and beats_best_answer(ctx, value):
+    if ctx.config.answers.tracks_answers and beats_best_answer(ctx, value):
         ctx.state.set_best_answer(value, ids)
     return value
-
-
-def tracks_answers(ctx: SearchContext) -> bool:
-    """Whether the search keeps its judged whole answers (``accept_value`` or
-    ``keep_best_answer``: what repairs start from and checks second-guess)."""
-    return ctx.config.answers.tracks_answers
 
 
 def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Steps[float]:
@@ -150,7 +144,7 @@ def whole_answer_value(ctx: SearchContext, ids: list[int], value: float) -> Step
     ``answer_checks``. Kept in ``state.whole_values`` (what the result reports)."""
     answers = ctx.config.answers
     value = yield from fluent_value(ctx, ids, value)
-    if tracks_answers(ctx) and answers.answer_checks and value >= answers.repair_threshold and (
+    if answers.tracks_answers and answers.answer_checks and value >= answers.repair_threshold and (
             answers.answer_checks_scope == "every" or beats_best_answer(ctx, value)):
         value = yield from checked_value(ctx, ids, value)
     ctx.state.note_whole_value(ids, value)
