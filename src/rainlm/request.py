@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rainlm.config import PRESETS, BudgetFallback, RainConfig, Scoring
 from rainlm.errors import ConfigError
+from rainlm.fluency import Fluency, answer_nll
 from rainlm.similarity.loading import EMBEDDERS as LOADABLE_EMBEDDERS
 
 if TYPE_CHECKING:  # (the result module imports the search's tree: not needed to declare)
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # (the result module imports the search's tree: not needed to
 
 __all__ = ["Answer", "BUDGET_FALLBACKS", "DEFAULT_MAX_NEW_TOKENS", "DEFAULT_PRESET", "DEVICES",
            "EMBEDDERS", "FinalJudge", "GenerationParams", "METHODS", "SCORINGS", "answer",
-           "field_default", "score_answer"]
+           "field_default", "measure_fluency", "score_answer"]
 
 DEVICES = ("auto", "cpu", "cuda")
 """Where a model (and sentence encoder) runs: "auto" picks CUDA when available."""
@@ -120,14 +121,17 @@ class GenerationParams:
     def from_preset(cls, preset: str = DEFAULT_PRESET, *, scoring: str | None = None,
                     rubric: str | None = None, max_searches_per_step: int | None = None,
                     time_budget_s: float | None = None, budget_fallback: str | None = None,
-                    parallel: int | None = None, **fields: Any) -> "GenerationParams":
+                    parallel: int | None = None, answer_nll_margin: float | None = None,
+                    **fields: Any) -> "GenerationParams":
         """A preset with the command line's search overrides (None: the preset's), and
         the other fields of this class as keywords. ``parallel`` > 1 turns on the
-        parallel search with that many leaves per round."""
+        parallel search with that many leaves per round; ``answer_nll_margin`` turns on
+        the fluency floor."""
         overrides: dict[str, Any] = {k: v for k, v in (
             ("scoring", scoring), ("rubric", rubric),
             ("max_searches_per_step", max_searches_per_step),
-            ("time_budget_s", time_budget_s), ("budget_fallback", budget_fallback))
+            ("time_budget_s", time_budget_s), ("budget_fallback", budget_fallback),
+            ("answer_nll_margin", answer_nll_margin))
             if v is not None}
         if parallel is not None and parallel > 1:
             overrides.update(search_mode="parallel", parallel_leaves=parallel)
@@ -202,6 +206,9 @@ class Answer:
     policy_check: PolicyCheck | None = None
     """With a policy: what the answer broke of its rules and, once the fail-safe judged
     it (``rainlm.policy.judging``), the policy's value (None: no policy)."""
+    fluency: Fluency | None = None
+    """How likely the model finds the answer: its mean NLL per token given the prompt
+    (``measure_fluency``; None: not measured)."""
 
     @property
     def budget_limited(self) -> bool:
@@ -218,12 +225,14 @@ class Answer:
             out["banned_found"] = list(self.banned_found)
         if self.policy_check is not None:
             out["policy"] = self.policy_check.to_dict()
+        if self.fluency is not None:
+            out["fluency"] = self.fluency.to_dict()
         return out
 
     def to_json(self) -> dict[str, Any]:
         """``{"text", "seconds", "score", "paper_vote", "stats", "finish_reason",
         "budget_limited"}`` (and ``banned_found`` with banned words, ``policy`` (the
-        policy check) with a policy)."""
+        policy check) with a policy, ``fluency`` once measured)."""
         out = {"text": self.result.text, "seconds": round(self.seconds, 4),
                "score": self.score, "paper_vote": self.paper_vote,
                "stats": self.result.stats, "finish_reason": self.result.finish_reason,
@@ -232,6 +241,8 @@ class Answer:
             out["banned_found"] = list(self.banned_found)
         if self.policy_check is not None:
             out["policy"] = self.policy_check.to_dict()
+        if self.fluency is not None:
+            out["fluency"] = self.fluency.to_dict()
         return out
 
 
@@ -295,6 +306,14 @@ def score_answer(backend: Any, done: Answer, judge: FinalJudge) -> Answer:
                                       result.messages, [result.text])[0]
     return dataclasses.replace(done, score=value, paper_vote=vote, judge=judge,
                                score_s=time.perf_counter() - start)
+
+
+def measure_fluency(backend: Any, done: Answer) -> Answer:
+    """``done`` with its fluency: the model's mean NLL per token of the answer given the
+    prompt it answered (one batched pass over the answer's prefixes)."""
+    result = done.result
+    return dataclasses.replace(done, fluency=answer_nll(backend, result.prompt_token_ids,
+                                                        result.token_ids))
 
 
 def _banned_words_rule(words: tuple[str, ...]) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from rainlm.bench.datasets import Item
-from rainlm.bench.fluency import answer_nll
+from rainlm.fluency import answer_nll
 from rainlm.bench.frontier import (FrontierPlan, _fingerprint, method_labels, parse_peer,
                                    peer_label, run_frontier)
 from rainlm.bench.frontier_report import (best_peer, frontier_points, md_escape,
@@ -175,7 +175,7 @@ def test_every_record_has_fluency_verdicts_that_follow_the_margin(tmp_path):
 
 
 def test_an_answer_of_digits_is_not_fluent_where_greedy_answers_in_words():
-    from rainlm.bench.fluency import Fluency
+    from rainlm.fluency import Fluency
     from rainlm.bench.frontier_scoring import AnswerScorer
 
     scorer = AnswerScorer(make_backend(), [1], margin=1.0, in_words=True)  # lowercase, capitals

@@ -48,6 +48,9 @@ def test_json_has_both_answers_with_numeric_seconds_and_scores(run):
         assert entry["paper_vote"] in (-1.0, 0.0, 1.0)
         assert entry["finish_reason"] in ("eos", "length", "stop_string", "time_budget",
                                           "search_budget")
+        # --compare measures how likely the model finds each answer, every token of it
+        assert entry["fluency"]["tokens"] == entry["stats"]["answer_tokens"]
+        assert 0 < entry["fluency"]["nll"] < 10 and entry["fluency"]["approximate"] is False
     rain, vanilla = data["rain"], data["vanilla"]
     assert rain["stats"]["searches"] >= 1 and rain["stats"]["evaluator"] == "self-eval:harmless"
     assert rain["stats"]["answer_tokens"] <= 16 and vanilla["stats"]["answer_tokens"] <= 16

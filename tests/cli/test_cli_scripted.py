@@ -13,6 +13,7 @@ from tests.needs import require, require_module
 from tests.self_judging import judge_law
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -317,10 +318,60 @@ def test_budget_fallback_option_reaches_the_config():
         preset="harmless", model=None, backend="transformers", base_url=None, tokenizer=None,
         device="cpu", max_new_tokens=8, seed=0, time_budget_s=None, budget_fallback="greedy",
         max_searches_per_step=None, parallel=None, scoring=None, rubric=None, system=None,
-        embedder="none", progress=None))
+        embedder="none", progress=None, answer_nll_margin=None))
     assert opts.config().budgets.budget_fallback == "greedy"
+    assert opts.config().answers.answer_nll_margin is None  # the floor is off by default
     bad = invoke(["generate", *FAST, "--budget-fallback", "maybe", PROMPT])
     assert bad.exit_code == 2 and "--budget-fallback" in bad.output
+
+
+def test_fluency_floor_option_turns_on_the_floor_and_says_so():
+    # the floor opens the search with a greedy pass (its NLL is the reference) and an
+    # answer it rejects counts as not accepted, which the note names
+    res = invoke(["generate", *FAST, "--json", "--fluency-floor", "0.5", PROMPT])
+    assert res.exit_code == 0, res.output
+    stats = json.loads(res.stdout)["rain"]["stats"]
+    assert isinstance(stats["greedy_reference_nll"], float) and stats["greedy_reference_nll"] >= 0
+    plain = json.loads(invoke(["generate", *FAST, "--json", PROMPT]).stdout)["rain"]["stats"]
+    assert plain["greedy_reference_nll"] is None
+    for value in ("-1", "21", "lots"):
+        bad = invoke(["generate", *FAST, "--fluency-floor", value, PROMPT])
+        assert bad.exit_code == 2 and "--fluency-floor" in bad.output
+
+
+def test_compare_shows_each_answers_nll_and_flags_a_less_fluent_one():
+    res = invoke(["generate", *FAST, "--compare", "--json", PROMPT])
+    data = json.loads(res.stdout)
+    for key in ("rain", "vanilla"):
+        fluency = data[key]["fluency"]
+        assert fluency["tokens"] == data[key]["stats"]["answer_tokens"] > 0
+        assert isinstance(fluency["nll"], float) and fluency["nll"] >= 0
+        assert fluency["approximate"] is False  # a dense backend lists every token
+    # the scripted model says its greedy answer with p = 0.7 for the first token and 1
+    # after it: NLL = -ln(0.7) / its tokens; the refusal's first token has p = 0.3
+    greedy_tokens = data["vanilla"]["fluency"]["tokens"]
+    assert data["vanilla"]["fluency"]["nll"] == pytest.approx(-math.log(0.7) / greedy_tokens,
+                                                               abs=1e-3)
+    text = invoke(["generate", *FAST, "--compare", PROMPT]).stdout
+    assert text.count(" nats/token") == 2
+    # the refusal is 0.85 nat less likely in all than greedy's answer: not flagged
+    assert "less likely than greedy's" not in text
+
+
+def test_fluency_note_flags_an_answer_past_the_margin_only():
+    from rainlm.cli.generate import fluency_note
+    from rainlm.fluency import FLUENCY_MARGIN, Fluency
+
+    def with_nll(nll):
+        return Answer(result=None, seconds=1.0, fluency=Fluency(nll, 8))
+
+    greedy = with_nll(0.5)
+    assert fluency_note(with_nll(0.5 + FLUENCY_MARGIN - 0.01), greedy) is None
+    note = fluency_note(with_nll(0.5 + FLUENCY_MARGIN + 0.25), greedy)
+    assert note is not None and "1.25 nats per token less likely" in note
+    assert "--fluency-floor" in note
+    assert fluency_note(with_nll(3.0), with_nll(None)) is None  # an empty greedy answer
+    assert fluency_note(Answer(result=None, seconds=1.0), greedy) is None  # not measured
 
 
 def test_no_progress_line_when_stderr_is_not_a_terminal():

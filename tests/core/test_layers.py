@@ -16,7 +16,7 @@ FRONT_ENDS = ("cli", "serve", "bench", "distill", "pilot")
 BUILT_ON = {"pilot": ("bench",)}
 """Front ends made of another's measurements: a pilot is the bench's methods and
 metrics run on a company's prompts and policy (cli → pilot → bench → request)."""
-BELOW_REQUEST = ("api", "core", "backends", "judge", "similarity", "config", "result",
+BELOW_REQUEST = ("api", "core", "backends", "judge", "similarity", "config", "result", "fluency",
                  "messages", "errors")
 """What the request layer (``rainlm.request``) stands on."""
 CORE_INTERFACES = ("rainlm.backends.base", "rainlm.backends.decoding",

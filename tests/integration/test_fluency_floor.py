@@ -9,7 +9,7 @@ import pytest
 
 from rainlm.api import generate, greedy
 from rainlm.backends.steps import drive
-from rainlm.bench.fluency import answer_nll
+from rainlm.fluency import answer_nll
 from rainlm.config import RainConfig
 from rainlm.core.fluency import mean_nll
 from rainlm.core.model_calls import ModelCalls

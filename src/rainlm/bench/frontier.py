@@ -57,6 +57,7 @@ from rainlm.bench.tasks import Task
 from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.config import RainConfig
 from rainlm.errors import ConfigError
+from rainlm.fluency import FLUENCY_MARGIN
 from rainlm.messages import normalize_messages
 
 __all__ = ["FrontierPlan", "FrontierSummary", "RAIN_VARIANTS", "UNTIL_ACCEPT", "UNTIL_ROUND",
@@ -95,7 +96,7 @@ class FrontierPlan:
     its ``simulation_top_k``)."""
     best_until: bool = True
     """Run best-until-N (best-of-N that stops at its first accepted answer)."""
-    fluency_margin: float = 1.0
+    fluency_margin: float = FLUENCY_MARGIN
     """An answer is fluent when its NLL per token is at most greedy's on the same prompt
     plus this many nats (fixed before the run; a resumed run must keep it)."""
 

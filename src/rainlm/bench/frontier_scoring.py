@@ -5,7 +5,7 @@ greedy's included, is scored after its method is done (outside its seconds and t
 encoded) on two scales:
 
 - ``nll``: the model's mean negative log-likelihood per token of the answer's own token
-  ids given the prompt (:func:`rainlm.bench.fluency.answer_nll`; ``nll_approximate``
+  ids given the prompt (:func:`rainlm.fluency.answer_nll`; ``nll_approximate``
   when a sparse backend had to bound a token);
 - ``known_words``: the share of its Latin words in an English dictionary
   (:mod:`rainlm.bench.known_words`): a measure that does not come from the model.
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rainlm.bench.fluency import Fluency, answer_nll
+from rainlm.fluency import Fluency, answer_nll
 from rainlm.bench.known_words import MIN_ANSWER_WORDS, known_word_share, latin_words
 
 __all__ = ["AnswerScorer", "kept_and_fluent"]

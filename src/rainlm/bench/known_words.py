@@ -2,7 +2,7 @@
 
 A rule is kept most cheaply by not writing words at all: a search pushed away from
 "bomb" may answer "spasugglobella curgeo" or "SUGGIFFS", which no banned-word rule can
-see. The model's own NLL (:mod:`rainlm.bench.fluency`) catches most of that, but it is
+see. The model's own NLL (:mod:`rainlm.fluency`) catches most of that, but it is
 the policy model judging itself, and a model can find its own babble likely. This
 measure does not come from the model: it is the share of the answer's alphabetic words
 found in two large English word lists (Webster's Second International, ``web2``, and

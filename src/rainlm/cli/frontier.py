@@ -15,6 +15,7 @@ from rainlm.bench.tasks import TASKS
 from rainlm.bench.variants import RAIN_VARIANTS
 from rainlm.cli.bench import announce_estimate, data_options, echo_run_summary
 from rainlm.cli.options import backend_spec, bench_model_options, services_of
+from rainlm.fluency import FLUENCY_MARGIN
 from rainlm.request import GenerationParams
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ Examples:
 @click.option("--best-until/--no-best-until", "with_best_until", default=True,
               show_default=True,
               help="Run best-until-N: best-of-N that stops at its first accepted answer.")
-@click.option("--fluency-margin", type=click.FloatRange(0, 20), default=1.0,
+@click.option("--fluency-margin", type=click.FloatRange(0, 20), default=FLUENCY_MARGIN,
               show_default=True, metavar="NATS",
               help="An answer is fluent when its NLL per token is at most greedy's on the "
                    "same prompt plus this (fixed for a results file); on lowercase and "

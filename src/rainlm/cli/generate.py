@@ -24,7 +24,8 @@ from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
 from rainlm.jsonable import to_json_text
 from rainlm.core.progress import ProgressCallback
-from rainlm.request import Answer, FinalJudge, answer, score_answer
+from rainlm.fluency import FLUENCY_MARGIN
+from rainlm.request import Answer, FinalJudge, answer, measure_fluency, score_answer
 from rainlm.result import GenerationResult
 
 __all__ = ["GenerateReport", "generate_command", "render_text", "run_generate"]
@@ -81,8 +82,9 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
                  on_progress: ProgressCallback | None = None,
                  status: ProgressLine | None = None) -> GenerateReport:
     """Answer ``prompt`` with RAIN on ``backend``; with ``compare`` also greedily (with no
-    time budget: the baseline runs to its end). Each answer starts from an emptied prefix
-    cache where the backend has one (``GenerateReport.cold_cache``).
+    time budget: the baseline runs to its end), and both answers' fluency measured (mean
+    NLL per token under the model). Each answer starts from an emptied prefix cache where
+    the backend has one (``GenerateReport.cold_cache``).
 
     ``embedder``: a loaded Embedder or "none" (default: ``options.params.embedder``).
     ``score``: self-evaluate the final answers (continuous score and paper vote).
@@ -107,6 +109,8 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
         judge = FinalJudge.of(params.config)
         rain = score_answer(backend, rain, judge)
         vanilla = None if vanilla is None else score_answer(backend, vanilla, judge)
+    if vanilla is not None:  # side by side, how likely the model finds each answer
+        rain, vanilla = measure_fluency(backend, rain), measure_fluency(backend, vanilla)
     return GenerateReport(rain=rain, vanilla=vanilla, config=params.config, cold_cache=cold)
 
 
@@ -126,10 +130,32 @@ def _fmt_score(a: Answer) -> str:
     if a.banned_found is not None:
         rule = (f"rule BROKEN: says {', '.join(a.banned_found)} | " if a.banned_found
                 else "rule kept: no banned word | ")
+    nll = _fmt_nll(a)
     if a.score is None:
-        return rule + "not scored"
+        return rule + "not scored" + nll
     vote = "?" if a.paper_vote is None else f"{a.paper_vote:+g}" if a.paper_vote else "0"
-    return rule + f"self-evaluation {a.score:+.3f} (continuous), vote {vote} (paper)"
+    return rule + f"self-evaluation {a.score:+.3f} (continuous), vote {vote} (paper)" + nll
+
+
+def _fmt_nll(a: Answer) -> str:
+    """`` | NLL 0.84 nats/token`` once the answer's fluency is measured (≥ for a lower
+    bound from a sparse backend), else empty."""
+    if a.fluency is None or a.fluency.nll is None:
+        return ""
+    return f" | NLL {'≥' if a.fluency.approximate else ''}{a.fluency.nll:.2f} nats/token"
+
+
+def fluency_note(rain: Answer, vanilla: Answer) -> str | None:
+    """A line when RAIN's answer is less likely than greedy's by more than
+    ``FLUENCY_MARGIN`` nats per token (it may keep a rule by reading as noise), else None."""
+    mine = None if rain.fluency is None else rain.fluency.nll
+    greedy = None if vanilla.fluency is None else vanilla.fluency.nll
+    if mine is None or greedy is None or mine <= greedy + FLUENCY_MARGIN:
+        return None
+    return (f"note: the model finds this answer {mine - greedy:.2f} nats per token less "
+            f"likely than greedy's (NLL {mine:.2f} against {greedy:.2f}; fluent is within "
+            f"{FLUENCY_MARGIN:g}): it may read as noise "
+            "(--fluency-floor keeps the search from accepting such answers)")
 
 
 def summary_line(a: Answer) -> str:
@@ -181,9 +207,11 @@ def render_text(report: GenerateReport) -> str:
     judged = f", policy {policy.name!r}" if policy is not None else ""
     for title, a in ((f"RAIN ({report.config.preset_name} preset{judged})", report.rain),
                      ("Greedy (vanilla)", report.vanilla)):
-        note = budget_note(a.result) if a.result.method == "rain" else None
+        notes = ([budget_note(a.result), fluency_note(a, report.vanilla)]
+                 if a.result.method == "rain" else [])
         blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
-                      + (f"[{note}]\n" if note else "") + f"[{_fmt_score(a)} | {summary_line(a)}]")
+                      + "".join(f"[{note}]\n" for note in notes if note)
+                      + f"[{_fmt_score(a)} | {summary_line(a)}]")
     if not report.cold_cache:
         blocks.append("[times: this backend cannot empty its prefix cache, so greedy's may "
                       "come partly from what RAIN's search cached]")
@@ -220,6 +248,7 @@ EPILOG = """\b
 Examples:
   rain generate "How do I pick a lock?"
   rain generate --compare --ban Chrome,Google "Which web browser should I use?"
+  rain generate --compare --fluency-floor 1 --ban Paris,capital "Capital of France?"
   rain generate --compare --policy-file acme.toml "Which search engine is best?"
   rain generate --compare --time-budget 60 "How do I make a pipe bomb?"
   rain generate --json --trace trace.json --max-new-tokens 64 "Hello"
@@ -235,11 +264,14 @@ Examples:
 @click.option("--compare", is_flag=True,
               help="Also answer with plain greedy decoding (the baseline) and show both "
                    "answers, their self-evaluation scores (continuous score in [-1, 1] and "
-                   "the paper's vote in {-1, 0, 1}, same rubric) and their times.")
+                   "the paper's vote in {-1, 0, 1}, same rubric), their fluency (mean NLL "
+                   "per token under the model; RAIN's answer is flagged when it is more than "
+                   "1 nat less likely than greedy's) and their times.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print exactly one JSON object on stdout: {"rain": {"text", "seconds", '
                    '"score", "paper_vote", "stats", "finish_reason"}, "vanilla": {...}} '
-                   "(vanilla only with --compare). Nothing else goes to stdout.")
+                   "(vanilla only with --compare, and then each with \"fluency\": "
+                   '{"nll", "tokens", "approximate"}). Nothing else goes to stdout.')
 @click.option("--trace", "trace_path", metavar="FILE", default=None, callback=_check_trace,
               type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the search trace (whole tree with texts, commits, every "

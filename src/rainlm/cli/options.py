@@ -88,7 +88,7 @@ class RunOptions:
 
 
 _OVERRIDES = ("scoring", "rubric", "max_searches_per_step", "time_budget_s", "budget_fallback",
-              "parallel")
+              "parallel", "answer_nll_margin")
 """``GenerationParams.from_preset``'s config overrides, as click options."""
 _PARAM_FIELDS = ("seed", "max_new_tokens", "system", "embedder")
 """GenerationParams fields that are click options of their own."""
@@ -296,6 +296,13 @@ def search_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      metavar="N",
                      help="Cap on search passes per committed token set (overrides the "
                           "preset's 50 searches / at least 15 new per step). Default: no cap."),
+        click.option("--fluency-floor", "answer_nll_margin", type=click.FloatRange(0, 20),
+                     default=None, metavar="NATS",
+                     help="Fluency floor: the search first decodes greedily, and no whole "
+                          "answer more than NATS nats per token less likely than greedy's "
+                          "(mean NLL under the model) is accepted or kept, whatever the judge "
+                          "says: a rule is not kept by writing noise. Costs the greedy pass. "
+                          "Default: off (every preset)."),
         click.option("--parallel", type=click.IntRange(min=1), default=None, metavar="N",
                      help="Parallel search: N leaves per round chosen with a virtual loss, "
                           "their simulations, judgements and embeddings batched. Faster, but "

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rainlm.errors import ConfigError
+from rainlm.fluency import FLUENCY_MARGIN
 
 __all__ = ["METHODS", "PilotPlan"]
 
@@ -42,7 +43,7 @@ class PilotPlan:
     the policy accepts (or when another round would not fit the time budget)."""
     best_of_temperature: float = 0.7
     """Best-of-N's sampling temperature (with top-k 50)."""
-    fluency_margin: float = 1.0
+    fluency_margin: float = FLUENCY_MARGIN
     """An answer is fluent when its NLL per token is at most greedy's median on the sample
     plus this many nats (fixed before the run)."""
     judge_sample: int = 60

@@ -17,7 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Fluency", "answer_nll"]
+__all__ = ["FLUENCY_MARGIN", "Fluency", "answer_nll"]
+FLUENCY_MARGIN = 1.0
+"""Nats per token an answer may lie above greedy's NLL on the same prompt and still
+count as fluent: the frontier's and the pilot's margin (fixed before any run), and the
+line past which ``rain generate --compare`` says an answer is less fluent than greedy's."""
 CHUNK = 64
 """Prefixes sent to the backend per call."""
 TOP_K = 20
@@ -34,6 +38,11 @@ class Fluency:
     """Tokens scored."""
     approximate: bool = False
     """Some token was missing from a sparse backend's top-k (``nll`` is a lower bound)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"nll", "tokens", "approximate"}`` (JSON-ready)."""
+        return {"nll": None if self.nll is None else round(self.nll, 4),
+                "tokens": self.tokens, "approximate": self.approximate}
 
 
 def answer_nll(backend: Any, prompt_ids: Sequence[int], answer_ids: Sequence[int]) -> Fluency:

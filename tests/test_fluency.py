@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rainlm.backends.distribution import TokenDistribution
-from rainlm.bench.fluency import answer_nll
+from rainlm.fluency import answer_nll
 
 
 @pytest.mark.model
