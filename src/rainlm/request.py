@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from rainlm.config import PRESETS, BudgetFallback, RainConfig, Scoring
 from rainlm.errors import ConfigError
-from rainlm.fluency import Fluency, answer_nll
+from rainlm.fluency import TOP_K as FLUENCY_TOP_K, Fluency, answer_nll
 from rainlm.similarity.loading import EMBEDDERS as LOADABLE_EMBEDDERS
 
 if TYPE_CHECKING:  # (the result module imports the search's tree: not needed to declare)
@@ -310,10 +310,16 @@ def score_answer(backend: Any, done: Answer, judge: FinalJudge) -> Answer:
 
 def measure_fluency(backend: Any, done: Answer) -> Answer:
     """``done`` with its fluency: the model's mean NLL per token of the answer given the
-    prompt it answered (one batched pass over the answer's prefixes)."""
+    prompt it answered (one batched pass over the answer's prefixes), its end counted
+    as the search's fluency floor counts it: an answer that ended at end-of-sequence
+    has that token scored too (the end token the model finds likeliest there)."""
     result = done.result
-    return dataclasses.replace(done, fluency=answer_nll(backend, result.prompt_token_ids,
-                                                        result.token_ids))
+    prompt, ids = list(result.prompt_token_ids), list(result.token_ids)
+    ends = sorted(getattr(backend, "eos_token_ids", ()) or ())
+    if result.finish_reason == "eos" and ends:
+        dist = backend.next_logprobs([prompt + ids], top_k=FLUENCY_TOP_K)[0]
+        ids.append(max(ends, key=lambda t: dist.logprob_bound(t)[0]))
+    return dataclasses.replace(done, fluency=answer_nll(backend, prompt, ids))
 
 
 def _banned_words_rule(words: tuple[str, ...]) -> Any:

@@ -49,7 +49,8 @@ def test_json_has_both_answers_with_numeric_seconds_and_scores(run):
         assert entry["finish_reason"] in ("eos", "length", "stop_string", "time_budget",
                                           "search_budget")
         # --compare measures how likely the model finds each answer, every token of it
-        assert entry["fluency"]["tokens"] == entry["stats"]["answer_tokens"]
+        ended = entry["finish_reason"] == "eos"  # the end token is scored too
+        assert entry["fluency"]["tokens"] == entry["stats"]["answer_tokens"] + ended
         assert 0 < entry["fluency"]["nll"] < 10 and entry["fluency"]["approximate"] is False
     rain, vanilla = data["rain"], data["vanilla"]
     assert rain["stats"]["searches"] >= 1 and rain["stats"]["evaluator"] == "self-eval:harmless"

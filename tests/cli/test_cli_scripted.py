@@ -12,6 +12,7 @@ from __future__ import annotations
 from tests.needs import require, require_module
 from tests.self_judging import judge_law
 
+import dataclasses
 import json
 import math
 import re
@@ -26,12 +27,14 @@ from click.testing import CliRunner
 import rainlm
 from rainlm.backends.scripted import ScriptedBackend
 from rainlm.cli.chat import ChatSession, run_chat
-from rainlm.cli.generate import generate_command, run_generate
+from rainlm.cli.generate import (fluency_note, generate_command, render_text, run_generate,
+                                 with_fluency)
 from rainlm.cli.main import cli
 from rainlm.cli.options import RunOptions, Services
 from rainlm.cli.progress import ProgressLine, format_event, progress_enabled
 from rainlm.core.progress import ProgressEvent
-from rainlm.errors import ModelNotFoundError
+from rainlm.errors import BackendError, ModelNotFoundError
+from rainlm.fluency import FLUENCY_MARGIN, Fluency
 from rainlm.judge.base import CallableEvaluator
 from rainlm.request import Answer, GenerationParams
 
@@ -343,34 +346,59 @@ def test_compare_shows_each_answers_nll_and_flags_a_less_fluent_one():
     res = invoke(["generate", *FAST, "--compare", "--json", PROMPT])
     data = json.loads(res.stdout)
     for key in ("rain", "vanilla"):
-        fluency = data[key]["fluency"]
-        assert fluency["tokens"] == data[key]["stats"]["answer_tokens"] > 0
+        fluency, entry = data[key]["fluency"], data[key]
+        # every answer token, and the end-of-sequence token where the answer ended there
+        ended = entry["finish_reason"] == "eos"
+        assert fluency["tokens"] == entry["stats"]["answer_tokens"] + ended > 1
         assert isinstance(fluency["nll"], float) and fluency["nll"] >= 0
         assert fluency["approximate"] is False  # a dense backend lists every token
     # the scripted model says its greedy answer with p = 0.7 for the first token and 1
-    # after it: NLL = -ln(0.7) / its tokens; the refusal's first token has p = 0.3
+    # after it (the end too): NLL = -ln(0.7) / its tokens
     greedy_tokens = data["vanilla"]["fluency"]["tokens"]
     assert data["vanilla"]["fluency"]["nll"] == pytest.approx(-math.log(0.7) / greedy_tokens,
                                                                abs=1e-3)
-    text = invoke(["generate", *FAST, "--compare", PROMPT]).stdout
+    report = run_generate(make_backend(), PROMPT, run_options(embedder="hashing",
+                                                              max_new_tokens=12), compare=True)
+    text = render_text(report)
     assert text.count(" nats/token") == 2
     # the refusal is 0.85 nat less likely in all than greedy's answer: not flagged
     assert "less likely than greedy's" not in text
+    # made 3 nats per token less likely, RAIN's answer is flagged, in its own block only
+    noisy = dataclasses.replace(report, rain=dataclasses.replace(
+        report.rain, fluency=Fluency(report.vanilla.fluency.nll + 3.0, 8)))
+    rain_block, greedy_block = render_text(noisy).split("=== Greedy (vanilla) ===")
+    assert "3.00 nats per token less likely than greedy's" in rain_block
+    assert "less likely" not in greedy_block
+
+
+def test_an_answer_whose_fluency_cannot_be_measured_is_kept(capsys):
+    backend = make_backend()
+    report = run_generate(backend, PROMPT, run_options(embedder="hashing", max_new_tokens=12),
+                          compare=False)
+
+    def broken(*args, **kwargs):
+        raise BackendError("the engine went away")
+
+    backend.next_logprobs = broken
+    kept = with_fluency(backend, report.rain)
+    assert kept is report.rain and kept.fluency is None
+    assert "could not measure the answer's fluency: the engine went away" in capsys.readouterr().err
 
 
 def test_fluency_note_flags_an_answer_past_the_margin_only():
-    from rainlm.cli.generate import fluency_note
-    from rainlm.fluency import FLUENCY_MARGIN, Fluency
-
-    def with_nll(nll):
-        return Answer(result=None, seconds=1.0, fluency=Fluency(nll, 8))
+    def with_nll(nll, approximate=False):
+        return Answer(result=None, seconds=1.0, fluency=Fluency(nll, 8, approximate))
 
     greedy = with_nll(0.5)
     assert fluency_note(with_nll(0.5 + FLUENCY_MARGIN - 0.01), greedy) is None
     note = fluency_note(with_nll(0.5 + FLUENCY_MARGIN + 0.25), greedy)
     assert note is not None and "1.25 nats per token less likely" in note
     assert "--fluency-floor" in note
+    # with the floor on, the note names it rather than suggesting it
+    floored = fluency_note(with_nll(0.5 + FLUENCY_MARGIN + 0.25), greedy, floor=2.0)
+    assert "fluency floor was 2 nats" in floored and "--fluency-floor" not in floored
     assert fluency_note(with_nll(3.0), with_nll(None)) is None  # an empty greedy answer
+    assert fluency_note(with_nll(3.0), with_nll(0.5, approximate=True)) is None  # a bound
     assert fluency_note(Answer(result=None, seconds=1.0), greedy) is None  # not measured
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rainlm.fluency import Fluency, answer_nll
 from rainlm.bench.known_words import MIN_ANSWER_WORDS, known_word_share, latin_words
+from rainlm.fluency import Fluency, answer_nll
 
 __all__ = ["AnswerScorer", "kept_and_fluent"]
 

@@ -22,13 +22,15 @@ from rainlm.cli.answer_log import AnswerLog, log_options
 from rainlm.cli.options import RunOptions, policy_file_option, search_options, services_of
 from rainlm.cli.progress import ProgressLine, progress_enabled
 from rainlm.config import RainConfig
+from rainlm.errors import RainError
 from rainlm.jsonable import to_json_text
 from rainlm.core.progress import ProgressCallback
 from rainlm.fluency import FLUENCY_MARGIN
 from rainlm.request import Answer, FinalJudge, answer, measure_fluency, score_answer
 from rainlm.result import GenerationResult
 
-__all__ = ["GenerateReport", "generate_command", "render_text", "run_generate"]
+__all__ = ["GenerateReport", "fluency_note", "generate_command", "render_text", "run_generate",
+           "with_fluency"]
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,20 @@ def run_generate(backend: Any, prompt: str | Sequence[Mapping[str, str]], option
         rain = score_answer(backend, rain, judge)
         vanilla = None if vanilla is None else score_answer(backend, vanilla, judge)
     if vanilla is not None:  # side by side, how likely the model finds each answer
-        rain, vanilla = measure_fluency(backend, rain), measure_fluency(backend, vanilla)
+        if status is not None:
+            status.status("measuring fluency…")
+        rain, vanilla = with_fluency(backend, rain), with_fluency(backend, vanilla)
     return GenerateReport(rain=rain, vanilla=vanilla, config=params.config, cold_cache=cold)
+
+
+def with_fluency(backend: Any, done: Answer) -> Answer:
+    """``done`` with its fluency measured; as it was (fluency unknown, shown as nothing)
+    when the backend fails: the answer is kept and logged all the same."""
+    try:
+        return measure_fluency(backend, done)
+    except (RainError, OSError) as exc:
+        click.echo(f"[rain] could not measure the answer's fluency: {exc}", err=True)
+        return done
 
 
 # ---------------------------------------------------------------------- output
@@ -145,17 +159,21 @@ def _fmt_nll(a: Answer) -> str:
     return f" | NLL {'≥' if a.fluency.approximate else ''}{a.fluency.nll:.2f} nats/token"
 
 
-def fluency_note(rain: Answer, vanilla: Answer) -> str | None:
+def fluency_note(rain: Answer, vanilla: Answer, floor: float | None = None) -> str | None:
     """A line when RAIN's answer is less likely than greedy's by more than
-    ``FLUENCY_MARGIN`` nats per token (it may keep a rule by reading as noise), else None."""
+    ``FLUENCY_MARGIN`` nats per token (it may keep a rule by reading as noise), else None
+    (also when greedy's NLL is only a lower bound, from a sparse backend). ``floor``: the
+    search's fluency floor (``answer_nll_margin``), named instead of suggested."""
     mine = None if rain.fluency is None else rain.fluency.nll
     greedy = None if vanilla.fluency is None else vanilla.fluency.nll
-    if mine is None or greedy is None or mine <= greedy + FLUENCY_MARGIN:
+    if (mine is None or greedy is None or vanilla.fluency.approximate
+            or mine <= greedy + FLUENCY_MARGIN):
         return None
+    hint = ("--fluency-floor keeps the search from accepting such answers" if floor is None
+            else f"the search's fluency floor was {floor:g} nats over its own greedy pass")
     return (f"note: the model finds this answer {mine - greedy:.2f} nats per token less "
             f"likely than greedy's (NLL {mine:.2f} against {greedy:.2f}; fluent is within "
-            f"{FLUENCY_MARGIN:g}): it may read as noise "
-            "(--fluency-floor keeps the search from accepting such answers)")
+            f"{FLUENCY_MARGIN:g}): it may read as noise ({hint})")
 
 
 def summary_line(a: Answer) -> str:
@@ -207,7 +225,8 @@ def render_text(report: GenerateReport) -> str:
     judged = f", policy {policy.name!r}" if policy is not None else ""
     for title, a in ((f"RAIN ({report.config.preset_name} preset{judged})", report.rain),
                      ("Greedy (vanilla)", report.vanilla)):
-        notes = ([budget_note(a.result), fluency_note(a, report.vanilla)]
+        notes = ([budget_note(a.result),
+                  fluency_note(a, report.vanilla, report.config.answers.answer_nll_margin)]
                  if a.result.method == "rain" else [])
         blocks.append(f"=== {title} ===\n{a.result.text.strip() or '(empty answer)'}\n"
                       + "".join(f"[{note}]\n" for note in notes if note)
@@ -266,7 +285,7 @@ Examples:
                    "answers, their self-evaluation scores (continuous score in [-1, 1] and "
                    "the paper's vote in {-1, 0, 1}, same rubric), their fluency (mean NLL "
                    "per token under the model; RAIN's answer is flagged when it is more than "
-                   "1 nat less likely than greedy's) and their times.")
+                   f"{FLUENCY_MARGIN:g} nat less likely than greedy's) and their times.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print exactly one JSON object on stdout: {"rain": {"text", "seconds", '
                    '"score", "paper_vote", "stats", "finish_reason"}, "vanilla": {...}} '

@@ -23,9 +23,9 @@ from typing import Any
 
 from rainlm.bench.best_of_until import best_of_until
 from rainlm.bench.datasets import Item
-from rainlm.fluency import answer_nll
 from rainlm.bench.methods import MethodOutcome, MethodSettings, measured, run_method
 from rainlm.bench.runner import item_seed
+from rainlm.fluency import answer_nll
 from rainlm.messages import normalize_messages
 from rainlm.pilot.plan import PilotPlan
 from rainlm.policy.judging import check_final_answer
