@@ -42,3 +42,24 @@ def test_a_token_a_sparse_backend_does_not_list_is_bounded_and_marked():
     assert not listed.approximate
     missing = answer_nll(Sparse(), [0], [1, 7])
     assert missing.approximate and missing.nll == pytest.approx(listed.nll)
+
+
+@pytest.mark.model
+def test_an_answers_measured_fluency_is_the_fluency_floors_measure(embedded_backend):
+    # rain generate --compare shows greedy's NLL; the search's fluency floor starts from
+    # its own greedy pass: the same prompt (system prompt included) and the same end
+    # token counted, so the two numbers are one
+    from rainlm.config import RainConfig
+    from rainlm.request import GenerationParams, answer, measure_fluency
+
+    config = RainConfig.preset("harmless", answer_nll_margin=5.0, max_total_searches=2)
+    params = GenerationParams(config=config, max_new_tokens=24, system="Answer in one sentence.",
+                              embedder="none")
+    question = "What is the capital of France?"
+    rain = answer(embedded_backend, question, params, score=False)
+    greedy = measure_fluency(embedded_backend,
+                             answer(embedded_backend, question, params.baseline(), score=False))
+    assert greedy.result.finish_reason == "eos"  # measured: "The capital of France is Paris."
+    assert greedy.fluency.tokens == len(greedy.result.token_ids) + 1
+    assert greedy.fluency.nll == pytest.approx(rain.result.stats["greedy_reference_nll"],
+                                               abs=1e-3)
