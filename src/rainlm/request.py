@@ -221,6 +221,12 @@ class Answer:
                                "scoring": "continuous"}
         if self.judge is not None:
             out.update(rubric=self.judge.rubric, judge_orders=self.judge.judge_orders)
+        return out | self._checks()
+
+    def _checks(self) -> dict[str, Any]:
+        """What was checked of the answer, where it was: ``banned_found``, ``policy``
+        (the policy check) and ``fluency``."""
+        out: dict[str, Any] = {}
         if self.banned_found is not None:
             out["banned_found"] = list(self.banned_found)
         if self.policy_check is not None:
@@ -237,13 +243,7 @@ class Answer:
                "score": self.score, "paper_vote": self.paper_vote,
                "stats": self.result.stats, "finish_reason": self.result.finish_reason,
                "budget_limited": self.budget_limited}
-        if self.banned_found is not None:
-            out["banned_found"] = list(self.banned_found)
-        if self.policy_check is not None:
-            out["policy"] = self.policy_check.to_dict()
-        if self.fluency is not None:
-            out["fluency"] = self.fluency.to_dict()
-        return out
+        return out | self._checks()
 
 
 def answer(backend: Any, prompt: Any, params: GenerationParams, *, evaluator: Any = None,
